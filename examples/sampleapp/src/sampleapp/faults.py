@@ -1,0 +1,66 @@
+"""Fault injection driven by the PEP 440 local version label of the installed package.
+
+A faulty build is just another version (``2.0.1+crash``), so the release machinery
+deploys it exactly like a good one and has to catch it with its own probes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ERRORS = re.compile(r"errors(\d{1,3})")
+_SLOW = re.compile(r"slow(\d+)")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the service does wrong; the default instance does nothing wrong."""
+
+    crash: bool = False
+    http500: bool = False
+    error_rate: float = 0.0
+    latency_seconds: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self != Fault()
+
+    def describe(self) -> str:
+        parts = []
+        if self.crash:
+            parts.append("crash at start")
+        if self.http500:
+            parts.append("HTTP 500 on every route but /health and /metrics")
+        if self.error_rate:
+            parts.append(f"HTTP 500 on {self.error_rate:.0%} of requests")
+        if self.latency_seconds:
+            parts.append(f"{self.latency_seconds:g}s extra latency")
+        return ", ".join(parts) or "none"
+
+
+def local_label(version: str) -> str:
+    """The local part of a version (after ``+``), lower-cased; empty when there is none."""
+    _, _, label = version.partition("+")
+    return label.strip().lower()
+
+
+def fault_from_version(version: str) -> Fault:
+    """Parse the fault that a version's local label asks for.
+
+    Segments of the label (separated by ``.``, ``-`` or ``_`` as PEP 440 allows) combine:
+    ``2.0.3+slow1500.errors30`` is slow and flaky. Unknown segments are ignored so that
+    ordinary local labels (``+ubuntu1``) change nothing.
+    """
+    crash = http500 = False
+    error_rate = latency = 0.0
+    for segment in re.split(r"[._-]", local_label(version)):
+        if segment == "crash":
+            crash = True
+        elif segment == "http500":
+            http500 = True
+        elif match := _ERRORS.fullmatch(segment):
+            error_rate = min(int(match.group(1)), 100) / 100
+        elif match := _SLOW.fullmatch(segment):
+            latency = int(match.group(1)) / 1000
+    return Fault(crash=crash, http500=http500, error_rate=error_rate, latency_seconds=latency)

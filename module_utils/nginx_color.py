@@ -1,0 +1,447 @@
+"""Decisions for the nginx_color module, as pure functions.
+
+Nothing here reads files, runs commands or opens sockets: the module does the I/O and
+asks these functions what the request means, what the file should contain, which colour
+the file routes to and whether the probes prove the switch. That keeps every rule
+testable without an nginx host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+COLOURS = ("blue", "green")
+DEFAULT_DIRECTORY = "/etc/nginx/bluegreen"
+MARKER_PREFIX = "# managed by bluegreen nginx_color:"
+# Cap on a single probe request, so one hung connection cannot eat the whole probe_timeout.
+PROBE_REQUEST_TIMEOUT = 2.0
+# Floor on a single probe request, so a nearly spent probe_timeout still gets a real try.
+PROBE_REQUEST_MIN_TIMEOUT = 0.1
+
+_NAME_RE = re.compile(r"[a-z0-9_]+")
+_MARKER_RE = re.compile(
+    r"# managed by bluegreen nginx_color: name=(?P<name>[a-z0-9_]+) colour=(?P<colour>blue|green)"
+)
+_HOST_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+# Characters that would end the server directive or the upstream block early, so a value
+# containing them could inject arbitrary nginx configuration.
+_FORBIDDEN_OPTION_CHARS = frozenset(";{}#\"'\\\n\r")
+
+
+class NginxColorError(ValueError):
+    """A request or a file nginx_color refuses to act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the first line of a managed file records."""
+
+    name: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """How to prove, through nginx, that traffic reaches the requested colour."""
+
+    url: str
+    host_header: str | None
+    header: str
+    successes: int
+    timeout: float
+    interval: float
+
+
+@dataclass(frozen=True)
+class SwitchRequest:
+    """A validated nginx_color request; colour None means read the active colour only."""
+
+    name: str
+    path: str
+    colour: str | None
+    servers: tuple[str, ...]
+    keepalive: int
+    server_options: str
+    test_command: tuple[str, ...]
+    reload_command: tuple[str, ...]
+    probe: ProbeSettings | None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe response; status and header are None when the request itself failed."""
+
+    status: int | None
+    header: str | None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "header": self.header, "error": self.error}
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """The verdict of a probe run: confirmed when `streak` reached the required count."""
+
+    confirmed: bool
+    probes: int
+    streak: int
+    last: ProbeResult | None
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise NginxColorError(
+            f"name {name!r} is not valid: use lowercase letters, digits and underscores only "
+            "(it becomes the nginx upstream '<name>_live')"
+        )
+    return name
+
+
+def validate_colour(colour: object) -> str:
+    if colour not in COLOURS:
+        raise NginxColorError(f"colour {colour!r} is not valid: use one of {', '.join(COLOURS)}")
+    return str(colour)
+
+
+def _validate_host(host: str) -> bool:
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    labels = host.split(".")
+    if all(label.isdigit() for label in labels):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+        return True
+    return len(host) <= 253 and all(_HOST_LABEL_RE.fullmatch(label) for label in labels)
+
+
+def validate_server(server: object) -> str:
+    """Return `server` if it is 'host:port' (host a name, an IPv4 or a bracketed IPv6)."""
+    if isinstance(server, str):
+        host, sep, port = server.rpartition(":")
+        if (
+            sep
+            and _validate_host(host)
+            and _PORT_RE.fullmatch(port)
+            and 1 <= int(port) <= 65535
+        ):
+            return server
+    raise NginxColorError(
+        f"server {server!r} is not valid: write it as host:port, e.g. 10.0.0.5:8001, "
+        "app-green.example.com:8001 or [2001:db8::5]:8001"
+    )
+
+
+def servers_for(servers: Mapping[str, Any] | None, colour: str) -> tuple[str, ...]:
+    """Validate the whole colour -> servers mapping and return the servers of `colour`."""
+    if not servers:
+        raise NginxColorError(
+            f"servers is required to switch to {colour}: give a mapping such as "
+            f"{{blue: ['10.0.0.5:8001'], green: ['10.0.0.5:8002']}}"
+        )
+    for key, entries in servers.items():
+        if key not in COLOURS:
+            raise NginxColorError(
+                f"servers has a key {key!r}; its keys must be colours: {', '.join(COLOURS)}"
+            )
+        if not isinstance(entries, list):
+            raise NginxColorError(
+                f"servers.{key} must be a list of host:port strings, not {type(entries).__name__}"
+            )
+        for entry in entries:
+            validate_server(entry)
+    selected = servers.get(colour) or []
+    if not selected:
+        raise NginxColorError(
+            f"servers.{colour} is empty or missing: list at least one host:port for {colour} "
+            f"before switching traffic to it"
+        )
+    return tuple(selected)
+
+
+def validate_server_options(options: object) -> str:
+    if not isinstance(options, str):
+        raise NginxColorError(f"server_options must be a string, not {type(options).__name__}")
+    bad = sorted(set(options) & _FORBIDDEN_OPTION_CHARS)
+    if bad:
+        raise NginxColorError(
+            f"server_options {options!r} contains {''.join(bad)!r}; give only nginx server "
+            "parameters separated by spaces, e.g. 'max_fails=0 weight=2'"
+        )
+    return options.strip()
+
+
+def validate_keepalive(keepalive: object) -> int:
+    if not isinstance(keepalive, int) or isinstance(keepalive, bool) or keepalive < 0:
+        raise NginxColorError(
+            f"keepalive {keepalive!r} is not valid: give the number of idle upstream "
+            "connections to keep per worker, or 0 to leave keepalive out"
+        )
+    return keepalive
+
+
+def validate_command(command: object, option: str) -> tuple[str, ...]:
+    if (
+        not isinstance(command, list)
+        or not command
+        or not all(isinstance(part, str) and part for part in command)
+    ):
+        raise NginxColorError(
+            f"{option} must be a non-empty list of strings (the program and its arguments), "
+            f"got {command!r}"
+        )
+    return tuple(command)
+
+
+def probe_settings(params: Mapping[str, Any]) -> ProbeSettings | None:
+    """Validate the probe_* options; None when probing is switched off (empty probe_url)."""
+    url = params.get("probe_url") or ""
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise NginxColorError(
+            f"probe_url {url!r} is not valid: give an http:// or https:// URL served by this "
+            "nginx, or an empty string to skip probing"
+        )
+    successes = params.get("probe_successes")
+    if not isinstance(successes, int) or successes < 1:
+        raise NginxColorError(f"probe_successes must be 1 or more, got {successes!r}")
+    timeout = params.get("probe_timeout")
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise NginxColorError(f"probe_timeout must be more than 0 seconds, got {timeout!r}")
+    interval = params.get("probe_interval")
+    if not isinstance(interval, (int, float)) or interval < 0:
+        raise NginxColorError(f"probe_interval must be 0 seconds or more, got {interval!r}")
+    header = params.get("probe_header") or ""
+    if not header:
+        raise NginxColorError("probe_header must name the response header that carries the colour")
+    return ProbeSettings(
+        url=url,
+        host_header=params.get("probe_host_header") or None,
+        header=header,
+        successes=successes,
+        timeout=float(timeout),
+        interval=float(interval),
+    )
+
+
+def default_path(name: str) -> str:
+    return f"{DEFAULT_DIRECTORY}/{name}.upstream.conf"
+
+
+def build_request(params: Mapping[str, Any]) -> SwitchRequest:
+    """Turn the module parameters into a SwitchRequest, or raise NginxColorError."""
+    name = validate_name(params.get("name"))
+    colour = params.get("colour")
+    servers: tuple[str, ...] = ()
+    if colour is not None:
+        colour = validate_colour(colour)
+        servers = servers_for(params.get("servers"), colour)
+    return SwitchRequest(
+        name=name,
+        path=params.get("path") or default_path(name),
+        colour=colour,
+        servers=servers,
+        keepalive=validate_keepalive(params.get("keepalive")),
+        server_options=validate_server_options(params.get("server_options")),
+        test_command=validate_command(params.get("test_command"), "test_command"),
+        reload_command=validate_command(params.get("reload_command"), "reload_command"),
+        probe=probe_settings(params),
+    )
+
+
+def marker_line(name: str, colour: str) -> str:
+    return f"{MARKER_PREFIX} name={name} colour={colour}"
+
+
+def render_upstream(
+    name: str, colour: str, servers: tuple[str, ...] | list[str], keepalive: int, server_options: str
+) -> str:
+    """The full content of the managed include file for `colour`."""
+    suffix = f" {server_options}" if server_options else ""
+    lines = [
+        marker_line(name, colour),
+        "# Written by the bluegreen nginx_color module; edits are replaced on the next switch.",
+        f"upstream {name}_live {{",
+        *(f"    server {server}{suffix};" for server in servers),
+    ]
+    if keepalive:
+        lines.append(f"    keepalive {keepalive};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_marker(content: str) -> Marker | None:
+    """The marker on the first line of `content`, or None when there is none."""
+    first_line = content.split("\n", 1)[0].rstrip("\r")
+    match = _MARKER_RE.fullmatch(first_line.rstrip())
+    if match is None:
+        return None
+    return Marker(name=match.group("name"), colour=match.group("colour"))
+
+
+def active_colour(content: str | None, name: str, path: str) -> str | None:
+    """The colour the file at `path` routes `name` to; None when the file does not exist."""
+    if content is None:
+        return None
+    marker = parse_marker(content)
+    if marker is None:
+        raise NginxColorError(
+            f"{path} exists but is not managed by bluegreen: its first line is not "
+            f"'{marker_line(name, '<blue|green>')}'. Move the file aside (and any nginx include "
+            "that depends on it), or point path at a file bluegreen owns, then run again"
+        )
+    if marker.name != name:
+        raise NginxColorError(
+            f"{path} is managed by bluegreen for name={marker.name}, not name={name}: "
+            f"use path to give {name} its own file, or set name={marker.name}"
+        )
+    return marker.colour
+
+
+def next_streak(streak: int, result: ProbeResult, colour: str) -> int:
+    """Consecutive confirmations after `result`: a mismatch or an error starts over."""
+    if result.header is not None and result.header.strip() == colour:
+        return streak + 1
+    return 0
+
+
+def wait_for_colour(
+    probe: Callable[[float], ProbeResult],
+    colour: str,
+    settings: ProbeSettings,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> ProbeOutcome:
+    """Probe until `settings.successes` consecutive responses name `colour`, or time runs out.
+
+    `probe` takes a per-request timeout; `clock` and `sleep` are passed in so the loop itself
+    stays free of real time and can be tested with a fake clock.
+    """
+    deadline = clock() + settings.timeout
+    probes = streak = 0
+    while True:
+        remaining = deadline - clock()
+        last = probe(max(min(PROBE_REQUEST_TIMEOUT, remaining), PROBE_REQUEST_MIN_TIMEOUT))
+        probes += 1
+        streak = next_streak(streak, last, colour)
+        if streak >= settings.successes:
+            return ProbeOutcome(confirmed=True, probes=probes, streak=streak, last=last)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return ProbeOutcome(confirmed=False, probes=probes, streak=streak, last=last)
+        sleep(min(settings.interval, remaining))
+
+
+def describe_probe(result: ProbeResult | None, header: str) -> str:
+    if result is None:
+        return "nothing"
+    if result.status is None:
+        return f"no response ({result.error})"
+    seen = "no such header" if result.header is None else repr(result.header)
+    return f"HTTP {result.status} with {header}: {seen}"
+
+
+def test_failed_message(
+    command: tuple[str, ...], path: str, stderr: str, previous_colour: str | None
+) -> str:
+    """For a failed test_command: the previous file is back and nginx never loaded the new one."""
+    if previous_colour is None:
+        after = f"{path} was removed again, so nginx is as it was before"
+    else:
+        after = f"the previous upstream (colour {previous_colour}) was restored and is still serving"
+    return (
+        f"{' '.join(command)} failed after writing {path}: "
+        f"{stderr.strip() or 'no error output'}; {after}. "
+        "Fix the servers or server_options (or the nginx configuration that includes this file) "
+        "and run again"
+    )
+
+
+def restore_failed_message(path: str, colour: str, failure: str, restore_error: str) -> str:
+    """For the worst case: the new file failed and putting the old one back failed too."""
+    return (
+        f"{failure}; restoring the previous content of {path} also failed: {restore_error}. "
+        f"{path} now routes to {colour} but did not pass the check: put the previous file back "
+        "by hand (or remove it) and run nginx -t before nginx is reloaded"
+    )
+
+
+def reload_failed_message(
+    command: tuple[str, ...],
+    path: str,
+    stderr: str,
+    previous_colour: str | None,
+    second_reload_stderr: str | None,
+) -> str:
+    """For a failed reload: say what is on disk and whether nginx took the restored file."""
+    restored = (
+        f"{path} was removed again"
+        if previous_colour is None
+        else f"the previous upstream (colour {previous_colour}) was restored in {path}"
+    )
+    if second_reload_stderr is None:
+        state = (
+            "and nginx was reloaded with it, so traffic is where it was before. "
+            "Find out why the reload failed (e.g. systemctl status nginx) and run again"
+        )
+    else:
+        state = (
+            f"but reloading nginx again also failed: {second_reload_stderr.strip() or 'no error output'}. "
+            "nginx may be stopped or still running whatever it loaded last: check it now "
+            "(systemctl status nginx; nginx -T) before running again"
+        )
+    return (
+        f"reload_command ({' '.join(command)}) failed after writing {path}: "
+        f"{stderr.strip() or 'no error output'}; {restored}, {state}"
+    )
+
+
+def probe_failed_message(
+    *,
+    path: str,
+    colour: str,
+    previous_colour: str | None,
+    switched: bool,
+    settings: ProbeSettings,
+    outcome: ProbeOutcome,
+) -> str:
+    """For probes that did not confirm `colour`: traffic state and the way back."""
+    seen = (
+        f"{outcome.probes} probes of {settings.url} in {settings.timeout:g}s did not see "
+        f"{settings.successes} consecutive responses with {settings.header}: {colour} "
+        f"(the final run of matching responses was {outcome.streak}); last seen: "
+        f"{describe_probe(outcome.last, settings.header)}"
+    )
+    if not switched:
+        return (
+            f"{path} already routes {colour} (nothing was changed or reloaded), but {seen}. "
+            "Check that nginx has loaded this file (nginx -T; reload it), that it includes the "
+            f"upstream in the server that answers {settings.url}, and that the {colour} servers "
+            f"send {settings.header}"
+        )
+    way_back = (
+        f"run again with colour={previous_colour} to send traffic back"
+        if previous_colour
+        else "there is no previous colour to switch back to"
+    )
+    return (
+        f"nginx was reloaded with {path} routing to {colour}, but {seen}. Traffic may not be "
+        f"reaching {colour} (or {colour} does not send {settings.header}): check the {colour} "
+        f"servers, or {way_back}"
+    )
+
+
+def build_diff(before: str, after: str, path: str) -> dict[str, str]:
+    return {"before": before, "after": after, "before_header": path, "after_header": path}

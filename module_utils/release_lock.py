@@ -1,0 +1,237 @@
+# Copyright: bluegreen contributors
+# Apache License 2.0 (see LICENSE)
+"""Decisions behind the release lock: one release per app at a time.
+
+The lock is a directory (``mkdir`` is atomic on every POSIX filesystem) holding an
+``owner.json`` that says who took it and when. Everything here is pure: the module
+reads the directory and passes what it found in, so the rules can be tested without
+a host.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+# Modules run on the managed host's Python, which ansible-core 2.19 allows down to 3.8,
+# so this file avoids newer stdlib names such as datetime.UTC.
+UTC = timezone.utc  # noqa: UP017
+
+OWNER_FILE = "owner.json"
+# Keys the lock itself writes into owner.json; the caller's owner dict may not reuse them.
+RESERVED_OWNER_KEYS = ("lock_id", "acquired_at", "lease_seconds")
+BREAK_COMMAND = "bluegreen lock break {lock_id}"
+FORCE_BREAK_COMMAND = "bluegreen lock break --force"
+
+
+class LockError(Exception):
+    """The lock cannot be used as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ObservedLock:
+    """What the lock path looked like when it was read."""
+
+    exists: bool
+    holder: dict[str, Any] | None = None
+    # mtime of the lock directory, the only age we have when owner.json is unusable.
+    mtime: float | None = None
+    # Why holder is None although the directory exists (owner.json missing or corrupt).
+    problem: str | None = None
+
+    @property
+    def incomplete(self) -> bool:
+        return self.exists and self.holder is None
+
+    @property
+    def lock_id(self) -> str | None:
+        return None if self.holder is None else self.holder.get("lock_id")
+
+
+@dataclass(frozen=True)
+class LockDecision:
+    """What the module should do, and whether that changes anything."""
+
+    action: Literal["acquire", "keep", "release", "none", "refuse"]
+
+    @property
+    def changed(self) -> bool:
+        return self.action in ("acquire", "release")
+
+
+def format_utc(moment: datetime) -> str:
+    """ISO-8601 in UTC with a Z suffix, to the second: 2026-11-22T02:03:04Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an ISO-8601 time; one without an offset is taken as UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def new_lock_id() -> str:
+    return uuid.uuid4().hex
+
+
+def owner_record(
+    owner: Mapping[str, Any], lock_id: str, acquired_at: datetime, lease_seconds: int
+) -> dict[str, Any]:
+    """The content of owner.json: the lock's own fields first, then the caller's owner."""
+    clashes = sorted(set(owner) & set(RESERVED_OWNER_KEYS))
+    if clashes:
+        raise LockError(
+            f"owner may not contain {', '.join(clashes)}: the lock records those itself; "
+            "pass the id as lock_id and the lease as lease_seconds"
+        )
+    return {
+        "lock_id": lock_id,
+        "acquired_at": format_utc(acquired_at),
+        "lease_seconds": lease_seconds,
+        **owner,
+    }
+
+
+def observe_lock(exists: bool, owner_text: str | None, mtime: float | None) -> ObservedLock:
+    """Interpret what was read from the lock path.
+
+    ``owner_text`` is the content of owner.json, or None when the file is missing.
+    """
+    if not exists:
+        return ObservedLock(exists=False)
+    if owner_text is None:
+        return ObservedLock(exists=True, mtime=mtime, problem=f"{OWNER_FILE} is missing")
+    try:
+        holder = json.loads(owner_text)
+    except ValueError as exc:
+        return ObservedLock(
+            exists=True, mtime=mtime, problem=f"{OWNER_FILE} is not valid JSON ({exc})"
+        )
+    if not isinstance(holder, dict) or not holder.get("lock_id"):
+        return ObservedLock(exists=True, mtime=mtime, problem=f"{OWNER_FILE} has no lock_id")
+    return ObservedLock(exists=True, holder=holder, mtime=mtime)
+
+
+def lock_age_seconds(observed: ObservedLock, now: datetime) -> int | None:
+    """Whole seconds since the lock was taken: from acquired_at, else the directory mtime."""
+    if not observed.exists:
+        return None
+    started: float | None = observed.mtime
+    if observed.holder is not None:
+        try:
+            started = parse_utc(str(observed.holder["acquired_at"])).timestamp()
+        except (KeyError, ValueError):
+            pass
+    if started is None:
+        return None
+    return max(0, int(now.timestamp() - started))
+
+
+def lease_of(observed: ObservedLock, default_lease_seconds: int) -> int:
+    """The holder's own lease (recorded when it took the lock), else the caller's."""
+    if observed.holder is not None:
+        recorded = observed.holder.get("lease_seconds")
+        if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0:
+            return recorded
+    return default_lease_seconds
+
+
+def lock_is_stale(observed: ObservedLock, now: datetime, default_lease_seconds: int) -> bool:
+    """Whether the lock has outlived its lease.
+
+    A stale lock is only reported, never broken here: the holder may be a slow release,
+    and only an operator (or a later liveness check of the owner's process, which
+    belongs in this function) can tell that it is dead.
+    """
+    age = lock_age_seconds(observed, now)
+    return age is not None and age > lease_of(observed, default_lease_seconds)
+
+
+def decide_acquire(observed: ObservedLock, lock_id: str | None) -> LockDecision:
+    """Take a free lock, keep one already held under lock_id, refuse anything else."""
+    if not observed.exists:
+        return LockDecision("acquire")
+    if lock_id and observed.lock_id == lock_id:
+        return LockDecision("keep")
+    return LockDecision("refuse")
+
+
+def decide_release(observed: ObservedLock, lock_id: str | None, force: bool) -> LockDecision:
+    """Release a lock held under lock_id, or any lock when forced; a free lock is a no-op."""
+    if not observed.exists:
+        return LockDecision("none")
+    if force or (lock_id and observed.lock_id == lock_id):
+        return LockDecision("release")
+    return LockDecision("refuse")
+
+
+def format_duration(seconds: int) -> str:
+    """Short human duration: 12 s, 5 min 3 s, 2 h 10 min, 3 d 4 h."""
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def describe_holder(holder: Mapping[str, Any]) -> str:
+    """Who holds the lock, as an operator would say it: alice@ctl (release R, version V)."""
+    user, host = holder.get("user"), holder.get("controller_host")
+    if user and host:
+        who = f"{user}@{host}"
+    else:
+        who = str(user or host or "an unnamed owner")
+    details = [
+        f"{label} {holder[key]}"
+        for key, label in (("release_id", "release"), ("version", "version"), ("pid", "pid"))
+        if holder.get(key) not in (None, "")
+    ]
+    return f"{who} ({', '.join(details)})" if details else who
+
+
+def held_message(
+    path: str,
+    observed: ObservedLock,
+    now: datetime,
+    default_lease_seconds: int,
+    requested_lock_id: str | None = None,
+) -> str:
+    """Why the lock cannot be taken or released by this caller, and what to do about it."""
+    age = lock_age_seconds(observed, now)
+    age_text = "age unknown" if age is None else f"{format_duration(age)} ago"
+    lease = lease_of(observed, default_lease_seconds)
+    stale = (
+        f"; it is older than its lease of {format_duration(lease)} and probably stale"
+        if lock_is_stale(observed, now, default_lease_seconds)
+        else ""
+    )
+    if observed.holder is None:
+        since = (
+            "" if observed.mtime is None else f" since {format_utc(datetime.fromtimestamp(observed.mtime, UTC))}"
+        )
+        return (
+            f"release lock {path} is incomplete: the directory exists but {observed.problem}"
+            f" (directory last modified{since}, {age_text}){stale}. Another release may be taking"
+            " the lock at this very moment, or one crashed while taking it; if no release is"
+            f" running, break the lock with: {FORCE_BREAK_COMMAND}"
+        )
+    holder = observed.holder
+    held_id = observed.lock_id
+    not_yours = f", not by lock id {requested_lock_id}" if requested_lock_id else ""
+    return (
+        f"release lock {path} is held by {describe_holder(holder)}"
+        f" since {holder.get('acquired_at', 'an unknown time')}"
+        f" ({age_text}, lock id {held_id}){not_yours}{stale}; wait for it to finish, or if"
+        f" that release is dead break the lock with: {BREAK_COMMAND.format(lock_id=held_id)}"
+    )
+
+
+def owner_json(record: Mapping[str, Any] | None) -> str:
+    """owner.json as written to disk (and as shown in a diff); empty when there is no lock."""
+    return "" if record is None else json.dumps(record, indent=2) + "\n"

@@ -1,0 +1,355 @@
+"""The local lab: systemd containers that Ansible reaches over SSH like real hosts.
+
+The shape of each lab (host names, SSH ports, published ports) is read from its static
+inventory under ``inventories/<name>/hosts.yml``; this module only makes the containers
+match it. Everything it creates carries the ``bluegreen.lab`` label, so ``down`` removes
+exactly that and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bluegreen.errors import BluegreenError
+
+LABEL = "bluegreen.lab"
+PROFILE_LABEL = "bluegreen.lab.profile"
+IMAGE_REPOSITORY = "bluegreen-lab"
+NETWORK = "bluegreen-lab"
+SUITE = "bookworm"
+
+# Everything any role may need is baked into the image so that a lab release never
+# waits on a package download; the roles still declare their packages (a no-op here).
+IMAGE_PACKAGES: tuple[str, ...] = (
+    "ca-certificates",
+    "curl",
+    "dbus",
+    "iproute2",
+    "nginx",
+    "openssh-server",
+    "postgresql",
+    "procps",
+    "python3",
+    "python3-apt",
+    "python3-psycopg2",
+    "python3-venv",
+    "sqlite3",
+    "sudo",
+    "systemd",
+    "systemd-sysv",
+)
+# Services the roles enable where they belong; off by default so each host runs only
+# what its role starts, as on a fresh production VM.
+IMAGE_DISABLED_SERVICES: tuple[str, ...] = ("nginx", "postgresql")
+# Bump when the build recipe changes in a way the package list does not show.
+IMAGE_RECIPE_VERSION = "1"
+
+SSH_READY_TIMEOUT_S = 90.0
+
+
+class LabError(BluegreenError):
+    """The lab could not be brought to the requested state."""
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    profile: str
+    ssh_port: int
+    published_ports: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def container_name(self) -> str:
+        return f"bluegreen-{self.profile}-{self.name}"
+
+
+def image_tag(packages: Iterable[str] = IMAGE_PACKAGES) -> str:
+    """The image name for a package list: rebuilt whenever the list or recipe changes."""
+    recipe = "\n".join(
+        [SUITE, IMAGE_RECIPE_VERSION, *sorted(packages), "disabled:", *IMAGE_DISABLED_SERVICES]
+    )
+    digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    return f"{IMAGE_REPOSITORY}:{digest}"
+
+
+def hosts_from_inventory(inventory_file: Path, profile: str) -> list[LabHost]:
+    """Lab hosts as declared by a static YAML inventory (each host once, in file order)."""
+    try:
+        document = yaml.safe_load(inventory_file.read_text())
+    except FileNotFoundError as exc:
+        raise LabError(
+            f"lab '{profile}' has no inventory at {inventory_file}; "
+            "known labs are the folders of inventories/ that contain hosts.yml"
+        ) from exc
+    merged: dict[str, dict] = {}
+    for host, variables in _walk_hosts(document.get("all", {})):
+        merged.setdefault(host, {}).update(variables or {})
+    hosts = []
+    for host, variables in merged.items():
+        if "ansible_port" not in variables:
+            raise LabError(f"{inventory_file}: host {host} has no ansible_port; add one")
+        published = {
+            int(inside): int(outside)
+            for inside, outside in (variables.get("bluegreen_lab_published_ports") or {}).items()
+        }
+        hosts.append(LabHost(host, profile, int(variables["ansible_port"]), published))
+    return hosts
+
+
+def _walk_hosts(group: dict) -> Iterable[tuple[str, dict]]:
+    for host, variables in (group.get("hosts") or {}).items():
+        yield host, variables
+    for child in (group.get("children") or {}).values():
+        yield from _walk_hosts(child or {})
+
+
+class Lab:
+    """Brings the lab containers up and down; safe to call repeatedly."""
+
+    def __init__(self, project_root: Path, log=print) -> None:
+        self.project_root = project_root
+        self.state_dir = project_root / "state" / "lab"
+        self.log = log
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = _docker_client()
+        return self._client
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.state_dir / "ssh" / "id_ed25519"
+
+    def hosts(self, names: Iterable[str]) -> list[LabHost]:
+        hosts: list[LabHost] = []
+        for name in names:
+            hosts += hosts_from_inventory(
+                self.project_root / "inventories" / name / "hosts.yml", name
+            )
+        return hosts
+
+    def up(self, names: list[str]) -> list[dict]:
+        hosts = self.hosts(names)
+        tag = self.ensure_image()
+        public_key = self.ensure_ssh_key()
+        self.ensure_network()
+        for host in hosts:
+            self.ensure_container(host, tag)
+        for host in hosts:
+            self.authorize_key(host, public_key)
+        for host in hosts:
+            wait_for_ssh(host.ssh_port, SSH_READY_TIMEOUT_S)
+            self.log(f"{host.name}: ssh on 127.0.0.1:{host.ssh_port} is ready")
+        return self.status(names)
+
+    def down(self, names: list[str], purge: bool = False) -> None:
+        for container in self._containers(names):
+            self.log(f"removing container {container.name}")
+            container.remove(force=True, v=True)
+        if not self._containers(None):
+            for network in self.client.networks.list(names=[NETWORK]):
+                self.log(f"removing network {network.name}")
+                network.remove()
+            if purge:
+                for image in self.client.images.list(name=IMAGE_REPOSITORY):
+                    self.log(f"removing image {', '.join(image.tags)}")
+                    self.client.images.remove(image.id, force=True)
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def status(self, names: list[str] | None = None) -> list[dict]:
+        wanted = self.hosts(names) if names else []
+        by_name = {c.name: c for c in self._containers(names)}
+        rows = []
+        for host in wanted or [_host_from_container(c) for c in by_name.values()]:
+            container = by_name.get(host.container_name)
+            state = container.status if container else "absent"
+            ssh = "up" if state == "running" and ssh_answers(host.ssh_port) else "down"
+            rows.append(
+                {
+                    "name": host.name,
+                    "lab": host.profile,
+                    "container": host.container_name,
+                    "state": state,
+                    "ssh": ssh,
+                    "ssh_port": host.ssh_port,
+                    "published_ports": dict(host.published_ports),
+                }
+            )
+        return rows
+
+    def ensure_image(self) -> str:
+        tag = image_tag()
+        if self.client.images.list(name=tag):
+            return tag
+        for tool in ("mmdebstrap", "docker"):
+            if shutil.which(tool) is None:
+                raise LabError(
+                    f"building the lab image needs {tool}, which is not installed; "
+                    "run `make deps` (as root) or `apt-get install mmdebstrap docker.io`"
+                )
+        self.log(f"building lab image {tag} with mmdebstrap (about a minute, once)")
+        build_image(tag)
+        return tag
+
+    def ensure_ssh_key(self) -> str:
+        if not self.ssh_key.exists():
+            self.ssh_key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bluegreen-lab",
+                 "-f", str(self.ssh_key)],
+                check=True,
+            )
+            self.log(f"generated lab SSH key {self.ssh_key}")
+        return self.ssh_key.with_suffix(".pub").read_text().strip()
+
+    def ensure_network(self) -> None:
+        if not self.client.networks.list(names=[NETWORK]):
+            self.client.networks.create(NETWORK, driver="bridge", labels={LABEL: "1"})
+
+    def ensure_container(self, host: LabHost, tag: str) -> None:
+        import docker.errors
+
+        try:
+            container = self.client.containers.get(host.container_name)
+        except docker.errors.NotFound:
+            container = None
+        if container is not None and container.image.tags and tag not in container.image.tags:
+            self.log(f"{host.name}: lab image changed, recreating {host.container_name}")
+            container.remove(force=True, v=True)
+            container = None
+        if container is None:
+            self.log(f"{host.name}: starting container {host.container_name}")
+            self._run_container(host, tag)
+        elif container.status != "running":
+            self.log(f"{host.name}: restarting stopped container {host.container_name}")
+            container.start()
+        else:
+            self.log(f"{host.name}: container {host.container_name} already running")
+
+    def _run_container(self, host: LabHost, tag: str) -> None:
+        ports = {"22/tcp": ("127.0.0.1", host.ssh_port)}
+        ports |= {f"{inside}/tcp": ("127.0.0.1", outside)
+                  for inside, outside in host.published_ports.items()}
+        self.client.containers.run(
+            tag,
+            command="/sbin/init",
+            name=host.container_name,
+            hostname=host.name,
+            detach=True,
+            # systemd as PID 1 without --privileged, which these machines refuse.
+            cap_add=["SYS_ADMIN"],
+            cgroupns="host",
+            volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
+            tmpfs={"/run": "", "/run/lock": ""},
+            ports=ports,
+            network=NETWORK,
+            networking_config={
+                NETWORK: self.client.api.create_endpoint_config(aliases=[host.name])
+            },
+            labels={LABEL: "1", PROFILE_LABEL: host.profile,
+                    "bluegreen.lab.ssh_port": str(host.ssh_port)},
+            stop_signal="SIGRTMIN+3",
+        )
+
+    def authorize_key(self, host: LabHost, public_key: str) -> None:
+        container = self.client.containers.get(host.container_name)
+        script = (
+            "install -d -m 700 /root/.ssh && "
+            f"grep -qxF '{public_key}' /root/.ssh/authorized_keys 2>/dev/null || "
+            f"echo '{public_key}' >> /root/.ssh/authorized_keys; "
+            "chmod 600 /root/.ssh/authorized_keys"
+        )
+        result = container.exec_run(["sh", "-c", script])
+        if result.exit_code != 0:
+            raise LabError(
+                f"{host.name}: could not install the lab SSH key: {result.output.decode()}"
+            )
+
+    def _containers(self, names: list[str] | None) -> list:
+        containers = self.client.containers.list(all=True, filters={"label": LABEL})
+        if names:
+            containers = [c for c in containers if c.labels.get(PROFILE_LABEL) in names]
+        return containers
+
+
+def _host_from_container(container) -> LabHost:
+    return LabHost(
+        name=container.attrs["Config"]["Hostname"],
+        profile=container.labels.get(PROFILE_LABEL, "?"),
+        ssh_port=int(container.labels.get("bluegreen.lab.ssh_port", 0)),
+    )
+
+
+def build_image(tag: str) -> None:
+    """Build the base image with mmdebstrap piped into `docker import`."""
+    disable = " ".join(IMAGE_DISABLED_SERVICES)
+    mmdebstrap = [
+        "mmdebstrap",
+        "--variant=apt",
+        f"--include={','.join(IMAGE_PACKAGES)}",
+        f'--customize-hook=chroot "$1" systemctl disable {disable}',
+        # A fresh machine-id per container, as systemd expects on first boot.
+        '--customize-hook=truncate -s 0 "$1/etc/machine-id"',
+        SUITE,
+        "-",
+    ]
+    importer = ["docker", "import", "--change", 'CMD ["/sbin/init"]', "-", tag]
+    with subprocess.Popen(mmdebstrap, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as build:
+        imported = subprocess.run(importer, stdin=build.stdout, capture_output=True, text=True)
+        build.stdout.close()
+        build_stderr = build.stderr.read().decode(errors="replace")
+        build.wait()
+    if build.returncode != 0:
+        raise LabError(f"mmdebstrap failed (exit {build.returncode}): {build_stderr[-2000:]}")
+    if imported.returncode != 0:
+        raise LabError(f"docker import failed: {imported.stderr.strip()}")
+
+
+def ssh_answers(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:
+    """True when an SSH server sends its banner on the port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            return conn.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def wait_for_ssh(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ssh_answers(port):
+            return
+        time.sleep(0.5)
+    raise LabError(
+        f"sshd on 127.0.0.1:{port} did not answer within {timeout:.0f} s; "
+        "see `docker logs` of the container and `bluegreen lab status`"
+    )
+
+
+def _docker_client():
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        socket_hint = os.environ.get("DOCKER_HOST", "/var/run/docker.sock")
+        raise LabError(
+            f"cannot reach the Docker engine at {socket_hint} ({exc}); "
+            "start it with `make deps` (as root) or `dockerd &`"
+        ) from exc
+    return client
