@@ -130,12 +130,7 @@ def validate_server(server: object) -> str:
     """Return `server` if it is 'host:port' (host a name, an IPv4 or a bracketed IPv6)."""
     if isinstance(server, str):
         host, sep, port = server.rpartition(":")
-        if (
-            sep
-            and _validate_host(host)
-            and _PORT_RE.fullmatch(port)
-            and 1 <= int(port) <= 65535
-        ):
+        if sep and _validate_host(host) and _PORT_RE.fullmatch(port) and 1 <= int(port) <= 65535:
             return server
     raise NginxColorError(
         f"server {server!r} is not valid: write it as host:port, e.g. 10.0.0.5:8001, "
@@ -266,13 +261,17 @@ def marker_line(name: str, colour: str) -> str:
 
 
 def render_upstream(
-    name: str, colour: str, servers: tuple[str, ...] | list[str], keepalive: int, server_options: str
+    name: str,
+    colour: str,
+    servers: tuple[str, ...] | list[str],
+    keepalive: int,
+    server_options: str,
 ) -> str:
     """The full content of the managed include file for `colour`."""
     suffix = f" {server_options}" if server_options else ""
     lines = [
         marker_line(name, colour),
-        "# Written by the bluegreen nginx_color module; edits are replaced on the next switch.",
+        "# Written by bluegreen nginx_color; edits are replaced on the next switch.",
         f"upstream {name}_live {{",
         *(f"    server {server}{suffix};" for server in servers),
     ]
@@ -353,59 +352,71 @@ def describe_probe(result: ProbeResult | None, header: str) -> str:
     return f"HTTP {result.status} with {header}: {seen}"
 
 
-def test_failed_message(
-    command: tuple[str, ...], path: str, stderr: str, previous_colour: str | None
-) -> str:
-    """For a failed test_command: the previous file is back and nginx never loaded the new one."""
-    if previous_colour is None:
-        after = f"{path} was removed again, so nginx is as it was before"
-    else:
-        after = f"the previous upstream (colour {previous_colour}) was restored and is still serving"
+def _failed_after_write(command: tuple[str, ...], path: str, stderr: str) -> str:
+    return f"{' '.join(command)} failed after writing {path}: {stderr.strip() or 'no error output'}"
+
+
+def _restore_failed(path: str, colour: str, restore_error: str) -> str:
     return (
-        f"{' '.join(command)} failed after writing {path}: "
-        f"{stderr.strip() or 'no error output'}; {after}. "
-        "Fix the servers or server_options (or the nginx configuration that includes this file) "
-        "and run again"
+        f"putting the previous content of {path} back also failed: {restore_error}. "
+        f"{path} still routes to {colour}: restore it by hand (or remove it if there was none), "
+        "then run nginx -t and reload nginx"
     )
 
 
-def restore_failed_message(path: str, colour: str, failure: str, restore_error: str) -> str:
-    """For the worst case: the new file failed and putting the old one back failed too."""
+def _restored(path: str, previous_colour: str | None) -> str:
+    if previous_colour is None:
+        return f"{path} was removed again"
+    return f"the previous upstream (colour {previous_colour}) was restored"
+
+
+def check_failed_message(
+    *,
+    command: tuple[str, ...],
+    path: str,
+    stderr: str,
+    colour: str,
+    previous_colour: str | None,
+    restore_error: str | None = None,
+) -> str:
+    """For a failed test_command: nginx never loaded the new file; say what is on disk now."""
+    failure = _failed_after_write(command, path, stderr)
+    if restore_error is not None:
+        return f"{failure}; {_restore_failed(path, colour, restore_error)}"
+    state = ", so nginx is as it was before" if previous_colour is None else " and is still serving"
     return (
-        f"{failure}; restoring the previous content of {path} also failed: {restore_error}. "
-        f"{path} now routes to {colour} but did not pass the check: put the previous file back "
-        "by hand (or remove it) and run nginx -t before nginx is reloaded"
+        f"{failure}; {_restored(path, previous_colour)}{state}. Fix the servers or "
+        "server_options (or the nginx configuration that includes this file) and run again"
     )
 
 
 def reload_failed_message(
+    *,
     command: tuple[str, ...],
     path: str,
     stderr: str,
+    colour: str,
     previous_colour: str | None,
-    second_reload_stderr: str | None,
+    restore_error: str | None = None,
+    second_reload_stderr: str | None = None,
 ) -> str:
-    """For a failed reload: say what is on disk and whether nginx took the restored file."""
-    restored = (
-        f"{path} was removed again"
-        if previous_colour is None
-        else f"the previous upstream (colour {previous_colour}) was restored in {path}"
-    )
+    """For a failed reload: what is on disk, and whether nginx took the restored file."""
+    failure = _failed_after_write(command, path, stderr)
+    if restore_error is not None:
+        return f"{failure}; {_restore_failed(path, colour, restore_error)}"
     if second_reload_stderr is None:
         state = (
             "and nginx was reloaded with it, so traffic is where it was before. "
             "Find out why the reload failed (e.g. systemctl status nginx) and run again"
         )
     else:
+        second_error = second_reload_stderr.strip() or "no error output"
         state = (
-            f"but reloading nginx again also failed: {second_reload_stderr.strip() or 'no error output'}. "
+            f"but reloading nginx again also failed: {second_error}. "
             "nginx may be stopped or still running whatever it loaded last: check it now "
             "(systemctl status nginx; nginx -T) before running again"
         )
-    return (
-        f"reload_command ({' '.join(command)}) failed after writing {path}: "
-        f"{stderr.strip() or 'no error output'}; {restored}, {state}"
-    )
+    return f"{failure}; {_restored(path, previous_colour)} {state}"
 
 
 def probe_failed_message(

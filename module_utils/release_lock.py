@@ -10,6 +10,7 @@ a host.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -122,10 +123,8 @@ def lock_age_seconds(observed: ObservedLock, now: datetime) -> int | None:
         return None
     started: float | None = observed.mtime
     if observed.holder is not None:
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             started = parse_utc(str(observed.holder["acquired_at"])).timestamp()
-        except (KeyError, ValueError):
-            pass
     if started is None:
         return None
     return max(0, int(now.timestamp() - started))
@@ -183,10 +182,7 @@ def format_duration(seconds: int) -> str:
 def describe_holder(holder: Mapping[str, Any]) -> str:
     """Who holds the lock, as an operator would say it: alice@ctl (release R, version V)."""
     user, host = holder.get("user"), holder.get("controller_host")
-    if user and host:
-        who = f"{user}@{host}"
-    else:
-        who = str(user or host or "an unnamed owner")
+    who = f"{user}@{host}" if user and host else str(user or host or "an unnamed owner")
     details = [
         f"{label} {holder[key]}"
         for key, label in (("release_id", "release"), ("version", "version"), ("pid", "pid"))
@@ -195,14 +191,10 @@ def describe_holder(holder: Mapping[str, Any]) -> str:
     return f"{who} ({', '.join(details)})" if details else who
 
 
-def held_message(
-    path: str,
-    observed: ObservedLock,
-    now: datetime,
-    default_lease_seconds: int,
-    requested_lock_id: str | None = None,
+def lock_summary(
+    path: str, observed: ObservedLock, now: datetime, default_lease_seconds: int
 ) -> str:
-    """Why the lock cannot be taken or released by this caller, and what to do about it."""
+    """Who holds the lock and for how long, or why it is incomplete."""
     age = lock_age_seconds(observed, now)
     age_text = "age unknown" if age is None else f"{format_duration(age)} ago"
     lease = lease_of(observed, default_lease_seconds)
@@ -212,24 +204,57 @@ def held_message(
         else ""
     )
     if observed.holder is None:
-        since = (
-            "" if observed.mtime is None else f" since {format_utc(datetime.fromtimestamp(observed.mtime, UTC))}"
+        modified = (
+            ""
+            if observed.mtime is None
+            else f"{format_utc(datetime.fromtimestamp(observed.mtime, UTC))}, "
         )
         return (
             f"release lock {path} is incomplete: the directory exists but {observed.problem}"
-            f" (directory last modified{since}, {age_text}){stale}. Another release may be taking"
-            " the lock at this very moment, or one crashed while taking it; if no release is"
-            f" running, break the lock with: {FORCE_BREAK_COMMAND}"
+            f" (directory last modified {modified}{age_text}){stale}"
         )
     holder = observed.holder
-    held_id = observed.lock_id
-    not_yours = f", not by lock id {requested_lock_id}" if requested_lock_id else ""
     return (
         f"release lock {path} is held by {describe_holder(holder)}"
         f" since {holder.get('acquired_at', 'an unknown time')}"
-        f" ({age_text}, lock id {held_id}){not_yours}{stale}; wait for it to finish, or if"
-        f" that release is dead break the lock with: {BREAK_COMMAND.format(lock_id=held_id)}"
+        f" ({age_text}, lock id {observed.lock_id}){stale}"
     )
+
+
+def break_advice(observed: ObservedLock) -> str:
+    """The command that breaks this lock, for an operator who knows its release is dead."""
+    if observed.holder is None:
+        return f"if no release is running, break the lock with: {FORCE_BREAK_COMMAND}"
+    return "if that release is dead, break the lock with: " + BREAK_COMMAND.format(
+        lock_id=observed.lock_id
+    )
+
+
+def acquire_refused_message(
+    path: str, observed: ObservedLock, now: datetime, default_lease_seconds: int
+) -> str:
+    """Why the lock cannot be taken, and what to do about it."""
+    summary = lock_summary(path, observed, now, default_lease_seconds)
+    if observed.holder is None:
+        return (
+            f"{summary}. Another release may be taking the lock at this very moment, or one"
+            f" crashed while taking it; {break_advice(observed)}"
+        )
+    return f"{summary}; wait for it to finish, or {break_advice(observed)}"
+
+
+def release_refused_message(
+    path: str,
+    observed: ObservedLock,
+    now: datetime,
+    default_lease_seconds: int,
+    lock_id: str | None,
+) -> str:
+    """Why the lock was not released: it is not the caller's."""
+    summary = lock_summary(path, observed, now, default_lease_seconds)
+    if observed.holder is None:
+        return f"{summary}; it has no lock id, so it was not released; {break_advice(observed)}"
+    return f"{summary}, not by lock id {lock_id}, so it was not released; {break_advice(observed)}"
 
 
 def owner_json(record: Mapping[str, Any] | None) -> str:

@@ -157,7 +157,7 @@ def _install_routes(app: Flask, settings: Settings, engine: Engine) -> None:
                 if not inspector.has_table(notes.name):
                     reason = "table notes does not exist; run sampleapp-migrate"
                     return {"status": "unavailable", "database": "error", "reason": reason}, 503
-                revision = _schema_revision(conn) if inspector.has_table("alembic_version") else None
+                revision = _schema_revision(conn, inspector)
         except SQLAlchemyError as exc:
             return {"status": "unavailable", "database": "error", "reason": _reason(exc)}, 503
         return {"status": "ok", "database": "ok", "schema_revision": revision, **status}, 200
@@ -210,7 +210,9 @@ def _limit(raw: str | None) -> int:
     return limit
 
 
-def _schema_revision(conn: sa.Connection) -> str | None:
+def _schema_revision(conn: sa.Connection, inspector: sa.Inspector) -> str | None:
+    if not inspector.has_table("alembic_version"):
+        return None
     return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 

@@ -1,0 +1,1 @@
+"""sampleapp: the notes service that bluegreen releases in its lab."""

@@ -1,0 +1,604 @@
+#!/usr/bin/python
+# Copyright: (c) 2025, bluegreen contributors
+# Apache License 2.0 (see the project's pyproject.toml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: nginx_color
+short_description: Switch the live colour of a blue/green upstream in nginx, and prove it
+description:
+  - Manages one nginx include file that defines the live upstream C(upstream <name>_live { ... })
+    and points it at the servers of one colour, blue or green.
+  - "The first line of the file is a marker comment,
+    C(# managed by bluegreen nginx_color: name=<name> colour=<colour>), and the live colour is
+    read from it. A file at O(path) without that marker is refused, never overwritten."
+  - Without O(colour) the module only reads the file and returns the active colour.
+  - With O(colour) it renders the upstream for that colour. If the file already has exactly that
+    content nothing is written or reloaded, but the module still probes, so a re-run proves that
+    traffic is where it should be.
+  - Otherwise the new content goes to a temporary file in the same directory and is renamed over
+    O(path). Then O(test_command) checks the configuration; if it fails the previous file is put
+    back (or the new file removed when there was none) and the task fails, so the previous colour
+    keeps serving. Then O(reload_command) reloads nginx gracefully; if that fails the previous
+    file is put back and nginx reloaded again.
+  - Finally the module sends requests to O(probe_url) through nginx until O(probe_successes)
+    consecutive responses carry O(probe_header) with the new colour, which proves that the
+    reloaded workers route to the new colour. If that does not happen within O(probe_timeout)
+    the task fails and returns RV(previous_colour) so the caller can switch back.
+  - Include the file from an C(http) block, e.g. C(include /etc/nginx/bluegreen/*.conf;), and
+    C(proxy_pass http://<name>_live;) in the server that serves the application.
+version_added: "0.1.0"
+options:
+  name:
+    description:
+      - Name of the service. The upstream is called C(<name>_live).
+      - Lowercase letters, digits and underscores only, so it is always a valid nginx name.
+    type: str
+    required: true
+  colour:
+    description:
+      - The colour that should receive traffic.
+      - Omit it to read the active colour without changing anything.
+    type: str
+    choices: [blue, green]
+  servers:
+    description:
+      - The backends of each colour, as a mapping from colour to a list of C(host:port) strings.
+      - Required when O(colour) is set; the list for O(colour) must not be empty. Hosts may be
+        names, IPv4 addresses or bracketed IPv6 addresses.
+      - Giving both colours (not only the one switched to) lets every entry be checked on every run.
+    type: dict
+  path:
+    description:
+      - The include file that holds the live upstream.
+      - Defaults to C(/etc/nginx/bluegreen/<name>.upstream.conf). Missing directories are
+        created with mode C(0755); the file is written with mode C(0644).
+      - Temporary files in that directory end in C(.tmp), so an C(include *.conf) never reads one.
+    type: path
+  keepalive:
+    description:
+      - Idle connections to the upstream that each nginx worker keeps open
+        (the C(keepalive) directive), which spares a TCP handshake per proxied request.
+      - V(0) leaves the directive out.
+      - Keepalive needs C(proxy_http_version 1.1;) and C(proxy_set_header Connection "";) in the
+        proxying location.
+    type: int
+    default: 32
+  server_options:
+    description:
+      - Parameters appended to every C(server) line of the upstream.
+      - The default V(max_fails=0) stops nginx from marking a colour's only server as down after
+        a few errors, which would make a single-server colour unavailable for C(fail_timeout).
+      - Characters that could end the directive or the block (C(;), C({), C(}), C(#), quotes,
+        backslashes, newlines) are refused.
+    type: str
+    default: max_fails=0
+  test_command:
+    description:
+      - Command that checks the nginx configuration after the file is written, as a list of
+        program and arguments (run without a shell).
+      - When it exits non-zero the previous file is put back and the task fails with its stderr.
+    type: list
+    elements: str
+    default: [nginx, -t]
+  reload_command:
+    description:
+      - Command that makes nginx load the new configuration gracefully (old workers finish their
+        requests), as a list of program and arguments (run without a shell).
+    type: list
+    elements: str
+    default: [systemctl, reload, nginx]
+  probe_url:
+    description:
+      - "URL, served by this nginx, that the module requests after the switch to confirm which
+        colour answers. Each request opens a new connection (C(Connection: close)) so it is
+        served by a current worker."
+      - Any HTTP status counts, as long as O(probe_header) names the colour; redirects are not
+        followed. C(https) URLs verify the certificate.
+      - Set to an empty string to skip probing (then nothing proves the switch).
+    type: str
+    default: http://127.0.0.1/
+  probe_host_header:
+    description:
+      - Host header to send with each probe, to reach the right C(server_name) when O(probe_url)
+        uses an IP address.
+    type: str
+  probe_header:
+    description:
+      - Response header in which the application (or the nginx location of each colour) names
+        the colour that served the request.
+    type: str
+    default: X-Bluegreen-Colour
+  probe_successes:
+    description:
+      - How many consecutive responses must carry the new colour. A response with another colour,
+        without the header, or a failed request starts the count again.
+      - More than one is needed because old nginx workers finish their connections after a reload.
+    type: int
+    default: 5
+  probe_timeout:
+    description:
+      - Seconds to wait for O(probe_successes) consecutive confirmations before failing.
+      - A single request waits at most 2 seconds, so one hung connection cannot use up the time.
+    type: float
+    default: 30.0
+  probe_interval:
+    description:
+      - Seconds to wait between probe requests.
+    type: float
+    default: 0.1
+extends_documentation_fragment:
+  - action_common_attributes
+  - action_common_attributes.files
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is written, reloaded or probed; RV(changed) and the diff
+      tell what would change.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+  safe_file_operations:
+    support: full
+  vault:
+    support: none
+notes:
+  - The backends must name their colour in O(probe_header), e.g. the application sets it from its
+    environment, or each colour's nginx location adds it with C(add_header).
+  - Run the module on every load-balancer host; switching several hosts together is the calling
+    playbook's job.
+seealso:
+  - name: nginx upstream module
+    description: The upstream, server and keepalive directives that the managed file uses.
+    link: https://nginx.org/en/docs/http/ngx_http_upstream_module.html
+author:
+  - bluegreen contributors
+"""
+
+EXAMPLES = r"""
+- name: Read which colour is live for sampleapp
+  nginx_color:
+    name: sampleapp
+  register: sampleapp_live
+
+- name: Send sampleapp traffic to green and wait until nginx serves green
+  nginx_color:
+    name: sampleapp
+    colour: green
+    servers:
+      blue: ["10.0.0.11:8001", "10.0.0.12:8001"]
+      green: ["10.0.0.11:8002", "10.0.0.12:8002"]
+    probe_url: http://127.0.0.1/healthz
+    probe_host_header: sampleapp.example.com
+  register: sampleapp_switch
+
+- name: Show how long the switch took
+  ansible.builtin.debug:
+    msg: "{{ sampleapp_switch.previous_colour }} -> {{ sampleapp_switch.active_colour }}
+      in {{ sampleapp_switch.switch_ms }} ms"
+
+- name: Switch back to blue on a host where nginx runs under a different service manager
+  nginx_color:
+    name: sampleapp
+    colour: blue
+    servers:
+      blue: ["127.0.0.1:8001"]
+      green: ["127.0.0.1:8002"]
+    path: /usr/local/etc/nginx/bluegreen/sampleapp.upstream.conf
+    test_command: [/usr/local/sbin/nginx, -t]
+    reload_command: [/usr/local/sbin/nginx, -s, reload]
+    keepalive: 0
+    server_options: max_fails=0 weight=1
+    probe_successes: 10
+    probe_timeout: 60
+"""
+
+RETURN = r"""
+previous_colour:
+  description:
+    - The colour the file routed to before the task; V(null) when there was no file.
+    - Also returned when a switch fails, so the caller knows where to switch back.
+  returned: always
+  type: str
+  sample: blue
+active_colour:
+  description:
+    - The colour the file routes to after the task (in check mode, the colour it would route to).
+    - V(null) when only reading and there is no file.
+  returned: always
+  type: str
+  sample: green
+path:
+  description: The managed include file.
+  returned: always
+  type: str
+  sample: /etc/nginx/bluegreen/sampleapp.upstream.conf
+switch_ms:
+  description:
+    - Milliseconds from the start of writing the file until the probes confirmed the new colour
+      (until the reload finished when probing is off).
+    - V(null) when nothing was switched (no change, read only, or check mode).
+  returned: always
+  type: float
+  sample: 412.7
+probes:
+  description: How many probe requests were sent; V(0) when probing was skipped.
+  returned: always
+  type: int
+  sample: 7
+last_probe:
+  description: The last probe response; V(null) when no probe was sent.
+  returned: always
+  type: dict
+  contains:
+    status:
+      description: HTTP status of the response; V(null) when the request failed.
+      type: int
+      sample: 200
+    header:
+      description: Value of O(probe_header) in the response; V(null) when it was absent.
+      type: str
+      sample: green
+    error:
+      description: Why the request failed (connection refused, timeout); V(null) when it did not.
+      type: str
+      sample: null
+  sample: {status: 200, header: green, error: null}
+diff:
+  description: Content of the file before and after, with the path as both headers.
+  returned: when diff mode is on and a colour was requested
+  type: dict
+  contains:
+    before:
+      description: Previous content (empty when there was no file).
+      type: str
+    after:
+      description: New content.
+      type: str
+    before_header:
+      description: The path.
+      type: str
+    after_header:
+      description: The path.
+      type: str
+rc:
+  description: Exit code of the command that failed.
+  returned: when test_command or reload_command failed
+  type: int
+  sample: 1
+stdout:
+  description: Standard output of the command that failed.
+  returned: when test_command or reload_command failed
+  type: str
+  sample: ""
+stderr:
+  description: Standard error of the command that failed.
+  returned: when test_command or reload_command failed
+  type: str
+  sample: 'nginx: [emerg] invalid parameter "bogus" in /etc/nginx/bluegreen/app.upstream.conf:4'
+cmd:
+  description: The command that failed.
+  returned: when test_command or reload_command failed
+  type: list
+  elements: str
+  sample: [nginx, -t]
+"""
+
+import http.client
+import os
+import tempfile
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.nginx_color import (
+    NginxColorError,
+    ProbeResult,
+    ProbeSettings,
+    SwitchRequest,
+    active_colour,
+    build_diff,
+    build_request,
+    check_failed_message,
+    probe_failed_message,
+    reload_failed_message,
+    render_upstream,
+    wait_for_colour,
+)
+
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
+    name=dict(type="str", required=True),
+    colour=dict(type="str", choices=["blue", "green"]),
+    servers=dict(type="dict"),
+    path=dict(type="path"),
+    keepalive=dict(type="int", default=32),
+    server_options=dict(type="str", default="max_fails=0"),
+    test_command=dict(type="list", elements="str", default=["nginx", "-t"]),
+    reload_command=dict(type="list", elements="str", default=["systemctl", "reload", "nginx"]),
+    probe_url=dict(type="str", default="http://127.0.0.1/"),
+    probe_host_header=dict(type="str"),
+    probe_header=dict(type="str", default="X-Bluegreen-Colour"),
+    probe_successes=dict(type="int", default=5),
+    probe_timeout=dict(type="float", default=30.0),
+    probe_interval=dict(type="float", default=0.1),
+)
+FILE_MODE = 0o644
+DIRECTORY_MODE = 0o755
+
+
+def read_file(path: str) -> bytes | None:
+    """The file's bytes, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise NginxColorError(
+            f"could not read {path}: {exc.strerror or exc}; run the task with become: true "
+            "or fix the permissions of the file and its directory"
+        ) from exc
+
+
+def as_text(content: bytes | None) -> str | None:
+    return None if content is None else content.decode("utf-8", errors="replace")
+
+
+def make_directories(directory: str) -> None:
+    """Create `directory` and missing parents with DIRECTORY_MODE, whatever the umask."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for created in reversed(missing):
+        os.mkdir(created)
+        os.chmod(created, DIRECTORY_MODE)
+
+
+def write_atomic(module: AnsibleModule, path: str, content: bytes) -> None:
+    """Replace `path` with `content` by rename, so nginx never reads a half-written file."""
+    directory = os.path.dirname(path) or "."
+    make_directories(directory)
+    handle, temp_path = tempfile.mkstemp(prefix=".nginx_color.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            temp_file.write(content)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.chmod(temp_path, FILE_MODE)
+        module.atomic_move(temp_path, path)
+        os.chmod(path, FILE_MODE)
+    finally:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+
+
+def restore(module: AnsibleModule, path: str, previous: bytes | None) -> str | None:
+    """Put the previous content back (or remove the file); the error text if that failed."""
+    try:
+        if previous is None:
+            os.unlink(path)
+        else:
+            write_atomic(module, path, previous)
+    except Exception as exc:  # atomic_move raises bare Exception for some failures
+        return str(exc)
+    return None
+
+
+def run(module: AnsibleModule, command: tuple[str, ...]) -> tuple[int, str, str]:
+    """Run `command`; a missing program is reported like a failed command, not a crash."""
+    try:
+        return module.run_command(list(command), handle_exceptions=False)
+    except OSError as exc:
+        return 127, "", f"cannot run {command[0]}: {exc}"
+
+
+def probe_once(settings: ProbeSettings, timeout: float) -> ProbeResult:
+    """One GET on a fresh connection; the status and the colour header that came back."""
+    url = urlsplit(settings.url)
+    connection_class = (
+        http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(url.hostname or "", url.port, timeout=timeout)
+    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    headers = {"Connection": "close", "User-Agent": "bluegreen-nginx_color"}
+    if settings.host_header:
+        headers["Host"] = settings.host_header
+    try:
+        connection.request("GET", target, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return ProbeResult(status=response.status, header=response.getheader(settings.header))
+    except (OSError, http.client.HTTPException) as exc:
+        return ProbeResult(status=None, header=None, error=str(exc) or type(exc).__name__)
+    finally:
+        connection.close()
+
+
+def fail_after_command(
+    module: AnsibleModule,
+    *,
+    msg: str,
+    command: tuple[str, ...],
+    outcome: tuple[int, str, str],
+    path: str,
+    restored: bool,
+    colour: str,
+    previous_colour: str | None,
+) -> None:
+    """Fail for a command that failed after the write, saying which file nginx now has."""
+    rc, stdout, stderr = outcome
+    module.fail_json(
+        msg=msg,
+        rc=rc,
+        stdout=stdout,
+        stderr=stderr,
+        cmd=list(command),
+        changed=not restored,
+        path=path,
+        previous_colour=previous_colour,
+        active_colour=previous_colour if restored else colour,
+    )
+
+
+def write_test_reload(
+    module: AnsibleModule,
+    request: SwitchRequest,
+    colour: str,
+    before: bytes | None,
+    after: bytes,
+    previous_colour: str | None,
+) -> None:
+    """Write, check and reload; on any failure put the previous file back and fail."""
+    try:
+        write_atomic(module, request.path, after)
+    except Exception as exc:  # atomic_move raises bare Exception for some failures
+        module.fail_json(
+            msg=f"could not write {request.path}: {exc}; the file was not changed, so traffic "
+            "is where it was. Check that its directory exists or can be created and is "
+            "writable (become: true)",
+            changed=False,
+            path=request.path,
+            previous_colour=previous_colour,
+            active_colour=previous_colour,
+        )
+
+    rc, stdout, stderr = run(module, request.test_command)
+    if rc != 0:
+        restore_error = restore(module, request.path, before)
+        msg = check_failed_message(
+            command=request.test_command,
+            path=request.path,
+            stderr=stderr,
+            colour=colour,
+            previous_colour=previous_colour,
+            restore_error=restore_error,
+        )
+        fail_after_command(
+            module,
+            msg=msg,
+            command=request.test_command,
+            outcome=(rc, stdout, stderr),
+            path=request.path,
+            restored=restore_error is None,
+            colour=colour,
+            previous_colour=previous_colour,
+        )
+
+    rc, stdout, stderr = run(module, request.reload_command)
+    if rc != 0:
+        restore_error = restore(module, request.path, before)
+        second_reload_stderr = None
+        if restore_error is None:
+            second_rc, _, second_stderr = run(module, request.reload_command)
+            second_reload_stderr = None if second_rc == 0 else second_stderr
+        msg = reload_failed_message(
+            command=request.reload_command,
+            path=request.path,
+            stderr=stderr,
+            colour=colour,
+            previous_colour=previous_colour,
+            restore_error=restore_error,
+            second_reload_stderr=second_reload_stderr,
+        )
+        fail_after_command(
+            module,
+            msg=msg,
+            command=request.reload_command,
+            outcome=(rc, stdout, stderr),
+            path=request.path,
+            restored=restore_error is None,
+            colour=colour,
+            previous_colour=previous_colour,
+        )
+
+
+def switch(
+    module: AnsibleModule,
+    request: SwitchRequest,
+    colour: str,
+    before: bytes | None,
+    previous_colour: str | None,
+) -> dict[str, Any]:
+    """Make `request.path` route to `colour` and prove it; the result to return."""
+    after_text = render_upstream(
+        request.name, colour, request.servers, request.keepalive, request.server_options
+    )
+    after = after_text.encode("utf-8")
+    changed = before != after
+    result: dict[str, Any] = dict(
+        changed=changed,
+        path=request.path,
+        previous_colour=previous_colour,
+        active_colour=colour,
+        switch_ms=None,
+        probes=0,
+        last_probe=None,
+    )
+    if module._diff:
+        result["diff"] = build_diff(as_text(before) or "", after_text, request.path)
+    if module.check_mode:
+        return result
+
+    started = time.monotonic()
+    if changed:
+        write_test_reload(module, request, colour, before, after, previous_colour)
+        result["active_colour"] = active_colour(
+            as_text(read_file(request.path)), request.name, request.path
+        )
+    if request.probe is not None:
+        settings = request.probe
+        outcome = wait_for_colour(
+            lambda timeout: probe_once(settings, timeout),
+            colour,
+            settings,
+            clock=time.monotonic,
+            sleep=time.sleep,
+        )
+        result["probes"] = outcome.probes
+        result["last_probe"] = outcome.last.as_dict() if outcome.last else None
+        if not outcome.confirmed:
+            module.fail_json(
+                msg=probe_failed_message(
+                    path=request.path,
+                    colour=colour,
+                    previous_colour=previous_colour,
+                    switched=changed,
+                    settings=settings,
+                    outcome=outcome,
+                ),
+                **result,
+            )
+    if changed:
+        result["switch_ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        request = build_request(module.params)
+        before = read_file(request.path)
+        previous_colour = active_colour(as_text(before), request.name, request.path)
+    except NginxColorError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+
+    if request.colour is None:
+        module.exit_json(
+            changed=False,
+            path=request.path,
+            previous_colour=previous_colour,
+            active_colour=previous_colour,
+            switch_ms=None,
+            probes=0,
+            last_probe=None,
+        )
+    module.exit_json(**switch(module, request, request.colour, before, previous_colour))
+
+
+if __name__ == "__main__":
+    main()

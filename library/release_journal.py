@@ -1,0 +1,347 @@
+#!/usr/bin/python
+# Copyright: bluegreen contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_journal
+short_description: Append one step of a release to the release journal
+description:
+  - Appends one record to an append-only journal in JSON lines format, one line per
+    step of a release (preflight, lock, deploy, migrate, health, switch, verify,
+    rollback, unlock). The release report is rendered from this journal, so each record
+    carries the step's timing and the evidence behind its outcome.
+  - The record is written with one C(write) on a file opened for appending, under an
+    exclusive C(flock), then C(fsync)ed, so records from concurrent writers never
+    interleave and a reader never sees half of a record that was acknowledged.
+    The file is never rewritten.
+  - If a crash cut the file's last line short, the new record starts on a new line, so
+    the fragment stays on a line of its own and readers skip it.
+  - Strings given in O(redact) are replaced by C(********) in O(message) and
+    O(evidence) before anything is written, so secrets never reach the journal.
+version_added: "0.1.0"
+options:
+  path:
+    description:
+      - The journal file, one per application, for example
+        C(/var/lib/bluegreen/sampleapp/journal.jsonl).
+      - Missing parent directories are created with mode C(0755); the file is created
+        when missing.
+    type: path
+    required: true
+  release_id:
+    description:
+      - The release this step belongs to; every record of a release carries the same id.
+    type: str
+    required: true
+  step:
+    description:
+      - The step of the release state machine, for example V(preflight), V(lock),
+        V(snapshot), V(deploy), V(migrate), V(health), V(switch), V(verify),
+        V(rollback) or V(unlock).
+    type: str
+    required: true
+  outcome:
+    description:
+      - V(started) marks the beginning of a step; V(ok), V(failed) and V(skipped) its
+        end; V(info) records a fact that is not a step outcome.
+    type: str
+    required: true
+    choices: [ started, ok, failed, skipped, info ]
+  started_at:
+    description:
+      - When the step started, as an ISO-8601 time; one without an offset is taken as
+        UTC. Stored in UTC with millisecond precision.
+      - Defaults to now for O(outcome=started). For other outcomes, give it to get
+        C(duration_s) computed.
+    type: str
+  finished_at:
+    description:
+      - When the step finished, as an ISO-8601 time; one without an offset is taken as
+        UTC.
+      - Defaults to now for every outcome except V(started), which must not have one.
+      - Must not be earlier than O(started_at).
+    type: str
+  host:
+    description:
+      - The host the step was about, when that is not the host the task runs on (the
+        journal lives on one host; the step may have acted on another).
+    type: str
+  message:
+    description:
+      - One line an operator reads in the report, for example why a step failed.
+    type: str
+  evidence:
+    description:
+      - The facts behind the outcome, for example checksums, the colours before and
+        after a switch, versions, migration revisions, or an excerpt of a command's
+        output. Kept as given, after redaction.
+    type: dict
+    default: {}
+  redact:
+    description:
+      - Secrets (passwords, tokens, database URLs) that must not reach the journal.
+        Every occurrence of any of them in O(message) and O(evidence), in keys and
+        values, is replaced by C(********) before the record is written.
+      - Never logged or shown in the task result.
+    type: list
+    elements: str
+    default: []
+  mode:
+    description:
+      - The permissions of the journal file, as for M(ansible.builtin.file), applied on
+        every run.
+      - Quote it (V('0640')) or give it with a leading zero so YAML reads it as octal.
+    type: raw
+    default: '0640'
+extends_documentation_fragment:
+  - action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Builds and returns the record, reports C(changed=true) since a real run
+      always appends, and writes nothing.
+  diff_mode:
+    support: full
+    details: Shows the line that is (or would be) appended.
+  platform:
+    platforms: posix
+notes:
+  - Run it on the host that keeps the journal (for example with C(delegate_to) the
+    primary load balancer), so all records of a release land in one file.
+seealso:
+  - module: release_lock
+author:
+  - bluegreen contributors
+"""
+
+EXAMPLES = r"""
+- name: Record that the switch started
+  release_journal:
+    path: /var/lib/bluegreen/sampleapp/journal.jsonl
+    release_id: "{{ bluegreen_release_id }}"
+    step: switch
+    outcome: started
+  delegate_to: "{{ groups['lb'] | first }}"
+  run_once: true
+  register: journal_switch_started
+
+- name: Record the switch with its evidence
+  release_journal:
+    path: /var/lib/bluegreen/sampleapp/journal.jsonl
+    release_id: "{{ bluegreen_release_id }}"
+    step: switch
+    outcome: ok
+    started_at: "{{ journal_switch_started.record.started_at }}"
+    host: "{{ inventory_hostname }}"
+    message: traffic moved from blue to green
+    evidence:
+      previous_colour: "{{ nginx_switch.previous_colour }}"
+      active_colour: "{{ nginx_switch.active_colour }}"
+      switch_ms: "{{ nginx_switch.switch_ms }}"
+  delegate_to: "{{ groups['lb'] | first }}"
+
+- name: Record a failed migration without leaking the database password
+  release_journal:
+    path: /var/lib/bluegreen/sampleapp/journal.jsonl
+    release_id: "{{ bluegreen_release_id }}"
+    step: migrate
+    outcome: failed
+    message: "{{ migration_result.msg }}"
+    evidence:
+      database_url: "{{ sampleapp_database_url }}"
+      stderr: "{{ migration_result.stderr | default('') | truncate(2000) }}"
+    redact:
+      - "{{ sampleapp_database_password }}"
+  delegate_to: "{{ groups['lb'] | first }}"
+  run_once: true
+"""
+
+RETURN = r"""
+path:
+  description: The journal file.
+  returned: always
+  type: str
+  sample: /var/lib/bluegreen/sampleapp/journal.jsonl
+record:
+  description: The record appended (in check mode, that would be appended), after redaction.
+  returned: success
+  type: dict
+  contains:
+    ts:
+      description: When the record was written, UTC.
+      type: str
+      sample: "2026-11-22T02:05:10.412Z"
+    release_id:
+      description: O(release_id).
+      type: str
+      sample: 20261122T020304-ab12
+    step:
+      description: O(step).
+      type: str
+      sample: switch
+    outcome:
+      description: O(outcome).
+      type: str
+      sample: ok
+    started_at:
+      description: O(started_at) normalised to UTC; V(null) when not known.
+      type: str
+      sample: "2026-11-22T02:05:08.000Z"
+    finished_at:
+      description: O(finished_at) normalised to UTC; V(null) for O(outcome=started).
+      type: str
+      sample: "2026-11-22T02:05:10.412Z"
+    duration_s:
+      description: Seconds between C(started_at) and C(finished_at); V(null) unless both are known.
+      type: float
+      sample: 2.412
+    host:
+      description: O(host), or V(null).
+      type: str
+      sample: lb1
+    message:
+      description: O(message) after redaction, or V(null).
+      type: str
+      sample: traffic moved from blue to green
+    evidence:
+      description: O(evidence) after redaction.
+      type: dict
+      sample: {"previous_colour": "blue", "active_colour": "green"}
+line_number:
+  description: The 1-based line of the journal that holds the record (in check mode, would hold it).
+  returned: success
+  type: int
+  sample: 42
+"""
+
+import fcntl
+import os
+from datetime import datetime
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.release_journal import (
+    OUTCOMES,
+    UTC,
+    JournalError,
+    build_entry,
+    plan_append,
+)
+
+SCAN_CHUNK = 1 << 20
+
+
+def count_lines(fd: int) -> tuple[int, bool]:
+    """The number of newlines in the open file, and whether it ends with one (or is empty)."""
+    size = os.fstat(fd).st_size
+    newlines, offset, last = 0, 0, b"\n"
+    while offset < size:
+        chunk = os.pread(fd, min(SCAN_CHUNK, size - offset), offset)
+        if not chunk:
+            break
+        newlines += chunk.count(b"\n")
+        offset += len(chunk)
+        last = chunk[-1:]
+    return newlines, last == b"\n"
+
+
+def next_line_number(path: str, line: str) -> int:
+    """The line number a record would get, without writing (check mode)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return plan_append(line, *count_lines(fd))[1]
+    finally:
+        os.close(fd)
+
+
+def append_line(path: str, line: str) -> int:
+    """Append one line with a single write under an exclusive flock; return its line number."""
+    parent = os.path.dirname(path)
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    created = not os.path.exists(path)
+    # 0600 until set_mode_if_different applies the requested mode.
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        data, line_number = plan_append(line, *count_lines(fd))
+        written = os.write(fd, data)
+        if written != len(data):
+            raise JournalError(
+                f"only {written} of {len(data)} bytes of the record reached {path}; is the"
+                " disk full? The partial line will be skipped by readers"
+            )
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        dir_fd = os.open(parent or ".", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return line_number
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            release_id=dict(type="str", required=True),
+            step=dict(type="str", required=True),
+            outcome=dict(type="str", required=True, choices=list(OUTCOMES)),
+            started_at=dict(type="str"),
+            finished_at=dict(type="str"),
+            host=dict(type="str"),
+            message=dict(type="str"),
+            evidence=dict(type="dict", default={}),
+            redact=dict(type="list", elements="str", default=[], no_log=True),
+            mode=dict(type="raw", default="0640"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    path = params["path"]
+    try:
+        entry = build_entry(
+            release_id=params["release_id"],
+            step=params["step"],
+            outcome=params["outcome"],
+            now=datetime.now(UTC),
+            started_at=params["started_at"],
+            finished_at=params["finished_at"],
+            host=params["host"],
+            message=params["message"],
+            evidence=params["evidence"],
+            redact_values=params["redact"],
+        )
+        line = entry.to_line()
+        line_number = next_line_number(path, line) if module.check_mode else append_line(path, line)
+    except JournalError as exc:
+        module.fail_json(msg=f"release journal {path}: {exc}", path=path)
+    except OSError as exc:
+        module.fail_json(
+            msg=f"cannot append to the release journal {path}: {exc}; the step's record is"
+            " lost unless the task is retried, check the path, its permissions and free space",
+            path=path,
+        )
+    module.set_mode_if_different(path, params["mode"], True)
+
+    result = dict(changed=True, path=path, record=entry.as_dict(), line_number=line_number)
+    if module._diff:
+        result["diff"] = dict(
+            before="",
+            after=line,
+            before_header=path,
+            after_header=f"{path} (line {line_number} appended)",
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

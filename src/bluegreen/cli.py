@@ -1,0 +1,563 @@
+"""The ``bluegreen`` command: release, roll back and inspect blue/green deployments.
+
+Exit codes (``ExitCode``), the same for every command:
+
+======  =====================  ==========================================================
+code    name                   meaning
+======  =====================  ==========================================================
+0       OK                     released, already live (unchanged), rollback done, status read
+1       FAILED                 failed with the state unknown, or an internal error
+2       USAGE                  bad usage or input (unknown inventory, invalid version, ...)
+3       FAILED_BEFORE_SWITCH   the release failed before the switch; traffic never moved
+4       ROLLED_BACK            the release switched, then went back to the previous colour
+======  =====================  ==========================================================
+
+The playbooks report their outcome with ``set_stats`` (``bluegreen_outcome``,
+``bluegreen_message``); ``verdict()`` turns that into the exit code. A playbook that fails
+without reporting an outcome exits 1 with the failing task's message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from bluegreen.errors import BluegreenError, ExitCode, InputError
+from bluegreen.progress import make_progress
+from bluegreen.project import project_root
+from bluegreen.runner import PlaybookResult, run_playbook
+
+__all__ = ["ExitCode", "app", "main", "verdict"]
+
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "released, already live, rollback done, or status read",
+    ExitCode.FAILED: "failed, state unknown (or an internal error)",
+    ExitCode.USAGE: "bad usage or input",
+    ExitCode.FAILED_BEFORE_SWITCH: "release failed before the switch; traffic unchanged",
+    ExitCode.ROLLED_BACK: "release switched, then rolled back to the previous colour",
+}
+
+OUTCOME_EXIT_CODES: dict[str, dict[str, ExitCode]] = {
+    "release": {
+        "released": ExitCode.OK,
+        "unchanged": ExitCode.OK,
+        "failed_before_switch": ExitCode.FAILED_BEFORE_SWITCH,
+        "rolled_back": ExitCode.ROLLED_BACK,
+        "failed": ExitCode.FAILED,
+    },
+    "rollback": {
+        "rolled_back": ExitCode.OK,
+        "unchanged": ExitCode.OK,
+        "failed": ExitCode.FAILED,
+    },
+}
+
+DEFAULT_LABS = ["lab"]
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def verdict(command: str, result: PlaybookResult) -> tuple[ExitCode, str]:
+    """The exit code and closing message for a ``release``/``rollback``/``status`` run."""
+    if command == "status":
+        if result.succeeded and result.outcome != "failed":
+            return ExitCode.OK, result.message or "status read"
+        return ExitCode.FAILED, result.message or result.problem or "status failed"
+    if result.outcome is None:
+        if result.succeeded:
+            return ExitCode.FAILED, (
+                f"{command} finished without reporting an outcome (the playbook must end "
+                "with set_stats bluegreen_outcome); the state is unknown, check `bluegreen status`"
+            )
+        return ExitCode.FAILED, result.problem or result.message or f"{command} failed"
+    code = OUTCOME_EXIT_CODES[command].get(result.outcome)
+    message = result.message or result.outcome
+    if code is None:
+        return (
+            ExitCode.FAILED,
+            f"{command} reported an unknown outcome {result.outcome!r}: {message}",
+        )
+    if code is ExitCode.OK and not result.succeeded:
+        return ExitCode.FAILED, f"{message}; but the run then failed: {result.problem}"
+    return code, message
+
+
+def _examples(*lines: str) -> str:
+    return "[bold]Examples[/bold]\n\n" + "\n".join(f"  {escape(line)}" for line in lines)
+
+
+def _exit_code_help() -> str:
+    rows = "\n".join(f"  {int(code)}  {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items())
+    return f"[bold]Exit codes[/bold]\n\n{rows}"
+
+
+app = typer.Typer(
+    name="bluegreen",
+    help=(
+        "Blue/green releases of Python web services behind nginx, driven by Ansible.\n\n"
+        "Run inside a bluegreen project (a directory with ansible.cfg and playbooks/), "
+        "or point at one with --project-dir or BLUEGREEN_PROJECT_DIR."
+    ),
+    epilog=_examples(
+        "bluegreen lab up",
+        "bluegreen build examples/sampleapp --version 1.4.2",
+        "bluegreen release --version 1.4.2 -i lab",
+        "bluegreen status -i lab",
+        "bluegreen rollback -i lab",
+        "bluegreen --debug release --version 1.4.2 --json",
+    )
+    + "\n\n"
+    + _exit_code_help(),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+lab_app = typer.Typer(
+    help="Start, stop and inspect the local lab containers.",
+    epilog=_examples("bluegreen lab up", "bluegreen lab status", "bluegreen lab down lab-single"),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+)
+app.add_typer(lab_app, name="lab")
+
+
+@dataclasses.dataclass
+class Settings:
+    project_dir: Path | None = None
+    debug: bool = False
+
+
+InventoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--inventory",
+        "-i",
+        metavar="NAME|PATH",
+        help="Inventory name under inventories/ (lab, lab-single, ...) or a path; "
+        "default: the one in ansible.cfg.",
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object at the end instead of the live view.")
+]
+VerboseOption = Annotated[
+    int,
+    typer.Option(
+        "--verbose", "-v", count=True, help="More ansible detail; repeat for more (-vvv)."
+    ),
+]
+LabNames = Annotated[
+    list[str] | None,
+    typer.Argument(help="Labs, named as their inventories (default: lab).", show_default=False),
+]
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--project-dir",
+            help="The bluegreen project; default: found upwards from the current directory, "
+            "else $BLUEGREEN_PROJECT_DIR.",
+            file_okay=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    ctx.obj = Settings(project_dir=project_dir, debug=debug)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings()
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+@contextmanager
+def _reported(ctx: typer.Context, json_output: bool = False) -> Iterator[None]:
+    """Turn errors into one clear line (or a JSON object) and their exit code."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except BluegreenError as exc:
+        _fail(ctx, exc.exit_code, str(exc), json_output)
+    except Exception as exc:
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        if not _settings(ctx).debug:
+            message += " (run with --debug for the traceback)"
+        _fail(ctx, ExitCode.FAILED, message, json_output)
+
+
+def _fail(ctx: typer.Context, code: ExitCode, message: str, json_output: bool) -> None:
+    if _settings(ctx).debug:
+        Console(stderr=True).print_exception()
+    if json_output:
+        typer.echo(json.dumps({"outcome": None, "message": message, "exit_code": int(code)}))
+    else:
+        Console(stderr=True, highlight=False).print(
+            f"[bold red]error:[/] {escape(message)}", soft_wrap=True
+        )
+    raise typer.Exit(int(code))
+
+
+def _project(ctx: typer.Context) -> Path:
+    return project_root(explicit=_settings(ctx).project_dir)
+
+
+def _check_version(version: str) -> str:
+    if not _VERSION.match(version):
+        raise InputError(
+            f"invalid version {version!r}: use letters, digits and . _ + - (e.g. 1.4.2)"
+        )
+    return version
+
+
+def _run(
+    command: str,
+    project: Path,
+    extravars: dict[str, Any],
+    inventory: str | None,
+    json_output: bool,
+    verbosity: int,
+    compact: bool = False,
+) -> PlaybookResult:
+    playbook = f"playbooks/{command}.yml"
+    if json_output:
+        return run_playbook(project, playbook, extravars, inventory, verbosity=verbosity)
+    with make_progress(_console(), verbosity, compact) as progress:
+        return run_playbook(
+            project, playbook, extravars, inventory, on_event=progress, verbosity=verbosity
+        )
+
+
+def json_report(command: str, result: PlaybookResult, code: ExitCode, message: str) -> dict:
+    """The one object ``--json`` prints; extra vars are never part of it."""
+    return {
+        "command": command,
+        "outcome": result.outcome,
+        "message": message,
+        "exit_code": int(code),
+        "rc": result.rc,
+        "runner_status": result.status,
+        "stats": result.stats,
+        "custom_stats": result.custom_stats,
+        "failures": [failure._asdict() for failure in result.failures],
+        "run_dir": str(result.artifact_dir) if result.artifact_dir else None,
+    }
+
+
+_CLOSINGS = {
+    ExitCode.OK: ("✔", "", "bold green"),
+    ExitCode.FAILED: ("✘", "failed: ", "bold red"),
+    ExitCode.FAILED_BEFORE_SWITCH: (
+        "✘",
+        "failed before the switch, traffic unchanged: ",
+        "bold yellow",
+    ),
+    ExitCode.ROLLED_BACK: ("↩", "rolled back to the previous colour: ", "bold yellow"),
+}
+
+
+def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
+    code, message = verdict(command, result)
+    if json_output:
+        typer.echo(json.dumps(json_report(command, result, code, message), default=str))
+        raise typer.Exit(int(code))
+    console = _console()
+    icon, label, style = _CLOSINGS.get(code, _CLOSINGS[ExitCode.FAILED])
+    console.print(Text(f"{icon} {label}{message}", style=style), soft_wrap=True)
+    if code is not ExitCode.OK and result.artifact_dir:
+        run_log = result.artifact_dir / "stdout"
+        console.print(Text(f"Run log: {run_log}", style="dim"), soft_wrap=True)
+    raise typer.Exit(int(code))
+
+
+@app.command(
+    epilog=_examples(
+        "bluegreen release --version 1.4.2",
+        "bluegreen release --version 1.4.2 -i lab-single",
+        "bluegreen release --version 1.4.2 -i inventories/example-production --json",
+    )
+)
+def release(
+    ctx: typer.Context,
+    version: Annotated[
+        str, typer.Option("--version", help="The artifact version to release, e.g. 1.4.2.")
+    ],
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Release a version: deploy it to the idle colour, check it, switch traffic, verify.
+
+    Exits 0 when released (or already live), 3 when it failed before the switch
+    (traffic unchanged), 4 when it switched and then rolled back, 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        _check_version(version)
+        result = _run(
+            "release", _project(ctx), {"app_version": version}, inventory, json_output, verbose
+        )
+        _finish("release", result, json_output)
+
+
+@app.command(
+    epilog=_examples("bluegreen rollback", "bluegreen rollback -i lab --json"),
+)
+def rollback(
+    ctx: typer.Context,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Switch traffic back to the previous colour (which is still warm).
+
+    Data is not touched: a schema downgrade or a restore is a separate, explicit step.
+    Exits 0 when rolled back (or nothing to roll back), 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        result = _run("rollback", _project(ctx), {}, inventory, json_output, verbose)
+        _finish("rollback", result, json_output)
+
+
+@app.command(
+    epilog=_examples("bluegreen status", "bluegreen status -i lab-single --json"),
+)
+def status(
+    ctx: typer.Context,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Show which colour is live on each load balancer, and each colour's version and health.
+
+    Exits 0 when the status was read, 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        result = _run("status", _project(ctx), {}, inventory, json_output, verbose, compact=True)
+        code, message = verdict("status", result)
+        report = result.custom_stats.get("bluegreen_status")
+        if json_output:
+            document = json_report("status", result, code, message)
+            document["status"] = report
+            typer.echo(json.dumps(document, default=str))
+            raise typer.Exit(int(code))
+        console = _console()
+        if isinstance(report, Mapping):
+            console.print(status_view(report))
+        if code is not ExitCode.OK:
+            console.print(Text(f"✘ failed: {message}", style="bold red"), soft_wrap=True)
+        raise typer.Exit(int(code))
+
+
+def status_view(report: Mapping[str, Any]) -> RenderableType:
+    """The ``bluegreen_status`` stats as a table of colours and a table of load balancers."""
+    active = report.get("active_colour")
+    colours = Table(title="Colours", title_justify="left")
+    for column in ("colour", "version", "healthy", "traffic"):
+        colours.add_column(column)
+    for colour, info in (report.get("colours") or {}).items():
+        info = info if isinstance(info, Mapping) else {}
+        healthy = info.get("healthy")
+        colours.add_row(
+            Text(str(colour), style="bold blue" if colour == "blue" else "bold green"),
+            str(info.get("version") or "-"),
+            Text("yes", style="green")
+            if healthy
+            else Text("no", style="red")
+            if healthy is not None
+            else Text("?", style="yellow"),
+            Text("live", style="bold") if colour == active else Text("idle", style="dim"),
+        )
+    balancers = Table(title="Load balancers", title_justify="left")
+    balancers.add_column("host")
+    balancers.add_column("routes to")
+    routes = report.get("lb") or {}
+    for host, colour in routes.items():
+        style = "bold" if colour == active else "bold red"
+        balancers.add_row(str(host), Text(str(colour), style=style))
+    parts: list[RenderableType] = [colours, balancers]
+    if len(set(routes.values())) > 1:
+        parts.append(
+            Text(
+                "Load balancers disagree on the live colour: run `bluegreen rollback` or "
+                "re-run the release to bring them together.",
+                style="bold red",
+            )
+        )
+    return Group(*parts)
+
+
+@app.command(
+    epilog=_examples(
+        "bluegreen build examples/sampleapp",
+        "bluegreen build ~/src/shop-api --version 2.0.1 --output /srv/artifacts",
+        "bluegreen build . --version 2.0.1 --force --json",
+    )
+)
+def build(
+    ctx: typer.Context,
+    project_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="The Python service to package (a pyproject.toml or requirements file).",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ],
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="Artifact version; default: the service's own version."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Directory for the artifact; default: <bluegreen project>/artifacts.",
+            file_okay=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing artifact of the same version.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the artifact as one JSON object.")
+    ] = False,
+) -> None:
+    """Build a release artifact (with its sha256) from any Python web service."""
+    with _reported(ctx, json_output):
+        if version is not None:
+            _check_version(version)
+        output_dir = output if output is not None else _default_artifact_dir(ctx)
+        from bluegreen.build import build_artifact
+
+        artifact = build_artifact(project_dir, output_dir, version=version, force=force)
+        fields = _record(artifact)
+        if json_output:
+            typer.echo(json.dumps(fields, default=str))
+            return
+        table = Table(title="Artifact", title_justify="left", show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for key in ("name", "version", "path", "sha256", "size"):
+            value = fields.get(key)
+            table.add_row(key, _size(value) if key == "size" else str(value))
+        _console().print(table)
+
+
+def _default_artifact_dir(ctx: typer.Context) -> Path:
+    try:
+        return _project(ctx) / "artifacts"
+    except InputError as exc:
+        raise InputError(f"{exc}; or pass --output DIR") from exc
+
+
+def _record(obj: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return dict(vars(obj))
+
+
+def _size(value: Any) -> str:
+    if not isinstance(value, int):
+        return str(value)
+    size = float(value)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+@lab_app.command("up", epilog=_examples("bluegreen lab up", "bluegreen lab up lab lab-single"))
+def lab_up(ctx: typer.Context, names: LabNames = None) -> None:
+    """Create and start the lab containers (idempotent) and wait for their sshd."""
+    with _reported(ctx):
+        from bluegreen.lab import Lab
+
+        lab = Lab(_project(ctx))
+        lab.up(names or DEFAULT_LABS)
+        _console().print(lab_table(lab.status()))
+
+
+@lab_app.command("down", epilog=_examples("bluegreen lab down", "bluegreen lab down lab-single"))
+def lab_down(ctx: typer.Context, names: LabNames = None) -> None:
+    """Remove the lab containers."""
+    with _reported(ctx):
+        from bluegreen.lab import Lab
+
+        wanted = names or DEFAULT_LABS
+        Lab(_project(ctx)).down(wanted)
+        _console().print(f"Removed the containers of: {', '.join(wanted)}")
+
+
+@lab_app.command(
+    "status", epilog=_examples("bluegreen lab status", "bluegreen lab status lab --json")
+)
+def lab_status(
+    ctx: typer.Context,
+    names: LabNames = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the containers as a JSON list.")
+    ] = False,
+) -> None:
+    """Show each lab container: its state and its ports on 127.0.0.1."""
+    with _reported(ctx, json_output):
+        from bluegreen.lab import Lab
+
+        lab = Lab(_project(ctx))
+        rows = lab.status(names) if names else lab.status()
+        if json_output:
+            typer.echo(json.dumps(rows, default=str))
+        else:
+            _console().print(lab_table(rows))
+
+
+def lab_table(rows: list[Mapping[str, Any]]) -> RenderableType:
+    """Lab containers as a table, one column per key the lab reports."""
+    if not rows:
+        return Text("No lab containers. Start them with `bluegreen lab up`.", style="dim")
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    table = Table(title="Lab", title_justify="left")
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    return table
+
+
+def _cell(value: Any) -> Text:
+    if isinstance(value, Mapping):
+        return Text(", ".join(f"{key}:{val}" for key, val in value.items()))
+    if value in ("running", "up"):
+        return Text(str(value), style="green")
+    if value in ("exited", "absent", "down"):
+        return Text(str(value), style="red")
+    return Text("-" if value is None else str(value))
+
+
+def main() -> None:
+    """Console entry point (``bluegreen``)."""
+    app()

@@ -1,0 +1,69 @@
+"""Make the project's modules importable the way Ansible ships them, and run them in-process.
+
+Ansible packs `module_utils/<x>.py` as `ansible.module_utils.<x>` and runs `library/<x>.py`
+as a script. Here the module_utils file is registered under that name in sys.modules, and
+library/ goes on sys.path so tests can `import nginx_color`. module_utils/ itself is kept
+off sys.path: its files share names with the modules in library/.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ansible.module_utils
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _register_module_utils(name: str) -> None:
+    qualified = f"ansible.module_utils.{name}"
+    spec = importlib.util.spec_from_file_location(qualified, ROOT / "module_utils" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module
+    spec.loader.exec_module(module)
+    setattr(ansible.module_utils, name, module)
+
+
+for _path in sorted((ROOT / "module_utils").glob("*.py")):
+    if _path.stem != "__init__":
+        _register_module_utils(_path.stem)
+
+if str(ROOT / "library") not in sys.path:
+    sys.path.insert(0, str(ROOT / "library"))
+
+
+RunModule = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def run_module(capsys: pytest.CaptureFixture[str]) -> RunModule:
+    """Run a module's main() with `args`; the JSON result it printed, with `failed` set.
+
+    Ansible-only keys go in as keyword arguments: run(main, args, check_mode=True, diff=True).
+    """
+
+    def run(
+        main: Callable[[], None],
+        args: dict[str, Any],
+        *,
+        check_mode: bool = False,
+        diff: bool = False,
+    ) -> dict[str, Any]:
+        module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        capsys.readouterr()
+        with patch_module_args(module_args), pytest.raises(SystemExit) as exit_info:
+            main()
+        result = json.loads(capsys.readouterr().out)
+        result.setdefault("failed", False)
+        assert (exit_info.value.code != 0) == result["failed"], result
+        return result
+
+    return run

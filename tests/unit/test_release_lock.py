@@ -1,0 +1,424 @@
+"""release_lock: one release per app at a time.
+
+The pure rules are tested on values; the module is run in-process against a lock directory
+under tmp_path, and from several processes at once to prove that only one of them wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import multiprocessing
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import release_lock
+from ansible.module_utils.release_lock import (
+    UTC,
+    LockError,
+    ObservedLock,
+    acquire_refused_message,
+    decide_acquire,
+    decide_release,
+    describe_holder,
+    format_duration,
+    lock_age_seconds,
+    lock_is_stale,
+    observe_lock,
+    owner_record,
+    release_refused_message,
+)
+from ansible.module_utils.testing import patch_module_args
+
+NOW = datetime(2026, 11, 22, 2, 3, 16, tzinfo=UTC)
+ALICE = {
+    "user": "alice",
+    "controller_host": "ctl",
+    "release_id": "20261122T020304-ab12",
+    "version": "2.0.0",
+    "command": "bluegreen release sampleapp 2.0.0",
+}
+BOB = {"user": "bob", "controller_host": "laptop", "release_id": "r2", "version": "2.0.1"}
+
+
+def held(acquired_at: datetime = NOW - timedelta(seconds=12), **extra: Any) -> ObservedLock:
+    holder = owner_record(ALICE, "ab12cd34", acquired_at, 3600) | extra
+    return ObservedLock(exists=True, holder=holder, mtime=acquired_at.timestamp())
+
+
+def incomplete(age_seconds: int = 5) -> ObservedLock:
+    mtime = (NOW - timedelta(seconds=age_seconds)).timestamp()
+    return observe_lock(True, None, mtime)
+
+
+# Pure rules
+
+
+def test_owner_record_puts_the_lock_fields_first_and_keeps_the_owner() -> None:
+    record = owner_record(ALICE, "ab12cd34", NOW, 600)
+    assert list(record)[:3] == ["lock_id", "acquired_at", "lease_seconds"]
+    assert record["acquired_at"] == "2026-11-22T02:03:16Z"
+    assert record["command"] == ALICE["command"]
+
+
+def test_owner_may_not_overwrite_the_lock_id() -> None:
+    with pytest.raises(LockError, match="lock_id"):
+        owner_record({"lock_id": "mine"}, "ab12cd34", NOW, 600)
+
+
+@pytest.mark.parametrize(
+    ("exists", "text", "problem"),
+    [
+        (True, None, "owner.json is missing"),
+        (True, '{"lock_id": "ab', "not valid JSON"),
+        (True, '{"user": "alice"}', "no lock_id"),
+    ],
+)
+def test_unreadable_owner_makes_an_incomplete_lock(
+    exists: bool, text: str | None, problem: str
+) -> None:
+    observed = observe_lock(exists, text, 1.0)
+    assert observed.incomplete
+    assert problem in str(observed.problem)
+
+
+def test_a_missing_directory_is_a_free_lock() -> None:
+    observed = observe_lock(False, None, None)
+    assert not observed.exists and not observed.incomplete
+    assert lock_age_seconds(observed, NOW) is None
+    assert not lock_is_stale(observed, NOW, 1)
+
+
+def test_age_comes_from_acquired_at_and_stale_from_the_holders_own_lease() -> None:
+    observed = held(NOW - timedelta(seconds=3601))
+    assert lock_age_seconds(observed, NOW) == 3601
+    assert lock_is_stale(observed, NOW, default_lease_seconds=999_999)
+    assert not lock_is_stale(held(NOW - timedelta(seconds=3600)), NOW, default_lease_seconds=1)
+
+
+def test_an_incomplete_lock_ages_from_its_directory_mtime_against_the_callers_lease() -> None:
+    observed = incomplete(age_seconds=120)
+    assert lock_age_seconds(observed, NOW) == 120
+    assert lock_is_stale(observed, NOW, default_lease_seconds=60)
+    assert not lock_is_stale(observed, NOW, default_lease_seconds=3600)
+
+
+@pytest.mark.parametrize(
+    ("observed", "lock_id", "action"),
+    [
+        (ObservedLock(exists=False), None, "acquire"),
+        (ObservedLock(exists=False), "ab12cd34", "acquire"),
+        (held(), "ab12cd34", "keep"),
+        (held(), "other", "refuse"),
+        (held(), None, "refuse"),
+        (incomplete(), "ab12cd34", "refuse"),
+    ],
+)
+def test_decide_acquire(observed: ObservedLock, lock_id: str | None, action: str) -> None:
+    assert decide_acquire(observed, lock_id).action == action
+
+
+@pytest.mark.parametrize(
+    ("observed", "lock_id", "force", "action", "changed"),
+    [
+        (ObservedLock(exists=False), "ab12cd34", False, "none", False),
+        (held(), "ab12cd34", False, "release", True),
+        (held(), "other", False, "refuse", False),
+        (held(), "other", True, "release", True),
+        (incomplete(), "ab12cd34", False, "refuse", False),
+        (incomplete(), None, True, "release", True),
+    ],
+)
+def test_decide_release(
+    observed: ObservedLock, lock_id: str | None, force: bool, action: str, changed: bool
+) -> None:
+    decision = decide_release(observed, lock_id, force)
+    assert (decision.action, decision.changed) == (action, changed)
+
+
+def test_refusal_names_the_holder_and_the_break_command() -> None:
+    message = acquire_refused_message("/var/lib/bluegreen/sampleapp/lock", held(), NOW, 3600)
+    assert message == (
+        "release lock /var/lib/bluegreen/sampleapp/lock is held by alice@ctl"
+        " (release 20261122T020304-ab12, version 2.0.0) since 2026-11-22T02:03:04Z"
+        " (12 s ago, lock id ab12cd34); wait for it to finish, or if that release is dead,"
+        " break the lock with: bluegreen lock break ab12cd34"
+    )
+
+
+def test_refusal_says_when_the_lock_is_stale() -> None:
+    message = acquire_refused_message("/l", held(NOW - timedelta(hours=2)), NOW, 3600)
+    assert "(2 h 0 min ago, lock id ab12cd34); it is older than its lease of 1 h 0 min" in message
+
+
+def test_refusal_of_an_incomplete_lock_explains_both_causes() -> None:
+    message = acquire_refused_message("/l", incomplete(age_seconds=7), NOW, 3600)
+    assert message.startswith(
+        "release lock /l is incomplete: the directory exists but owner.json is missing"
+        " (directory last modified 2026-11-22T02:03:09Z, 7 s ago)"
+    )
+    assert "taking the lock at this very moment, or one crashed" in message
+    assert message.endswith("bluegreen lock break --force")
+
+
+def test_release_refusal_names_both_ids() -> None:
+    message = release_refused_message("/l", held(), NOW, 3600, "other")
+    assert "lock id ab12cd34), not by lock id other, so it was not released" in message
+
+
+@pytest.mark.parametrize(
+    ("holder", "text"),
+    [
+        ({"user": "alice"}, "alice"),
+        ({"controller_host": "ctl", "pid": 42}, "ctl (pid 42)"),
+        ({}, "an unnamed owner"),
+    ],
+)
+def test_describe_holder_uses_what_is_known(holder: dict[str, Any], text: str) -> None:
+    assert describe_holder(holder) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (59, "59 s"), (61, "1 min 1 s"), (7260, "2 h 1 min"), (90000, "1 d 1 h")],
+)
+def test_format_duration(seconds: int, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+# The module, in-process
+
+
+@pytest.fixture
+def lock_path(tmp_path: Path) -> Path:
+    return tmp_path / "var" / "lib" / "bluegreen" / "sampleapp" / "lock"
+
+
+def take(run_module, lock_path: Path, owner: dict[str, Any] = ALICE, **args: Any) -> dict:
+    return run_module(release_lock.main, {"path": str(lock_path), "owner": owner, **args})
+
+
+def drop(run_module, lock_path: Path, **args: Any) -> dict:
+    return run_module(release_lock.main, {"path": str(lock_path), "state": "absent", **args})
+
+
+def owner_on_disk(lock_path: Path) -> dict[str, Any]:
+    return json.loads((lock_path / "owner.json").read_text())
+
+
+def test_acquire_creates_the_lock_with_its_owner(run_module, lock_path: Path) -> None:
+    result = take(run_module, lock_path)
+
+    assert result["changed"] and result["acquired"]
+    assert len(result["lock_id"]) == 32
+    assert not result["stale"] and result["age_seconds"] == 0
+    on_disk = owner_on_disk(lock_path)
+    assert on_disk == result["holder"]
+    assert on_disk["lock_id"] == result["lock_id"]
+    assert on_disk["user"] == "alice" and on_disk["lease_seconds"] == 3600
+    assert datetime.fromisoformat(on_disk["acquired_at"].replace("Z", "+00:00")).tzinfo
+    assert oct(lock_path.parent.stat().st_mode & 0o777) == "0o755"
+
+
+def test_second_acquire_fails_naming_the_holder(run_module, lock_path: Path) -> None:
+    first = take(run_module, lock_path)
+
+    second = take(run_module, lock_path, owner=BOB)
+
+    assert second["failed"] and not second["acquired"]
+    assert "is held by alice@ctl" in second["msg"]
+    assert "version 2.0.0" in second["msg"]
+    assert f"bluegreen lock break {first['lock_id']}" in second["msg"]
+    assert second["holder"] == first["holder"]
+    assert owner_on_disk(lock_path)["user"] == "alice"
+
+
+def test_acquire_again_with_the_same_id_is_reentrant(run_module, lock_path: Path) -> None:
+    first = take(run_module, lock_path, lock_id="release-20261122")
+
+    again = take(run_module, lock_path, lock_id="release-20261122", owner=BOB)
+
+    assert first["lock_id"] == "release-20261122"
+    assert not again["failed"] and not again["changed"] and again["acquired"]
+    assert again["holder"] == first["holder"]
+
+
+def test_release_with_another_id_fails_and_keeps_the_lock(run_module, lock_path: Path) -> None:
+    first = take(run_module, lock_path)
+
+    result = drop(run_module, lock_path, lock_id="not-mine")
+
+    assert result["failed"]
+    assert "not by lock id not-mine, so it was not released" in result["msg"]
+    assert owner_on_disk(lock_path)["lock_id"] == first["lock_id"]
+
+
+def test_release_with_its_id_removes_the_lock_once(run_module, lock_path: Path) -> None:
+    first = take(run_module, lock_path)
+
+    released = drop(run_module, lock_path, lock_id=first["lock_id"])
+    again = drop(run_module, lock_path, lock_id=first["lock_id"])
+
+    assert released["changed"] and released["holder"] == first["holder"]
+    assert not lock_path.exists() and lock_path.parent.is_dir()
+    assert not again["changed"] and again["holder"] is None
+    assert take(run_module, lock_path, owner=BOB)["changed"]
+
+
+def test_force_releases_a_lock_whatever_its_id(run_module, lock_path: Path) -> None:
+    take(run_module, lock_path)
+
+    result = drop(run_module, lock_path, force=True)
+
+    assert result["changed"] and not lock_path.exists()
+
+
+def test_release_needs_a_lock_id_or_force(run_module, lock_path: Path) -> None:
+    take(run_module, lock_path)
+
+    result = drop(run_module, lock_path)
+
+    assert result["failed"] and "needs the lock_id" in result["msg"]
+    assert lock_path.exists()
+
+
+def test_force_cannot_take_over_a_lock(run_module, lock_path: Path) -> None:
+    take(run_module, lock_path)
+
+    result = take(run_module, lock_path, owner=BOB, force=True)
+
+    assert result["failed"] and "force is only for state=absent" in result["msg"]
+    assert owner_on_disk(lock_path)["user"] == "alice"
+
+
+def test_owner_with_a_reserved_key_fails_before_touching_anything(
+    run_module, lock_path: Path
+) -> None:
+    result = take(run_module, lock_path, owner={"lock_id": "x"})
+
+    assert result["failed"] and "owner may not contain lock_id" in result["msg"]
+    assert not lock_path.exists()
+
+
+def test_check_mode_reports_without_taking_or_releasing(run_module, lock_path: Path) -> None:
+    args = {"path": str(lock_path), "owner": ALICE}
+    would_take = run_module(release_lock.main, args, check_mode=True)
+    assert would_take["changed"] and would_take["acquired"]
+    assert not lock_path.exists() and not lock_path.parent.exists()
+
+    taken = take(run_module, lock_path)
+    absent = {"path": str(lock_path), "state": "absent", "lock_id": taken["lock_id"]}
+    would_release = run_module(release_lock.main, absent, check_mode=True)
+    assert would_release["changed"]
+    assert owner_on_disk(lock_path) == taken["holder"]
+
+
+def test_diff_shows_owner_before_and_after(run_module, lock_path: Path) -> None:
+    taken = run_module(release_lock.main, {"path": str(lock_path), "owner": ALICE}, diff=True)
+    assert taken["diff"]["before"] == ""
+    assert json.loads(taken["diff"]["after"]) == taken["holder"]
+    assert taken["diff"]["after_header"] == str(lock_path / "owner.json")
+
+    released = run_module(
+        release_lock.main,
+        {"path": str(lock_path), "state": "absent", "lock_id": taken["lock_id"]},
+        diff=True,
+    )
+    assert json.loads(released["diff"]["before"]) == taken["holder"]
+    assert released["diff"]["after"] == ""
+    assert "diff" not in take(run_module, lock_path)
+
+
+@pytest.mark.parametrize(
+    ("owner_text", "problem"),
+    [(None, "owner.json is missing"), ('{"lock_id": "ab12', "owner.json is not valid JSON")],
+)
+def test_an_incomplete_lock_blocks_and_is_described(
+    run_module, lock_path: Path, owner_text: str | None, problem: str
+) -> None:
+    lock_path.mkdir(parents=True)
+    if owner_text is not None:
+        (lock_path / "owner.json").write_text(owner_text)
+
+    result = take(run_module, lock_path)
+
+    assert result["failed"] and result["holder"] is None
+    assert f"is incomplete: the directory exists but {problem}" in result["msg"]
+    assert "directory last modified 20" in result["msg"]
+    assert drop(run_module, lock_path, lock_id="ab12")["failed"]
+    assert drop(run_module, lock_path, force=True)["changed"]
+    assert not lock_path.exists()
+
+
+def test_a_stale_lock_is_reported_but_not_broken(run_module, lock_path: Path) -> None:
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+    lock_path.mkdir(parents=True)
+    stale_owner = owner_record(ALICE, "ab12cd34", two_hours_ago, 3600)
+    (lock_path / "owner.json").write_text(json.dumps(stale_owner))
+
+    result = take(run_module, lock_path, owner=BOB)
+
+    assert result["failed"] and result["stale"]
+    assert result["age_seconds"] >= 7200
+    assert "older than its lease of 1 h 0 min and probably stale" in result["msg"]
+    assert owner_on_disk(lock_path)["lock_id"] == "ab12cd34"
+
+
+def test_force_release_refuses_a_directory_with_foreign_files(run_module, lock_path: Path) -> None:
+    take(run_module, lock_path)
+    (lock_path / "precious.db").write_text("not the lock's")
+
+    result = drop(run_module, lock_path, force=True)
+
+    assert result["failed"] and "precious.db" in result["msg"]
+    assert (lock_path / "precious.db").exists() and (lock_path / "owner.json").exists()
+
+
+def test_a_file_at_the_lock_path_is_an_error(run_module, lock_path: Path) -> None:
+    lock_path.parent.mkdir(parents=True)
+    lock_path.write_text("")
+
+    result = take(run_module, lock_path)
+
+    assert result["failed"] and "exists but is not a directory" in result["msg"]
+
+
+# Many releases at once
+
+
+def _acquire_in_child(lock_path: str, index: int, barrier: Any, results: Any) -> None:
+    owner = {"user": f"user{index}", "pid": os.getpid()}
+    out = io.StringIO()
+    barrier.wait()
+    with (
+        patch_module_args({"path": lock_path, "owner": owner}),
+        contextlib.redirect_stdout(out),
+        contextlib.suppress(SystemExit),
+    ):
+        release_lock.main()
+    results.put(json.loads(out.getvalue()))
+
+
+def test_only_one_of_eight_concurrent_acquires_wins(lock_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(8)
+    results = context.Queue()
+    workers = [
+        context.Process(target=_acquire_in_child, args=(str(lock_path), i, barrier, results))
+        for i in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+
+    winners = [r for r in outcomes if not r.get("failed")]
+    losers = [r for r in outcomes if r.get("failed")]
+    assert len(winners) == 1 and len(losers) == 7
+    assert owner_on_disk(lock_path)["lock_id"] == winners[0]["lock_id"]
+    assert all("release lock" in r["msg"] for r in losers)
