@@ -560,7 +560,7 @@ def switch(
             sleep=time.sleep,
         )
         result["probes"] = outcome.probes
-        result["last_probe"] = outcome.last.as_dict() if outcome.last else None
+        result["last_probe"] = outcome.last.as_dict()
         if not outcome.confirmed:
             module.fail_json(
                 msg=probe_failed_message(

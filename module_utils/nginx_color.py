@@ -24,7 +24,7 @@ PROBE_REQUEST_MIN_TIMEOUT = 0.1
 
 _NAME_RE = re.compile(r"[a-z0-9_]+")
 _MARKER_RE = re.compile(
-    r"# managed by bluegreen nginx_color: name=(?P<name>[a-z0-9_]+) colour=(?P<colour>blue|green)"
+    re.escape(MARKER_PREFIX) + r" name=(?P<name>[a-z0-9_]+) colour=(?P<colour>blue|green)"
 )
 _HOST_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _PORT_RE = re.compile(r"[0-9]{1,5}")
@@ -91,7 +91,7 @@ class ProbeOutcome:
     confirmed: bool
     probes: int
     streak: int
-    last: ProbeResult | None
+    last: ProbeResult
 
 
 def validate_name(name: object) -> str:
@@ -109,7 +109,7 @@ def validate_colour(colour: object) -> str:
     return str(colour)
 
 
-def _validate_host(host: str) -> bool:
+def _is_valid_host(host: str) -> bool:
     if host.startswith("[") and host.endswith("]"):
         try:
             ipaddress.IPv6Address(host[1:-1])
@@ -130,7 +130,7 @@ def validate_server(server: object) -> str:
     """Return `server` if it is 'host:port' (host a name, an IPv4 or a bracketed IPv6)."""
     if isinstance(server, str):
         host, sep, port = server.rpartition(":")
-        if sep and _validate_host(host) and _PORT_RE.fullmatch(port) and 1 <= int(port) <= 65535:
+        if sep and _is_valid_host(host) and _PORT_RE.fullmatch(port) and 1 <= int(port) <= 65535:
             return server
     raise NginxColorError(
         f"server {server!r} is not valid: write it as host:port, e.g. 10.0.0.5:8001, "
@@ -160,7 +160,7 @@ def servers_for(servers: Mapping[str, Any] | None, colour: str) -> tuple[str, ..
     if not selected:
         raise NginxColorError(
             f"servers.{colour} is empty or missing: list at least one host:port for {colour} "
-            f"before switching traffic to it"
+            "before switching traffic to it"
         )
     return tuple(selected)
 
@@ -283,8 +283,7 @@ def render_upstream(
 
 def parse_marker(content: str) -> Marker | None:
     """The marker on the first line of `content`, or None when there is none."""
-    first_line = content.split("\n", 1)[0].rstrip("\r")
-    match = _MARKER_RE.fullmatch(first_line.rstrip())
+    match = _MARKER_RE.fullmatch(content.split("\n", 1)[0].rstrip())
     if match is None:
         return None
     return Marker(name=match.group("name"), colour=match.group("colour"))
@@ -343,9 +342,7 @@ def wait_for_colour(
         sleep(min(settings.interval, remaining))
 
 
-def describe_probe(result: ProbeResult | None, header: str) -> str:
-    if result is None:
-        return "nothing"
+def describe_probe(result: ProbeResult, header: str) -> str:
     if result.status is None:
         return f"no response ({result.error})"
     seen = "no such header" if result.header is None else repr(result.header)

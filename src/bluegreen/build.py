@@ -45,7 +45,7 @@ from email.parser import HeaderParser
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as distribution_version
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -251,23 +251,8 @@ def build_artifact(
     python = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="bluegreen-build-") as tmp:
         workdir = Path(tmp)
-        source = workdir / "src" / project_dir.name
-        step(f"Copying {project_dir} to a scratch directory")
-        shutil.copytree(
-            project_dir, source, symlinks=True, ignore=_ignorer(project_dir, output_dir)
-        )
-        if requested is not None:
-            copied = source / "pyproject.toml"
-            copied.write_text(rewrite_version(copied.read_text(encoding="utf-8"), requested))
-
-        step("Building the project's wheel")
-        dist = workdir / "dist"
-        _pip(
-            python,
-            ["wheel", "--no-deps", "--wheel-dir", str(dist), str(source)],
-            f"building the wheel of {project_dir}",
-        )
-        project_wheel = _single_wheel(dist, project_dir)
+        step(f"Building the wheel of {project_dir}")
+        project_wheel = _build_project_wheel(python, project_dir, output_dir, requested, workdir)
         name, built_version = wheel_name_version(project_wheel)
         if requested is not None and built_version != requested:
             raise BuildError(
@@ -277,60 +262,24 @@ def build_artifact(
         destination = artifact_path(output_dir, name, built_version)
         _refuse_existing(destination, force)
 
-        platforms = target_platforms(platform)
         step(f"Downloading dependency wheels for Python {python_version} on {platform}")
         wheelhouse = workdir / WHEELHOUSE
-        wheelhouse.mkdir()
-        shutil.copy2(project_wheel, wheelhouse / project_wheel.name)
-        requirements = project_dir / REQUIREMENTS_FILE
-        _pip(
-            python,
-            [
-                "download",
-                "--only-binary=:all:",
-                "--python-version",
-                python_version,
-                "--implementation",
-                "cp",
-                *[arg for p in platforms for arg in ("--platform", p)],
-                "--dest",
-                str(wheelhouse),
-                str(wheelhouse / project_wheel.name),
-                *(["--requirement", str(requirements)] if requirements.is_file() else []),
-            ],
-            f"downloading the dependencies of {name} {built_version} as wheels for "
-            f"Python {python_version} on {platform} (a dependency without a wheel for that "
-            "target has to be built on a matching host, or replaced)",
+        _download_wheelhouse(
+            python, project_wheel, project_dir, wheelhouse, python_version, platform
         )
 
         step(f"Writing {destination.name}")
         built_at = _build_time()
-        wheels = [
-            {"filename": wheel.name, "sha256": file_sha256(wheel), "size": wheel.stat().st_size}
-            for wheel in sorted(wheelhouse.glob("*.whl"))
-        ]
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "name": name,
-            "normalized_name": canonicalize_name(name),
-            "version": built_version,
-            "python_version": python_version,
-            "platform": platform,
-            "platforms": platforms,
-            "built_at": built_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "builder": "bluegreen",
-            "builder_version": _builder_version(),
-            "project_wheel": project_wheel.name,
-            "install": (
-                f"pip install --no-index --find-links {WHEELHOUSE} "
-                f"{canonicalize_name(name)}=={built_version}"
-            ),
-            "wheels": wheels,
-        }
+        manifest = artifact_manifest(
+            name, built_version, python_version, platform, built_at, project_wheel, wheelhouse
+        )
         root = f"{canonicalize_name(name)}-{built_version}"
         members: list[tuple[str, Path | bytes]] = [
             (f"{root}/{MANIFEST_NAME}", (json.dumps(manifest, indent=2) + "\n").encode()),
-            *((f"{root}/{WHEELHOUSE}/{w['filename']}", wheelhouse / w["filename"]) for w in wheels),
+            *(
+                (f"{root}/{WHEELHOUSE}/{w['filename']}", wheelhouse / w["filename"])
+                for w in manifest["wheels"]
+            ),
         ]
         output_dir.mkdir(parents=True, exist_ok=True)
         write_tarball(destination, members, mtime=int(built_at.timestamp()))
@@ -344,6 +293,38 @@ def build_artifact(
         sha256=digest,
         size=destination.stat().st_size,
     )
+
+
+def artifact_manifest(
+    name: str,
+    version: str,
+    python_version: str,
+    platform: str,
+    built_at: datetime,
+    project_wheel: Path,
+    wheelhouse: Path,
+) -> dict[str, Any]:
+    """The content of bluegreen-artifact.json: what was built, for which target, checksums."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": name,
+        "normalized_name": canonicalize_name(name),
+        "version": version,
+        "python_version": python_version,
+        "platform": platform,
+        "platforms": target_platforms(platform),
+        "built_at": built_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "builder": "bluegreen",
+        "builder_version": _builder_version(),
+        "project_wheel": project_wheel.name,
+        "install": (
+            f"pip install --no-index --find-links {WHEELHOUSE} {canonicalize_name(name)}=={version}"
+        ),
+        "wheels": [
+            {"filename": wheel.name, "sha256": file_sha256(wheel), "size": wheel.stat().st_size}
+            for wheel in sorted(wheelhouse.glob("*.whl"))
+        ],
+    }
 
 
 def wheel_name_version(wheel: Path) -> tuple[str, str]:
@@ -455,6 +436,68 @@ def _declared_name_version(pyproject: Path | None) -> tuple[str, str | None] | N
         return project["name"], None
 
 
+def _build_project_wheel(
+    python: str, project_dir: Path, output_dir: Path, version: str | None, workdir: Path
+) -> Path:
+    """Build the wheel from a scratch copy, so neither the version rewrite nor build
+    leftovers ever touch the user's tree."""
+    source = workdir / "src" / project_dir.name
+    shutil.copytree(project_dir, source, symlinks=True, ignore=_ignorer(project_dir, output_dir))
+    if version is not None:
+        copied = source / "pyproject.toml"
+        copied.write_text(
+            rewrite_version(copied.read_text(encoding="utf-8"), version), encoding="utf-8"
+        )
+    dist = workdir / "dist"
+    _pip(
+        python,
+        ["wheel", "--no-deps", "--wheel-dir", str(dist), str(source)],
+        f"building the wheel of {project_dir}",
+    )
+    wheels = sorted(dist.glob("*.whl"))
+    if len(wheels) != 1:
+        raise BuildError(
+            f"building {project_dir} produced {len(wheels)} wheels instead of one: "
+            f"{', '.join(w.name for w in wheels) or 'none'}"
+        )
+    return wheels[0]
+
+
+def _download_wheelhouse(
+    python: str,
+    project_wheel: Path,
+    project_dir: Path,
+    wheelhouse: Path,
+    python_version: str,
+    platform: str,
+) -> None:
+    """Fill ``wheelhouse`` with the project's wheel and every dependency's, for the target."""
+    platforms = target_platforms(platform)
+    wheelhouse.mkdir()
+    local_wheel = wheelhouse / project_wheel.name
+    shutil.copy2(project_wheel, local_wheel)
+    requirements = project_dir / REQUIREMENTS_FILE
+    _pip(
+        python,
+        [
+            "download",
+            "--only-binary=:all:",
+            "--python-version",
+            python_version,
+            "--implementation",
+            "cp",
+            *[arg for platform in platforms for arg in ("--platform", platform)],
+            "--dest",
+            str(wheelhouse),
+            str(local_wheel),
+            *(["--requirement", str(requirements)] if requirements.is_file() else []),
+        ],
+        f"downloading the dependencies of {project_wheel.name} as wheels for Python "
+        f"{python_version} on {platform} (a dependency without a wheel for that target "
+        "has to be built on a matching host, or replaced)",
+    )
+
+
 def _refuse_existing(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise ArtifactExists(path)
@@ -487,16 +530,6 @@ def _pip(python: str, args: list[str], what: str) -> None:
         raise BuildError(f"{what} failed: cannot run {python}: {exc}") from None
     if result.returncode != 0:
         raise PipError(what, command, result.returncode, result.stderr or result.stdout)
-
-
-def _single_wheel(dist: Path, project_dir: Path) -> Path:
-    wheels = sorted(dist.glob("*.whl"))
-    if len(wheels) != 1:
-        raise BuildError(
-            f"building {project_dir} produced {len(wheels)} wheels instead of one: "
-            f"{', '.join(w.name for w in wheels) or 'none'}"
-        )
-    return wheels[0]
 
 
 def _build_time() -> datetime:

@@ -160,7 +160,11 @@ VerboseOption = Annotated[
 ]
 LabNames = Annotated[
     list[str] | None,
-    typer.Argument(help="Labs, named as their inventories (default: lab).", show_default=False),
+    typer.Argument(
+        metavar="NAMES",
+        help="Labs, named as their inventories (default: lab).",
+        show_default=False,
+    ),
 ]
 
 
@@ -418,6 +422,7 @@ def build(
     project_dir: Annotated[
         Path,
         typer.Argument(
+            metavar="PROJECT_DIR",
             help="The Python service to package (a pyproject.toml or requirements file).",
             exists=True,
             file_okay=False,

@@ -190,6 +190,7 @@ class _Step:
     started: float
     hosts: dict[str, str] = field(default_factory=dict)
     notes: list[RenderableType] = field(default_factory=list)
+    last_result: float | None = None
     ended: float | None = None
 
     def status(self) -> str:
@@ -270,6 +271,7 @@ class LiveProgress:
         elif status is not None and self.step is not None:
             host = str(data.get("host", "?"))
             self.step.hosts[host] = status
+            self.step.last_result = now
             if status in _BAD:
                 self.step.notes.append(_failure_note(host, status, event))
             elif self.verbosity and (details := result_details(event)):
@@ -291,7 +293,8 @@ class LiveProgress:
         step, self.step = self.step, None
         if step is None:
             return
-        step.ended = now or time.time()
+        # A step ends with its last host result; the gap to the next step is ansible's.
+        step.ended = step.last_result or now or time.time()
         if not self.compact:
             icon = Text(_ICONS.get(step.status(), "•"), style=STATUS_STYLES[step.status()])
             self._print(self._row(icon, step.ended - step.started, step))

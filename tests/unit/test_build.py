@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
 import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -111,7 +113,7 @@ def test_manylinux2014_target_also_accepts_pep600_and_2_28_wheels() -> None:
 
 def test_missing_pyproject_is_a_usage_error_naming_the_directory(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ProjectError, match="has no pyproject.toml") as caught:
+    with pytest.raises(ProjectError, match=r"has no pyproject\.toml") as caught:
         build_artifact(tmp_path / "empty", tmp_path / "out")
     assert str(tmp_path / "empty") in str(caught.value)
     assert caught.value.exit_code == ExitCode.USAGE
@@ -126,7 +128,7 @@ def test_version_cannot_be_set_on_a_setup_py_only_project(tmp_path: Path) -> Non
     project = tmp_path / "legacy"
     project.mkdir()
     (project / "setup.py").write_text("from setuptools import setup\nsetup(name='legacy')\n")
-    with pytest.raises(ProjectError, match="set the version in setup.py"):
+    with pytest.raises(ProjectError, match=r"set the version in setup\.py"):
         build_artifact(project, tmp_path / "out", version="1.0.0")
 
 
@@ -289,3 +291,41 @@ def test_sampleapp_artifact_installs_offline_at_the_built_version(tmp_path: Path
         "sampleapp-2.0.0.tar.gz",
         "sampleapp-2.0.0.tar.gz.sha256",
     ]
+
+
+@pytest.mark.slow
+def test_build_never_touches_the_project_tree_and_keeps_nested_build_packages(
+    tmp_path: Path,
+) -> None:
+    project = write_project(
+        tmp_path / "svc",
+        '[build-system]\nrequires = ["setuptools>=68"]\n'
+        'build-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "demo-svc"\nversion = "0.3.0"\n'
+        '[tool.setuptools.packages.find]\nwhere = ["src"]\n',
+    )
+    for package in ("src/demo_svc", "src/demo_svc/build"):
+        (project / package).mkdir(parents=True)
+        (project / package / "__init__.py").write_text("")
+    (project / "build").mkdir()
+    (project / "build" / "stale.txt").write_text("leftover of an old build")
+    out = project / "artifacts"
+    out.mkdir()
+    (out / "notes.txt").write_text("not part of any build")
+    tree_before = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+
+    artifact = build_artifact(project, out, version="0.3.1")
+
+    assert artifact.path == out / "demo-svc-0.3.1.tar.gz"
+    tree_after = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+    assert set(tree_after) - set(tree_before) == {
+        "artifacts/demo-svc-0.3.1.tar.gz",
+        "artifacts/demo-svc-0.3.1.tar.gz.sha256",
+    }
+    with tarfile.open(artifact.path) as tar:
+        wheel_member = tar.getmember("demo-svc-0.3.1/wheelhouse/demo_svc-0.3.1-py3-none-any.whl")
+        wheel_bytes = tar.extractfile(wheel_member).read()
+    with zipfile.ZipFile(io.BytesIO(wheel_bytes)) as wheel:
+        names = wheel.namelist()
+    assert "demo_svc/build/__init__.py" in names
+    assert not any("stale" in name or "notes" in name for name in names)

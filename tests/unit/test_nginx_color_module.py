@@ -8,12 +8,17 @@ cares about: which colour serves, and what is on disk.
 
 from __future__ import annotations
 
+import socket
 import stat
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import nginx_color
 import pytest
+import yaml
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.nginx_color import ProbeResult, ProbeSettings, render_upstream
 
@@ -365,7 +370,26 @@ class TestFailedCheckOrReload:
         )
         assert "restore it by hand" in result["msg"]
 
-    def test_unwritable_directory_fails_before_anything_changes(
+    def test_failed_write_leaves_the_previous_file_and_runs_nothing(
+        self, run_module, nginx: FakeNginx, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        before = serve(nginx, "blue")
+
+        def read_only(module: AnsibleModule, path: str, content: bytes) -> None:
+            raise OSError(30, "Read-only file system")
+
+        monkeypatch.setattr(nginx_color, "write_atomic", read_only)
+
+        result = run_module(nginx_color.main, args(path))
+
+        assert result["failed"] is True
+        assert result["changed"] is False
+        assert f"could not write {path}: [Errno 30] Read-only file system" in result["msg"]
+        assert "traffic is where it was" in result["msg"]
+        assert path.read_bytes() == before
+        assert nginx.commands == []
+
+    def test_path_under_a_file_cannot_be_read_and_says_so(
         self, run_module, nginx: FakeNginx, tmp_path: Path
     ) -> None:
         (tmp_path / "bluegreen").write_text("a file where the directory should be\n")
@@ -374,9 +398,7 @@ class TestFailedCheckOrReload:
         result = run_module(nginx_color.main, args(path))
 
         assert result["failed"] is True
-        assert result["changed"] is False
-        assert f"could not write {path}" in result["msg"]
-        assert "traffic is where it was" in result["msg"]
+        assert f"could not read {path}: Not a directory" in result["msg"]
         assert nginx.commands == []
 
     def test_failed_reload_restores_and_reloads_the_previous_colour(
@@ -491,3 +513,111 @@ def test_default_path_is_under_etc_nginx_bluegreen(
 
     assert result["path"] == "/etc/nginx/bluegreen/sampleapp.upstream.conf"
     assert result["active_colour"] is None
+
+
+def test_documentation_matches_the_argument_spec() -> None:
+    options = yaml.safe_load(nginx_color.DOCUMENTATION)["options"]
+
+    assert options.keys() == nginx_color.ARGUMENT_SPEC.keys()
+    for name, spec in nginx_color.ARGUMENT_SPEC.items():
+        documented = options[name]
+        for key in ("type", "default", "choices", "elements"):
+            assert documented.get(key) == spec.get(key), (name, key)
+        assert documented.get("required", False) == spec.get("required", False), name
+        assert documented["description"], name
+
+
+def test_examples_and_return_are_valid_yaml() -> None:
+    examples = yaml.safe_load(nginx_color.EXAMPLES)
+    returned = yaml.safe_load(nginx_color.RETURN)
+
+    assert all("nginx_color" in task or "ansible.builtin.debug" in task for task in examples)
+    assert {"previous_colour", "active_colour", "path", "switch_ms", "probes", "last_probe"} <= (
+        returned.keys()
+    )
+
+
+class ProbeTarget(BaseHTTPRequestHandler):
+    """Answers like a colour behind nginx; records the Host and Connection headers it got."""
+
+    seen: ClassVar[list[tuple[str | None, str | None]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.headers.get("Host"), self.headers.get("Connection")))
+        routes = {
+            "/green": (200, {"X-Bluegreen-Colour": "green"}),
+            "/maintenance": (503, {"X-Bluegreen-Colour": "green"}),
+            "/bare": (200, {}),
+            "/moved": (302, {"Location": "/green"}),
+        }
+        status, headers = routes[self.path]
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def probe_target() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ProbeTarget)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    ProbeTarget.seen.clear()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def probe_settings_for(url: str, host_header: str | None = None) -> ProbeSettings:
+    return ProbeSettings(
+        url=url,
+        host_header=host_header,
+        header="X-Bluegreen-Colour",
+        successes=1,
+        timeout=5.0,
+        interval=0.0,
+    )
+
+
+class TestProbeOnce:
+    def test_reads_the_colour_header_on_a_closed_connection(self, probe_target: str) -> None:
+        result = nginx_color.probe_once(probe_settings_for(f"{probe_target}/green"), 2.0)
+
+        assert result == ProbeResult(status=200, header="green")
+        assert ProbeTarget.seen[-1][1] == "close"
+
+    def test_any_status_carries_the_colour(self, probe_target: str) -> None:
+        result = nginx_color.probe_once(probe_settings_for(f"{probe_target}/maintenance"), 2.0)
+
+        assert result == ProbeResult(status=503, header="green")
+
+    def test_missing_header_and_redirects_are_not_a_colour(self, probe_target: str) -> None:
+        assert nginx_color.probe_once(
+            probe_settings_for(f"{probe_target}/bare"), 2.0
+        ) == ProbeResult(status=200, header=None)
+        assert nginx_color.probe_once(
+            probe_settings_for(f"{probe_target}/moved"), 2.0
+        ) == ProbeResult(status=302, header=None)
+
+    def test_sends_the_host_header(self, probe_target: str) -> None:
+        nginx_color.probe_once(probe_settings_for(f"{probe_target}/green", "app.example.com"), 2.0)
+
+        assert ProbeTarget.seen[-1][0] == "app.example.com"
+
+    def test_refused_connection_is_a_result_not_an_exception(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed_port = sock.getsockname()[1]
+
+        result = nginx_color.probe_once(probe_settings_for(f"http://127.0.0.1:{closed_port}/"), 2.0)
+
+        assert result.status is None
+        assert result.header is None
+        assert result.error

@@ -62,7 +62,7 @@ def backends() -> Iterator[dict[str, list[str]]]:
         for colour in ("blue", "green"):
             server = ThreadingHTTPServer(("127.0.0.1", 0), colour_handler(colour))
             servers[colour] = server
-            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
             thread.start()
             threads.append(thread)
         yield {colour: [f"127.0.0.1:{s.server_address[1]}"] for colour, s in servers.items()}

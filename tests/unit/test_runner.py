@@ -1,0 +1,266 @@
+"""The ansible-runner wrapper: finding the project and inventory, reading what a run
+reported, and one real run of a tiny local playbook."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bluegreen.cli import verdict
+from bluegreen.errors import ExitCode, InputError
+from bluegreen.project import PROJECT_DIR_ENV, project_root
+from bluegreen.runner import (
+    EventCollector,
+    Failure,
+    new_run_dir,
+    prune_runs,
+    resolve_inventory,
+    result_message,
+    run_playbook,
+)
+
+
+def make_project(root: Path) -> Path:
+    (root / "playbooks").mkdir(parents=True)
+    (root / "inventories" / "lab").mkdir(parents=True)
+    (root / "inventories" / "lab-single").mkdir(parents=True)
+    (root / "ansible.cfg").write_text("[defaults]\n")
+    return root
+
+
+# --- project discovery -------------------------------------------------------------
+
+
+def test_project_is_found_upwards_from_a_nested_directory(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "ops")
+    nested = project / "roles" / "switch" / "tasks"
+    nested.mkdir(parents=True)
+
+    assert project_root(cwd=nested, environ={}) == project.resolve()
+
+
+def test_explicit_project_dir_wins_over_the_one_around_the_cwd(tmp_path: Path) -> None:
+    here = make_project(tmp_path / "here")
+    there = make_project(tmp_path / "there")
+
+    assert project_root(explicit=there, cwd=here, environ={}) == there.resolve()
+
+
+def test_environment_names_the_project_when_the_cwd_is_outside_one(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "ops")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+
+    found = project_root(cwd=outside, environ={PROJECT_DIR_ENV: str(project)})
+
+    assert found == project.resolve()
+
+
+def test_no_project_anywhere_is_a_usage_error_that_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        project_root(cwd=tmp_path, environ={})
+
+    assert info.value.exit_code == ExitCode.USAGE
+    assert "--project-dir" in str(info.value)
+    assert PROJECT_DIR_ENV in str(info.value)
+
+
+def test_a_project_dir_without_playbooks_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text("")
+
+    with pytest.raises(InputError, match=r"needs ansible\.cfg and playbooks/"):
+        project_root(explicit=tmp_path, cwd=tmp_path, environ={})
+
+
+# --- inventory resolution ----------------------------------------------------------
+
+
+def test_inventory_name_resolves_under_inventories(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+
+    assert resolve_inventory(project, "lab") == str((project / "inventories" / "lab").resolve())
+
+
+def test_inventory_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "ops")
+    custom = tmp_path / "prod.yml"
+    custom.write_text("all: {}\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert resolve_inventory(project, "prod.yml") == str(custom.resolve())
+    assert resolve_inventory(project, str(custom)) == str(custom.resolve())
+
+
+def test_no_inventory_keeps_the_ansible_cfg_default(tmp_path: Path) -> None:
+    assert resolve_inventory(make_project(tmp_path), None) is None
+
+
+def test_unknown_inventory_is_a_usage_error_listing_the_known_ones(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+
+    with pytest.raises(InputError) as info:
+        resolve_inventory(project, "staging")
+
+    assert info.value.exit_code == ExitCode.USAGE
+    assert "known inventories: lab, lab-single" in str(info.value)
+
+
+# --- run directories ---------------------------------------------------------------
+
+
+def test_only_the_newest_runs_are_kept(tmp_path: Path) -> None:
+    runs = tmp_path / "state" / "runner"
+    runs.mkdir(parents=True)
+    names = [f"2026010{day}T120000000000Z-release" for day in range(1, 6)]
+    for name in names:
+        (runs / name).mkdir()
+    (runs / "notes").mkdir()
+
+    prune_runs(runs, keep=2)
+
+    assert sorted(p.name for p in runs.iterdir()) == sorted([*names[-2:], "notes"])
+
+
+def test_a_new_run_dir_leaves_room_for_itself(tmp_path: Path) -> None:
+    runs = tmp_path / "state" / "runner"
+    runs.mkdir(parents=True)
+    for day in range(1, 4):
+        (runs / f"2026010{day}T120000000000Z-status").mkdir()
+
+    fresh = new_run_dir(tmp_path, "release", keep=3)
+
+    assert fresh.parent == runs
+    assert fresh.name.endswith("-release")
+    assert len(list(runs.iterdir())) == 3
+
+
+# --- reading results ---------------------------------------------------------------
+
+
+def test_no_log_result_shows_only_ansibles_censored_text() -> None:
+    res = {"censored": "the output has been hidden due to the fact that 'no_log: true' ..."}
+
+    assert result_message(res) == res["censored"]
+
+
+def test_command_failure_message_has_rc_and_stderr() -> None:
+    res = {"msg": "non-zero return code", "rc": 3, "stderr": "relation does not exist\n"}
+
+    assert result_message(res) == "non-zero return code (rc=3)\nrelation does not exist"
+
+
+def test_loop_failure_names_the_failed_items() -> None:
+    res = {
+        "msg": "One or more items failed",
+        "results": [
+            {"item": "blue", "failed": False, "msg": "fine"},
+            {"item": "green", "failed": True, "msg": "port 8002 not listening"},
+        ],
+    }
+
+    assert result_message(res).splitlines() == [
+        "One or more items failed",
+        "item green: port 8002 not listening",
+    ]
+
+
+def test_collector_keeps_real_failures_errors_and_stats() -> None:
+    forwarded: list[str] = []
+
+    def broken_display(event: dict) -> None:
+        forwarded.append(event["event"])
+        raise RuntimeError("display bug")
+
+    collector = EventCollector(broken_display)
+    events = [
+        {"event": "verbose", "stdout": "\x1b[0;31m[ERROR]: couldn't resolve module\x1b[0m"},
+        {"event": "verbose", "stdout": "\x1b[0;31mOrigin: playbooks/release.yml:3:7\x1b[0m"},
+        {
+            "event": "runner_on_failed",
+            "event_data": {"host": "app-blue", "task": "Probe", "ignore_errors": True, "res": {}},
+        },
+        {
+            "event": "runner_on_unreachable",
+            "event_data": {"host": "lb1", "task": "Switch", "res": {"msg": "ssh: timed out"}},
+        },
+        {
+            "event": "playbook_on_stats",
+            "event_data": {"ok": {"lb1": 2}, "dark": {"lb1": 1}, "artifact_data": {"x": 1}},
+        },
+    ]
+    for event in events:
+        assert collector(event) is True
+    collector.finish()
+
+    assert forwarded == ["verbose"]
+    assert collector.errors == [
+        "[ERROR]: couldn't resolve module\nOrigin: playbooks/release.yml:3:7"
+    ]
+    assert collector.failures == [Failure("lb1", "Switch", "ssh: timed out")]
+    assert collector.stats["lb1"]["unreachable"] == 1
+    assert collector.custom_stats == {"x": 1}
+
+
+# --- one real run ------------------------------------------------------------------
+
+PLAYBOOK = """\
+- name: Report, then fail
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Report what is live
+      ansible.builtin.set_stats:
+        aggregate: false
+        data:
+          bluegreen_status:
+            active_colour: blue
+            colours: {blue: {version: "{{ app_version }}", healthy: true}}
+    - name: Run the migration
+      ansible.builtin.command: sh -c 'echo "relation app_user does not exist" >&2; exit 3'
+      changed_when: false
+"""
+
+
+def test_real_run_reports_custom_stats_and_a_failing_task_exits_1(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "ops")
+    (project / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = False\n")
+    (project / "inventories" / "local").mkdir()
+    (project / "inventories" / "local" / "hosts.yml").write_text(
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+        "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+    )
+    (project / "playbooks" / "probe.yml").write_text(PLAYBOOK)
+    events: list[str] = []
+
+    result = run_playbook(
+        project,
+        "playbooks/probe.yml",
+        extravars={"app_version": "1.4.2"},
+        inventory="local",
+        on_event=lambda event: events.append(event["event"]),
+    )
+
+    assert result.custom_stats["bluegreen_status"] == {
+        "active_colour": "blue",
+        "colours": {"blue": {"version": "1.4.2", "healthy": True}},
+    }
+    assert result.outcome is None
+    assert result.rc != 0
+    assert result.failures == [
+        Failure(
+            "localhost",
+            "Run the migration",
+            "non-zero return code (rc=3)\nrelation app_user does not exist",
+        )
+    ]
+    code, message = verdict("release", result)
+    assert code == ExitCode.FAILED
+    assert "Run the migration" in message and "relation app_user does not exist" in message
+    assert events[0] == "playbook_on_start" and events[-1] == "playbook_on_stats"
+    run_dir = result.artifact_dir.parents[1]
+    assert run_dir.parent == project.resolve() / "state" / "runner"
+    assert not (run_dir / "env" / "extravars").exists()
+    assert "1.4.2" not in (result.artifact_dir / "command").read_text()
+    assert os.stat(run_dir).st_mode & 0o077 == 0
