@@ -190,8 +190,8 @@ def _settings(ctx: typer.Context) -> Settings:
     return obj if isinstance(obj, Settings) else Settings()
 
 
-def _console() -> Console:
-    return Console(highlight=False)
+def _console(stderr: bool = False) -> Console:
+    return Console(highlight=False, stderr=stderr)
 
 
 @contextmanager
@@ -505,15 +505,38 @@ def lab_up(ctx: typer.Context, names: LabNames = None) -> None:
         _console().print(lab_table(lab.status()))
 
 
-@lab_app.command("down", epilog=_examples("bluegreen lab down", "bluegreen lab down lab-single"))
-def lab_down(ctx: typer.Context, names: LabNames = None) -> None:
-    """Remove the lab containers."""
+@lab_app.command(
+    "down", epilog=_examples("bluegreen lab down", "bluegreen lab down lab-single --purge")
+)
+def lab_down(
+    ctx: typer.Context,
+    names: LabNames = None,
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="Also remove the cached lab image and the lab SSH key, once no lab "
+            "container is left.",
+        ),
+    ] = False,
+) -> None:
+    """Remove the lab containers (and their network once none is left)."""
     with _reported(ctx):
         from bluegreen.lab import Lab
 
         wanted = names or DEFAULT_LABS
-        Lab(_project(ctx)).down(wanted)
+        Lab(_project(ctx)).down(wanted, purge=purge)
         _console().print(f"Removed the containers of: {', '.join(wanted)}")
+
+
+@lab_app.command("image", epilog=_examples("bluegreen lab image"))
+def lab_image(ctx: typer.Context) -> None:
+    """Build the lab base image unless it is cached, and print its name."""
+    with _reported(ctx):
+        from bluegreen.lab import Lab
+
+        lab = Lab(_project(ctx), log=lambda line: _console(stderr=True).print(line))
+        typer.echo(lab.ensure_image())
 
 
 @lab_app.command(

@@ -107,8 +107,7 @@ def hosts_from_inventory(inventory_file: Path, profile: str) -> list[LabHost]:
 
 
 def _walk_hosts(group: dict) -> Iterable[tuple[str, dict]]:
-    for host, variables in (group.get("hosts") or {}).items():
-        yield host, variables
+    yield from (group.get("hosts") or {}).items()
     for child in (group.get("children") or {}).values():
         yield from _walk_hosts(child or {})
 
@@ -169,10 +168,13 @@ class Lab:
                 shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def status(self, names: list[str] | None = None) -> list[dict]:
-        wanted = self.hosts(names) if names else []
-        by_name = {c.name: c for c in self._containers(names)}
+        """One row per lab host: of the named labs, or of every lab that has containers."""
+        containers = self._containers(names)
+        if not names:
+            names = sorted({c.labels.get(PROFILE_LABEL, "") for c in containers} - {""})
+        by_name = {c.name: c for c in containers}
         rows = []
-        for host in wanted or [_host_from_container(c) for c in by_name.values()]:
+        for host in self.hosts(names):
             container = by_name.get(host.container_name)
             state = container.status if container else "absent"
             ssh = "up" if state == "running" and ssh_answers(host.ssh_port) else "down"
@@ -207,8 +209,18 @@ class Lab:
         if not self.ssh_key.exists():
             self.ssh_key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bluegreen-lab",
-                 "-f", str(self.ssh_key)],
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "bluegreen-lab",
+                    "-f",
+                    str(self.ssh_key),
+                ],
                 check=True,
             )
             self.log(f"generated lab SSH key {self.ssh_key}")
@@ -240,8 +252,10 @@ class Lab:
 
     def _run_container(self, host: LabHost, tag: str) -> None:
         ports = {"22/tcp": ("127.0.0.1", host.ssh_port)}
-        ports |= {f"{inside}/tcp": ("127.0.0.1", outside)
-                  for inside, outside in host.published_ports.items()}
+        ports |= {
+            f"{inside}/tcp": ("127.0.0.1", outside)
+            for inside, outside in host.published_ports.items()
+        }
         self.client.containers.run(
             tag,
             command="/sbin/init",
@@ -258,8 +272,11 @@ class Lab:
             networking_config={
                 NETWORK: self.client.api.create_endpoint_config(aliases=[host.name])
             },
-            labels={LABEL: "1", PROFILE_LABEL: host.profile,
-                    "bluegreen.lab.ssh_port": str(host.ssh_port)},
+            labels={
+                LABEL: "1",
+                PROFILE_LABEL: host.profile,
+                "bluegreen.lab.ssh_port": str(host.ssh_port),
+            },
             stop_signal="SIGRTMIN+3",
         )
 
@@ -282,14 +299,6 @@ class Lab:
         if names:
             containers = [c for c in containers if c.labels.get(PROFILE_LABEL) in names]
         return containers
-
-
-def _host_from_container(container) -> LabHost:
-    return LabHost(
-        name=container.attrs["Config"]["Hostname"],
-        profile=container.labels.get(PROFILE_LABEL, "?"),
-        ssh_port=int(container.labels.get("bluegreen.lab.ssh_port", 0)),
-    )
 
 
 def build_image(tag: str) -> None:
