@@ -59,6 +59,7 @@ OUTCOME_EXIT_CODES: dict[str, dict[str, ExitCode]] = {
     "rollback": {
         "rolled_back": ExitCode.OK,
         "unchanged": ExitCode.OK,
+        "failed_before_switch": ExitCode.FAILED_BEFORE_SWITCH,
         "failed": ExitCode.FAILED,
     },
 }

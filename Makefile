@@ -1,0 +1,91 @@
+# bluegreen: `make demo` takes a bare Debian machine (as root) to a finished release
+# 1.0.0 -> 2.0.0 on the lab; `make test` runs the whole suite. Each target says what
+# it installs before it installs it.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BLUEGREEN := $(BIN)/bluegreen
+SYSTEM_PACKAGES := docker.io mmdebstrap openssh-client nginx-light
+SAMPLE_VERSIONS := 1.0.0 2.0.0 2.0.1+crash 2.0.2+http500
+DOCKERD_LOG := /var/log/bluegreen-dockerd.log
+
+.PHONY: help deps docker venv artifacts lab demo test lint unit integration molecule bench clean
+
+help:
+	@echo "make demo   - install what is missing, start the lab, release 1.0.0 then 2.0.0"
+	@echo "make test   - lint, unit tests, lab integration tests and the molecule scenario"
+	@echo "make deps   - install $(SYSTEM_PACKAGES) and start the Docker engine (root)"
+	@echo "make bench  - run the benchmarks in bench/ against the lab"
+	@echo "make clean  - remove the lab containers, the venv and built artifacts"
+
+deps: docker
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  [ "$$(id -u)" = 0 ] || { echo "make deps must run as root to install:$$missing"; exit 2; }; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The engine is started by hand where no init system manages it (CI, containers).
+docker:
+	@if ! command -v dockerd >/dev/null; then \
+	  echo "installing the Docker engine (docker.io)"; \
+	  [ "$$(id -u)" = 0 ] || { echo "installing docker.io needs root"; exit 2; }; \
+	  apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null; \
+	fi
+	@if ! docker info >/dev/null 2>&1; then \
+	  echo "starting dockerd (log: $(DOCKERD_LOG))"; \
+	  nohup dockerd >$(DOCKERD_LOG) 2>&1 & \
+	  for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
+	  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see $(DOCKERD_LOG)"; exit 1; }; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml examples/sampleapp/pyproject.toml
+	@echo "creating the virtualenv $(VENV) (bluegreen, ansible, molecule, the sample app)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]' -e examples/sampleapp
+	touch $@
+
+artifacts: venv
+	@for v in $(SAMPLE_VERSIONS); do \
+	  [ -f "artifacts/sampleapp-$$v.tar.gz" ] || $(BLUEGREEN) build examples/sampleapp --version "$$v"; \
+	done
+
+lab: deps venv
+	$(BLUEGREEN) lab up lab lab-single
+
+demo: deps venv artifacts lab
+	$(BLUEGREEN) release --version 1.0.0
+	$(BLUEGREEN) release --version 2.0.0
+	$(BLUEGREEN) status
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/ansible-lint --profile production --offline -q
+	@for m in library/*.py; do $(BIN)/ansible-doc -t module "$$(basename $$m .py)" >/dev/null; done
+	@echo "ansible-doc renders every module"
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: lab artifacts
+	$(BIN)/pytest -q tests/integration
+
+molecule: deps venv artifacts
+	BLUEGREEN_LAB_IMAGE="$$($(BLUEGREEN) lab image)" $(BIN)/molecule test
+
+test: deps venv artifacts lint unit integration molecule
+
+bench: lab artifacts
+	$(BIN)/python bench/switch_under_load.py
+	$(BIN)/python bench/rollback_time.py
+
+clean:
+	-$(BLUEGREEN) lab down lab lab-single
+	rm -rf $(VENV) artifacts state

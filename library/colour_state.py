@@ -1,0 +1,173 @@
+#!/usr/bin/python
+# Copyright: bluegreen contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: colour_state
+short_description: Read what each colour of a service runs on an app host, and whether it is healthy
+description:
+  - Reads, for each colour the host runs, the release its link points at, the state of its
+    systemd unit and the answer of its health endpoint, in one call.
+  - Used before a release (is the live colour healthy, is the version live already), before a
+    rollback (is the colour to go back to healthy) and by the status playbook.
+  - Never changes anything.
+version_added: "0.1.0"
+options:
+  name:
+    description:
+      - Name of the service; its units are C(<name>@<colour>.service).
+    type: str
+    required: true
+  colours:
+    description:
+      - Colours this host runs.
+    type: list
+    elements: str
+    default: [blue, green]
+  ports:
+    description:
+      - Port of each colour, keys C(blue) and C(green).
+    type: dict
+    required: true
+  colours_dir:
+    description:
+      - Directory holding one link per colour to the release it runs.
+    type: path
+    required: true
+  health_path:
+    description:
+      - Path of the health endpoint, probed on 127.0.0.1 at the colour's port.
+    type: str
+    default: /health
+  timeout:
+    description:
+      - Seconds to wait for each health answer.
+    type: float
+    default: 5
+extends_documentation_fragment:
+  - action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author:
+  - bluegreen contributors
+"""
+
+EXAMPLES = r"""
+- name: Read what each colour runs
+  colour_state:
+    name: sampleapp
+    colours: [blue, green]
+    ports: {blue: 8001, green: 8002}
+    colours_dir: /opt/sampleapp/colours
+  register: running
+
+- name: Refuse to roll back to an unhealthy colour
+  ansible.builtin.assert:
+    that: running.colours.green.healthy
+"""
+
+RETURN = r"""
+colours:
+  description: One entry per colour the host runs.
+  returned: always
+  type: dict
+  contains:
+    version:
+      description: Version the colour's link points at; null when nothing is deployed.
+      type: str
+    release_dir:
+      description: Target of the colour's link.
+      type: str
+    state:
+      description: ActiveState of the colour's systemd unit (active, inactive, failed, ...).
+      type: str
+    health_status:
+      description: HTTP status of the health endpoint; -1 when nothing answered.
+      type: int
+    health_error:
+      description: Why the health probe got no answer, when it got none.
+      type: str
+    healthy:
+      description: True when the health endpoint answered 200.
+      type: bool
+  sample:
+    blue: {version: 2.0.0, release_dir: /opt/sampleapp/releases/2.0.0, state: active,
+           health_status: 200, health_error: null, healthy: true}
+"""
+
+import os
+import urllib.error
+import urllib.request
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.colour_state import (
+    colour_record,
+    health_url,
+    invalid_options,
+    unit_name,
+)
+
+
+def link_target(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def unit_state(module: AnsibleModule, unit: str) -> str:
+    systemctl = module.get_bin_path("systemctl", required=True)
+    _rc, out, _err = module.run_command([systemctl, "show", "-p", "ActiveState", "--value", unit])
+    return out.strip()
+
+
+def probe(url: str, timeout: float) -> tuple[int | None, str | None]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, None
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except (urllib.error.URLError, OSError) as exc:
+        return None, str(getattr(exc, "reason", exc))
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "colours": {"type": "list", "elements": "str", "default": ["blue", "green"]},
+            "ports": {"type": "dict", "required": True},
+            "colours_dir": {"type": "path", "required": True},
+            "health_path": {"type": "str", "default": "/health"},
+            "timeout": {"type": "float", "default": 5.0},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    problem = invalid_options(params["colours"], params["ports"])
+    if problem:
+        module.fail_json(msg=problem)
+    colours = {}
+    for colour in params["colours"]:
+        status, error = probe(
+            health_url(int(params["ports"][colour]), params["health_path"]), params["timeout"]
+        )
+        colours[colour] = colour_record(
+            link_target(os.path.join(params["colours_dir"], colour)),
+            unit_state(module, unit_name(params["name"], colour)),
+            status,
+            error,
+        )
+    module.exit_json(changed=False, colours=colours)
+
+
+if __name__ == "__main__":
+    main()
