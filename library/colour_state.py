@@ -47,6 +47,29 @@ options:
       - Seconds to wait for each health answer.
     type: float
     default: 5
+  wait_healthy:
+    description:
+      - Seconds to keep probing until every colour answers 200. C(0) reads once.
+      - The wait ends early when a colour's unit has failed or has been restarted
+        O(max_restarts) times since it started, since such a colour will not get healthy.
+    type: float
+    default: 0
+  interval:
+    description:
+      - Seconds between probes while waiting.
+    type: float
+    default: 0.5
+  max_restarts:
+    description:
+      - Restarts of a colour's unit (systemd NRestarts) after which waiting stops.
+    type: int
+    default: 3
+  restarts_baseline:
+    description:
+      - Restart count of each colour's unit before this deployment started it; systemd
+        keeps counting across manual restarts, so O(max_restarts) counts from here.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - action_common_attributes
 attributes:
@@ -98,12 +121,26 @@ colours:
     healthy:
       description: True when the health endpoint answered 200.
       type: bool
+    restarts:
+      description: Times systemd restarted the colour's unit since it was started.
+      type: int
   sample:
     blue: {version: 2.0.0, release_dir: /opt/sampleapp/releases/2.0.0, state: active,
-           health_status: 200, health_error: null, healthy: true}
+           health_status: 200, health_error: null, healthy: true, restarts: 0}
+waited_s:
+  description: Seconds spent waiting for the colours to become healthy.
+  returned: always
+  type: float
+  sample: 2.4
+gave_up:
+  description: Why waiting stopped before every colour was healthy, when it did.
+  returned: always
+  type: str
+  sample: "sampleapp@green.service restarted 3 times"
 """
 
 import os
+import time
 import urllib.error
 import urllib.request
 
@@ -111,6 +148,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.colour_state import (
     colour_record,
     health_url,
+    hopeless,
     invalid_options,
     unit_name,
 )
@@ -123,10 +161,15 @@ def link_target(path: str) -> str | None:
         return None
 
 
-def unit_state(module: AnsibleModule, unit: str) -> str:
+def unit_state(module: AnsibleModule, unit: str) -> tuple[str, int]:
+    """ActiveState and NRestarts of a unit."""
     systemctl = module.get_bin_path("systemctl", required=True)
-    _rc, out, _err = module.run_command([systemctl, "show", "-p", "ActiveState", "--value", unit])
-    return out.strip()
+    _rc, out, _err = module.run_command(
+        [systemctl, "show", "-p", "ActiveState", "-p", "NRestarts", unit]
+    )
+    fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    restarts = fields.get("NRestarts", "0")
+    return fields.get("ActiveState", ""), int(restarts) if restarts.isdigit() else 0
 
 
 def probe(url: str, timeout: float) -> tuple[int | None, str | None]:
@@ -148,6 +191,10 @@ def main() -> None:
             "colours_dir": {"type": "path", "required": True},
             "health_path": {"type": "str", "default": "/health"},
             "timeout": {"type": "float", "default": 5.0},
+            "wait_healthy": {"type": "float", "default": 0.0},
+            "interval": {"type": "float", "default": 0.5},
+            "max_restarts": {"type": "int", "default": 3},
+            "restarts_baseline": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
@@ -155,18 +202,37 @@ def main() -> None:
     problem = invalid_options(params["colours"], params["ports"])
     if problem:
         module.fail_json(msg=problem)
+    started = time.monotonic()
+    deadline = started + max(params["wait_healthy"], 0)
+    while True:
+        colours = read_colours(module)
+        gave_up = hopeless(
+            colours, params["name"], params["max_restarts"], params["restarts_baseline"]
+        )
+        all_healthy = all(record["healthy"] for record in colours.values())
+        if all_healthy or gave_up or time.monotonic() >= deadline:
+            break
+        time.sleep(params["interval"])
+    module.exit_json(
+        changed=False,
+        colours=colours,
+        waited_s=round(time.monotonic() - started, 3),
+        gave_up=None if all_healthy else gave_up,
+    )
+
+
+def read_colours(module: AnsibleModule) -> dict:
+    params = module.params
     colours = {}
     for colour in params["colours"]:
         status, error = probe(
             health_url(int(params["ports"][colour]), params["health_path"]), params["timeout"]
         )
+        state, restarts = unit_state(module, unit_name(params["name"], colour))
         colours[colour] = colour_record(
-            link_target(os.path.join(params["colours_dir"], colour)),
-            unit_state(module, unit_name(params["name"], colour)),
-            status,
-            error,
-        )
-    module.exit_json(changed=False, colours=colours)
+            link_target(os.path.join(params["colours_dir"], colour)), state, status, error
+        ) | {"restarts": restarts}
+    return colours
 
 
 if __name__ == "__main__":

@@ -47,3 +47,19 @@ def invalid_options(colours: list[str], ports: dict) -> str | None:
     if missing:
         return f"no port for colour(s) {', '.join(missing)}; set bluegreen_service_ports"
     return None
+
+
+def hopeless(
+    colours: dict, service: str, max_restarts: int, baseline: dict | None = None
+) -> str | None:
+    """Why waiting for health is pointless (a failed or crash-looping unit), or None."""
+    for colour, record in colours.items():
+        if record["healthy"]:
+            continue
+        unit = unit_name(service, colour)
+        if record["state"] == "failed":
+            return f"{unit} has failed"
+        restarts = record.get("restarts", 0) - int((baseline or {}).get(colour, 0))
+        if restarts >= max_restarts:
+            return f"{unit} crashed and was restarted {restarts} times"
+    return None

@@ -1,0 +1,454 @@
+"""What the benchmarks share: HTTP load through nginx, and the lab around it.
+
+Two client populations send requests for the whole run and record every answer:
+
+- ``new``: one fresh TCP connection per request (``Connection: close``), the way a
+  browser's first request or a health checker reaches the service;
+- ``keepalive``: one persistent connection per client, reused for many requests; a
+  request on it that gets no HTTP answer counts as failed and the client reconnects.
+
+Times are wall-clock seconds (``time.time()``) so that they compare with the release
+journal, which Ansible stamps from the same host clock.
+
+The rest runs the ``bluegreen`` CLI, reads the release journal from the primary load
+balancer (``ansible.builtin.slurp``) and finds the URL nginx is published on.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ipaddress
+import json
+import math
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+COLOUR_HEADER = "X-Bluegreen-Colour"
+JOURNAL = "/var/lib/bluegreen/sampleapp/journal.jsonl"
+NEW = "new"
+KEEPALIVE = "keepalive"
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run as asked; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One request and what came back; ``status`` is None when no HTTP answer came.
+
+    ``fresh`` says whether the request opened a new TCP connection.
+    """
+
+    population: str
+    method: str
+    fresh: bool
+    started: float
+    ended: float
+    status: int | None
+    colour: str | None
+    error: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.status is None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """How much load, of which kind, for at most how long."""
+
+    url: str
+    new_clients: int = 4
+    keepalive_clients: int = 2
+    rate: float = 25.0  # requests per second, per client
+    post_share: float = 0.1  # share of requests that are POST /notes
+    timeout: float = 5.0  # seconds per request (connect and read)
+    max_seconds: float = 1800.0  # every client stops by itself after this
+
+    @property
+    def max_requests_per_client(self) -> int:
+        return math.ceil(self.rate * self.max_seconds) + 1
+
+
+@dataclass
+class PopulationStats:
+    """Totals for one population over a set of samples."""
+
+    requests: int = 0
+    failed: int = 0
+    non_2xx: int = 0
+    posts: int = 0
+    connections: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "failed": self.failed,
+            "non_2xx": self.non_2xx,
+            "posts": self.posts,
+            "connections": self.connections,
+            "errors": self.errors,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+        }
+
+
+def loopback_target(url: str) -> tuple[str, int]:
+    """Host and port of ``url``, refusing anything but a loopback address."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise BenchError(f"--url {url!r}: give it as http://127.0.0.1:PORT")
+    host = parts.hostname
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise BenchError(f"--url {url!r}: benchmarks send traffic only to 127.0.0.1")
+    return host, parts.port or 80
+
+
+def inventory_dir(inventory: str) -> Path:
+    """``inventories/<name>`` for a name, else the path as given (like the CLI)."""
+    named = PROJECT / "inventories" / inventory
+    if "/" not in inventory and named.is_dir():
+        return named
+    path = Path(inventory).expanduser()
+    if path.is_dir():
+        return path
+    raise BenchError(f"inventory {inventory!r} is neither a name under inventories/ nor a folder")
+
+
+def inventory_url(inventory: str) -> str:
+    """The URL of nginx in a lab inventory: the host port that port 80 is published on."""
+    hosts_file = inventory_dir(inventory) / "hosts.yml"
+    try:
+        tree = yaml.safe_load(hosts_file.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise BenchError(f"cannot read {hosts_file}: {exc}; pass --url") from exc
+    for host_vars in _host_vars(tree.get("all", {})):
+        published = (host_vars or {}).get("bluegreen_lab_published_ports") or {}
+        for container_port, host_port in published.items():
+            if int(container_port) == 80:
+                return f"http://127.0.0.1:{int(host_port)}"
+    raise BenchError(f"no host in {hosts_file} publishes port 80; pass --url")
+
+
+def _host_vars(group: dict) -> Iterable[dict]:
+    yield from (group.get("hosts") or {}).values()
+    for child in (group.get("children") or {}).values():
+        yield from _host_vars(child or {})
+
+
+class Load:
+    """Both client populations in threads, from ``start()`` until ``stop()``.
+
+    Every client stops by itself after ``spec.max_seconds`` or
+    ``spec.max_requests_per_client`` requests, whichever comes first.
+    """
+
+    def __init__(self, spec: LoadSpec, seed: int = 1) -> None:
+        self.spec = spec
+        self.host, self.port = loopback_target(spec.url)
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._seed = seed
+
+    def start(self) -> None:
+        deadline = time.monotonic() + self.spec.max_seconds
+        clients = [(NEW, i) for i in range(self.spec.new_clients)]
+        clients += [(KEEPALIVE, i) for i in range(self.spec.keepalive_clients)]
+        for population, index in clients:
+            thread = threading.Thread(
+                target=self._client,
+                args=(population, random.Random(self._seed * 1000 + len(self._threads)), deadline),
+                name=f"{population}-{index}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.spec.timeout + 5)
+
+    def __enter__(self) -> Load:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _client(self, population: str, rng: random.Random, deadline: float) -> None:
+        interval = 1.0 / self.spec.rate
+        conn: http.client.HTTPConnection | None = None
+        next_at = time.monotonic()
+        for sequence in range(self.spec.max_requests_per_client):
+            if self._stop.is_set() or time.monotonic() >= deadline:
+                break
+            if population == NEW or conn is None:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.spec.timeout)
+            sample = self._request(conn, population, rng, sequence)
+            self.samples.append(sample)
+            if population == NEW or sample.failed:
+                conn.close()
+                conn = None
+            next_at = max(next_at + interval, time.monotonic())
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+        if conn is not None:
+            conn.close()
+
+    def _request(
+        self,
+        conn: http.client.HTTPConnection,
+        population: str,
+        rng: random.Random,
+        sequence: int,
+    ) -> Sample:
+        headers = {"Connection": "close" if population == NEW else "keep-alive"}
+        if rng.random() < self.spec.post_share:
+            method, path = "POST", "/notes"
+            name = threading.current_thread().name
+            body: bytes | None = json.dumps({"body": f"bench {name} #{sequence}"}).encode()
+            headers["Content-Type"] = "application/json"
+        else:
+            method, path, body = "GET", "/", None
+        fresh = conn.sock is None
+        started = time.time()
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            error = type(exc).__name__
+            return Sample(population, method, fresh, started, time.time(), None, None, error)
+        return Sample(
+            population,
+            method,
+            fresh,
+            started,
+            time.time(),
+            response.status,
+            response.getheader(COLOUR_HEADER),
+            None,
+        )
+
+
+def population_stats(samples: Iterable[Sample], population: str) -> PopulationStats:
+    mine = [s for s in samples if s.population == population]
+    latencies = sorted((s.ended - s.started) * 1000 for s in mine if not s.failed)
+    return PopulationStats(
+        requests=len(mine),
+        failed=sum(s.failed for s in mine),
+        non_2xx=sum(not s.failed and not s.ok for s in mine),
+        posts=sum(s.method == "POST" for s in mine),
+        connections=sum(s.fresh for s in mine),
+        errors=dict(Counter(s.error for s in mine if s.error)),
+        p50_ms=_percentile(latencies, 0.50),
+        p99_ms=_percentile(latencies, 0.99),
+    )
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 1)
+
+
+def flip_time(samples: Iterable[Sample], start: float, end: float, colour: str) -> float | None:
+    """When traffic moved to ``colour`` for good within [start, end).
+
+    The start time of the earliest request such that it and every request started after
+    it in the window were answered 2xx by ``colour``; None when the last one was not.
+    A failed or non-2xx answer counts against the switch like an old-colour answer.
+    """
+    window = sorted((s for s in samples if start <= s.started < end), key=lambda s: s.started)
+    flipped = None
+    for sample in reversed(window):
+        if not (sample.ok and sample.colour == colour):
+            break
+        flipped = sample.started
+    return flipped
+
+
+def first_answer(samples: Iterable[Sample], start: float, end: float, colour: str) -> float | None:
+    """The start time of the first request in [start, end) answered 2xx by ``colour``."""
+    starts = [
+        s.started for s in samples if start <= s.started < end and s.ok and s.colour == colour
+    ]
+    return min(starts, default=None)
+
+
+def median(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 3) if known else None
+
+
+def maximum(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(max(known), 3) if known else None
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds of a journal timestamp such as 2026-11-22T02:23:49.800Z."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """One ``bluegreen`` run: its timing and what its ``--json`` object said."""
+
+    argv: list[str]
+    started: float
+    ended: float
+    exit_code: int
+    report: dict[str, Any]
+
+    @property
+    def wall_s(self) -> float:
+        return round(self.ended - self.started, 3)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.report.get("custom_stats") or {}
+
+    @property
+    def release_id(self) -> str | None:
+        return self.stats.get("bluegreen_release_id")
+
+    def describe(self) -> str:
+        message = self.report.get("message") or "no JSON report"
+        return f"`{' '.join(self.argv)}` exited {self.exit_code}: {message}"
+
+
+def tool(name: str) -> str:
+    """A console script from the interpreter's own environment (the project venv)."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
+def run_cli(args: Sequence[str], timeout: float, started: float | None = None) -> CommandRun:
+    """Run ``bluegreen ARGS --json`` in the project; stop its process group on timeout.
+
+    ``started`` lets a caller that starts measuring just before this call say so.
+    """
+    argv = [tool("bluegreen"), *args, "--json"]
+    began = time.time() if started is None else started
+    process = subprocess.Popen(
+        argv,
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=30)
+        return CommandRun(
+            argv, began, time.time(), -1, {"message": f"timed out after {timeout:.0f} s"}
+        )
+    return CommandRun(argv, began, time.time(), process.returncode, _last_json(stdout))
+
+
+def _last_json(stdout: str) -> dict[str, Any]:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                break
+    return {"message": f"no JSON object on stdout: {stdout[-300:]!r}"}
+
+
+def read_journal(inventory: str, path: str = JOURNAL, timeout: float = 120) -> list[dict]:
+    """The release journal from the primary load balancer (``lb[0]``), via slurp."""
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+    )
+    argv = [tool("ansible"), "lb[0]", "-i", str(inventory_dir(inventory))]
+    argv += ["-m", "ansible.builtin.slurp", "-a", f"src={path}"]
+    done = subprocess.run(
+        argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    try:
+        hosts = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]
+        (result,) = hosts.values()
+        content = base64.b64decode(result["content"]).decode("utf-8")
+    except (ValueError, KeyError, IndexError) as exc:
+        raise BenchError(
+            f"could not read {path} on lb[0] of {inventory}: {done.stdout[-300:]}"
+            f"{done.stderr[-300:]}"
+        ) from exc
+    records = []
+    for line in content.splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a last line cut short by a crash; the reader elsewhere warns
+    return records
+
+
+def switch_record(journal: Iterable[dict], release_id: str | None) -> dict | None:
+    """The ``switch`` step that went well for one release or rollback."""
+    for record in journal:
+        if (
+            release_id
+            and record.get("release_id") == release_id
+            and record.get("step") == "switch"
+            and record.get("outcome") == "ok"
+        ):
+            return record
+    return None
+
+
+def live_colour(url: str, timeout: float = 5.0) -> str | None:
+    """The colour nginx answers with right now, on a fresh connection."""
+    host, port = loopback_target(url)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/", headers={"Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return response.getheader(COLOUR_HEADER)
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr so that stdout ends with the JSON line."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
