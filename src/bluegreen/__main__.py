@@ -1,0 +1,5 @@
+"""`python -m bluegreen` runs the CLI."""
+
+from bluegreen.cli import main
+
+main()

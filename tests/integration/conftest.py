@@ -1,0 +1,156 @@
+"""Fixtures for tests against the lab: real containers, real nginx, PostgreSQL and systemd.
+
+The lab is started once per session (`bluegreen lab up` is idempotent). Tests drive it
+the way an operator does, through the `bluegreen` command, and look at outcomes through
+nginx on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BLUEGREEN = [sys.executable, "-m", "bluegreen"]
+LAB_URL = "http://127.0.0.1:8080"
+SINGLE_URL = "http://127.0.0.1:8081"
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    report: dict
+
+    @property
+    def outcome(self) -> str | None:
+        return self.report.get("outcome")
+
+    @property
+    def message(self) -> str:
+        return self.report.get("message") or ""
+
+
+def bluegreen(*args: str, timeout: float = 600) -> Outcome:
+    """Run a bluegreen command with --json and return its exit code and report."""
+    completed = subprocess.run(
+        [*BLUEGREEN, *args, "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ | {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no JSON report from bluegreen {args}: {completed.stdout}\n{completed.stderr}"
+    return Outcome(completed.returncode, json.loads(lines[-1]))
+
+
+@dataclass
+class Answer:
+    status: int
+    colour: str | None
+    version: str | None
+    body: bytes
+
+
+def request(base: str, path: str = "/", data: dict | None = None) -> Answer:
+    """One request through nginx on a new connection."""
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(
+        base + path,
+        data=body,
+        headers={"Connection": "close", "Content-Type": "application/json"},
+        method="POST" if data is not None else "GET",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return Answer(
+                response.status,
+                response.headers.get("X-Bluegreen-Colour"),
+                response.headers.get("X-Bluegreen-Version"),
+                response.read(),
+            )
+    except urllib.error.HTTPError as exc:
+        return Answer(
+            exc.code,
+            exc.headers.get("X-Bluegreen-Colour"),
+            exc.headers.get("X-Bluegreen-Version"),
+            exc.read(),
+        )
+
+
+def ansible(host: str, module: str, args: dict, inventory: str = "lab") -> dict:
+    """Run one module on a lab host; its JSON result."""
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            host,
+            "-i",
+            f"inventories/{inventory}",
+            "-m",
+            module,
+            "-a",
+            json.dumps(args),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ
+        | {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"},
+    )
+    document = json.loads(completed.stdout[completed.stdout.index("{") :])
+    [result] = [task["hosts"][host] for play in document["plays"] for task in play["tasks"]]
+    return result
+
+
+def shell(host: str, command: str, inventory: str = "lab") -> dict:
+    return ansible(host, "ansible.builtin.shell", {"cmd": command}, inventory)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[None]:
+    """The lab, up and with artifacts built (`make integration` builds them)."""
+    for version in ("1.0.0", "2.0.0", "2.0.1+crash", "2.0.2+http500"):
+        artifact = ROOT / "artifacts" / f"sampleapp-{version}.tar.gz"
+        if not artifact.exists():
+            pytest.fail(f"{artifact} is missing; run `make artifacts` first")
+    completed = subprocess.run(
+        [*BLUEGREEN, "lab", "up", "lab", "lab-single"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    yield
+
+
+def live(base: str = LAB_URL) -> Answer:
+    return request(base, "/")
+
+
+def ensure_live(version: str, inventory: str = "lab") -> None:
+    """Bring the inventory to `version` live (and healthy), whatever ran before."""
+    base = LAB_URL if inventory == "lab" else SINGLE_URL
+    if live(base).version == version:
+        return
+    result = bluegreen("release", "--version", version, "-i", inventory)
+    assert result.exit_code == 0, result.report
+    assert live(base).version == version
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,40 @@
+"""The lab command: idempotent, and shaped by the static inventories."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import docker
+import pytest
+from conftest import BLUEGREEN, ROOT
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+
+
+def lab_containers() -> dict[str, str]:
+    client = docker.from_env()
+    return {c.name: c.id for c in client.containers.list(filters={"label": "bluegreen.lab"})}
+
+
+def test_lab_up_twice_is_harmless() -> None:
+    before = lab_containers()
+
+    completed = subprocess.run(
+        [*BLUEGREEN, "lab", "up", "lab", "lab-single"], cwd=ROOT, capture_output=True, text=True
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert lab_containers() == before
+
+
+def test_lab_matches_the_static_inventories() -> None:
+    completed = subprocess.run(
+        [*BLUEGREEN, "lab", "status", "--json"], cwd=ROOT, capture_output=True, text=True
+    )
+
+    rows = {row["name"]: row for row in json.loads(completed.stdout)}
+    assert set(rows) == {"lb1", "app-blue", "app-green", "db1", "single1"}
+    assert all(row["state"] == "running" and row["ssh"] == "up" for row in rows.values())
+    assert rows["lb1"]["ssh_port"] == 2201
+    assert rows["lb1"]["published_ports"] == {"80": 8080}

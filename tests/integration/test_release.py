@@ -1,0 +1,198 @@
+"""Releases, rollbacks and refusals on the multi-host lab (lb1, app-blue, app-green, db1)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import (
+    LAB_URL,
+    ansible,
+    bluegreen,
+    ensure_live,
+    live,
+    request,
+    shell,
+)
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+
+LOCK = "/var/lib/bluegreen/sampleapp/lock"
+JOURNAL = "/var/lib/bluegreen/sampleapp/journal.jsonl"
+
+
+def journal_records(release_id: str) -> list[dict]:
+    lines = shell("lb1", f"cat {JOURNAL}")["stdout_lines"]
+    return [record for record in map(json.loads, lines) if record["release_id"] == release_id]
+
+
+def colour_versions() -> dict[str, str | None]:
+    status = bluegreen("status")
+    assert status.exit_code == 0, status.report
+    colours = status.report["custom_stats"]["bluegreen_status"]["colours"]
+    return {colour: colours[colour]["version"] for colour in ("blue", "green")}
+
+
+def test_release_moves_traffic_to_the_new_version_and_keeps_the_old_colour_warm() -> None:
+    ensure_live("1.0.0")
+    before = live()
+
+    result = bluegreen("release", "--version", "2.0.0")
+
+    assert result.exit_code == 0, result.report
+    assert result.outcome == "released"
+    after = live()
+    assert after.version == "2.0.0"
+    assert after.colour != before.colour
+    assert colour_versions() == {before.colour: "1.0.0", after.colour: "2.0.0"}
+
+
+def test_writes_through_nginx_are_readable_after_a_release() -> None:
+    ensure_live("1.0.0")
+    created = request(LAB_URL, "/notes", {"body": "written before the release"})
+    assert created.status == 201
+    note_id = json.loads(created.body)["id"]
+
+    assert bluegreen("release", "--version", "2.0.0").exit_code == 0
+
+    read = request(LAB_URL, f"/notes/{note_id}")
+    assert read.status == 200 and read.version == "2.0.0"
+    assert json.loads(read.body)["body"] == "written before the release"
+
+
+def test_releasing_the_live_version_again_changes_nothing() -> None:
+    ensure_live("2.0.0")
+    before = live()
+
+    result = bluegreen("release", "--version", "2.0.0")
+
+    assert result.exit_code == 0, result.report
+    assert result.outcome == "unchanged"
+    assert result.report["stats"]["app-blue"]["changed"] == 0
+    assert result.report["stats"]["app-green"]["changed"] == 0
+    assert live().colour == before.colour
+
+
+def test_rollback_sends_traffic_back_to_the_warm_previous_colour() -> None:
+    ensure_live("1.0.0")
+    ensure_live("2.0.0")
+    new_colour = live().colour
+
+    result = bluegreen("rollback")
+
+    assert result.exit_code == 0, result.report
+    assert result.outcome == "rolled_back"
+    answer = live()
+    assert answer.version == "1.0.0"
+    assert answer.colour != new_colour
+
+
+def test_crashing_version_never_gets_traffic_and_the_idle_colour_is_restored() -> None:
+    ensure_live("1.0.0")
+    ensure_live("2.0.0")
+    live_colour = live().colour
+    idle_before = colour_versions()
+
+    result = bluegreen("release", "--version", "2.0.1+crash")
+
+    assert result.exit_code == 3, result.report
+    assert result.outcome == "failed_before_switch"
+    assert "not healthy" in result.message and "crash" in result.message
+    assert live().colour == live_colour and live().version == "2.0.0"
+    assert colour_versions() == idle_before
+
+
+def test_version_answering_5xx_is_stopped_by_the_smoke_probe() -> None:
+    ensure_live("2.0.0")
+    live_colour = live().colour
+
+    result = bluegreen("release", "--version", "2.0.2+http500")
+
+    assert result.exit_code == 3, result.report
+    assert "smoke probe failed" in result.message
+    assert "answered 500" in result.message
+    answer = live()
+    assert (answer.colour, answer.version, answer.status) == (live_colour, "2.0.0", 200)
+
+
+def test_second_release_is_refused_at_once_naming_the_lock_holder() -> None:
+    ensure_live("2.0.0")
+    held = ansible(
+        "lb1",
+        "release_lock",
+        {"path": LOCK, "owner": {"user": "alice", "release_id": "r-alice", "version": "9.9.9"}},
+    )
+    assert held["changed"], held
+    try:
+        result = bluegreen("release", "--version", "1.0.0")
+    finally:
+        ansible("lb1", "release_lock", {"path": LOCK, "state": "absent", "lock_id": held["lock_id"]})
+
+    assert result.exit_code == 3, result.report
+    assert "held by alice" in result.message
+    assert held["lock_id"] in result.message
+    assert live().version == "2.0.0"
+
+
+def test_failed_nginx_check_leaves_traffic_on_the_live_colour() -> None:
+    ensure_live("2.0.0")
+    before = live()
+    shell("lb1", "echo 'this is not nginx configuration;' > /etc/nginx/conf.d/zz-broken.conf")
+    try:
+        result = bluegreen("release", "--version", "1.0.0")
+    finally:
+        shell("lb1", "rm -f /etc/nginx/conf.d/zz-broken.conf")
+
+    assert result.exit_code in (3, 4), result.report
+    assert "nginx -t" in result.message
+    after = live()
+    assert (after.colour, after.version) == (before.colour, "2.0.0")
+    upstream = shell("lb1", "head -1 /etc/nginx/bluegreen/sampleapp.upstream.conf")["stdout"]
+    assert f"colour={before.colour}" in upstream
+
+
+def test_missing_artifact_is_refused_before_anything_changes() -> None:
+    ensure_live("2.0.0")
+    before = colour_versions()
+
+    result = bluegreen("release", "--version", "7.7.7")
+
+    assert result.exit_code == 3, result.report
+    assert "sampleapp-7.7.7.tar.gz does not exist" in result.message
+    assert "bluegreen build" in result.message
+    assert colour_versions() == before
+    assert shell("lb1", f"test -e {LOCK} && echo held || echo free")["stdout"] == "free"
+
+
+def test_rollback_refuses_a_colour_that_is_not_healthy() -> None:
+    ensure_live("1.0.0")
+    ensure_live("2.0.0")
+    live_colour = live().colour
+    idle_colour = "blue" if live_colour == "green" else "green"
+    shell(f"app-{idle_colour}", f"systemctl stop sampleapp@{idle_colour}")
+    try:
+        result = bluegreen("rollback")
+    finally:
+        shell(f"app-{idle_colour}", f"systemctl start sampleapp@{idle_colour}")
+
+    assert result.exit_code == 3, result.report
+    assert "cannot roll back" in result.message
+    assert live().colour == live_colour
+
+
+def test_journal_records_each_step_with_timings_and_evidence() -> None:
+    ensure_live("1.0.0")
+
+    result = bluegreen("release", "--version", "2.0.0")
+
+    release_id = result.report["custom_stats"]["bluegreen_release_id"]
+    records = journal_records(release_id)
+    steps = [record["step"] for record in records]
+    assert steps == ["deploy", "switch", "release"]
+    deploy, switch, release = records
+    assert deploy["evidence"]["artifact_sha256"] == open(
+        "artifacts/sampleapp-2.0.0.tar.gz.sha256"
+    ).read().split()[0]
+    assert switch["evidence"]["switch_ms"]["lb1"] > 0
+    assert release["evidence"]["outcome"] == "released"
+    assert all(record["duration_s"] is not None for record in records)
