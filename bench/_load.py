@@ -373,10 +373,13 @@ def run_cli(args: Sequence[str], timeout: float, started: float | None = None) -
         stdout, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGTERM)
-        stdout, _ = process.communicate(timeout=30)
-        return CommandRun(
-            argv, began, time.time(), -1, {"message": f"timed out after {timeout:.0f} s"}
-        )
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+        message = f"timed out after {timeout:.0f} s and was stopped; the release lock may be held"
+        return CommandRun(argv, began, time.time(), -1, {"message": message})
     return CommandRun(argv, began, time.time(), process.returncode, _last_json(stdout))
 
 
@@ -436,13 +439,17 @@ def switch_record(journal: Iterable[dict], release_id: str | None) -> dict | Non
 
 def live_colour(url: str, timeout: float = 5.0) -> str | None:
     """The colour nginx answers with right now, on a fresh connection."""
-    host, port = loopback_target(url)
+    return answering_colour(*loopback_target(url), timeout=timeout)
+
+
+def answering_colour(host: str, port: int, timeout: float) -> str | None:
+    """The colour of a 2xx answer to GET / on a new connection; None for anything else."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", "/", headers={"Connection": "close"})
         response = conn.getresponse()
         response.read()
-        return response.getheader(COLOUR_HEADER)
+        return response.getheader(COLOUR_HEADER) if 200 <= response.status < 300 else None
     except (OSError, http.client.HTTPException):
         return None
     finally:

@@ -14,14 +14,14 @@ colour: from then on, all traffic is on the old colour. ``command_s`` is the com
 wall time. The journal splits each run into: start-up (process and ansible-playbook start,
 up to the rollback's own ``started_at``), checks (lock, live colour, health) up to the
 ``switch`` step, and the switch itself; the run's job events say which tasks cost what.
-Prints a table per run and one of the costliest tasks, and as the last line one JSON
-object. Exits 1 when a rollback failed or traffic did not settle on the target colour.
+Prints a table of the runs, one of the plays and one of the costliest tasks, and as the
+last line one JSON object. Exits 1 when a rollback failed or traffic did not settle on
+the target colour.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import re
 import statistics
@@ -33,9 +33,9 @@ from datetime import datetime
 from pathlib import Path
 
 from _load import (
-    COLOUR_HEADER,
     BenchError,
     CommandRun,
+    answering_colour,
     inventory_url,
     live_colour,
     log,
@@ -73,6 +73,7 @@ class Probe:
     streak_length: int = 0
     answers: int = 0
     others: int = 0
+    failed: int = 0
 
     def run(self) -> None:
         host, port = loopback_target(self.url)
@@ -81,7 +82,7 @@ class Probe:
             if time.monotonic() >= deadline:
                 break
             started = time.time()
-            colour = _colour(host, port, self.timeout)
+            colour = answering_colour(host, port, self.timeout)
             self.answers += 1
             if colour == self.colour:
                 if self.streak_length == 0:
@@ -89,6 +90,7 @@ class Probe:
                 self.streak_length += 1
             else:
                 self.others += colour is not None
+                self.failed += colour is None
                 self.streak_started, self.streak_length = None, 0
             if self.command_done.is_set() and self.streak_length >= self.streak:
                 break
@@ -97,19 +99,6 @@ class Probe:
     @property
     def settled(self) -> bool:
         return self.streak_length >= self.streak
-
-
-def _colour(host: str, port: int, timeout: float) -> str | None:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", "/", headers={"Connection": "close"})
-        response = conn.getresponse()
-        response.read()
-        return response.getheader(COLOUR_HEADER) if 200 <= response.status < 300 else None
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -266,7 +255,7 @@ def print_runs(rollbacks: list[Rollback]) -> None:
         title_justify="left",
     )
     columns = ["#", "from->to", "exit", "start-up", "switch step", "traffic moved", "command"]
-    columns += ["probes", "other colour"]
+    columns += ["probes", "other colour", "no answer"]
     for column in columns:
         table.add_column(column, justify="left" if column == "from->to" else "right")
     for number, rollback in enumerate(rollbacks, 1):
@@ -280,6 +269,7 @@ def print_runs(rollbacks: list[Rollback]) -> None:
             _s(rollback.run.wall_s),
             str(rollback.probe.answers),
             str(rollback.probe.others),
+            str(rollback.probe.failed),
         )
     console.print(table)
     for rollback in rollbacks:

@@ -65,6 +65,28 @@ def host_status(event: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Plumbing an operator does not need to watch: role includes, argument validation,
+# meta tasks. Shown with -v; their failures are always shown.
+_PLUMBING_ACTIONS = {
+    "ansible.builtin.include_role",
+    "include_role",
+    "ansible.builtin.include_tasks",
+    "include_tasks",
+    "ansible.builtin.meta",
+    "meta",
+    "ansible.builtin.validate_argument_spec",
+    "validate_argument_spec",
+}
+
+
+def is_plumbing(event: Mapping[str, Any]) -> bool:
+    data = event.get("event_data") or {}
+    task = str(data.get("task") or "")
+    return data.get("task_action") in _PLUMBING_ACTIONS or task.startswith(
+        "Validating arguments against arg spec"
+    )
+
+
 def step_name(event: Mapping[str, Any]) -> str:
     data = event.get("event_data") or {}
     name = data.get("task") or data.get("name") or data.get("task_action") or "(unnamed task)"
@@ -106,8 +128,10 @@ def plain_lines(event: Mapping[str, Any], elapsed: float, verbosity: int = 0) ->
     if name == "playbook_on_play_start":
         return [f"{stamp} PLAY {data.get('name') or data.get('play') or ''}".rstrip()]
     if name in _TASK_START:
-        return [f"{stamp} {step_name(event)} | started"]
+        return [f"{stamp} {step_name(event)} | started"] if verbosity else []
     status = host_status(event)
+    if status is not None and status not in _BAD and not verbosity and is_plumbing(event):
+        return []
     if status is not None:
         lines = [f"{stamp} {step_name(event)} | {data.get('host', '?')} | {status}"]
         if status in _BAD:
@@ -265,9 +289,12 @@ class LiveProgress:
                 self._print(Text(f"▶ {play}", style="bold"))
         elif name in _TASK_START:
             self._finish_step(now)
-            self.step = _Step(name=step_name(event), started=now)
+            if self.verbosity or not is_plumbing(event):
+                self.step = _Step(name=step_name(event), started=now)
         elif name == "runner_on_start" and self.step is not None:
             self.step.hosts.setdefault(str(data.get("host", "?")), "running")
+        elif status in _BAD and self.step is None:
+            self._print(_failure_note(str(data.get("host", "?")), status, event))
         elif status is not None and self.step is not None:
             host = str(data.get("host", "?"))
             self.step.hosts[host] = status

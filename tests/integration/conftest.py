@@ -107,8 +107,11 @@ def ansible(host: str, module: str, args: dict, inventory: str = "lab") -> dict:
         text=True,
         timeout=120,
         env=os.environ
-        | {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"},
+        | {
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        },
     )
     document = json.loads(completed.stdout[completed.stdout.index("{") :])
     [result] = [task["hosts"][host] for play in document["plays"] for task in play["tasks"]]

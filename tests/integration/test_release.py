@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import (
     LAB_URL,
+    ROOT,
     ansible,
     bluegreen,
     ensure_live,
@@ -126,7 +127,9 @@ def test_second_release_is_refused_at_once_naming_the_lock_holder() -> None:
     try:
         result = bluegreen("release", "--version", "1.0.0")
     finally:
-        ansible("lb1", "release_lock", {"path": LOCK, "state": "absent", "lock_id": held["lock_id"]})
+        ansible(
+            "lb1", "release_lock", {"path": LOCK, "state": "absent", "lock_id": held["lock_id"]}
+        )
 
     assert result.exit_code == 3, result.report
     assert "held by alice" in result.message
@@ -190,9 +193,8 @@ def test_journal_records_each_step_with_timings_and_evidence() -> None:
     steps = [record["step"] for record in records]
     assert steps == ["deploy", "switch", "release"]
     deploy, switch, release = records
-    assert deploy["evidence"]["artifact_sha256"] == open(
-        "artifacts/sampleapp-2.0.0.tar.gz.sha256"
-    ).read().split()[0]
+    published = (ROOT / "artifacts/sampleapp-2.0.0.tar.gz.sha256").read_text().split()[0]
+    assert deploy["evidence"]["artifact_sha256"] == published
     assert switch["evidence"]["switch_ms"]["lb1"] > 0
     assert release["evidence"]["outcome"] == "released"
     assert all(record["duration_s"] is not None for record in records)

@@ -78,9 +78,25 @@ def test_host_result_is_one_plain_line() -> None:
     assert plain_lines(DEPLOYED, 12.3) == ["[ 12.3s] Deploy to idle colour | app-green | changed"]
 
 
-def test_play_and_task_starts_have_their_own_lines() -> None:
+def test_play_starts_have_their_own_lines_and_task_starts_only_when_verbose() -> None:
     assert plain_lines(PLAY, 0) == ["[  0.0s] PLAY Release shop-api 1.4.2"]
-    assert plain_lines(DEPLOY, 0.4) == ["[  0.4s] Deploy to idle colour | started"]
+    assert plain_lines(DEPLOY, 0.4) == []
+    assert plain_lines(DEPLOY, 0.4, verbosity=1) == ["[  0.4s] Deploy to idle colour | started"]
+
+
+def test_plumbing_results_are_hidden_unless_they_fail_or_verbose() -> None:
+    validated = event(
+        "runner_on_ok",
+        "2026-11-22T02:11:01.000000+00:00",
+        host="lb1",
+        task="Validating arguments against arg spec 'main' - The service",
+        task_action="ansible.builtin.validate_argument_spec",
+    )
+    refused = dict(validated, event="runner_on_failed")
+    refused["event_data"] = dict(validated["event_data"], res={"msg": "bad port"})
+    assert plain_lines(validated, 1.0) == []
+    assert plain_lines(validated, 1.0, verbosity=1) != []
+    assert "| lb1 | failed" in plain_lines(refused, 1.0)[0]
 
 
 def test_failed_task_shows_its_message_and_stderr() -> None:
