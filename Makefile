@@ -78,7 +78,7 @@ integration: lab artifacts
 	$(BIN)/pytest -q tests/integration
 
 molecule: deps venv artifacts
-	BLUEGREEN_LAB_IMAGE="$$($(BLUEGREEN) lab image)" $(BIN)/molecule test
+	PATH="$(CURDIR)/$(BIN):$$PATH" BLUEGREEN_LAB_IMAGE="$$($(BLUEGREEN) lab image)" $(BIN)/molecule test
 
 test: deps venv artifacts lint unit integration molecule
 

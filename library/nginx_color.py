@@ -129,6 +129,16 @@ options:
       - Seconds to wait between probe requests.
     type: float
     default: 0.1
+  precheck_path:
+    description:
+      - Before a switch changes the file, GET this path directly on every server of
+        O(colour) (C(http://<server><path>), from this host) and refuse to switch unless
+        each answers 200. Nothing is written when one does not.
+      - This is the last guard against sending traffic to a colour that is down, for
+        example a rollback to a colour whose service was stopped.
+      - Empty (the default) skips the check.
+    type: str
+    default: ""
 extends_documentation_fragment:
   - action_common_attributes
   - action_common_attributes.files
@@ -229,6 +239,11 @@ probes:
   returned: always
   type: int
   sample: 7
+precheck:
+  description: Answer of each server of O(colour) to O(precheck_path); empty when not checked.
+  returned: always
+  type: dict
+  sample: {"app-green:8002": {"status": 200, "header": "green", "error": null}}
 last_probe:
   description: The last probe response; V(null) when no probe was sent.
   returned: always
@@ -304,11 +319,14 @@ from ansible.module_utils.nginx_color import (
     build_diff,
     build_request,
     check_failed_message,
+    precheck_failed_message,
     probe_failed_message,
     reload_failed_message,
     render_upstream,
     wait_for_colour,
 )
+
+PRECHECK_TIMEOUT_S = 5.0
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     name=dict(type="str", required=True),
@@ -320,6 +338,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     test_command=dict(type="list", elements="str", default=["nginx", "-t"]),
     reload_command=dict(type="list", elements="str", default=["systemctl", "reload", "nginx"]),
     probe_url=dict(type="str", default="http://127.0.0.1/"),
+    precheck_path=dict(type="str", default=""),
     probe_host_header=dict(type="str"),
     probe_header=dict(type="str", default="X-Bluegreen-Colour"),
     probe_successes=dict(type="int", default=5),
@@ -417,6 +436,27 @@ def probe_once(settings: ProbeSettings, timeout: float) -> ProbeResult:
         return ProbeResult(status=None, header=None, error=str(exc) or type(exc).__name__)
     finally:
         connection.close()
+
+
+def precheck(request: SwitchRequest, path: str) -> dict[str, ProbeResult]:
+    """GET `path` on every server of the requested colour, straight, not through nginx."""
+    header = request.probe.header if request.probe else "X-Bluegreen-Colour"
+    if not path.startswith("/"):
+        path = "/" + path
+    return {
+        server: probe_once(
+            ProbeSettings(
+                url=f"http://{server}{path}",
+                host_header=None,
+                header=header,
+                successes=1,
+                timeout=PRECHECK_TIMEOUT_S,
+                interval=0,
+            ),
+            PRECHECK_TIMEOUT_S,
+        )
+        for server in request.servers
+    }
 
 
 def fail_after_command(
@@ -539,12 +579,23 @@ def switch(
         probes=0,
         last_probe=None,
     )
+    result["precheck"] = {}
     if module._diff:
         result["diff"] = build_diff(as_text(before) or "", after_text, request.path)
     if module.check_mode:
         return result
 
     started = time.monotonic()
+    if changed and module.params["precheck_path"]:
+        answers = precheck(request, module.params["precheck_path"])
+        result["precheck"] = {server: answer.as_dict() for server, answer in answers.items()}
+        refused = precheck_failed_message(
+            colour, previous_colour, module.params["precheck_path"], answers
+        )
+        if refused:
+            module.fail_json(
+                msg=refused, **dict(result, changed=False, active_colour=previous_colour)
+            )
     if changed:
         write_test_reload(module, request, colour, before, after, previous_colour)
         result["active_colour"] = active_colour(

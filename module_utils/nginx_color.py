@@ -453,3 +453,26 @@ def probe_failed_message(
 
 def build_diff(before: str, after: str, path: str) -> dict[str, str]:
     return {"before": before, "after": after, "before_header": path, "after_header": path}
+
+
+def precheck_failed_message(
+    colour: str,
+    previous_colour: str | None,
+    path: str,
+    answers: Mapping[str, ProbeResult],
+) -> str | None:
+    """Why a switch to `colour` is refused after asking its servers directly, or None."""
+    bad = {server: answer for server, answer in answers.items() if answer.status != 200}
+    if not bad:
+        return None
+    details = "; ".join(
+        f"{server}{path} answered {answer.status}"
+        if answer.status is not None
+        else f"{server}{path} did not answer ({answer.error})"
+        for server, answer in bad.items()
+    )
+    where = f"traffic stays on {previous_colour}" if previous_colour else "nothing was changed"
+    return (
+        f"refusing to switch to {colour}: {details}; nothing was written and {where}. "
+        f"Start or fix the {colour} colour first (bluegreen status shows its health)"
+    )

@@ -621,3 +621,61 @@ class TestProbeOnce:
         assert result.status is None
         assert result.header is None
         assert result.error
+
+
+class TestPrecheck:
+    def test_switch_to_a_colour_whose_server_is_down_is_refused_and_writes_nothing(
+        self, run_module, nginx: FakeNginx, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        before = serve(nginx, "blue")
+        asked: list[str] = []
+
+        def direct(settings: ProbeSettings, timeout: float) -> ProbeResult:
+            asked.append(settings.url)
+            if settings.url.startswith("http://10.0.0.5:8002"):
+                return ProbeResult(status=None, header=None, error="Connection refused")
+            return nginx.probe(settings, timeout)
+
+        monkeypatch.setattr(nginx_color, "probe_once", direct)
+
+        result = run_module(nginx_color.main, args(path, precheck_path="/health"))
+
+        assert result["failed"]
+        assert asked == ["http://10.0.0.5:8002/health"]
+        assert "refusing to switch to green" in result["msg"]
+        assert "10.0.0.5:8002/health did not answer (Connection refused)" in result["msg"]
+        assert "traffic stays on blue" in result["msg"]
+        assert result["changed"] is False
+        assert path.read_bytes() == before
+        assert nginx.serving == "blue"
+        assert nginx.commands == []
+
+    def test_switch_to_a_healthy_colour_records_each_server_answer(
+        self, run_module, nginx: FakeNginx, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        serve(nginx, "blue")
+
+        def direct(settings: ProbeSettings, timeout: float) -> ProbeResult:
+            if settings.url == "http://10.0.0.5:8002/health":
+                return ProbeResult(status=200, header="green")
+            return nginx.probe(settings, timeout)
+
+        monkeypatch.setattr(nginx_color, "probe_once", direct)
+
+        result = run_module(nginx_color.main, args(path, precheck_path="health"))
+
+        assert not result["failed"], result
+        assert result["precheck"] == {
+            "10.0.0.5:8002": {"status": 200, "header": "green", "error": None}
+        }
+        assert nginx.serving == "green"
+
+    def test_no_precheck_when_the_colour_is_live_already(
+        self, run_module, nginx: FakeNginx, path: Path
+    ) -> None:
+        serve(nginx, "green")
+
+        result = run_module(nginx_color.main, args(path, precheck_path="/health"))
+
+        assert result["changed"] is False
+        assert result["precheck"] == {}
