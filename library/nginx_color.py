@@ -40,9 +40,11 @@ options:
   colour:
     description:
       - The colour that should receive traffic.
+      - V(other) means the colour that is not live now (a rollback); it fails when no
+        colour is live yet.
       - Omit it to read the active colour without changing anything.
     type: str
-    choices: [blue, green]
+    choices: [blue, green, other]
   servers:
     description:
       - The backends of each colour, as a mapping from colour to a list of C(host:port) strings.
@@ -319,10 +321,13 @@ from ansible.module_utils.nginx_color import (
     build_diff,
     build_request,
     check_failed_message,
+    default_path,
     precheck_failed_message,
     probe_failed_message,
     reload_failed_message,
     render_upstream,
+    resolve_colour,
+    validate_name,
     wait_for_colour,
 )
 
@@ -330,7 +335,7 @@ PRECHECK_TIMEOUT_S = 5.0
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     name=dict(type="str", required=True),
-    colour=dict(type="str", choices=["blue", "green"]),
+    colour=dict(type="str", choices=["blue", "green", "other"]),
     servers=dict(type="dict"),
     path=dict(type="path"),
     keepalive=dict(type="int", default=32),
@@ -632,9 +637,13 @@ def switch(
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        request = build_request(module.params)
-        before = read_file(request.path)
-        previous_colour = active_colour(as_text(before), request.name, request.path)
+        name = validate_name(module.params["name"])
+        path = module.params["path"] or default_path(name)
+        before = read_file(path)
+        previous_colour = active_colour(as_text(before), name, path)
+        request = build_request(
+            dict(module.params, colour=resolve_colour(module.params["colour"], previous_colour))
+        )
     except NginxColorError as exc:
         module.fail_json(msg=str(exc), changed=False)
 

@@ -109,6 +109,18 @@ def validate_colour(colour: object) -> str:
     return str(colour)
 
 
+def resolve_colour(requested: str | None, live: str | None) -> str | None:
+    """The colour to switch to: 'other' is the one that is not live now."""
+    if requested != "other":
+        return requested
+    if live is None:
+        raise NginxColorError(
+            "colour=other needs a live colour to switch away from, and none is recorded yet; "
+            "name the colour (blue or green) for the first switch"
+        )
+    return "green" if live == "blue" else "blue"
+
+
 def _is_valid_host(host: str) -> bool:
     if host.startswith("[") and host.endswith("]"):
         try:

@@ -258,7 +258,7 @@ class TestRefusedRequests:
     @pytest.mark.parametrize(
         ("overrides", "expected"),
         [
-            ({"colour": "red"}, "value of colour must be one of: blue, green, got: red"),
+            ({"colour": "red"}, "value of colour must be one of: blue, green, other, got: red"),
             (
                 {"servers": {"blue": ["10.0.0.5:8001"], "green": ["10.0.0.5"]}},
                 "server '10.0.0.5' is not valid: write it as host:port",
@@ -679,3 +679,25 @@ class TestPrecheck:
 
         assert result["changed"] is False
         assert result["precheck"] == {}
+
+
+class TestOtherColour:
+    def test_other_switches_away_from_the_live_colour(
+        self, run_module, nginx: FakeNginx, path: Path
+    ) -> None:
+        serve(nginx, "green")
+
+        result = run_module(nginx_color.main, args(path, colour="other"))
+
+        assert not result["failed"], result
+        assert (result["previous_colour"], result["active_colour"]) == ("green", "blue")
+        assert nginx.serving == "blue"
+
+    def test_other_without_a_live_colour_is_refused(
+        self, run_module, nginx: FakeNginx, path: Path
+    ) -> None:
+        result = run_module(nginx_color.main, args(path, colour="other"))
+
+        assert result["failed"]
+        assert "needs a live colour to switch away from" in result["msg"]
+        assert not path.exists()
