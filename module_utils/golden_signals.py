@@ -1,0 +1,1668 @@
+# Copyright: (c) 2025, bluegreen contributors
+# Apache License 2.0 (see the project's pyproject.toml)
+"""The pure decisions behind golden_signals.
+
+Parsing of the Prometheus text exposition format, counter deltas with reset detection,
+PromQL's histogram_quantile, the PromQL queries, threshold files, verdicts per signal and
+overall, the comparison of two colours and the trip logic of an analysis loop. Nothing here
+does I/O or reads the clock: the module fetches, this file decides.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:  # Ansible may run the module with an interpreter that lacks it
+    text_string_to_metric_families = None
+
+OK = "ok"
+WARNING = "warning"
+INCONCLUSIVE = "inconclusive"
+CRITICAL = "critical"
+NOT_CONFIGURED = "not_configured"
+MEASURED_VERDICTS = (OK, WARNING, INCONCLUSIVE, CRITICAL)
+
+# One series: metric name and its labels as sorted (name, value) pairs.
+SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+Series = dict[SeriesKey, float]
+
+GROUPS = ("targets", "compare_targets", "node_targets", "db_targets")
+
+
+class GoldenSignalsError(Exception):
+    """A problem with the inputs that the user has to fix; the message says how."""
+
+
+# --------------------------------------------------------------------------------------
+# Exposition format
+# --------------------------------------------------------------------------------------
+
+_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_LABEL_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+
+
+def series_key(name: str, labels: Mapping[str, str]) -> SeriesKey:
+    return name, tuple(sorted(labels.items()))
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def format_series_key(key: SeriesKey) -> str:
+    """The series as it is written in the exposition format, labels sorted by name."""
+    name, labels = key
+    if not labels:
+        return name
+    inner = ",".join(f'{label}="{_escape_label_value(value)}"' for label, value in labels)
+    return f"{name}{{{inner}}}"
+
+
+def _parse_labels(text: str, pos: int) -> tuple[dict[str, str], int]:
+    """Labels from `text[pos]` == '{' up to the closing brace; (labels, index after it)."""
+    labels: dict[str, str] = {}
+    pos += 1
+    while True:
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if pos < len(text) and text[pos] == "}":
+            return labels, pos + 1
+        match = _LABEL_NAME_RE.match(text, pos)
+        if match is None:
+            raise ValueError(f"expected a label name at column {pos + 1}")
+        name = match.group()
+        pos = match.end()
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if text[pos : pos + 1] != "=":
+            raise ValueError(f"expected = after label {name}")
+        pos += 1
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if text[pos : pos + 1] != '"':
+            raise ValueError(f"expected a quoted value for label {name}")
+        pos += 1
+        value = []
+        while True:
+            if pos >= len(text):
+                raise ValueError(f"unterminated value of label {name}")
+            char = text[pos]
+            if char == "\\":
+                escaped = text[pos + 1 : pos + 2]
+                if escaped not in _LABEL_ESCAPES:
+                    raise ValueError(f"invalid escape \\{escaped} in label {name}")
+                value.append(_LABEL_ESCAPES[escaped])
+                pos += 2
+            elif char == '"':
+                pos += 1
+                break
+            else:
+                value.append(char)
+                pos += 1
+        labels[name] = "".join(value)
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+        elif pos < len(text) and text[pos] == "}":
+            continue
+        else:
+            raise ValueError(f"expected , or }} after label {name}")
+
+
+def _parse_series(line: str) -> tuple[SeriesKey, str]:
+    """The series key at the start of `line` and the rest of the line."""
+    match = _NAME_RE.match(line)
+    if match is None:
+        raise ValueError("expected a metric name")
+    pos = match.end()
+    labels: dict[str, str] = {}
+    if pos < len(line) and line[pos] == "{":
+        labels, pos = _parse_labels(line, pos)
+    return series_key(match.group(), labels), line[pos:]
+
+
+def parse_series_key(text: str) -> SeriesKey:
+    """The inverse of format_series_key."""
+    try:
+        key, rest = _parse_series(text)
+    except (ValueError, IndexError) as exc:
+        raise GoldenSignalsError(f"{text!r} is not a series name with labels: {exc}") from exc
+    if rest.strip():
+        raise GoldenSignalsError(f"{text!r} is not a series name with labels")
+    return key
+
+
+def parse_exposition_builtin(text: str) -> Series:
+    """Samples of a text exposition (format 0.0.4 or OpenMetrics) without prometheus_client.
+
+    Comments and type information are skipped, timestamps and exemplars ignored: a scrape
+    is read as of the moment it was taken.
+    """
+    series: Series = {}
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            key, rest = _parse_series(line)
+            tokens = rest.split()
+            if not tokens:
+                raise ValueError("no value")
+            series[key] = float(tokens[0])
+        except (ValueError, IndexError) as exc:
+            raise GoldenSignalsError(f"line {number} {raw[:200]!r}: {exc}") from exc
+    return series
+
+
+def parse_exposition_prometheus_client(text: str) -> Series:
+    """Samples of a text exposition, parsed by prometheus_client."""
+    if text_string_to_metric_families is None:
+        raise GoldenSignalsError("prometheus_client is not installed for this interpreter")
+    series: Series = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                series[series_key(sample.name, sample.labels)] = float(sample.value)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise GoldenSignalsError(f"prometheus_client could not parse it: {exc}") from exc
+    return series
+
+
+def exposition_parser() -> str:
+    """Which parser parse_exposition uses with this interpreter."""
+    return "builtin" if text_string_to_metric_families is None else "prometheus_client"
+
+
+def parse_exposition(text: str) -> Series:
+    """Samples of a text exposition: prometheus_client's parser when it is importable."""
+    if text_string_to_metric_families is None:
+        return parse_exposition_builtin(text)
+    return parse_exposition_prometheus_client(text)
+
+
+# --------------------------------------------------------------------------------------
+# Histogram quantile, exactly as PromQL's histogram_quantile for classic histograms
+# --------------------------------------------------------------------------------------
+
+_SMALL_DELTA_TOLERANCE = 1e-12
+_MIN_NORMAL = 2.2250738585072014e-308
+
+
+def _almost_equal(a: float, b: float, epsilon: float) -> bool:
+    """Prometheus' util/almost.Equal."""
+    if math.isnan(a) and math.isnan(b):
+        return True
+    if a == b:
+        return True
+    abs_sum = abs(a) + abs(b)
+    diff = abs(a - b)
+    if a == 0 or b == 0 or abs_sum < _MIN_NORMAL:
+        return diff < epsilon * _MIN_NORMAL
+    return diff / min(abs_sum, 1.7976931348623157e308) < epsilon
+
+
+def _coalesce(buckets: list[list[float]]) -> list[list[float]]:
+    """Merge buckets with the same upper bound (e.g. le="0.2" and le="2e-1"); input sorted."""
+    merged = [list(buckets[0])]
+    for upper, count in buckets[1:]:
+        if upper == merged[-1][0]:
+            merged[-1][1] += count
+        else:
+            merged.append([upper, count])
+    return merged
+
+
+def _ensure_monotonic(buckets: list[list[float]]) -> None:
+    """PromQL's ensureMonotonicAndIgnoreSmallDeltas: flatten float noise and decreases.
+
+    A bucket that differs from the last accepted count only by floating-point noise, or that
+    is lower than it, gets that count; the reference is not moved in either case, so this is
+    the running envelope of the counts.
+    """
+    previous = buckets[0][1]
+    for bucket in buckets[1:]:
+        current = bucket[1]
+        if current == previous:
+            continue
+        if _almost_equal(previous, current, _SMALL_DELTA_TOLERANCE) or current < previous:
+            bucket[1] = previous
+            continue
+        previous = current
+
+
+def _go_divide(a: float, b: float) -> float:
+    """a / b with IEEE semantics as in Go: 0/0 is NaN, x/0 is +-Inf (Python would raise)."""
+    if b == 0:
+        return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
+    return a / b
+
+
+def bucket_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
+    """The q-quantile of cumulative (upper bound, count) buckets, as histogram_quantile.
+
+    - q is NaN: NaN; q < 0: -Inf; q > 1: +Inf.
+    - No +Inf bucket, fewer than two buckets after merging equal bounds, or no observations:
+      NaN.
+    - Linear interpolation inside the bucket that holds rank q * count; the lowest bucket
+      starts at 0 unless its upper bound is <= 0, in which case that bound is returned.
+    - A rank in the +Inf bucket returns the highest finite upper bound.
+    - q=0 with an empty lowest bucket divides 0 by 0 and is NaN, as in Prometheus.
+    """
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    ordered = sorted(([float(upper), float(count)] for upper, count in buckets), key=lambda b: b[0])
+    if not ordered or ordered[-1][0] != math.inf:
+        return math.nan
+    ordered = _coalesce(ordered)
+    _ensure_monotonic(ordered)
+    if len(ordered) < 2:
+        return math.nan
+    observations = ordered[-1][1]
+    if observations == 0:
+        return math.nan
+    rank = q * observations
+    index = next((i for i in range(len(ordered) - 1) if ordered[i][1] >= rank), len(ordered) - 1)
+    if index == len(ordered) - 1:
+        return ordered[-2][0]
+    if index == 0 and ordered[0][0] <= 0:
+        return ordered[0][0]
+    bucket_start = 0.0
+    bucket_end, count = ordered[index]
+    if index > 0:
+        bucket_start = ordered[index - 1][0]
+        count -= ordered[index - 1][1]
+        rank -= ordered[index - 1][1]
+    return bucket_start + (bucket_end - bucket_start) * _go_divide(rank, count)
+
+
+def parse_le(value: str | None) -> float | None:
+    """The upper bound in an `le` label; None when it is missing or not a number."""
+    if value is None:
+        return None
+    try:
+        bound = float(value)
+    except ValueError:
+        return None
+    return None if math.isnan(bound) else bound
+
+
+# --------------------------------------------------------------------------------------
+# Counters between two scrapes
+# --------------------------------------------------------------------------------------
+
+
+def created_name(name: str) -> str:
+    """The `<family>_created` series that prometheus_client exposes next to a counter."""
+    for suffix in ("_total", "_bucket", "_count", "_sum"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] + "_created"
+    return name + "_created"
+
+
+def counter_delta(start: float | None, end: float, restarted: bool = False) -> float:
+    """How much a counter grew from `start` to `end`.
+
+    A decrease means the process restarted and the counter began again at 0, so everything
+    it counted since is `end` (PromQL's rate() does the same). A series without a start value
+    appeared during the window, so it counted `end` as well.
+    """
+    if start is None or restarted or end < start:
+        return end
+    return end - start
+
+
+@dataclass
+class CounterDeltas:
+    """Per-series growth of the counters in `names` between two scrapes of one target."""
+
+    deltas: Series
+    resets: list[str]
+
+
+def series_deltas(start: Series, end: Series, names: Iterable[str]) -> CounterDeltas:
+    """Deltas of every end series named in `names`; resets found by value or `_created`.
+
+    A series present at the start but gone at the end contributes nothing: without an end
+    value nothing can be said about it.
+    """
+    wanted = set(names)
+    deltas: Series = {}
+    resets: list[str] = []
+    for key, end_value in end.items():
+        name, labels = key
+        if name not in wanted:
+            continue
+        start_value = start.get(key)
+        creation_labels = tuple((k, v) for k, v in labels if k != "le")
+        creation_key = (created_name(name), creation_labels)
+        start_created, end_created = start.get(creation_key), end.get(creation_key)
+        restarted = (
+            start_value is not None
+            and start_created is not None
+            and end_created is not None
+            and start_created != end_created
+        )
+        if start_value is not None and (restarted or end_value < start_value):
+            resets.append(format_series_key(key))
+        deltas[key] = counter_delta(start_value, end_value, restarted)
+    return CounterDeltas(deltas=deltas, resets=resets)
+
+
+# --------------------------------------------------------------------------------------
+# Signals, thresholds and verdicts
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    """What a signal measures, how it is written, and which threshold keys it accepts."""
+
+    name: str
+    title: str
+    unit: str
+    needs_requests: bool
+    levels: tuple[str, ...]
+    maximum: float | None = None
+
+
+SIGNALS: dict[str, SignalSpec] = {
+    spec.name: spec
+    for spec in (
+        SignalSpec(
+            "targets_down", "share of targets down", "ratio", False, ("warning", "critical"), 1
+        ),
+        SignalSpec("traffic", "traffic", "req/s", True, ()),
+        SignalSpec("error_rate", "error rate", "ratio", True, ("warning", "critical", "p0"), 1),
+        SignalSpec("latency_p95", "p95 latency", "s", True, ("warning", "critical", "p0")),
+        SignalSpec("latency_p99", "p99 latency", "s", True, ("warning", "critical", "p0")),
+        SignalSpec("cpu", "CPU usage", "%", False, ("warning", "critical", "p0"), 100),
+        SignalSpec("memory", "memory usage", "%", False, ("warning", "critical", "p0"), 100),
+        SignalSpec("disk", "disk usage", "%", False, ("warning", "critical", "p0"), 100),
+        SignalSpec(
+            "db_connections",
+            "database connections in use",
+            "%",
+            False,
+            ("warning", "critical", "p0"),
+            100,
+        ),
+    )
+}
+
+COMPARISONS: dict[str, SignalSpec] = {
+    spec.name: spec
+    for spec in (
+        SignalSpec(
+            "latency_p95_ratio",
+            "p95 latency new/old",
+            "factor",
+            True,
+            ("warning", "critical", "ignore_below"),
+        ),
+        SignalSpec(
+            "error_rate_diff", "error rate new-old", "ratio", True, ("warning", "critical"), 1
+        ),
+    )
+}
+
+DEFAULT_THRESHOLDS: dict[str, dict[str, float | None]] = {
+    "targets_down": {"warning": None, "critical": 0.0},
+    "error_rate": {"warning": 0.01, "critical": 0.05, "p0": 0.05},
+    "latency_p95": {"warning": 0.5, "critical": 1.0, "p0": 2.0},
+    "latency_p99": {"warning": 1.0, "critical": 2.0, "p0": None},
+    "cpu": {"warning": 70.0, "critical": 90.0, "p0": 95.0},
+    "memory": {"warning": 80.0, "critical": 95.0, "p0": 95.0},
+    "disk": {"warning": 85.0, "critical": 95.0, "p0": None},
+    "db_connections": {"warning": 80.0, "critical": 95.0, "p0": None},
+    "latency_p95_ratio": {"warning": 1.5, "critical": 2.0, "ignore_below": 0.1},
+    "error_rate_diff": {"warning": 0.01, "critical": 0.05},
+}
+
+_LEVEL_ORDER = ("warning", "critical", "p0")
+
+
+def _spec(name: str) -> SignalSpec | None:
+    return SIGNALS.get(name) or COMPARISONS.get(name)
+
+
+def merge_thresholds(
+    base: Mapping[str, Any], override: Mapping[str, Any] | None, origin: str
+) -> dict[str, dict[str, float | None]]:
+    """`base` with the levels in `override` laid over it, signal by signal and key by key.
+
+    Unknown signals or keys are refused, so a typo cannot silently leave a default in force.
+    """
+    merged = {name: dict(levels) for name, levels in base.items()}
+    if not override:
+        return merged
+    if not isinstance(override, Mapping):
+        raise GoldenSignalsError(
+            f"{origin} must be a mapping of signal to levels, e.g. "
+            "{error_rate: {warning: 0.02}}, not " + type(override).__name__
+        )
+    for name, levels in override.items():
+        spec = _spec(name)
+        if spec is None or not spec.levels:
+            known = ", ".join(n for n, s in {**SIGNALS, **COMPARISONS}.items() if s.levels)
+            raise GoldenSignalsError(
+                f"{origin} has thresholds for {name!r}, which is not a signal with thresholds; "
+                f"use one of: {known}"
+            )
+        if not isinstance(levels, Mapping):
+            raise GoldenSignalsError(
+                f"{origin}.{name} must be a mapping such as {{warning: ..., critical: ...}}, "
+                f"not {levels!r}"
+            )
+        for level, value in levels.items():
+            if level not in spec.levels:
+                raise GoldenSignalsError(
+                    f"{origin}.{name} has a key {level!r}; {name} takes {', '.join(spec.levels)}"
+                )
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise GoldenSignalsError(
+                    f"{origin}.{name}.{level} must be a number or null (off), not {value!r}"
+                )
+            merged.setdefault(name, {})[level] = None if value is None else float(value)
+    return merged
+
+
+def validate_thresholds(thresholds: Mapping[str, Mapping[str, float | None]]) -> None:
+    """Refuse levels out of their unit's range or out of order (warning <= critical <= p0)."""
+    for name, levels in thresholds.items():
+        spec = _spec(name)
+        if spec is None:
+            raise GoldenSignalsError(f"thresholds for unknown signal {name!r}")
+        for level, value in levels.items():
+            if value is None:
+                continue
+            if not math.isfinite(value) or value < 0:
+                raise GoldenSignalsError(
+                    f"thresholds.{name}.{level} is {value}: give a finite number >= 0, or null"
+                )
+            if spec.maximum is not None and value > spec.maximum:
+                hint = (
+                    "it is a ratio: 0.01 means 1%"
+                    if spec.unit == "ratio"
+                    else f"it is a percentage from 0 to {spec.maximum:g}"
+                )
+                raise GoldenSignalsError(
+                    f"thresholds.{name}.{level} is {value:g}, above {spec.maximum:g}: {hint}"
+                )
+        ordered = [(lv, levels.get(lv)) for lv in _LEVEL_ORDER if levels.get(lv) is not None]
+        for (low_level, low), (high_level, high) in itertools.pairwise(ordered):
+            if low > high:  # type: ignore[operator]
+                raise GoldenSignalsError(
+                    f"thresholds.{name}: {low_level} ({low:g}) is above {high_level} "
+                    f"({high:g}); each level must be at most the next one"
+                )
+
+
+def describe(spec: SignalSpec, value: float) -> str:
+    """A value with its unit, as people write it: 0.0123 error rate -> '1.23%'."""
+    if spec.unit == "s":
+        return f"{value:.3g} s"
+    if spec.unit == "ratio":
+        return f"{value * 100:.3g}%"
+    if spec.unit == "%":
+        return f"{value:.3g}%"
+    if spec.unit == "factor":
+        return f"{value:.3g}x"
+    return f"{value:.3g} {spec.unit}"
+
+
+def judge(
+    spec: SignalSpec, value: float, levels: Mapping[str, float | None]
+) -> tuple[str, bool, str]:
+    """(verdict, p0, reason) of one value: a level trips when the value is GREATER than it."""
+    shown = f"{spec.title} {describe(spec, value)}"
+    p0, critical, warning = levels.get("p0"), levels.get("critical"), levels.get("warning")
+    if p0 is not None and value > p0:
+        return CRITICAL, True, f"{shown} is above the P0 limit {describe(spec, p0)}: roll back now"
+    if critical is not None and value > critical:
+        return (
+            CRITICAL,
+            False,
+            f"{shown} is above the critical threshold {describe(spec, critical)}",
+        )
+    if warning is not None and value > warning:
+        return WARNING, False, f"{shown} is above the warning threshold {describe(spec, warning)}"
+    limits = [
+        f"{lv} {describe(spec, v)}"
+        for lv, v in (("warning", warning), ("critical", critical))
+        if v is not None
+    ]
+    if not limits:
+        return OK, False, f"{shown} (no thresholds apply)"
+    return OK, False, f"{shown} is not above {limits[0]}"
+
+
+@dataclass
+class Measured:
+    """A measured value (None when there is none: `reason` says why) and its evidence."""
+
+    value: float | None
+    reason: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    partial: str | None = None
+
+
+@dataclass
+class SignalResult:
+    name: str
+    unit: str
+    value: float | None
+    verdict: str
+    reason: str
+    levels: Mapping[str, float | None]
+    p0: bool = False
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "value": finite_or_none(self.value),
+            "unit": self.unit,
+            "warning": self.levels.get("warning"),
+            "critical": self.levels.get("critical"),
+            "p0_threshold": self.levels.get("p0"),
+            "verdict": self.verdict,
+            "p0": self.p0,
+            "reason": self.reason,
+        }
+        if "ignore_below" in self.levels:
+            result["ignore_below"] = self.levels["ignore_below"]
+        result.update(self.evidence)
+        return result
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def not_configured(name: str, reason: str, levels: Mapping[str, float | None]) -> SignalResult:
+    spec = SIGNALS[name]
+    return SignalResult(name, spec.unit, None, NOT_CONFIGURED, reason, levels)
+
+
+def request_gate(
+    requests: float | None, requests_reason: str | None, min_requests: int, window_s: float
+) -> str | None:
+    """Why request-based signals cannot be judged, or None when there were enough requests."""
+    if requests is None:
+        return f"the number of requests is unknown: {requests_reason}"
+    if requests < min_requests:
+        return (
+            f"only {requests:g} requests in the {window_s:g} s window, fewer than min_requests "
+            f"{min_requests}: too little traffic to judge; send more traffic or widen the window"
+        )
+    return None
+
+
+def judge_signal(
+    name: str,
+    measured: Measured,
+    thresholds: Mapping[str, Mapping[str, float | None]],
+    gate: str | None = None,
+) -> SignalResult:
+    """The verdict of one configured signal. Missing data or too few requests: inconclusive.
+
+    With partial data (a node or target that gave nothing) only a critical verdict stands,
+    since the missing part cannot make it better; anything milder becomes inconclusive.
+    """
+    spec = _spec(name)
+    assert spec is not None
+    levels = thresholds.get(name, {})
+    evidence = dict(measured.evidence)
+
+    def result(verdict: str, reason: str, p0: bool = False) -> SignalResult:
+        return SignalResult(name, spec.unit, measured.value, verdict, reason, levels, p0, evidence)
+
+    if spec.needs_requests and gate is not None:
+        return result(INCONCLUSIVE, gate)
+    if measured.value is None or not math.isfinite(measured.value):
+        return result(INCONCLUSIVE, measured.reason or f"no value for {spec.title}")
+    if name == "targets_down" and measured.value >= 1:
+        return result(CRITICAL, f"service down: {measured.reason or 'no target is up'}", p0=True)
+    verdict, p0, reason = judge(spec, measured.value, levels)
+    if measured.reason:
+        reason = f"{reason} ({measured.reason})"
+    if measured.partial and verdict != CRITICAL:
+        return result(INCONCLUSIVE, f"{reason}, but {measured.partial}")
+    if measured.partial:
+        reason = f"{reason}; also {measured.partial}"
+    return result(verdict, reason, p0)
+
+
+def overall_verdict(verdicts: Iterable[str]) -> str:
+    """critical if any is critical; else inconclusive if any is; else warning if any; else ok.
+
+    Signals that are not configured do not count; with no measured signal at all the answer
+    is inconclusive, never ok.
+    """
+    measured = [v for v in verdicts if v != NOT_CONFIGURED]
+    for verdict in (CRITICAL, INCONCLUSIVE, WARNING):
+        if verdict in measured:
+            return verdict
+    return OK if measured else INCONCLUSIVE
+
+
+# --------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated options that decide what is measured and how."""
+
+    source: str
+    mode: str
+    window: int
+    min_requests: int
+    latency_metric: str
+    requests_metric: str
+    route_label: str
+    status_label: str
+    exclude_routes: tuple[str, ...]
+    error_status_regex: str
+    disk_mountpoint: str
+    prometheus_url: str | None = None
+    selector: str = ""
+    compare_selector: str | None = None
+    node_selector: str | None = None
+    db_selector: str | None = None
+    targets: tuple[str, ...] = ()
+    compare_targets: tuple[str, ...] = ()
+    node_targets: tuple[str, ...] = ()
+    db_targets: tuple[str, ...] = ()
+
+    @property
+    def bucket_metric(self) -> str:
+        return f"{self.latency_metric}_bucket"
+
+    @property
+    def compares(self) -> bool:
+        if self.source == "prometheus":
+            return self.compare_selector is not None
+        return bool(self.compare_targets)
+
+    @property
+    def has_nodes(self) -> bool:
+        return (
+            self.node_selector is not None
+            if self.source == "prometheus"
+            else bool(self.node_targets)
+        )
+
+    @property
+    def has_db(self) -> bool:
+        return (
+            self.db_selector is not None if self.source == "prometheus" else bool(self.db_targets)
+        )
+
+    def group(self, name: str) -> tuple[str, ...]:
+        return getattr(self, name)
+
+
+def _http_urls(option: str, urls: Any) -> tuple[str, ...]:
+    if urls is None:
+        return ()
+    if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) for u in urls):
+        raise GoldenSignalsError(f"{option} must be a list of URLs")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise GoldenSignalsError(
+                f"{option} has {url!r}: give full http:// or https:// URLs of /metrics, "
+                "e.g. http://10.0.0.5:8002/metrics"
+            )
+    if len(set(urls)) != len(urls):
+        raise GoldenSignalsError(f"{option} lists the same URL twice: {list(urls)}")
+    return tuple(urls)
+
+
+def _selector(option: str, value: Any) -> str | None:
+    """A PromQL label-matcher list, braces optional: 'job="app",colour="green"'."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise GoldenSignalsError(f"{option} must be a string of PromQL label matchers")
+    text = value.strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1].strip()
+    if "{" in text or "}" in text:
+        raise GoldenSignalsError(
+            f'{option} {value!r} must be label matchers only, e.g. job="sampleapp",colour="green"'
+        )
+    return text.rstrip(",").strip()
+
+
+def build_settings(params: Mapping[str, Any]) -> Settings:
+    """Turn the module parameters into Settings, or raise GoldenSignalsError."""
+    source = params.get("source")
+    window = params.get("window")
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise GoldenSignalsError(f"window must be a whole number of seconds >= 1, got {window!r}")
+    min_requests = params.get("min_requests")
+    if not isinstance(min_requests, int) or min_requests < 0:
+        raise GoldenSignalsError(f"min_requests must be 0 or more, got {min_requests!r}")
+    regex = params.get("error_status_regex") or ""
+    try:
+        re.compile(regex)
+    except re.error as exc:
+        raise GoldenSignalsError(f"error_status_regex {regex!r} is not a regex: {exc}") from exc
+    for option in ("latency_metric", "requests_metric"):
+        if not _NAME_RE.fullmatch(params.get(option) or ""):
+            raise GoldenSignalsError(f"{option} {params.get(option)!r} is not a metric name")
+    for option in ("route_label", "status_label"):
+        if not _LABEL_NAME_RE.fullmatch(params.get(option) or ""):
+            raise GoldenSignalsError(f"{option} {params.get(option)!r} is not a label name")
+    common: dict[str, Any] = dict(
+        source=source,
+        mode=params.get("mode") or "analyse",
+        window=window,
+        min_requests=min_requests,
+        latency_metric=params["latency_metric"],
+        requests_metric=params["requests_metric"],
+        route_label=params["route_label"],
+        status_label=params["status_label"],
+        exclude_routes=tuple(params.get("exclude_routes") or ()),
+        error_status_regex=regex,
+        disk_mountpoint=params.get("disk_mountpoint") or "/",
+    )
+    if source == "prometheus":
+        url = params.get("prometheus_url") or ""
+        if not url.startswith(("http://", "https://")):
+            raise GoldenSignalsError(
+                f"prometheus_url {url!r} is not valid: give the server's base URL, "
+                "e.g. http://prometheus.example.com:9090"
+            )
+        scrape_only = [
+            o for o in ("targets", "compare_targets", "node_targets", "db_targets") if params.get(o)
+        ]
+        if scrape_only:
+            raise GoldenSignalsError(
+                f"{', '.join(scrape_only)} apply to source=scrape; with source=prometheus use "
+                "selector, compare_selector, node_selector and db_selector"
+            )
+        return Settings(
+            **common,
+            prometheus_url=url.rstrip("/"),
+            selector=_selector("selector", params.get("selector") or "") or "",
+            compare_selector=_selector("compare_selector", params.get("compare_selector")),
+            node_selector=_selector("node_selector", params.get("node_selector")),
+            db_selector=_selector("db_selector", params.get("db_selector")),
+        )
+    if source != "scrape":
+        raise GoldenSignalsError(f"source must be prometheus or scrape, got {source!r}")
+    prometheus_only = [
+        o
+        for o in ("prometheus_url", "compare_selector", "node_selector", "db_selector")
+        if params.get(o)
+    ]
+    if prometheus_only or params.get("selector"):
+        raise GoldenSignalsError(
+            f"{', '.join(prometheus_only or ['selector'])} apply to source=prometheus; with "
+            "source=scrape list the URLs in targets, compare_targets, node_targets and db_targets"
+        )
+    targets = _http_urls("targets", params.get("targets"))
+    if not targets:
+        raise GoldenSignalsError(
+            "targets is required with source=scrape: list the /metrics URL of every instance of "
+            "the colour under analysis"
+        )
+    settings = Settings(
+        **common,
+        targets=targets,
+        compare_targets=_http_urls("compare_targets", params.get("compare_targets")),
+        node_targets=_http_urls("node_targets", params.get("node_targets")),
+        db_targets=_http_urls("db_targets", params.get("db_targets")),
+    )
+    overlap = set(settings.targets) & set(settings.compare_targets)
+    if overlap:
+        raise GoldenSignalsError(
+            f"{sorted(overlap)} is in both targets and compare_targets: the new and the old "
+            "colour must be different instances"
+        )
+    return settings
+
+
+# --------------------------------------------------------------------------------------
+# Scrape samples
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TargetSample:
+    """One /metrics read: its series, or the error that prevented reading it."""
+
+    taken_at: float | None
+    series: Series | None
+    error: str | None = None
+
+
+@dataclass
+class Sample:
+    """Every URL of a scrape read at about the same time, by group (targets, node_targets...)."""
+
+    source: str
+    taken_at: float
+    groups: dict[str, dict[str, TargetSample]] = field(default_factory=dict)
+
+    def target(self, group: str, url: str) -> TargetSample:
+        return self.groups.get(group, {}).get(url) or TargetSample(None, None, "not sampled")
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"source": self.source, "taken_at": self.taken_at}
+        for group, targets in self.groups.items():
+            result[group] = {
+                url: {
+                    "taken_at": target.taken_at,
+                    "error": target.error,
+                    "series": None
+                    if target.series is None
+                    else {format_series_key(k): v for k, v in sorted(target.series.items())},
+                }
+                for url, target in targets.items()
+            }
+        return result
+
+
+def kept_series_names(settings: Settings) -> set[str]:
+    """The metric names a scrape keeps: everything the analysis reads, nothing else."""
+    names = {
+        settings.requests_metric,
+        settings.bucket_metric,
+        created_name(settings.requests_metric),
+        created_name(settings.bucket_metric),
+        "node_cpu_seconds_total",
+        "node_memory_MemAvailable_bytes",
+        "node_memory_MemTotal_bytes",
+        "node_filesystem_avail_bytes",
+        "node_filesystem_size_bytes",
+        "pg_stat_activity_count",
+        "pg_settings_max_connections",
+    }
+    return names
+
+
+def keep_relevant(series: Series, settings: Settings) -> Series:
+    names = kept_series_names(settings)
+    return {key: value for key, value in series.items() if key[0] in names}
+
+
+def sample_from_dict(data: Any, settings: Settings) -> Sample:
+    """The baseline passed back in from an earlier call's `sample` return value."""
+    if not isinstance(data, Mapping) or data.get("source") != settings.source:
+        raise GoldenSignalsError(
+            f"baseline must be the sample returned by an earlier golden_signals call with "
+            f"source={settings.source} (register it and pass result.sample)"
+        )
+    taken_at = data.get("taken_at")
+    if not isinstance(taken_at, (int, float)) or isinstance(taken_at, bool):
+        raise GoldenSignalsError("baseline.taken_at is missing: pass the whole result.sample back")
+    sample = Sample(source=settings.source, taken_at=float(taken_at))
+    if settings.source == "prometheus":
+        return sample
+    for group in GROUPS:
+        urls = settings.group(group)
+        if not urls:
+            continue
+        given = data.get(group) or {}
+        if not isinstance(given, Mapping):
+            raise GoldenSignalsError(f"baseline.{group} must be a mapping of URL to sample")
+        missing = [url for url in urls if url not in given]
+        if missing:
+            raise GoldenSignalsError(
+                f"baseline has no sample of {group} {missing}: take the baseline with the same "
+                f"{group} as this call"
+            )
+        sample.groups[group] = {}
+        for url in urls:
+            entry = given[url]
+            if not isinstance(entry, Mapping):
+                raise GoldenSignalsError(f"baseline.{group}[{url!r}] must be a mapping")
+            raw = entry.get("series")
+            series = None
+            if raw is not None:
+                if not isinstance(raw, Mapping):
+                    raise GoldenSignalsError(f"baseline.{group}[{url!r}].series must be a mapping")
+                series = {parse_series_key(k): float(v) for k, v in raw.items()}
+            sample.groups[group][url] = TargetSample(
+                taken_at=entry.get("taken_at"), series=series, error=entry.get("error")
+            )
+    return sample
+
+
+# --------------------------------------------------------------------------------------
+# Scrape analysis
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RequestStats:
+    """Requests, errors and latency buckets of one colour between two samples."""
+
+    requests: float | None
+    errors: float | None
+    buckets: dict[float, float]
+    samples: dict[str, Any]
+    resets: list[str]
+    requests_reason: str | None = None
+    latency_reason: str | None = None
+    partial: str | None = None
+
+    def error_rate(self) -> Measured:
+        if self.requests is None:
+            return Measured(None, self.requests_reason)
+        if self.requests == 0:
+            return Measured(None, "no requests in the window")
+        return Measured(
+            self.errors / self.requests, f"{self.errors:g} of {self.requests:g} requests failed"
+        )  # type: ignore[operator]
+
+    def latency(self, q: float) -> Measured:
+        if self.latency_reason:
+            return Measured(None, self.latency_reason)
+        value = bucket_quantile(q, self.buckets.items())
+        if math.isnan(value):
+            return Measured(None, "the latency histogram has no observations in the window")
+        return Measured(value)
+
+
+def _label(labels: tuple[tuple[str, str], ...], name: str) -> str | None:
+    for key, value in labels:
+        if key == name:
+            return value
+    return None
+
+
+def request_stats(settings: Settings, start: Sample, end: Sample, group: str) -> RequestStats:
+    """Sum requests, 5xx and latency buckets over the group's targets between two samples.
+
+    Series of excluded routes are left out. Targets that did not answer at the end, or gave
+    no start sample, are left out too and named in `partial`.
+    """
+    requests = errors = 0.0
+    buckets: dict[float, float] = {}
+    samples: dict[str, Any] = {}
+    resets: list[str] = []
+    skipped: list[str] = []
+    usable = 0
+    saw_requests = saw_buckets = False
+    error_re = re.compile(settings.error_status_regex)
+    excluded = set(settings.exclude_routes)
+    names = (settings.requests_metric, settings.bucket_metric)
+    for url in settings.group(group):
+        first, last = start.target(group, url), end.target(group, url)
+        if last.series is None:
+            skipped.append(f"{url} did not answer at the end of the window ({last.error})")
+            continue
+        if first.series is None:
+            skipped.append(f"{url} gave no sample at the start of the window ({first.error})")
+            continue
+        usable += 1
+        saw_requests |= any(k[0] == settings.requests_metric for k in last.series)
+        saw_buckets |= any(k[0] == settings.bucket_metric for k in last.series)
+        counted = series_deltas(first.series, last.series, names)
+        resets.extend(f"{url} {series}" for series in counted.resets)
+        used: list[SeriesKey] = []
+        for key, delta in counted.deltas.items():
+            name, labels = key
+            if _label(labels, settings.route_label) in excluded:
+                continue
+            if name == settings.requests_metric:
+                requests += delta
+                if error_re.fullmatch(_label(labels, settings.status_label) or ""):
+                    errors += delta
+            else:
+                bound = parse_le(_label(labels, "le"))
+                if bound is None:
+                    continue
+                buckets[bound] = buckets.get(bound, 0.0) + delta
+            used.append(key)
+        samples[url] = {
+            "start": {
+                format_series_key(k): first.series[k] for k in sorted(used) if k in first.series
+            },
+            "end": {format_series_key(k): last.series[k] for k in sorted(used)},
+        }
+    partial = "; ".join(skipped) or None
+    if usable == 0:
+        reason = "no target answered at both the start and the end of the window: " + (
+            partial or ""
+        )
+        return RequestStats(None, None, {}, samples, resets, reason, reason, partial)
+    urls = ", ".join(settings.group(group))
+    requests_reason = (
+        None if saw_requests else f"metric {settings.requests_metric} not found at {urls}"
+    )
+    latency_reason = None if saw_buckets else f"metric {settings.bucket_metric} not found at {urls}"
+    return RequestStats(
+        None if requests_reason else requests,
+        None if requests_reason else errors,
+        buckets,
+        samples,
+        resets,
+        requests_reason,
+        latency_reason,
+        partial,
+    )
+
+
+def _node_series(series: Series, name: str) -> list[tuple[tuple[tuple[str, str], ...], float]]:
+    return [(labels, value) for (n, labels), value in series.items() if n == name]
+
+
+def cpu_busy_percent(start: Series, end: Series) -> float | None:
+    """100 * (1 - idle CPU seconds / all CPU seconds) over the window, all CPUs of a node."""
+    counted = series_deltas(start, end, ["node_cpu_seconds_total"]).deltas
+    total = sum(counted.values())
+    if not counted or total <= 0:
+        return None
+    idle = sum(v for (_, labels), v in counted.items() if _label(labels, "mode") == "idle")
+    return 100 * (1 - idle / total)
+
+
+def memory_used_percent(end: Series) -> float | None:
+    available = _node_series(end, "node_memory_MemAvailable_bytes")
+    total = _node_series(end, "node_memory_MemTotal_bytes")
+    if not available or not total or total[0][1] <= 0:
+        return None
+    return 100 * (1 - available[0][1] / total[0][1])
+
+
+def disk_used_percent(end: Series, mountpoint: str) -> float | None:
+    """The fullest filesystem mounted at `mountpoint` (by node_filesystem_avail/size_bytes)."""
+    sizes = {labels: v for labels, v in _node_series(end, "node_filesystem_size_bytes")}
+    used = [
+        100 * (1 - avail / sizes[labels])
+        for labels, avail in _node_series(end, "node_filesystem_avail_bytes")
+        if _label(labels, "mountpoint") == mountpoint and sizes.get(labels, 0) > 0
+    ]
+    return max(used) if used else None
+
+
+def db_connections_percent(end: Series) -> float | None:
+    """100 * connections in pg_stat_activity / max_connections, as postgres_exporter reports."""
+    active = _node_series(end, "pg_stat_activity_count")
+    limit = _node_series(end, "pg_settings_max_connections")
+    if not active or not limit or max(v for _, v in limit) <= 0:
+        return None
+    return 100 * sum(v for _, v in active) / max(v for _, v in limit)
+
+
+_RESOURCE_METRICS = {
+    "cpu": "node_cpu_seconds_total",
+    "memory": "node_memory_MemAvailable_bytes and node_memory_MemTotal_bytes",
+    "disk": "node_filesystem_avail_bytes and node_filesystem_size_bytes",
+    "db_connections": "pg_stat_activity_count and pg_settings_max_connections",
+}
+
+
+def resource_measure(settings: Settings, start: Sample, end: Sample, signal: str) -> Measured:
+    """The worst (highest) value of a saturation signal over its node or db targets."""
+    group = "db_targets" if signal == "db_connections" else "node_targets"
+    values: dict[str, float] = {}
+    missing: list[str] = []
+    samples: dict[str, Any] = {}
+    for url in settings.group(group):
+        first, last = start.target(group, url), end.target(group, url)
+        if last.series is None:
+            missing.append(f"{url} did not answer ({last.error})")
+            continue
+        if signal == "cpu":
+            if first.series is None:
+                missing.append(f"{url} gave no sample at the start of the window ({first.error})")
+                continue
+            value = cpu_busy_percent(first.series, last.series)
+            used = {k for k in last.series if k[0] == "node_cpu_seconds_total"}
+            samples[url] = {
+                "start": {
+                    format_series_key(k): first.series[k] for k in sorted(used) if k in first.series
+                },
+                "end": {format_series_key(k): last.series[k] for k in sorted(used)},
+            }
+        else:
+            if signal == "memory":
+                value = memory_used_percent(last.series)
+            elif signal == "disk":
+                value = disk_used_percent(last.series, settings.disk_mountpoint)
+            else:
+                value = db_connections_percent(last.series)
+            names = set(_RESOURCE_METRICS[signal].split(" and "))
+            samples[url] = {
+                "end": {
+                    format_series_key(k): v for k, v in sorted(last.series.items()) if k[0] in names
+                }
+            }
+        if value is None:
+            where = f" for mountpoint {settings.disk_mountpoint}" if signal == "disk" else ""
+            missing.append(f"{url} has no {_RESOURCE_METRICS[signal]}{where}")
+            continue
+        values[url] = value
+        samples[url]["value"] = value
+    evidence = {"samples": samples}
+    partial = "; ".join(missing) or None
+    if not values:
+        return Measured(None, partial, evidence)
+    worst = max(values, key=values.__getitem__)
+    reason = f"highest at {worst}" if len(values) > 1 else None
+    return Measured(values[worst], reason, evidence, partial)
+
+
+@dataclass
+class Analysis:
+    verdict: str
+    p0: bool
+    signals: dict[str, SignalResult]
+    comparison: dict[str, Any] | None
+    window_s: float
+    requests: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "p0": self.p0,
+            "signals": {name: result.as_dict() for name, result in self.signals.items()},
+            "comparison": self.comparison,
+            "window_s": self.window_s,
+            "requests": self.requests,
+        }
+
+
+def compare(
+    thresholds: Mapping[str, Mapping[str, float | None]],
+    min_requests: int,
+    window_s: float,
+    new: tuple[float | None, str | None, Measured, Measured],
+    old: tuple[float | None, str | None, Measured, Measured],
+    evidence: dict[str, Any],
+) -> dict[str, Any]:
+    """Judge p95 new/old and error rate new-old; each side is (requests, why none, p95, error rate).
+
+    Too few requests on either side makes both inconclusive. A ratio whose new p95 is below
+    `ignore_below` seconds is reported but not judged: there the bucket resolution, not the
+    release, decides the ratio.
+    """
+    new_requests, new_why, new_p95, new_err = new
+    old_requests, old_why, old_p95, old_err = old
+    gate = request_gate(old_requests, old_why, min_requests, window_s)
+    if gate is not None:
+        gate = f"baseline (old colour): {gate}"
+    else:
+        gate = request_gate(new_requests, new_why, min_requests, window_s)
+
+    if new_p95.value is None or old_p95.value is None:
+        ratio = Measured(
+            None, f"p95 missing: new {new_p95.reason or 'ok'}; old {old_p95.reason or 'ok'}"
+        )
+    elif old_p95.value <= 0:
+        ratio = Measured(None, f"the old colour's p95 is {old_p95.value:g} s, so no ratio exists")
+    else:
+        ratio = Measured(new_p95.value / old_p95.value)
+    ratio_result = judge_signal("latency_p95_ratio", ratio, thresholds, gate)
+    floor = thresholds["latency_p95_ratio"].get("ignore_below")
+    if (
+        ratio_result.verdict in (WARNING, CRITICAL)
+        and floor is not None
+        and new_p95.value is not None
+        and new_p95.value <= floor
+    ):
+        ratio_result.verdict = OK
+        ratio_result.reason = (
+            f"{ratio_result.reason}, but the new p95 {new_p95.value:.3g} s is not above "
+            f"ignore_below {floor:g} s, so the ratio is not judged"
+        )
+
+    if new_err.value is None or old_err.value is None:
+        diff = Measured(None, f"error rate missing: new {new_err.reason}; old {old_err.reason}")
+    else:
+        diff = Measured(new_err.value - old_err.value)
+    diff_result = judge_signal("error_rate_diff", diff, thresholds, gate)
+    return {
+        "latency_p95_ratio": ratio_result,
+        "error_rate_diff": diff_result,
+        "baseline": {
+            "requests": old_requests,
+            "latency_p95": finite_or_none(old_p95.value),
+            "error_rate": finite_or_none(old_err.value),
+            **evidence,
+        },
+        "new": {
+            "latency_p95": finite_or_none(new_p95.value),
+            "error_rate": finite_or_none(new_err.value),
+        },
+    }
+
+
+def _finish(
+    signals: dict[str, SignalResult],
+    comparison: dict[str, Any] | None,
+    window_s: float,
+    requests: float | None,
+) -> Analysis:
+    verdicts = [r.verdict for r in signals.values()]
+    p0 = any(r.p0 for r in signals.values())
+    comparison_dict = None
+    if comparison is not None:
+        results = [comparison["latency_p95_ratio"], comparison["error_rate_diff"]]
+        verdicts += [r.verdict for r in results]
+        p0 = p0 or any(r.p0 for r in results)
+        comparison_dict = {
+            "latency_p95_ratio": results[0].as_dict(),
+            "error_rate_diff": results[1].as_dict(),
+            "baseline": comparison["baseline"],
+            "new": comparison["new"],
+            "verdict": overall_verdict(r.verdict for r in results),
+        }
+    return Analysis(overall_verdict(verdicts), p0, signals, comparison_dict, window_s, requests)
+
+
+def _resource_signals(
+    settings: Settings,
+    thresholds: Mapping[str, Mapping[str, float | None]],
+    measure,
+) -> dict[str, SignalResult]:
+    signals: dict[str, SignalResult] = {}
+    for name in ("cpu", "memory", "disk"):
+        if settings.has_nodes:
+            signals[name] = judge_signal(name, measure(name), thresholds)
+        else:
+            option = "node_selector" if settings.source == "prometheus" else "node_targets"
+            signals[name] = not_configured(name, f"no {option} given", thresholds.get(name, {}))
+    if settings.has_db:
+        signals["db_connections"] = judge_signal(
+            "db_connections", measure("db_connections"), thresholds
+        )
+    else:
+        option = "db_selector" if settings.source == "prometheus" else "db_targets"
+        signals["db_connections"] = not_configured(
+            "db_connections", f"no {option} given", thresholds.get("db_connections", {})
+        )
+    return signals
+
+
+def analyse_scrape(
+    settings: Settings,
+    thresholds: Mapping[str, Mapping[str, float | None]],
+    start: Sample,
+    end: Sample,
+) -> Analysis:
+    """Every signal from two scrape samples of the same URLs."""
+    window_s = end.taken_at - start.taken_at
+    if window_s <= 0:
+        raise GoldenSignalsError(
+            f"the baseline was taken at {start.taken_at}, not before this sample "
+            f"({end.taken_at}): pass the sample of an earlier call"
+        )
+    signals: dict[str, SignalResult] = {}
+
+    states = {url: end.target("targets", url) for url in settings.targets}
+    down = [url for url, state in states.items() if state.series is None]
+    up_evidence = {"targets": {url: state.error or "up" for url, state in states.items()}}
+    down_reason = (
+        f"{len(down)} of {len(states)} targets did not answer: "
+        + "; ".join(f"{url}: {states[url].error}" for url in down)
+        if down
+        else f"{len(states)} of {len(states)} targets answered"
+    )
+    signals["targets_down"] = judge_signal(
+        "targets_down", Measured(len(down) / len(states), down_reason, up_evidence), thresholds
+    )
+
+    stats = request_stats(settings, start, end, "targets")
+    gate = request_gate(stats.requests, stats.requests_reason, settings.min_requests, window_s)
+    p95 = stats.latency(0.95)
+    error_rate = stats.error_rate()
+    measures = {
+        "traffic": Measured(
+            None if stats.requests is None else stats.requests / window_s, stats.requests_reason
+        ),
+        "error_rate": error_rate,
+        "latency_p95": p95,
+        "latency_p99": stats.latency(0.99),
+    }
+    for name, measured in measures.items():
+        measured.evidence = {"samples": stats.samples, "resets": stats.resets}
+        measured.partial = stats.partial
+        signals[name] = judge_signal(name, measured, thresholds, gate)
+    if gate is None:
+        signals["traffic"].reason += f" ({stats.requests:g} requests in {window_s:g} s)"
+
+    signals.update(
+        _resource_signals(
+            settings, thresholds, lambda name: resource_measure(settings, start, end, name)
+        )
+    )
+
+    comparison = None
+    if settings.compares:
+        old = request_stats(settings, start, end, "compare_targets")
+        # A baseline missing some of its targets is not the old colour as users saw it.
+        old_requests = None if old.partial else old.requests
+        comparison = compare(
+            thresholds,
+            settings.min_requests,
+            window_s,
+            (stats.requests, stats.requests_reason, p95, error_rate),
+            (old_requests, old.partial or old.requests_reason, old.latency(0.95), old.error_rate()),
+            {"samples": old.samples, "resets": old.resets},
+        )
+    return _finish(signals, comparison, window_s, stats.requests)
+
+
+# --------------------------------------------------------------------------------------
+# Prometheus
+# --------------------------------------------------------------------------------------
+
+_RE2_SPECIAL = set("\\.+*?()|[]{}^$")
+
+
+def promql_string(value: str) -> str:
+    """`value` as a double-quoted PromQL string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def regex_alternation(values: Iterable[str]) -> str:
+    """An RE2 regex that matches exactly one of `values` (PromQL anchors =~ and !~)."""
+    return "|".join("".join(f"\\{c}" if c in _RE2_SPECIAL else c for c in v) for v in values)
+
+
+def promql_duration(seconds: int) -> str:
+    """300 -> '5m', 3600 -> '1h', 90 -> '90s'."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def matchers(*parts: str | None) -> str:
+    """The non-empty matcher lists joined inside braces."""
+    return "{" + ",".join(p for p in parts if p) + "}"
+
+
+def prometheus_queries(settings: Settings, window_s: int) -> dict[str, str]:
+    """Every PromQL query the analysis runs, by measurement name; instant queries at window end."""
+    w = promql_duration(window_s)
+    routes = (
+        f"{settings.route_label}!~{promql_string(regex_alternation(settings.exclude_routes))}"
+        if settings.exclude_routes
+        else None
+    )
+    errors = f"{settings.status_label}=~{promql_string(settings.error_status_regex)}"
+    requests_metric, buckets = settings.requests_metric, settings.bucket_metric
+
+    def request_queries(selector: str) -> dict[str, str]:
+        base = matchers(selector, routes)
+        failed = matchers(selector, routes, errors)
+        return {
+            "traffic": f"sum(rate({requests_metric}{base}[{w}]))",
+            "error_rate": (
+                f"(sum(rate({requests_metric}{failed}[{w}])) or vector(0)) "
+                f"/ sum(rate({requests_metric}{base}[{w}]))"
+            ),
+            "latency_p95": f"histogram_quantile(0.95, sum by (le) (rate({buckets}{base}[{w}])))",
+            "latency_p99": f"histogram_quantile(0.99, sum by (le) (rate({buckets}{base}[{w}])))",
+        }
+
+    queries = request_queries(settings.selector)
+    queries["targets_down"] = f"1 - avg(up{matchers(settings.selector)})"
+    if settings.node_selector is not None:
+        node = settings.node_selector
+        idle = matchers(node, 'mode="idle"')
+        disk = matchers(node, f"mountpoint={promql_string(settings.disk_mountpoint)}")
+        queries["cpu"] = (
+            f"100 * max(1 - sum by (instance) (rate(node_cpu_seconds_total{idle}[{w}])) "
+            f"/ sum by (instance) (rate(node_cpu_seconds_total{matchers(node)}[{w}])))"
+        )
+        queries["memory"] = (
+            f"100 * max(1 - node_memory_MemAvailable_bytes{matchers(node)} "
+            f"/ node_memory_MemTotal_bytes{matchers(node)})"
+        )
+        queries["disk"] = (
+            f"100 * max(1 - node_filesystem_avail_bytes{disk} / node_filesystem_size_bytes{disk})"
+        )
+    if settings.db_selector is not None:
+        db = matchers(settings.db_selector)
+        queries["db_connections"] = (
+            f"100 * max(sum by (instance) (pg_stat_activity_count{db}) "
+            f"/ max by (instance) (pg_settings_max_connections{db}))"
+        )
+    if settings.compare_selector is not None:
+        old = request_queries(settings.compare_selector)
+        queries.update({f"compare_{k}": old[k] for k in ("traffic", "error_rate", "latency_p95")})
+    return queries
+
+
+@dataclass(frozen=True)
+class QueryAnswer:
+    """The single value of an instant query, or why there is none."""
+
+    value: float | None
+    reason: str | None = None
+
+
+def parse_query_answer(query: str, status: int | None, body: Any, error: str | None) -> QueryAnswer:
+    """Read Prometheus' /api/v1/query response: one finite value, or an explanation."""
+    if status is None:
+        return QueryAnswer(None, f"Prometheus is unreachable: {error}")
+    if not isinstance(body, Mapping):
+        return QueryAnswer(
+            None, f"Prometheus answered HTTP {status} without a JSON body ({error or 'not JSON'})"
+        )
+    if body.get("status") != "success":
+        return QueryAnswer(
+            None,
+            f"Prometheus refused {query!r} (HTTP {status}, {body.get('errorType', 'error')}): "
+            f"{body.get('error', 'no error text')}",
+        )
+    data = body.get("data") or {}
+    result_type, result = data.get("resultType"), data.get("result")
+    try:
+        if result_type == "scalar":
+            raw = result[1]
+        elif result_type == "vector":
+            if not result:
+                return QueryAnswer(
+                    None,
+                    f"no series matched {query!r}: the metric is missing or the selector "
+                    "matches nothing",
+                )
+            if len(result) > 1:
+                return QueryAnswer(None, f"{query!r} returned {len(result)} series, expected one")
+            raw = result[0]["value"][1]
+        else:
+            return QueryAnswer(None, f"{query!r} returned a {result_type}, expected a vector")
+        value = float(raw)
+    except (TypeError, ValueError, KeyError, IndexError):
+        return QueryAnswer(
+            None, f"Prometheus sent a result for {query!r} that is not a number: {result!r}"
+        )
+    if math.isnan(value):
+        return QueryAnswer(None, f"{query!r} is NaN: no observations in the window")
+    if math.isinf(value):
+        return QueryAnswer(None, f"{query!r} is {value}: not a usable value")
+    return QueryAnswer(value)
+
+
+def analyse_prometheus(
+    settings: Settings,
+    thresholds: Mapping[str, Mapping[str, float | None]],
+    window_s: int,
+    queries: Mapping[str, str],
+    answers: Mapping[str, QueryAnswer],
+) -> Analysis:
+    """Every signal from the answers to prometheus_queries()."""
+
+    def measured(name: str) -> Measured:
+        answer = answers[name]
+        return Measured(answer.value, answer.reason, {"query": queries[name]})
+
+    traffic = measured("traffic")
+    requests = None if traffic.value is None else traffic.value * window_s
+    gate = request_gate(requests, traffic.reason, settings.min_requests, window_s)
+    signals = {"targets_down": judge_signal("targets_down", measured("targets_down"), thresholds)}
+    for name in ("traffic", "error_rate", "latency_p95", "latency_p99"):
+        signals[name] = judge_signal(name, measured(name), thresholds, gate)
+    signals.update(_resource_signals(settings, thresholds, measured))
+    if gate is None:
+        signals["traffic"].reason += f" ({requests:g} requests in {window_s} s)"
+
+    comparison = None
+    if settings.compares:
+        old_traffic = measured("compare_traffic")
+        old_requests = None if old_traffic.value is None else old_traffic.value * window_s
+        comparison = compare(
+            thresholds,
+            settings.min_requests,
+            window_s,
+            (requests, traffic.reason, measured("latency_p95"), measured("error_rate")),
+            (
+                old_requests,
+                old_traffic.reason,
+                measured("compare_latency_p95"),
+                measured("compare_error_rate"),
+            ),
+            {
+                "queries": {
+                    k[len("compare_") :]: queries[k] for k in queries if k.startswith("compare_")
+                }
+            },
+        )
+    return _finish(signals, comparison, float(window_s), requests)
+
+
+# --------------------------------------------------------------------------------------
+# Analysis loop
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnalysisLimits:
+    """How many measurements an analysis takes, and how many bad ones it tolerates."""
+
+    count: int = 5
+    failure_limit: int = 0
+    consecutive_failure_limit: int = 0
+    inconclusive_limit: int = 1
+
+    def validate(self) -> AnalysisLimits:
+        if not isinstance(self.count, int) or self.count < 1:
+            raise GoldenSignalsError(f"analysis.count must be 1 or more, got {self.count!r}")
+        for name in ("failure_limit", "consecutive_failure_limit", "inconclusive_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise GoldenSignalsError(f"analysis.{name} must be 0 or more, got {value!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class Decision:
+    """continue, pass or fail; `verdict` is the outcome (None while continuing)."""
+
+    action: str
+    verdict: str | None
+    reason: str
+    measurements: int
+    counts: dict[str, int]
+    consecutive_critical: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "measurements": self.measurements,
+            "counts": self.counts,
+            "consecutive_critical": self.consecutive_critical,
+        }
+
+
+def _history_entry(entry: Any, index: int) -> tuple[str, bool]:
+    if isinstance(entry, str):
+        verdict, p0 = entry, False
+    elif isinstance(entry, Mapping):
+        verdict, p0 = entry.get("verdict"), bool(entry.get("p0", False))
+    else:
+        raise GoldenSignalsError(f"analysis history entry {index} must be a verdict or a mapping")
+    if verdict not in MEASURED_VERDICTS:
+        raise GoldenSignalsError(
+            f"analysis history entry {index} has verdict {verdict!r}; "
+            f"expected one of {', '.join(MEASURED_VERDICTS)}"
+        )
+    return verdict, p0
+
+
+def analysis_decision(history: Sequence[Any], limits: AnalysisLimits) -> Decision:
+    """Decide an analysis loop from its measurements so far, checked in this order:
+
+    1. any measurement with p0      -> fail (critical): immediate rollback
+    2. criticals > failure_limit    -> fail (critical)
+    3. consecutive_failure_limit > 0 and a run of that many criticals in a row -> fail (critical)
+    4. inconclusives > inconclusive_limit -> fail (inconclusive)
+    5. fewer than `count` measurements -> continue
+    6. `count` reached: pass (ok, or warning if any warning or tolerated critical), unless no
+       measurement was ok or warning, which fails (critical if any, else inconclusive)
+    """
+    limits.validate()
+    entries = [_history_entry(entry, i) for i, entry in enumerate(history, start=1)]
+    counts = {verdict: sum(1 for v, _ in entries if v == verdict) for verdict in MEASURED_VERDICTS}
+    longest = run = 0
+    for verdict, _ in entries:
+        run = run + 1 if verdict == CRITICAL else 0
+        longest = max(longest, run)
+    n = len(entries)
+
+    def decide(action: str, verdict: str | None, reason: str) -> Decision:
+        return Decision(action, verdict, reason, n, counts, longest)
+
+    first_p0 = next((i for i, (_, p0) in enumerate(entries, start=1) if p0), None)
+    if first_p0 is not None:
+        return decide(
+            "fail", CRITICAL, f"measurement {first_p0} tripped a P0 rule: roll back immediately"
+        )
+    if counts[CRITICAL] > limits.failure_limit:
+        return decide(
+            "fail",
+            CRITICAL,
+            f"{counts[CRITICAL]} critical measurements, more than failure_limit "
+            f"{limits.failure_limit}",
+        )
+    if limits.consecutive_failure_limit and longest >= limits.consecutive_failure_limit:
+        return decide(
+            "fail",
+            CRITICAL,
+            f"{longest} critical measurements in a row, consecutive_failure_limit is "
+            f"{limits.consecutive_failure_limit}",
+        )
+    if counts[INCONCLUSIVE] > limits.inconclusive_limit:
+        return decide(
+            "fail",
+            INCONCLUSIVE,
+            f"{counts[INCONCLUSIVE]} inconclusive measurements, more than inconclusive_limit "
+            f"{limits.inconclusive_limit}: the analysis cannot vouch for the release",
+        )
+    if n < limits.count:
+        return decide("continue", None, f"{n} of {limits.count} measurements taken")
+    passing = counts[OK] + counts[WARNING]
+    if passing == 0:
+        verdict = CRITICAL if counts[CRITICAL] else INCONCLUSIVE
+        return decide("fail", verdict, f"none of the {n} measurements was ok or warning")
+    verdict = OK if passing == n and counts[WARNING] == 0 else WARNING
+    summary = ", ".join(f"{counts[v]} {v}" for v in MEASURED_VERDICTS if counts[v])
+    return decide("pass", verdict, f"{n} measurements within the limits: {summary}")
