@@ -64,6 +64,20 @@ options:
       - Restarts of a colour's unit (systemd NRestarts) after which waiting stops.
     type: int
     default: 3
+  smoke:
+    description:
+      - Routes to request on every colour once it is healthy (after the wait), each a dict
+        with C(path), the expected C(status) (default 200) and C(method) (default GET).
+      - Each answer is returned with the value of O(version_header), so a caller can check
+        the colour runs the version it should.
+    type: list
+    elements: dict
+    default: []
+  version_header:
+    description:
+      - Response header in which the service names its version.
+    type: str
+    default: X-Bluegreen-Version
   restarts_baseline:
     description:
       - Restart count of each colour's unit before this deployment started it; systemd
@@ -127,6 +141,13 @@ colours:
   sample:
     blue: {version: 2.0.0, release_dir: /opt/sampleapp/releases/2.0.0, state: active,
            health_status: 200, health_error: null, healthy: true, restarts: 0}
+smoke:
+  description: Answers to O(smoke), per colour; empty for a colour that is not healthy.
+  returned: always
+  type: dict
+  sample:
+    green:
+      - {method: GET, path: /, expected: 200, status: 200, version: 2.0.0, ok: true, error: null}
 waited_s:
   description: Seconds spent waiting for the colours to become healthy.
   returned: always
@@ -150,6 +171,7 @@ from ansible.module_utils.colour_state import (
     health_url,
     hopeless,
     invalid_options,
+    smoke_answer,
     unit_name,
 )
 
@@ -172,14 +194,33 @@ def unit_state(module: AnsibleModule, unit: str) -> tuple[str, int]:
     return fields.get("ActiveState", ""), int(restarts) if restarts.isdigit() else 0
 
 
-def probe(url: str, timeout: float) -> tuple[int | None, str | None]:
+def request(
+    url: str, timeout: float, method: str = "GET", header: str | None = None
+) -> tuple[int | None, str | None, str | None]:
+    """Status, the value of `header`, and the error when nothing answered."""
+    req = urllib.request.Request(url, method=method, headers={"Connection": "close"})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, None
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, response.headers.get(header) if header else None, None
     except urllib.error.HTTPError as exc:
-        return exc.code, None
+        return exc.code, exc.headers.get(header) if header else None, None
     except (urllib.error.URLError, OSError) as exc:
-        return None, str(getattr(exc, "reason", exc))
+        return None, None, str(getattr(exc, "reason", exc))
+
+
+def smoke_answers(module: AnsibleModule, colour: str) -> list[dict]:
+    params = module.params
+    answers = []
+    for route in params["smoke"]:
+        method = str(route.get("method", "GET")).upper()
+        status, version, error = request(
+            health_url(int(params["ports"][colour]), str(route["path"])),
+            params["timeout"],
+            method,
+            params["version_header"],
+        )
+        answers.append(smoke_answer(route, method, status, version, error))
+    return answers
 
 
 def main() -> None:
@@ -195,6 +236,8 @@ def main() -> None:
             "interval": {"type": "float", "default": 0.5},
             "max_restarts": {"type": "int", "default": 3},
             "restarts_baseline": {"type": "dict", "default": {}},
+            "smoke": {"type": "list", "elements": "dict", "default": []},
+            "version_header": {"type": "str", "default": "X-Bluegreen-Version"},
         },
         supports_check_mode=True,
     )
@@ -213,9 +256,14 @@ def main() -> None:
         if all_healthy or gave_up or time.monotonic() >= deadline:
             break
         time.sleep(params["interval"])
+    smoke = {
+        colour: smoke_answers(module, colour) if record["healthy"] else []
+        for colour, record in colours.items()
+    }
     module.exit_json(
         changed=False,
         colours=colours,
+        smoke=smoke,
         waited_s=round(time.monotonic() - started, 3),
         gave_up=None if all_healthy else gave_up,
     )
@@ -225,7 +273,7 @@ def read_colours(module: AnsibleModule) -> dict:
     params = module.params
     colours = {}
     for colour in params["colours"]:
-        status, error = probe(
+        status, _version, error = request(
             health_url(int(params["ports"][colour]), params["health_path"]), params["timeout"]
         )
         state, restarts = unit_state(module, unit_name(params["name"], colour))

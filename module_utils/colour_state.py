@@ -63,3 +63,19 @@ def hopeless(
         if restarts >= max_restarts:
             return f"{unit} crashed and was restarted {restarts} times"
     return None
+
+
+def smoke_answer(
+    route: dict, method: str, status: int | None, version: str | None, error: str | None
+) -> dict:
+    """One smoke route's answer, judged against the status it should have."""
+    expected = int(route.get("status", 200))
+    return {
+        "method": method,
+        "path": str(route["path"]),
+        "expected": expected,
+        "status": status,
+        "version": version,
+        "ok": status == expected,
+        "error": error,
+    }

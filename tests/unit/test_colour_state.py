@@ -136,3 +136,26 @@ def test_module_refuses_a_colour_without_a_port(run_module, tmp_path) -> None:
     )
     assert result["failed"]
     assert "no port for colour(s) green" in result["msg"]
+
+
+def test_smoke_routes_are_asked_once_healthy_and_judged(
+    run_module, tmp_path, health_server, monkeypatch
+):
+    monkeypatch.setattr(colour_state, "unit_state", lambda module, unit: ("active", 0))
+
+    result = run_module(
+        colour_state.main,
+        {
+            "name": "app",
+            "colours": ["blue"],
+            "ports": {"blue": health_server},
+            "colours_dir": str(tmp_path),
+            "smoke": [{"path": "/health"}, {"path": "/missing", "status": 200}],
+        },
+    )
+
+    answers = result["smoke"]["blue"]
+    assert [(a["path"], a["status"], a["ok"]) for a in answers] == [
+        ("/health", 200, True),
+        ("/missing", 404, False),
+    ]

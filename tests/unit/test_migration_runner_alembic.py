@@ -1,0 +1,463 @@
+"""migration_runner end to end against a real Alembic project and a SQLite database.
+
+The fixture project (tests/unit/fixtures/migrations/alembic_project) has three revisions:
+0001 creates `items`, 0002 adds a nullable column (expand-safe), 0003 drops a column the
+previous release still reads (breaking). Each test copies it into a release directory and
+runs the module in-process; Alembic itself runs as a child process, as on a host.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import migration_runner
+import pytest
+from ansible.module_utils.common import warnings as ansible_warnings
+from ansible.module_utils.migration_runner import LockHolder, holder_json
+
+FIXTURE = Path(__file__).parent / "fixtures" / "migrations" / "alembic_project"
+ALEMBIC = Path(sys.executable).parent / "alembic"
+
+pytestmark = pytest.mark.skipif(not ALEMBIC.exists(), reason="alembic is not in the venv")
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings() -> None:
+    """Ansible collects warnings per process; each in-process run starts without any."""
+    ansible_warnings._global_warnings.clear()
+
+
+def warnings_of(result: dict[str, Any]) -> list[str]:
+    return [warning["event"]["msg"] for warning in result.get("warnings", [])]
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """SQLite databases at each revision, migrated once with alembic and copied per test."""
+    directory = tmp_path_factory.mktemp("templates")
+    project = directory / "project"
+    shutil.copytree(FIXTURE, project)
+    paths = {}
+    for revision in ("0001", "0002", "0003"):
+        database = directory / "app.db"
+        subprocess.run(
+            [str(ALEMBIC), "-c", "alembic.ini", "upgrade", revision],
+            cwd=project,
+            env={"DATABASE_URL": f"sqlite:///{database}", "PATH": "/usr/bin:/bin"},
+            check=True,
+            capture_output=True,
+        )
+        paths[revision] = directory / f"{revision}.db"
+        shutil.copy(database, paths[revision])
+    return paths
+
+
+@pytest.fixture
+def at_revision(templates: dict[str, Path], database: Path):
+    """Put the database at `revision`, as a previous release left it."""
+
+    def put(revision: str) -> None:
+        shutil.copy(templates[revision], database)
+
+    return put
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    """A release directory holding the Alembic project, and a data directory for the DB."""
+    directory = tmp_path / "releases" / "2.0.0"
+    shutil.copytree(FIXTURE, directory)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "etc").mkdir()
+    return directory
+
+
+@pytest.fixture
+def database(release: Path) -> Path:
+    return release.parent.parent / "data" / "app.db"
+
+
+@pytest.fixture
+def env_file(release: Path, database: Path) -> Path:
+    path = release.parent.parent / "etc" / "green.env"
+    path.write_text(
+        "# managed by bluegreen\n"
+        f'DATABASE_URL="sqlite:///{database}"\n'
+        'SECRET_KEY="s3cr3t-value-never-shown"\n'
+        "BLUEGREEN_COLOUR=green\n"
+    )
+    return path
+
+
+def args(release: Path, env_file: Path, **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "sampleapp",
+        "tool": "alembic",
+        "chdir": str(release),
+        "command": [str(ALEMBIC), "-c", "alembic.ini"],
+        "env_file": str(env_file),
+    }
+    base.update(overrides)
+    return base
+
+
+def columns(database: Path, table: str = "items") -> list[str]:
+    with sqlite3.connect(database) as connection:
+        return [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
+
+
+def upgrade_to(run_module, release: Path, env_file: Path, target: str, **extra: Any):
+    return run_module(
+        migration_runner.main,
+        args(release, env_file, state="upgraded", target=target, **extra),
+    )
+
+
+class TestCurrentAndPlan:
+    def test_empty_database_has_no_revision_and_head_0003(
+        self, run_module, release: Path, env_file: Path
+    ) -> None:
+        result = run_module(migration_runner.main, args(release, env_file))
+
+        assert result["current"] is None
+        assert result["head"] == "0003"
+        assert result["changed"] is False
+        assert result["lock"] == {"method": "none", "held": False}
+
+    def test_plan_classifies_each_revision_and_names_its_file(
+        self, run_module, at_revision, release: Path, env_file: Path, database: Path
+    ) -> None:
+        at_revision("0001")
+
+        result = run_module(migration_runner.main, args(release, env_file, state="planned"))
+
+        assert result["changed"] is False
+        assert result["current"] == "0001"
+        assert result["direction"] == "upgrade"
+        assert result["target"] == "0003"
+        plan = {item["revision"]: item for item in result["pending"]}
+        assert list(plan) == ["0002", "0003"]
+        assert plan["0002"]["classification"] == "expand-safe"
+        assert plan["0002"]["file"] == "migrations/versions/0002_add_items_note.py"
+        assert plan["0002"]["statements"][0]["sql"] == "ALTER TABLE items ADD COLUMN note TEXT"
+        assert plan["0003"]["classification"] == "breaking"
+        assert plan["0003"]["file"] == "migrations/versions/0003_drop_items_legacy_code.py"
+        assert "drop column items.legacy_code" in plan["0003"]["reason"]
+        assert result["breaking"] == [
+            {
+                "revision": "0003",
+                "file": "migrations/versions/0003_drop_items_legacy_code.py",
+                "operation": "drop column items.legacy_code",
+                "statement": "ALTER TABLE items DROP COLUMN legacy_code",
+                "reason": "the old colour still reads and writes this column, and its data is lost",
+            }
+        ]
+        assert columns(database) == ["id", "name", "legacy_code"]
+
+    def test_on_an_empty_database_dropping_a_column_of_a_new_table_is_safe(
+        self, run_module, release: Path, env_file: Path
+    ) -> None:
+        result = run_module(migration_runner.main, args(release, env_file, state="planned"))
+
+        assert [item["revision"] for item in result["pending"]] == ["0001", "0002", "0003"]
+        assert [item["classification"] for item in result["pending"]] == ["expand-safe"] * 3
+        assert result["pending"][2]["statements"][0]["reason"] == "a column new in this plan"
+        assert result["breaking"] == []
+
+    def test_check_mode_upgrade_is_the_plan_and_applies_nothing(
+        self, run_module, at_revision, release: Path, env_file: Path, database: Path
+    ) -> None:
+        at_revision("0001")
+
+        result = run_module(
+            migration_runner.main,
+            args(release, env_file, state="upgraded"),
+            check_mode=True,
+        )
+
+        assert result["changed"] is False
+        assert result["current"] == "0001"
+        assert [item["revision"] for item in result["pending"]] == ["0002", "0003"]
+        assert any("a real run would fail: refusing to upgrade" in w for w in warnings_of(result))
+        assert result["lock"]["held"] is False
+        assert columns(database) == ["id", "name", "legacy_code"]
+
+
+class TestUpgrade:
+    def test_upgrade_to_expand_revision_applies_it_and_returns_its_sql(
+        self, run_module, release: Path, env_file: Path, database: Path
+    ) -> None:
+        result = upgrade_to(run_module, release, env_file, "0002")
+
+        assert result["changed"] is True
+        assert result["previous"] is None
+        assert result["current"] == "0002"
+        assert [item["revision"] for item in result["pending"]] == ["0001", "0002"]
+        assert "ALTER TABLE items ADD COLUMN note TEXT" in result["executed_statements"]
+        assert any(s.startswith("CREATE TABLE items") for s in result["executed_statements"])
+        assert result["lock"]["method"] == "flock"
+        assert result["lock"]["held"] is True
+        assert result["lock"]["path"] == str(database.parent / ".bluegreen-migrate.lock")
+        assert columns(database) == ["id", "name", "legacy_code", "note"]
+
+    def test_upgrading_again_changes_nothing(
+        self, run_module, at_revision, release: Path, env_file: Path
+    ) -> None:
+        at_revision("0002")
+
+        result = upgrade_to(run_module, release, env_file, "0002")
+
+        assert result["changed"] is False
+        assert result["pending"] == []
+        assert result["executed_statements"] == []
+
+    def test_breaking_revision_is_refused_naming_operation_and_file(
+        self, run_module, at_revision, release: Path, env_file: Path, database: Path
+    ) -> None:
+        at_revision("0002")
+
+        result = run_module(migration_runner.main, args(release, env_file, state="upgraded"))
+
+        assert result["failed"] is True
+        assert result["changed"] is False
+        assert "drop column items.legacy_code" in result["msg"]
+        assert "migrations/versions/0003_drop_items_legacy_code.py" in result["msg"]
+        assert "ALTER TABLE items DROP COLUMN legacy_code" in result["msg"]
+        assert "allow_breaking" in result["msg"]
+        assert "still at 0002" in result["msg"]
+        assert columns(database) == ["id", "name", "legacy_code", "note"]
+
+    def test_allow_breaking_applies_the_contract_step(
+        self, run_module, at_revision, release: Path, env_file: Path, database: Path
+    ) -> None:
+        at_revision("0002")
+
+        result = run_module(
+            migration_runner.main,
+            args(release, env_file, state="upgraded", allow_breaking=True),
+        )
+
+        assert result["changed"] is True
+        assert result["current"] == "0003"
+        assert result["breaking"][0]["revision"] == "0003"
+        assert columns(database) == ["id", "name", "note"]
+
+    def test_target_behind_current_changes_nothing(
+        self, run_module, at_revision, release: Path, env_file: Path
+    ) -> None:
+        at_revision("0002")
+
+        result = upgrade_to(run_module, release, env_file, "0001")
+
+        assert result["changed"] is False
+        assert result["current"] == "0002"
+        assert any("never downgrades" in warning for warning in warnings_of(result))
+
+    def test_environment_option_overrides_env_file_and_lock_can_be_off(
+        self, run_module, release: Path, env_file: Path, database: Path
+    ) -> None:
+        other = database.parent / "other.db"
+
+        result = run_module(
+            migration_runner.main,
+            args(
+                release,
+                env_file,
+                state="upgraded",
+                target="0001",
+                lock="none",
+                environment={"DATABASE_URL": f"sqlite:///{other}"},
+            ),
+        )
+
+        assert result["changed"] is True
+        assert result["lock"]["method"] == "none"
+        assert result["lock"]["held"] is False
+        assert columns(other) == ["id", "name", "legacy_code"]
+        assert not database.exists()
+
+    def test_secrets_from_the_env_file_never_reach_the_output(
+        self, run_module, release: Path, env_file: Path
+    ) -> None:
+        env_file.write_text(env_file.read_text() + "FORCE_FAIL=1\n")
+        (release / "migrations" / "env.py").write_text(
+            "import os, sys\n"
+            "sys.stderr.write('connecting with ' + os.environ['SECRET_KEY'] + '\\n')\n"
+            "raise SystemExit(1)\n"
+        )
+
+        result = run_module(migration_runner.main, args(release, env_file, state="planned"))
+
+        assert result["failed"] is True
+        assert "s3cr3t-value-never-shown" not in str(result)
+        assert "connecting with" in result["stderr"]
+
+
+class TestDowngrade:
+    def test_downgrade_to_recorded_revision(
+        self, run_module, at_revision, release: Path, env_file: Path, database: Path
+    ) -> None:
+        at_revision("0003")
+
+        result = run_module(
+            migration_runner.main, args(release, env_file, state="downgraded", target="0002")
+        )
+
+        assert result["changed"] is True
+        assert result["previous"] == "0003"
+        assert result["current"] == "0002"
+        assert result["direction"] == "downgrade"
+        assert [item["revision"] for item in result["pending"]] == ["0003"]
+        assert columns(database) == ["id", "name", "note", "legacy_code"]
+
+    def test_downgrade_that_drops_data_needs_allow_breaking(
+        self, run_module, at_revision, release: Path, env_file: Path, database: Path
+    ) -> None:
+        at_revision("0002")
+
+        refused = run_module(
+            migration_runner.main, args(release, env_file, state="downgraded", target="0001")
+        )
+        allowed = run_module(
+            migration_runner.main,
+            args(release, env_file, state="downgraded", target="0001", allow_breaking=True),
+        )
+
+        assert refused["failed"] is True
+        assert "drop column items.note" in refused["msg"]
+        assert "0002_add_items_note.py" in refused["msg"]
+        assert "restore the snapshot" in refused["msg"]
+        assert allowed["changed"] is True
+        assert allowed["current"] == "0001"
+        assert columns(database) == ["id", "name", "legacy_code"]
+
+    def test_irreversible_downgrade_is_refused_naming_the_file(
+        self, run_module, at_revision, release: Path, env_file: Path, database: Path
+    ) -> None:
+        at_revision("0003")
+        revision = release / "migrations" / "versions" / "0003_drop_items_legacy_code.py"
+        source = revision.read_text()
+        revision.write_text(
+            source.split("def downgrade()")[0]
+            + textwrap.dedent(
+                """\
+                def downgrade() -> None:
+                    raise NotImplementedError("the dropped data cannot come back")
+                """
+            )
+        )
+
+        result = run_module(
+            migration_runner.main,
+            args(release, env_file, state="downgraded", target="0002", allow_breaking=True),
+        )
+
+        assert result["failed"] is True
+        assert "0003_drop_items_legacy_code.py" in result["msg"]
+        assert "raises NotImplementedError" in result["msg"]
+        assert result["pending"][0]["irreversible"].startswith("its downgrade() raises")
+        assert columns(database) == ["id", "name", "note"]
+
+    def test_downgrade_target_ahead_is_refused(
+        self, run_module, at_revision, release: Path, env_file: Path
+    ) -> None:
+        at_revision("0001")
+
+        result = run_module(
+            migration_runner.main, args(release, env_file, state="downgraded", target="0002")
+        )
+
+        assert result["failed"] is True
+        assert "use state=upgraded" in result["msg"]
+
+
+class TestFailure:
+    def test_failed_migration_reports_stderr_and_where_it_stopped(
+        self, run_module, at_revision, release: Path, env_file: Path
+    ) -> None:
+        at_revision("0001")
+        revision = release / "migrations" / "versions" / "0002_add_items_note.py"
+        revision.write_text(
+            revision.read_text().replace(
+                'op.add_column("items", sa.Column("note", sa.Text, nullable=True))',
+                'op.execute("ALTER TABLE missing_table ADD COLUMN note TEXT")',
+            )
+        )
+
+        result = upgrade_to(run_module, release, env_file, "0002")
+
+        assert result["failed"] is True
+        assert "while running 0002 (migrations/versions/0002_add_items_note.py)" in result["msg"]
+        assert "the database is at 0001" in result["msg"]
+        assert "no such table: missing_table" in result["msg"]
+        assert result["current"] == "0001"
+        assert result["changed"] is False
+
+    def test_missing_virtualenv_says_what_to_deploy(
+        self, run_module, release: Path, env_file: Path
+    ) -> None:
+        result = run_module(
+            migration_runner.main,
+            args(release, env_file, command=["venv/bin/alembic"]),
+        )
+
+        assert result["failed"] is True
+        assert f"{release}/venv/bin/alembic does not exist" in result["msg"]
+
+
+HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, sys.argv[2].replace("PID", str(os.getpid())).encode())
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+class TestLock:
+    def test_second_migrator_fails_at_once_naming_the_holder(
+        self, run_module, release: Path, env_file: Path, database: Path
+    ) -> None:
+        lock_file = database.parent / ".bluegreen-migrate.lock"
+        record = holder_json(
+            LockHolder("sampleapp", "app-blue", 4242, "1.9.0", time.time() - 30)
+        ).replace("4242", "PID")
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(lock_file), record],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+            started = time.monotonic()
+            result = upgrade_to(run_module, release, env_file, "0002")
+            elapsed = time.monotonic() - started
+        finally:
+            holder.communicate("")
+
+        assert result["failed"] is True
+        assert f"held by app-blue pid {holder.pid} (release 1.9.0)" in result["msg"]
+        assert f"flock on {lock_file}" in result["msg"]
+        assert result["holder"]["pid"] == holder.pid
+        assert elapsed < 30
+        assert not database.exists() or columns(database) == []
+
+    def test_lock_is_free_again_after_the_migration(
+        self, run_module, at_revision, release: Path, env_file: Path, database: Path
+    ) -> None:
+        at_revision("0001")
+
+        result = upgrade_to(run_module, release, env_file, "0002")
+
+        assert result["changed"] is True
+        assert (database.parent / ".bluegreen-migrate.lock").read_text() == ""
