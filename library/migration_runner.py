@@ -174,7 +174,8 @@ notes:
     TRUNCATE or DELETE. A migration whose SQL cannot be rendered offline (Alembic code that
     queries the connection) is treated as breaking."
   - The PostgreSQL lock needs psycopg2 (Debian C(python3-psycopg2)), psycopg 3, or C(psql)
-    (C(postgresql-client)) on the host, in that order of preference.
+    (C(postgresql-client)) on the host, in that order of preference. It is a session lock,
+    so the database URL must reach PostgreSQL directly, not a transaction-mode pooler.
   - Alembic histories with several heads must be merged, or a head named in O(target).
 seealso:
   - name: Alembic offline mode

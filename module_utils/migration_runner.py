@@ -1220,9 +1220,10 @@ class Classifier:
         self.dialect = dialect
         self.schema = schema if schema is not None else Schema()
 
-    # The verdict helpers keep every message in one shape: what, then why.
     @staticmethod
-    def _verdict(statement: Statement, classification: str, operation: str, reason: str):
+    def _verdict(
+        statement: Statement, classification: str, operation: str, reason: str
+    ) -> StatementVerdict:
         return StatementVerdict(statement.text, classification, operation, reason)
 
     def classify(self, statements: Sequence[Statement]) -> list[StatementVerdict]:

@@ -101,6 +101,8 @@ def _connections_in_use(engine: Engine) -> float:
 
 
 def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Random) -> None:
+    faults_from = time.monotonic() + fault.after_seconds
+
     @app.before_request
     def start_timer() -> None:
         g.started = time.perf_counter()
@@ -109,6 +111,8 @@ def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Ran
     @app.before_request
     def inject_fault() -> Any:
         if not fault.active or request.endpoint in FAULT_EXEMPT_ENDPOINTS:
+            return None
+        if time.monotonic() < faults_from:
             return None
         if fault.latency_seconds:
             time.sleep(fault.latency_seconds)

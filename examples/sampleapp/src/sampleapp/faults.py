@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 _ERRORS = re.compile(r"errors(\d{1,3})")
 _SLOW = re.compile(r"slow(\d+)")
+_AFTER = re.compile(r"after(\d+)")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class Fault:
     http500: bool = False
     error_rate: float = 0.0
     latency_seconds: float = 0.0
+    # Seconds of uptime before errors and latency begin: a release that passes its smoke
+    # probes and degrades under real traffic, as leaks and cold caches do.
+    after_seconds: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -36,6 +40,8 @@ class Fault:
             parts.append(f"HTTP 500 on {self.error_rate:.0%} of requests")
         if self.latency_seconds:
             parts.append(f"{self.latency_seconds:g}s extra latency")
+        if self.after_seconds and parts:
+            parts.append(f"from {self.after_seconds:g}s after start")
         return ", ".join(parts) or "none"
 
 
@@ -53,7 +59,7 @@ def fault_from_version(version: str) -> Fault:
     ordinary local labels (``+ubuntu1``) change nothing.
     """
     crash = http500 = False
-    error_rate = latency = 0.0
+    error_rate = latency = after = 0.0
     for segment in re.split(r"[._-]", local_label(version)):
         if segment == "crash":
             crash = True
@@ -63,4 +69,12 @@ def fault_from_version(version: str) -> Fault:
             error_rate = min(int(match.group(1)), 100) / 100
         elif match := _SLOW.fullmatch(segment):
             latency = int(match.group(1)) / 1000
-    return Fault(crash=crash, http500=http500, error_rate=error_rate, latency_seconds=latency)
+        elif match := _AFTER.fullmatch(segment):
+            after = float(match.group(1))
+    return Fault(
+        crash=crash,
+        http500=http500,
+        error_rate=error_rate,
+        latency_seconds=latency,
+        after_seconds=after,
+    )
