@@ -38,7 +38,7 @@ from _load import (
 from rich.console import Console
 from rich.table import Table
 
-FAULTS = ("2.0.3+errors30.after15", "2.0.4+slow1500")
+FAULTS = ("2.0.3+errors30.after8", "2.0.4+slow1500")
 
 
 def step_record(journal: list[dict], release_id: str, step: str) -> dict | None:
@@ -88,8 +88,8 @@ def main() -> int:
     parser.add_argument("--url", default=None)
     parser.add_argument("--good", default="2.0.0", help="known-good version (default 2.0.0)")
     parser.add_argument("--faults", nargs="+", default=list(FAULTS))
-    parser.add_argument("--clients", type=int, default=4, help="new-connection clients (4)")
-    parser.add_argument("--rate", type=float, default=10.0, help="requests/s per client (10)")
+    parser.add_argument("--clients", type=int, default=16, help="new-connection clients (16)")
+    parser.add_argument("--rate", type=float, default=5.0, help="requests/s per client (5)")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()

@@ -373,6 +373,93 @@ def status(
         raise typer.Exit(int(code))
 
 
+@app.command(
+    epilog=_examples(
+        "bluegreen verify", "bluegreen verify --count 3", "bluegreen verify -i lab-single --json"
+    ),
+)
+def verify(
+    ctx: typer.Context,
+    count: Annotated[
+        int, typer.Option("--count", min=1, help="Measurements to take (each one window).")
+    ] = 1,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Judge the golden signals of the live colour now, with the release's thresholds.
+
+    Prints each signal, its value, its thresholds and its verdict. Exits 0 when the
+    verdict is ok or warning, 1 when it is critical or inconclusive.
+    """
+    with _reported(ctx, json_output):
+        result = _run(
+            "verify",
+            _project(ctx),
+            {"verify_count": count},
+            inventory,
+            json_output,
+            verbose,
+            compact=True,
+        )
+        report = result.custom_stats.get("bluegreen_verify")
+        good = result.succeeded and result.outcome in ("ok", "warning")
+        code = ExitCode.OK if good else ExitCode.FAILED
+        message = result.message or result.problem or "verify failed"
+        if json_output:
+            document = json_report("verify", result, code, message)
+            document["verify"] = report
+            typer.echo(json.dumps(document, default=str))
+            raise typer.Exit(int(code))
+        console = _console()
+        if isinstance(report, Mapping):
+            console.print(signals_view(report))
+        style = "bold green" if good else "bold red"
+        console.print(Text(f"{'✔' if good else '✘'} {message}", style=style), soft_wrap=True)
+        raise typer.Exit(int(code))
+
+
+VERDICT_STYLES = {
+    "ok": "green",
+    "warning": "yellow",
+    "critical": "bold red",
+    "inconclusive": "magenta",
+    "not_configured": "dim",
+}
+
+
+def signals_view(report: Mapping[str, Any]) -> RenderableType:
+    """Each golden signal of a verify run: value, thresholds, verdict and why."""
+    table = Table(
+        title=f"Golden signals of {report.get('colour')} ({report.get('requests')} requests)",
+        title_justify="left",
+    )
+    for column in ("signal", "value", "warning", "critical", "P0", "verdict", "reason"):
+        table.add_column(column, overflow="fold")
+    for name, signal in (report.get("signals") or {}).items():
+        signal = signal if isinstance(signal, Mapping) else {}
+        unit = signal.get("unit") or ""
+        verdict_text = str(signal.get("verdict"))
+        table.add_row(
+            name,
+            _with_unit(signal.get("value"), unit),
+            _with_unit(signal.get("warning"), unit),
+            _with_unit(signal.get("critical"), unit),
+            _with_unit(signal.get("p0_threshold"), unit),
+            Text(verdict_text, style=VERDICT_STYLES.get(verdict_text, "")),
+            str(signal.get("reason") or ""),
+        )
+    return table
+
+
+def _with_unit(value: Any, unit: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        value = f"{value:.4g}"
+    return f"{value} {unit}".strip()
+
+
 def status_view(report: Mapping[str, Any]) -> RenderableType:
     """The ``bluegreen_status`` stats as a table of colours and a table of load balancers."""
     active = report.get("active_colour")

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BLUEGREEN = [sys.executable, "-m", "bluegreen"]
 LAB_URL = "http://127.0.0.1:8080"
 SINGLE_URL = "http://127.0.0.1:8081"
+JOURNAL_PATH = "/var/lib/bluegreen/sampleapp/journal.jsonl"
 
 
 @dataclass

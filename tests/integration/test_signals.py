@@ -1,0 +1,62 @@
+"""Post-switch analysis on real traffic: bad golden signals send traffic back by themselves."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from conftest import JOURNAL_PATH, LAB_URL, bluegreen, ensure_live, live, request, shell
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+
+
+class SteadyTraffic:
+    """A few clients reading through nginx until stopped (bounded in time)."""
+
+    def __init__(self, clients: int = 3, per_second: float = 15, limit_s: float = 300) -> None:
+        self.stop = threading.Event()
+        self.deadline = time.monotonic() + limit_s
+        self.interval = 1 / per_second
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
+
+    def run(self) -> None:
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            request(LAB_URL, "/")
+            time.sleep(self.interval)
+
+    def __enter__(self) -> SteadyTraffic:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=15)
+
+
+def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_by_itself() -> None:
+    ensure_live("2.0.0")
+    before = live()
+
+    with SteadyTraffic():
+        result = bluegreen("release", "--version", "2.0.3+errors30.after8")
+
+    assert result.exit_code == 4, result.report
+    assert result.outcome == "rolled_back"
+    assert "post-switch analysis" in result.message and "error_rate" in result.message
+    after = live()
+    assert (after.colour, after.version) == (before.colour, "2.0.0")
+    release_id = result.report["custom_stats"]["bluegreen_release_id"]
+    lines = shell("lb1", f"cat {JOURNAL_PATH}")["stdout_lines"]
+    steps = {
+        record["step"]: record
+        for record in map(json.loads, lines)
+        if record["release_id"] == release_id
+    }
+    assert steps["analysis"]["outcome"] == "failed"
+    assert steps["analysis"]["evidence"]["signals"]["error_rate"]["verdict"] == "critical"
+    assert steps["rollback"]["outcome"] == "ok"
+    assert steps["rollback"]["evidence"]["bad_version"] == "2.0.3+errors30.after8"
