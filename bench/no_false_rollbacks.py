@@ -1,0 +1,89 @@
+"""No false rollbacks: healthy releases under steady load must all pass post-switch analysis.
+
+Alternates releases of two healthy versions (default 1.0.0 and 2.0.0) N times (default 10)
+under steady load through nginx, with default analysis settings, and counts the releases
+that were rolled back or whose analysis did not pass. Last line: one JSON object with
+`releases`, `false_rollbacks`, `passed`, `not_passed`.
+
+    .venv/bin/python bench/no_false_rollbacks.py -i lab
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from _load import BenchError, Load, LoadSpec, inventory_url, log, run_cli
+from rich.console import Console
+from rich.table import Table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-i", "--inventory", default="lab")
+    parser.add_argument("--url", default=None)
+    parser.add_argument("--versions", nargs=2, default=["1.0.0", "2.0.0"])
+    parser.add_argument("--releases", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=8, help="new-connection clients (8)")
+    parser.add_argument("--rate", type=float, default=5.0, help="requests/s per client (5)")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    url = args.url or inventory_url(args.inventory)
+    rows = []
+    spec = LoadSpec(url=url, new_clients=args.clients, keepalive_clients=0, rate=args.rate)
+    with Load(spec) as load:
+        time.sleep(3)
+        for index in range(args.releases):
+            version = args.versions[index % 2]
+            run = run_cli(["release", "--version", version, "-i", args.inventory], args.timeout)
+            analysis = run.stats.get("bluegreen_analysis") or {}
+            decision = (analysis.get("decision") or {}) if isinstance(analysis, dict) else {}
+            rows.append(
+                {
+                    "version": version,
+                    "exit_code": run.exit_code,
+                    "outcome": run.report.get("outcome"),
+                    "analysis": decision.get("action"),
+                    "verdict": decision.get("verdict"),
+                    "reason": decision.get("reason"),
+                    "requests": analysis.get("requests") if isinstance(analysis, dict) else None,
+                }
+            )
+            log(f"{index + 1}/{args.releases} {version}: {rows[-1]}")
+    failed = sum(1 for s in load.samples if not s.ok)
+    table = Table(title="Healthy releases under load")
+    for column in ("#", "version", "exit", "outcome", "analysis", "verdict"):
+        table.add_column(column)
+    for index, row in enumerate(rows, 1):
+        table.add_row(
+            str(index),
+            row["version"],
+            str(row["exit_code"]),
+            str(row["outcome"]),
+            str(row["analysis"]),
+            str(row["verdict"]),
+        )
+    Console(stderr=True).print(table)
+    summary = {
+        "benchmark": "no_false_rollbacks",
+        "inventory": args.inventory,
+        "releases": len(rows),
+        "false_rollbacks": sum(1 for r in rows if r["outcome"] == "rolled_back"),
+        "passed": sum(1 for r in rows if r["analysis"] == "pass"),
+        "not_passed": sum(1 for r in rows if r["analysis"] != "pass"),
+        "failed_requests": failed,
+        "requests": len(load.samples),
+        "releases_detail": rows,
+    }
+    print(json.dumps(summary))
+    return 0 if summary["false_rollbacks"] == 0 and summary["not_passed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"no_false_rollbacks: {exc}", file=sys.stderr)
+        sys.exit(2)
