@@ -442,6 +442,21 @@ def live_colour(url: str, timeout: float = 5.0) -> str | None:
     return answering_colour(*loopback_target(url), timeout=timeout)
 
 
+def live_version(url: str, timeout: float = 5.0) -> str | None:
+    """The version nginx answers with right now, on a fresh connection."""
+    host, port = loopback_target(url)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/", headers={"Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return response.getheader("X-Bluegreen-Version")
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
 def answering_colour(host: str, port: int, timeout: float) -> str | None:
     """The colour of a 2xx answer to GET / on a new connection; None for anything else."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 
-from _load import BenchError, Load, LoadSpec, inventory_url, log, run_cli
+from _load import BenchError, Load, LoadSpec, inventory_url, live_version, log, run_cli
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +32,9 @@ def main() -> int:
     args = parser.parse_args()
     url = args.url or inventory_url(args.inventory)
     rows = []
+    # Start with the version that is not live, so that every release really switches.
+    if live_version(url) == args.versions[0]:
+        args.versions.reverse()
     spec = LoadSpec(url=url, new_clients=args.clients, keepalive_clients=0, rate=args.rate)
     with Load(spec) as load:
         time.sleep(3)

@@ -54,8 +54,11 @@ def test_release_moves_traffic_keeps_the_data_and_journals_every_step() -> None:
     assert json.loads(read.body)["body"] == "written before the release"
 
     records = journal_records(result.report["custom_stats"]["bluegreen_release_id"])
-    assert [record["step"] for record in records] == ["deploy", "switch", "analysis", "release"]
-    deploy, switch, analysis, release = records
+    steps = ["snapshot", "deploy", "switch", "analysis", "release"]
+    assert [record["step"] for record in records] == steps
+    snapshot, deploy, switch, analysis, release = records
+    assert snapshot["evidence"]["verified"] is True
+    assert snapshot["evidence"]["size_bytes"] > 0
     published = (ROOT / "artifacts/sampleapp-2.0.0.tar.gz.sha256").read_text().split()[0]
     assert deploy["evidence"]["artifact_sha256"] == published
     assert [answer["status"] for answer in deploy["evidence"]["smoke"]] == [200, 200]
