@@ -136,6 +136,31 @@ def compared_with(rule: dict[str, Any]) -> float:
     return float(match.group(1))
 
 
+def scrape_jobs(out: Path) -> dict[str, dict[str, Any]]:
+    config = yaml.safe_load((out / "prometheus.yml").read_text())
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def module_queries(exclude_routes: list[str]) -> dict[str, str]:
+    """The golden_signals module's PromQL for job="sampleapp" over a 1m window."""
+    settings = build_settings(
+        {
+            "source": "prometheus",
+            "prometheus_url": "http://127.0.0.1:9090",
+            "selector": 'job="sampleapp"',
+            "window": 60,
+            "min_requests": 50,
+            "latency_metric": "http_request_duration_seconds",
+            "requests_metric": "http_requests_total",
+            "route_label": "route",
+            "status_label": "status",
+            "exclude_routes": exclude_routes,
+            "error_status_regex": "5..",
+        }
+    )
+    return prometheus_queries(settings, 60)
+
+
 def check_rules(promtool: str, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [promtool, "check", "rules", str(out / "rules" / "bluegreen.rules.yml")],
@@ -187,22 +212,7 @@ def test_service_down_is_a_p0_rule_on_every_target_of_a_colour(default_rules: Pa
 def test_request_rules_use_the_golden_signals_module_queries_per_colour(
     default_rules: Path,
 ) -> None:
-    settings = build_settings(
-        {
-            "source": "prometheus",
-            "prometheus_url": "http://127.0.0.1:9090",
-            "selector": 'job="sampleapp"',
-            "window": 60,
-            "min_requests": 50,
-            "latency_metric": "http_request_duration_seconds",
-            "requests_metric": "http_requests_total",
-            "route_label": "route",
-            "status_label": "status",
-            "exclude_routes": ["/health", "/metrics"],
-            "error_status_regex": "5..",
-        }
-    )
-    module = prometheus_queries(settings, 60)
+    module = module_queries(["/health", "/metrics"])
     rules = rules_of(default_rules)
     p95 = find_rule(rules, "BluegreenLatencyP95", "p0")
     assert p95 is not None
@@ -212,9 +222,8 @@ def test_request_rules_use_the_golden_signals_module_queries_per_colour(
     error_rate = find_rule(rules, "BluegreenErrorRate", "p1")
     assert error_rate is not None
     errors, requests = re.findall(r"http_requests_total\{[^}]*\}\[1m\]", module["error_rate"])
-    assert f"sum by (colour) (rate({errors})) / sum by (colour) (rate({requests}))" in (
-        error_rate["expr"]
-    )
+    per_colour = f"sum by (colour) (rate({errors})) / sum by (colour) (rate({requests}))"
+    assert per_colour in error_rate["expr"]
     assert 'route!~"/health|/metrics"' in requests
 
 
@@ -238,22 +247,7 @@ def test_excluded_routes_are_escaped_as_the_module_escapes_them(
 ) -> None:
     routes = ["/v1.0/health", '/say"hi"', "/metrics"]
     out = render("rules", bluegreen_monitoring_exclude_routes=routes)
-    settings = build_settings(
-        {
-            "source": "prometheus",
-            "prometheus_url": "http://127.0.0.1:9090",
-            "selector": 'job="sampleapp"',
-            "window": 60,
-            "min_requests": 50,
-            "latency_metric": "http_request_duration_seconds",
-            "requests_metric": "http_requests_total",
-            "route_label": "route",
-            "status_label": "status",
-            "exclude_routes": routes,
-            "error_status_regex": "5..",
-        }
-    )
-    module_p95 = prometheus_queries(settings, 60)["latency_p95"]
+    module_p95 = module_queries(routes)["latency_p95"]
     rule = find_rule(rules_of(out), "BluegreenLatencyP95", "p1")
     assert rule is not None
     assert rule["expr"].startswith(module_p95.replace("sum by (le)", "sum by (le, colour)"))
@@ -272,10 +266,8 @@ def test_scrape_config_labels_each_colour_and_scrapes_every_exporter(
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    jobs = {job["job_name"]: job for job in yaml.safe_load(config_file.read_text())["scrape_configs"]}
-    app = {
-        group["targets"][0]: group["labels"] for group in jobs["sampleapp"]["static_configs"]
-    }
+    jobs = scrape_jobs(out)
+    app = {group["targets"][0]: group["labels"] for group in jobs["sampleapp"]["static_configs"]}
     assert app == {
         "app-blue:8001": {
             "app": "sampleapp",
@@ -299,7 +291,4 @@ def test_scrape_config_has_no_postgres_job_without_database_hosts(render: Render
     inventory = json.loads(json.dumps(INVENTORY))
     inventory["all"]["children"]["db"] = {"hosts": {}}
     out = render("config", inventory=inventory)
-    jobs = [job["job_name"] for job in yaml.safe_load((out / "prometheus.yml").read_text())[
-        "scrape_configs"
-    ]]
-    assert jobs == ["prometheus", "sampleapp", "node"]
+    assert list(scrape_jobs(out)) == ["prometheus", "sampleapp", "node"]
