@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,11 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
 }
 
 OUTCOME_EXIT_CODES: dict[str, dict[str, ExitCode]] = {
+    "backup": {
+        "backed_up": ExitCode.OK,
+        "failed_before_switch": ExitCode.FAILED,
+        "failed": ExitCode.FAILED,
+    },
     "release": {
         "released": ExitCode.OK,
         "unchanged": ExitCode.OK,
@@ -60,6 +66,11 @@ OUTCOME_EXIT_CODES: dict[str, dict[str, ExitCode]] = {
         "rolled_back": ExitCode.OK,
         "unchanged": ExitCode.OK,
         "failed_before_switch": ExitCode.FAILED_BEFORE_SWITCH,
+        "failed": ExitCode.FAILED,
+    },
+    "maintenance": {
+        "maintenance_on": ExitCode.OK,
+        "maintenance_off": ExitCode.OK,
         "failed": ExitCode.FAILED,
     },
 }
@@ -419,6 +430,107 @@ def verify(
         raise typer.Exit(int(code))
 
 
+class MaintenanceState(StrEnum):
+    """What ``bluegreen maintenance`` puts the load balancers in."""
+
+    on = "on"
+    off = "off"
+
+
+@app.command(
+    epilog=_examples(
+        "bluegreen maintenance on",
+        "bluegreen maintenance on --retry-after 900 --message 'Database upgrade until 14:00 UTC.'",
+        "bluegreen maintenance off -i lab-single --json",
+    ),
+)
+def maintenance(
+    ctx: typer.Context,
+    state: Annotated[
+        MaintenanceState,
+        typer.Argument(help="on: users get the maintenance page; off: users reach the service."),
+    ],
+    retry_after: Annotated[
+        int | None,
+        typer.Option(
+            "--retry-after",
+            min=1,
+            metavar="SECONDS",
+            help="Seconds users are asked to wait (Retry-After header and the page); "
+            "default: bluegreen_lb_maintenance_retry_after (300).",
+            show_default=False,
+        ),
+    ] = None,
+    message: Annotated[
+        str | None,
+        typer.Option(
+            "--message",
+            metavar="TEXT",
+            help="What the page tells users (plain text); "
+            "default: bluegreen_lb_maintenance_message.",
+            show_default=False,
+        ),
+    ] = None,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Turn maintenance mode on or off on every load balancer, all or none.
+
+    While on, users get 503 with Retry-After and a maintenance page; the health
+    path and /metrics still reach the live colour. Toggling holds the release lock.
+    Exits 0 when maintenance is in the requested state (changed or not), 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        result = _run(
+            "maintenance",
+            _project(ctx),
+            maintenance_extravars(state, retry_after, message),
+            inventory,
+            json_output,
+            verbose,
+            compact=True,
+        )
+        _finish("maintenance", result, json_output)
+
+
+def maintenance_extravars(
+    state: MaintenanceState, retry_after: int | None, message: str | None
+) -> dict[str, Any]:
+    """The extra vars of playbooks/maintenance.yml; options left out keep the inventory's."""
+    if state is MaintenanceState.off and (retry_after is not None or message is not None):
+        raise InputError(
+            "--retry-after and --message describe the page: use them with `maintenance on`"
+        )
+    extravars: dict[str, Any] = {"maintenance": state.value}
+    if retry_after is not None:
+        extravars["bluegreen_lb_maintenance_retry_after"] = retry_after
+    if message is not None:
+        if not message.strip():
+            raise InputError("--message is empty: say what users should read, or leave it out")
+        extravars["bluegreen_lb_maintenance_message"] = message
+    return extravars
+
+
+@app.command(
+    epilog=_examples("bluegreen backup", "bluegreen backup -i lab-single --json"),
+)
+def backup(
+    ctx: typer.Context,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Take a verified snapshot of the service's database now, under the release lock.
+
+    The snapshot is read back for real (pg_restore, PRAGMA integrity_check) before it
+    is kept. Exits 0 when it was taken and verified, 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        result = _run("backup", _project(ctx), {}, inventory, json_output, verbose)
+        _finish("backup", result, json_output)
+
+
 VERDICT_STYLES = {
     "ok": "green",
     "warning": "yellow",
@@ -482,10 +594,17 @@ def status_view(report: Mapping[str, Any]) -> RenderableType:
     balancers = Table(title="Load balancers", title_justify="left")
     balancers.add_column("host")
     balancers.add_column("routes to")
+    balancers.add_column("maintenance")
     routes = report.get("lb") or {}
+    maintenance = report.get("maintenance") or {}
     for host, colour in routes.items():
         style = "bold" if colour == active else "bold red"
-        balancers.add_row(str(host), Text(str(colour), style=style))
+        on = maintenance.get(host)
+        balancers.add_row(
+            str(host),
+            Text(str(colour), style=style),
+            Text("on", style="bold yellow") if on else Text("off" if on is False else "?"),
+        )
     parts: list[RenderableType] = [colours, balancers]
     if len(set(routes.values())) > 1:
         parts.append(

@@ -340,3 +340,112 @@ def test_lab_status_shows_a_row_per_container(
     assert out.exit_code == 0, out.output
     row = next(line for line in out.output.splitlines() if "bluegreen-lab-lb1" in line)
     assert "running" in row and "2201" in row and "8080" in row
+
+
+# --- maintenance -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outcome", "rc", "expected"),
+    [
+        ("maintenance_on", 0, ExitCode.OK),
+        ("maintenance_off", 0, ExitCode.OK),
+        ("failed", 2, ExitCode.FAILED),
+        ("maintenance_on", 2, ExitCode.FAILED),
+        (None, 2, ExitCode.FAILED),
+    ],
+)
+def test_maintenance_outcome_maps_to_exit_code(
+    outcome: str | None, rc: int, expected: ExitCode
+) -> None:
+    assert verdict_code("maintenance", result(outcome, rc)) == expected
+
+
+def test_maintenance_help_names_the_states_options_and_examples() -> None:
+    out = runner.invoke(cli.app, ["maintenance", "--help"], terminal_width=160).output
+
+    assert "on|off" in out
+    assert "--retry-after" in out and "--message" in out
+    assert "bluegreen maintenance on --retry-after 900" in out
+    assert "bluegreen maintenance off -i lab-single --json" in out
+
+
+def fake_maintenance_run(calls: list[dict], outcome: str, changed: bool):
+    def fake_run(project_dir, playbook, extravars, inventory, **kwargs) -> PlaybookResult:
+        calls.append({"playbook": playbook, "extravars": extravars, "inventory": inventory})
+        return PlaybookResult(
+            rc=0,
+            status="successful",
+            outcome=outcome,
+            message="maintenance mode is on on lb1",
+            custom_stats={"bluegreen_maintenance": {"state": "on", "changed": changed}},
+        )
+
+    return fake_run
+
+
+def test_maintenance_on_passes_the_page_options_to_the_playbook(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict] = []
+    monkeypatch.setattr(cli, "run_playbook", fake_maintenance_run(calls, "maintenance_on", True))
+
+    out = runner.invoke(
+        cli.app,
+        ["maintenance", "on", "--retry-after", "900", "--message", "Back at 14:00 UTC.", "--json"],
+    )
+
+    document = json.loads(out.stdout)
+    assert out.exit_code == ExitCode.OK
+    assert calls == [
+        {
+            "playbook": "playbooks/maintenance.yml",
+            "extravars": {
+                "maintenance": "on",
+                "bluegreen_lb_maintenance_retry_after": 900,
+                "bluegreen_lb_maintenance_message": "Back at 14:00 UTC.",
+            },
+            "inventory": None,
+        }
+    ]
+    assert document["outcome"] == "maintenance_on"
+    assert document["custom_stats"]["bluegreen_maintenance"]["changed"] is True
+
+
+def test_maintenance_off_leaves_the_page_options_to_the_inventory(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict] = []
+    monkeypatch.setattr(cli, "run_playbook", fake_maintenance_run(calls, "maintenance_off", False))
+
+    out = runner.invoke(cli.app, ["maintenance", "off", "-i", "lab-single"])
+
+    assert out.exit_code == ExitCode.OK, out.output
+    assert calls[0]["extravars"] == {"maintenance": "off"}
+    assert calls[0]["inventory"] == "lab-single"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["maintenance", "off", "--message", "Back soon."],
+        ["maintenance", "off", "--retry-after", "60"],
+        ["maintenance", "on", "--message", "  "],
+    ],
+)
+def test_maintenance_refuses_page_options_that_cannot_apply(
+    project: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.setattr(cli, "run_playbook", fake_maintenance_run([], "maintenance_off", False))
+
+    out = runner.invoke(cli.app, args)
+
+    assert out.exit_code == ExitCode.USAGE
+    assert out.output.strip().startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    "args", [["maintenance", "maybe"], ["maintenance", "on", "--retry-after", "0"]]
+)
+def test_maintenance_rejects_bad_state_or_retry_after(project: Path, args: list[str]) -> None:
+    assert runner.invoke(cli.app, args).exit_code == ExitCode.USAGE
