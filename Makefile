@@ -11,7 +11,7 @@ SYSTEM_PACKAGES := docker.io mmdebstrap openssh-client nginx-light prometheus
 SAMPLE_VERSIONS := 1.0.0 2.0.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
-.PHONY: help deps docker venv artifacts lab demo test lint unit integration molecule bench clean
+.PHONY: help deps docker venv artifacts lab fresh-lab demo test lint unit integration molecule bench clean
 
 help:
 	@echo "make demo   - install what is missing, start the lab, release 1.0.0 then 2.0.0"
@@ -59,6 +59,12 @@ artifacts: venv
 lab: deps venv
 	$(BLUEGREEN) lab up lab lab-single
 
+# Tests start from fresh lab containers (the image is cached): releases installed by an
+# earlier run, from other builds of the same versions, must not decide the outcome.
+fresh-lab: deps venv
+	$(BLUEGREEN) lab down lab lab-single
+	$(BLUEGREEN) lab up lab lab-single
+
 demo: deps venv artifacts lab
 	$(BLUEGREEN) release --version 1.0.0
 	$(BLUEGREEN) release --version 2.0.0
@@ -74,7 +80,7 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-integration: lab artifacts
+integration: fresh-lab artifacts
 	$(BIN)/pytest -q tests/integration
 
 molecule: deps venv artifacts
