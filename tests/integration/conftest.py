@@ -7,6 +7,7 @@ nginx on 127.0.0.1.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -58,6 +59,8 @@ def bluegreen(*args: str, timeout: float = 600) -> Outcome:
 
 @dataclass
 class Answer:
+    """What nginx answered; status 0 when nothing answered at all."""
+
     status: int
     colour: str | None
     version: str | None
@@ -88,6 +91,9 @@ def request(base: str, path: str = "/", data: dict | None = None) -> Answer:
             exc.headers.get("X-Bluegreen-Version"),
             exc.read(),
         )
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        # Nothing listening yet (a fresh lab before its first release) is an answer too.
+        return Answer(0, None, None, str(exc).encode())
 
 
 def ansible(host: str, module: str, args: dict, inventory: str = "lab") -> dict:
