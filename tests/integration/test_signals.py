@@ -51,11 +51,11 @@ def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_by_itsel
     assert (after.colour, after.version) == (before.colour, "2.0.0")
     release_id = result.report["custom_stats"]["bluegreen_release_id"]
     lines = shell("lb1", f"cat {JOURNAL_PATH}")["stdout_lines"]
-    steps = {
-        record["step"]: record
-        for record in map(json.loads, lines)
-        if record["release_id"] == release_id
-    }
+    steps: dict[str, dict] = {}
+    for record in map(json.loads, lines):
+        if record["release_id"] == release_id:
+            # The analysis is journaled with its signals, then its failure is recorded.
+            steps.setdefault(record["step"], record)
     assert steps["analysis"]["outcome"] == "failed"
     assert steps["analysis"]["evidence"]["signals"]["error_rate"]["verdict"] == "critical"
     assert steps["rollback"]["outcome"] == "ok"
