@@ -20,11 +20,44 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BLUEGREEN = [sys.executable, "-m", "bluegreen"]
-LAB_URL = "http://127.0.0.1:8080"
-SINGLE_URL = "http://127.0.0.1:8081"
+# The two labs under test. A developer can point the suite at copies of them (another
+# inventories/<name>/ with other ports) so that two test runs do not share containers.
+LAB = os.environ.get("BLUEGREEN_TEST_LAB", "lab")
+SINGLE = os.environ.get("BLUEGREEN_TEST_SINGLE", "lab-single")
+INVENTORY_COMMANDS = {
+    "release",
+    "rollback",
+    "status",
+    "verify",
+    "backup",
+    "restore",
+    "maintenance",
+    "history",
+    "lock",
+    "report",
+}
+
+
+def published_port(inventory: str, host: str, container_port: int) -> int:
+    """The 127.0.0.1 port a lab host publishes for `container_port` (from hosts.yml)."""
+    document = yaml.safe_load((ROOT / "inventories" / inventory / "hosts.yml").read_text())
+    stack = [document["all"]]
+    while stack:
+        group = stack.pop()
+        for name, variables in (group.get("hosts") or {}).items():
+            ports = (variables or {}).get("bluegreen_lab_published_ports") or {}
+            if name == host and container_port in ports:
+                return int(ports[container_port])
+        stack.extend((group.get("children") or {}).values())
+    raise LookupError(f"{host} publishes no port {container_port} in inventories/{inventory}")
+
+
+LAB_URL = f"http://127.0.0.1:{published_port(LAB, 'lb1', 80)}"
+SINGLE_URL = f"http://127.0.0.1:{published_port(SINGLE, 'single1', 80)}"
 JOURNAL_PATH = "/var/lib/bluegreen/sampleapp/journal.jsonl"
 
 
@@ -43,7 +76,12 @@ class Outcome:
 
 
 def bluegreen(*args: str, timeout: float = 600) -> Outcome:
-    """Run a bluegreen command with --json and return its exit code and report."""
+    """Run a bluegreen command with --json and return its exit code and report.
+
+    Commands that act on an inventory get `-i LAB` unless the test names one.
+    """
+    if args and args[0] in INVENTORY_COMMANDS and not {"-i", "--inventory"} & set(args):
+        args = (*args, "-i", LAB)
     completed = subprocess.run(
         [*BLUEGREEN, *args, "--json"],
         cwd=ROOT,
@@ -96,7 +134,7 @@ def request(base: str, path: str = "/", data: dict | None = None) -> Answer:
         return Answer(0, None, None, str(exc).encode())
 
 
-def ansible(host: str, module: str, args: dict, inventory: str = "lab") -> dict:
+def ansible(host: str, module: str, args: dict, inventory: str = LAB) -> dict:
     """Run one module on a lab host; its JSON result."""
     completed = subprocess.run(
         [
@@ -125,7 +163,7 @@ def ansible(host: str, module: str, args: dict, inventory: str = "lab") -> dict:
     return result
 
 
-def shell(host: str, command: str, inventory: str = "lab") -> dict:
+def shell(host: str, command: str, inventory: str = LAB) -> dict:
     return ansible(host, "ansible.builtin.shell", {"cmd": command}, inventory)
 
 
@@ -137,7 +175,7 @@ def lab() -> Iterator[None]:
         if not artifact.exists():
             pytest.fail(f"{artifact} is missing; run `make artifacts` first")
     completed = subprocess.run(
-        [*BLUEGREEN, "lab", "up", "lab", "lab-single"], cwd=ROOT, capture_output=True, text=True
+        [*BLUEGREEN, "lab", "up", LAB, SINGLE], cwd=ROOT, capture_output=True, text=True
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     yield
@@ -147,9 +185,9 @@ def live(base: str = LAB_URL) -> Answer:
     return request(base, "/")
 
 
-def ensure_live(version: str, inventory: str = "lab") -> None:
+def ensure_live(version: str, inventory: str = LAB) -> None:
     """Bring the inventory to `version` live (and healthy), whatever ran before."""
-    base = LAB_URL if inventory == "lab" else SINGLE_URL
+    base = LAB_URL if inventory == LAB else SINGLE_URL
     if live(base).version == version:
         return
     result = bluegreen("release", "--version", version, "-i", inventory)

@@ -11,11 +11,11 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from conftest import JOURNAL_PATH, SINGLE_URL, ansible, bluegreen, live, request, shell
+from conftest import JOURNAL_PATH, SINGLE, SINGLE_URL, ansible, bluegreen, live, request, shell
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab", "single_site")]
 
-INVENTORY = "lab-single"
+INVENTORY = SINGLE
 LOCK_PATH = "/var/lib/bluegreen/sampleapp/lock"
 
 
