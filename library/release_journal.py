@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: release_journal
-short_description: Append one step of a release to the release journal
+short_description: Append one step of a release to the release journal, or read it
 description:
   - Appends one record to an append-only journal in JSON lines format, one line per
     step of a release (preflight, lock, deploy, migrate, health, switch, verify,
@@ -21,8 +21,52 @@ description:
     the fragment stays on a line of its own and readers skip it.
   - Strings given in O(redact) are replaced by C(********) in O(message) and
     O(evidence) before anything is written, so secrets never reach the journal.
+  - With O(state=read) it appends nothing and returns each release's state as the
+    journal tells it (prepared, active, verified, rolled-back, bad, failed,
+    interrupted), the release a dead controller left unfinished, and the versions a
+    rollback must not go back to.
 version_added: "0.1.0"
 options:
+  state:
+    description:
+      - V(present) appends one record.
+      - V(read) reads the journal (a missing file is an empty journal) and returns
+        RV(releases), RV(unfinished) and RV(rollback_refused_versions).
+    type: str
+    choices: [ present, read ]
+    default: present
+  unfinished_lock_id:
+    description:
+      - With O(state=read), report as RV(unfinished) only the interrupted release that
+        held this lock (the lock a new command has just taken over from a dead
+        controller). Without it, the newest interrupted release.
+    type: str
+  exclude_release_id:
+    description:
+      - With O(state=read), the command that is reading, which is open itself and so
+        never RV(unfinished).
+    type: str
+  live_colours:
+    description:
+      - With O(state=read), the live colour each load balancer reports now (load
+        balancer name to colour). With O(recovery_command), RV(recovery) says what to do
+        about RV(unfinished) given that state.
+    type: dict
+    default: {}
+  recovery_command:
+    description:
+      - With O(state=read), the command that found RV(unfinished): V(release) resumes a
+        release that had switched every load balancer (its signals are judged again),
+        V(rollback) rolls it back. Either rolls back a switch cut short and puts the
+        idle colour back when traffic never moved.
+    type: str
+    choices: [ release, rollback ]
+  limit:
+    description:
+      - With O(state=read), return only the newest O(limit) releases in RV(releases)
+        (all of them are still used to compute the other results). V(0) returns all.
+    type: int
+    default: 50
   path:
     description:
       - The journal file, one per application, for example
@@ -34,21 +78,21 @@ options:
   release_id:
     description:
       - The release this step belongs to; every record of a release carries the same id.
+      - Required with O(state=present).
     type: str
-    required: true
   step:
     description:
       - The step of the release state machine, for example V(preflight), V(lock),
         V(snapshot), V(deploy), V(migrate), V(health), V(switch), V(verify),
         V(rollback) or V(unlock).
+      - Required with O(state=present).
     type: str
-    required: true
   outcome:
     description:
       - V(started) marks the beginning of a step; V(ok), V(failed) and V(skipped) its
         end; V(info) records a fact that is not a step outcome.
+      - Required with O(state=present).
     type: str
-    required: true
     choices: [ started, ok, failed, skipped, info ]
   started_at:
     description:
@@ -157,6 +201,15 @@ EXAMPLES = r"""
       - "{{ sampleapp_database_password }}"
   delegate_to: "{{ groups['lb'] | first }}"
   run_once: true
+
+- name: Read the journal before a rollback
+  release_journal:
+    path: /var/lib/bluegreen/sampleapp/journal.jsonl
+    state: read
+    limit: 10
+  delegate_to: "{{ groups['lb'] | first }}"
+  run_once: true
+  register: journal
 """
 
 RETURN = r"""
@@ -212,9 +265,53 @@ record:
       sample: {"previous_colour": "blue", "active_colour": "green"}
 line_number:
   description: The 1-based line of the journal that holds the record (in check mode, would hold it).
-  returned: success
+  returned: success and O(state=present)
   type: int
   sample: 42
+releases:
+  description:
+    - The newest O(limit) releases, rollbacks and other commands, oldest first, each
+      folded from its records.
+  returned: success and O(state=read)
+  type: list
+  elements: dict
+  sample:
+    - release_id: 20261122T020304Z-ab12cd
+      command: release
+      state: verified
+      version: 2.0.0
+      colour: green
+      previous_colour: blue
+      previous_version: 1.0.0
+      outcome: released
+      started_at: "2026-11-22T02:03:04.120Z"
+      finished_at: "2026-11-22T02:04:01.310Z"
+unfinished:
+  description:
+    - The command whose controller died before it closed (it took the lock, then
+      nothing recorded its end); V(null) when there is none.
+  returned: success and O(state=read)
+  type: dict
+recovery:
+  description:
+    - What to do about RV(unfinished) (O(recovery_command) and O(live_colours) given):
+      C(action) (V(resume), V(rollback), V(restore_idle) or V(close)), the colour
+      traffic must end on (C(traffic_colour)) and the C(reason) in words.
+  returned: success, O(state=read) and O(recovery_command) set and RV(unfinished) not null
+  type: dict
+  sample: {"action": "rollback", "traffic_colour": "blue", "reason": "the switch was cut short"}
+rollback_refused_versions:
+  description:
+    - Versions the journal knows as bad or never verified, with the reason; a rollback
+      refuses a colour that runs one of them.
+  returned: success and O(state=read)
+  type: dict
+  sample: {"2.0.1+crash": "marked bad"}
+skipped_lines:
+  description: Lines that are not records (a write cut short by a crash), with the reason.
+  returned: success and O(state=read)
+  type: list
+  elements: dict
 """
 
 import fcntl
@@ -222,12 +319,19 @@ import os
 from datetime import datetime
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.release_history import (
+    recovery_action,
+    rollback_refused_versions,
+    summarize,
+    unfinished_release,
+)
 from ansible.module_utils.release_journal import (
     OUTCOMES,
     UTC,
     JournalError,
     build_entry,
     plan_append,
+    read_journal,
 )
 
 SCAN_CHUNK = 1 << 20
@@ -288,13 +392,60 @@ def append_line(path: str, line: str) -> int:
     return line_number
 
 
+def read_records(path: str) -> list[str]:
+    """The journal's lines, read under a shared flock; a missing journal is empty."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as journal:
+        fcntl.flock(journal.fileno(), fcntl.LOCK_SH)
+        return journal.readlines()
+
+
+def read(module: AnsibleModule) -> None:
+    params = module.params
+    path = params["path"]
+    try:
+        records = read_journal(read_records(path))
+    except OSError as exc:
+        module.fail_json(msg=f"cannot read the release journal {path}: {exc}", path=path)
+    summaries = summarize(records)
+    unfinished = unfinished_release(
+        records, params["unfinished_lock_id"], params["exclude_release_id"]
+    )
+    limit = params["limit"]
+    recovery = None
+    if unfinished and params["recovery_command"]:
+        recovery = recovery_action(
+            unfinished, params["live_colours"], params["recovery_command"]
+        ).as_dict()
+    module.exit_json(
+        changed=False,
+        path=path,
+        recovery=recovery,
+        releases=[s.as_dict() for s in (summaries[-limit:] if limit > 0 else summaries)],
+        unfinished=unfinished.as_dict() if unfinished else None,
+        rollback_refused_versions=rollback_refused_versions(summaries),
+        skipped_lines=[
+            {"line_number": line.line_number, "reason": line.reason} for line in records.skipped
+        ],
+    )
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            release_id=dict(type="str", required=True),
-            step=dict(type="str", required=True),
-            outcome=dict(type="str", required=True, choices=list(OUTCOMES)),
+            state=dict(type="str", default="present", choices=["present", "read"]),
+            unfinished_lock_id=dict(type="str"),
+            live_colours=dict(type="dict", default={}),
+            exclude_release_id=dict(type="str"),
+            recovery_command=dict(type="str", choices=["release", "rollback"]),
+            limit=dict(type="int", default=50),
+            release_id=dict(type="str"),
+            step=dict(type="str"),
+            outcome=dict(type="str", choices=list(OUTCOMES)),
             started_at=dict(type="str"),
             finished_at=dict(type="str"),
             host=dict(type="str"),
@@ -303,8 +454,11 @@ def main() -> None:
             redact=dict(type="list", elements="str", default=[], no_log=True),
             mode=dict(type="raw", default="0640"),
         ),
+        required_if=[("state", "present", ("release_id", "step", "outcome"))],
         supports_check_mode=True,
     )
+    if module.params["state"] == "read":
+        read(module)
     params = module.params
     path = params["path"]
     try:

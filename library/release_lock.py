@@ -35,8 +35,9 @@ options:
     description:
       - V(present) takes the lock (or confirms that O(lock_id) still holds it).
       - V(absent) releases the lock held under O(lock_id), or any lock with O(force=true).
+      - V(query) only reports the lock: RV(holder), RV(stale), RV(age_seconds).
     type: str
-    choices: [ absent, present ]
+    choices: [ absent, present, query ]
     default: present
   owner:
     description:
@@ -66,6 +67,29 @@ options:
         releases run at once. Break the lock first, then take it.
     type: bool
     default: false
+  takeover_lock_id:
+    description:
+      - With O(state=present), take the lock over from a dead release: the lock must
+        still carry this id (the one just examined), and either have outlived its lease
+        or belong to a controller process that is gone (see O(controller) and
+        O(holder_process_started)). The old lock directory is renamed aside and removed
+        under an C(flock), so two controllers cannot both take it over.
+      - The holder taken over is returned in RV(taken_over); the caller is expected to
+        recover that release (the journal says how far it got).
+    type: str
+  controller:
+    description:
+      - With O(takeover_lock_id), the name of the controller asking (as recorded in
+        the C(controller) key of O(owner)). Only when it equals the holder's
+        controller can the holder's process be checked.
+    type: str
+  holder_process_started:
+    description:
+      - With O(takeover_lock_id), the start time the asking controller reads now for the
+        holder's C(controller_pid) (C(ps -o lstart= -p PID)); empty when no such process
+        runs. The holder is gone when this differs from its recorded
+        C(controller_pid_started).
+    type: str
   lease_seconds:
     description:
       - How long a release may hold the lock before the lock is reported as stale
@@ -176,6 +200,14 @@ stale:
   returned: always
   type: bool
   sample: false
+taken_over:
+  description: The holder whose lock was taken over; V(null) when the lock was free by then.
+  returned: with O(takeover_lock_id)
+  type: dict
+owner_gone:
+  description: Whether the examined holder's controller process was found gone.
+  returned: with O(takeover_lock_id)
+  type: bool
 age_seconds:
   description:
     - Whole seconds since that lock was taken (from C(acquired_at), or the directory's
@@ -186,6 +218,7 @@ age_seconds:
 """
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from datetime import datetime
@@ -199,13 +232,16 @@ from ansible.module_utils.release_lock import (
     acquire_refused_message,
     decide_acquire,
     decide_release,
+    decide_takeover,
     lock_age_seconds,
     lock_is_stale,
     new_lock_id,
     observe_lock,
     owner_json,
+    owner_process_gone,
     owner_record,
     release_refused_message,
+    takeover_refused_message,
 )
 
 # Temp files are named after owner.json so that a crash mid-write leaves only files that
@@ -287,9 +323,66 @@ def diff_of(path: str, before: dict | None, after: dict | None) -> dict:
     }
 
 
+def take_over(module: AnsibleModule, now: datetime) -> dict:
+    """Replace a dead release's lock with ours, serialised by an flock beside the lock."""
+    params = module.params
+    path = params["path"]
+    lock_id = params["lock_id"] or new_lock_id()
+    record = owner_record(params["owner"], lock_id, now, params["lease_seconds"])
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    with open(path + ".takeover", "a") as guard:
+        fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
+        observed = read_lock(path)
+        gone = owner_process_gone(
+            observed.holder, params["controller"] or "", params["holder_process_started"] or None
+        )
+        stale = lock_is_stale(observed, now, params["lease_seconds"])
+        decision = decide_takeover(observed, params["takeover_lock_id"], gone, stale)
+        if decision.action == "refuse":
+            module.fail_json(
+                msg=takeover_refused_message(
+                    path, observed, now, params["lease_seconds"], params["takeover_lock_id"]
+                ),
+                path=path,
+                acquired=False,
+                taken_over=None,
+                **lock_facts(observed, now, params["lease_seconds"]),
+            )
+        if not module.check_mode:
+            if decision.action == "takeover":
+                aside = f"{path}.dead-{observed.lock_id}"
+                os.rename(path, aside)
+                _remove_lock_dir(aside)
+            create_lock(module, path, record)
+    return dict(
+        changed=True,
+        acquired=True,
+        lock_id=lock_id,
+        holder=record,
+        stale=False,
+        age_seconds=0,
+        taken_over=observed.holder if decision.action == "takeover" else None,
+        owner_gone=gone,
+        diff=diff_of(path, observed.holder, record),
+    )
+
+
+def query(module: AnsibleModule, now: datetime) -> dict:
+    observed = read_lock(module.params["path"])
+    return dict(
+        changed=False,
+        acquired=False,
+        lock_id=observed.lock_id,
+        diff=diff_of(module.params["path"], observed.holder, observed.holder),
+        **lock_facts(observed, now, module.params["lease_seconds"]),
+    )
+
+
 def acquire(module: AnsibleModule, now: datetime) -> dict:
     params = module.params
     path = params["path"]
+    if params["takeover_lock_id"]:
+        return take_over(module, now)
     lock_id = params["lock_id"] or new_lock_id()
     record = owner_record(params["owner"], lock_id, now, params["lease_seconds"])
     for _attempt in range(ACQUIRE_ATTEMPTS):
@@ -360,10 +453,13 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            state=dict(type="str", default="present", choices=["absent", "present"]),
+            state=dict(type="str", default="present", choices=["absent", "present", "query"]),
             owner=dict(type="dict", default={}),
             lock_id=dict(type="str"),
             force=dict(type="bool", default=False),
+            takeover_lock_id=dict(type="str"),
+            controller=dict(type="str"),
+            holder_process_started=dict(type="str"),
             lease_seconds=dict(type="int", default=3600),
         ),
         supports_check_mode=True,
@@ -384,7 +480,8 @@ def main() -> None:
 
     now = datetime.now(UTC)
     try:
-        result = acquire(module, now) if params["state"] == "present" else release(module, now)
+        actions = {"present": acquire, "absent": release, "query": query}
+        result = actions[params["state"]](module, now)
     except PermissionError as exc:
         module.fail_json(
             msg=f"release lock {params['path']}: {exc}; run the task with become: true"

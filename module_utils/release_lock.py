@@ -57,11 +57,11 @@ class ObservedLock:
 class LockDecision:
     """What the module should do, and whether that changes anything."""
 
-    action: Literal["acquire", "keep", "release", "none", "refuse"]
+    action: Literal["acquire", "keep", "release", "none", "refuse", "takeover"]
 
     @property
     def changed(self) -> bool:
-        return self.action in ("acquire", "release")
+        return self.action in ("acquire", "release", "takeover")
 
 
 def format_utc(moment: datetime) -> str:
@@ -159,6 +159,57 @@ def decide_acquire(observed: ObservedLock, lock_id: str | None) -> LockDecision:
     return LockDecision("refuse")
 
 
+def decide_takeover(
+    observed: ObservedLock, takeover_lock_id: str, holder_gone: bool, stale: bool
+) -> LockDecision:
+    """Take over the lock of a dead release: only the lock that was examined (its id),
+    and only when its owner is known to be gone or it outlived its lease."""
+    if not observed.exists:
+        return LockDecision("acquire")
+    if observed.lock_id != takeover_lock_id:
+        return LockDecision("refuse")
+    return LockDecision("takeover" if holder_gone or stale else "refuse")
+
+
+def takeover_refused_message(
+    path: str,
+    observed: ObservedLock,
+    now: datetime,
+    default_lease_seconds: int,
+    takeover_lock_id: str,
+) -> str:
+    """Why a takeover did not happen: another lock by now, or a holder still alive."""
+    summary = lock_summary(path, observed, now, default_lease_seconds)
+    if observed.lock_id != takeover_lock_id:
+        return (
+            f"{summary}; it is no longer lock {takeover_lock_id}, which was to be taken over,"
+            " so another release took the lock meanwhile: wait for it to finish"
+        )
+    return (
+        f"{summary}; its owner is not known to be gone and its lease has not run out, so it"
+        f" was not taken over: wait for it to finish, or {break_advice(observed)}"
+    )
+
+
+def owner_process_gone(
+    holder: Mapping[str, Any] | None,
+    this_controller: str,
+    started_now: str | None,
+) -> bool:
+    """Whether the controller process that took the lock has died.
+
+    Only a controller on the same host can tell: ``started_now`` is the start time it
+    reads for the holder's pid now (None when no such process runs). A pid that runs
+    again with another start time belongs to another process.
+    """
+    if not holder or holder.get("controller") != this_controller:
+        return False
+    recorded = holder.get("controller_pid_started")
+    if not holder.get("controller_pid") or not recorded:
+        return False
+    return started_now is None or started_now.strip() != str(recorded).strip()
+
+
 def decide_release(observed: ObservedLock, lock_id: str | None, force: bool) -> LockDecision:
     """Release a lock held under lock_id, or any lock when forced; a free lock is a no-op."""
     if not observed.exists:
@@ -181,11 +232,16 @@ def format_duration(seconds: int) -> str:
 
 def describe_holder(holder: Mapping[str, Any]) -> str:
     """Who holds the lock, as an operator would say it: alice@ctl (release R, version V)."""
-    user, host = holder.get("user"), holder.get("controller_host")
+    user, host = holder.get("user"), holder.get("controller") or holder.get("controller_host")
     who = f"{user}@{host}" if user and host else str(user or host or "an unnamed owner")
     details = [
         f"{label} {holder[key]}"
-        for key, label in (("release_id", "release"), ("version", "version"), ("pid", "pid"))
+        for key, label in (
+            ("release_id", "release"),
+            ("version", "version"),
+            ("controller_pid", "pid"),
+            ("pid", "pid"),
+        )
         if holder.get(key) not in (None, "")
     ]
     return f"{who} ({', '.join(details)})" if details else who

@@ -24,13 +24,16 @@ from ansible.module_utils.release_lock import (
     acquire_refused_message,
     decide_acquire,
     decide_release,
+    decide_takeover,
     describe_holder,
     format_duration,
     lock_age_seconds,
     lock_is_stale,
     observe_lock,
+    owner_process_gone,
     owner_record,
     release_refused_message,
+    takeover_refused_message,
 )
 from ansible.module_utils.testing import patch_module_args
 
@@ -422,3 +425,117 @@ def test_only_one_of_eight_concurrent_acquires_wins(lock_path: Path) -> None:
     assert len(winners) == 1 and len(losers) == 7
     assert owner_on_disk(lock_path)["lock_id"] == winners[0]["lock_id"]
     assert all("release lock" in r["msg"] for r in losers)
+
+
+# Taking over the lock of a dead release
+
+STARTED = "Sun Nov 22 02:03:04 2026"
+DEAD_OWNER = {
+    **ALICE,
+    "controller": "ctl",
+    "controller_pid": 4242,
+    "controller_pid_started": STARTED,
+}
+
+
+@pytest.mark.parametrize(
+    ("holder", "controller", "started_now", "gone"),
+    [
+        (DEAD_OWNER, "ctl", None, True),  # no such process any more
+        (DEAD_OWNER, "ctl", "Sun Nov 22 05:00:00 2026", True),  # pid reused
+        (DEAD_OWNER, "ctl", STARTED, False),  # still running
+        (DEAD_OWNER, "laptop", None, False),  # another controller cannot tell
+        (ALICE, "ctl", None, False),  # no pid recorded
+        (None, "ctl", None, False),
+    ],
+)
+def test_owner_process_gone(holder, controller: str, started_now, gone: bool) -> None:
+    assert owner_process_gone(holder, controller, started_now) is gone
+
+
+@pytest.mark.parametrize(
+    ("observed", "takeover_id", "holder_gone", "stale", "action"),
+    [
+        (observe_lock(False, None, None), "ab12cd34", False, False, "acquire"),
+        (held(), "ab12cd34", True, False, "takeover"),
+        (held(), "ab12cd34", False, True, "takeover"),
+        (held(), "ab12cd34", False, False, "refuse"),
+        (held(), "another", True, True, "refuse"),
+    ],
+)
+def test_decide_takeover(observed, takeover_id, holder_gone, stale, action) -> None:
+    assert decide_takeover(observed, takeover_id, holder_gone, stale).action == action
+
+
+def test_takeover_refusals_say_why() -> None:
+    alive = takeover_refused_message("/l", held(), NOW, 3600, "ab12cd34")
+    moved_on = takeover_refused_message("/l", held(), NOW, 3600, "old")
+
+    assert "its owner is not known to be gone and its lease has not run out" in alive
+    assert "bluegreen lock break ab12cd34" in alive
+    assert "another release took the lock meanwhile" in moved_on
+
+
+def dead_lock(run_module, lock_path: Path) -> dict:
+    owner = {**DEAD_OWNER}
+    owner.pop("controller_host")
+    return take(run_module, lock_path, owner=owner)
+
+
+def test_takeover_replaces_the_lock_of_a_gone_owner(run_module, lock_path: Path) -> None:
+    first = dead_lock(run_module, lock_path)
+
+    result = take(
+        run_module,
+        lock_path,
+        owner=BOB,
+        takeover_lock_id=first["lock_id"],
+        controller="ctl",
+        holder_process_started="",
+    )
+
+    assert result["changed"] and result["acquired"] and result["owner_gone"]
+    assert result["taken_over"]["lock_id"] == first["lock_id"]
+    assert owner_on_disk(lock_path)["user"] == "bob"
+    assert sorted(p.name for p in lock_path.parent.iterdir()) == ["lock", "lock.takeover"]
+
+
+def test_takeover_refuses_a_living_owner_and_keeps_its_lock(run_module, lock_path: Path) -> None:
+    first = dead_lock(run_module, lock_path)
+
+    result = take(
+        run_module,
+        lock_path,
+        owner=BOB,
+        takeover_lock_id=first["lock_id"],
+        controller="ctl",
+        holder_process_started=STARTED,
+    )
+
+    assert result["failed"] and not result["acquired"]
+    assert "was not taken over" in result["msg"]
+    assert owner_on_disk(lock_path)["lock_id"] == first["lock_id"]
+
+
+def test_takeover_of_a_lock_that_changed_hands_is_refused(run_module, lock_path: Path) -> None:
+    dead_lock(run_module, lock_path)
+
+    result = take(
+        run_module,
+        lock_path,
+        owner=BOB,
+        takeover_lock_id="an-older-lock",
+        controller="ctl",
+        holder_process_started="",
+    )
+
+    assert result["failed"] and "another release took the lock meanwhile" in result["msg"]
+
+
+def test_query_reports_the_holder_without_changing_it(run_module, lock_path: Path) -> None:
+    first = take(run_module, lock_path)
+
+    result = run_module(release_lock.main, {"path": str(lock_path), "state": "query"})
+
+    assert not result["changed"] and result["lock_id"] == first["lock_id"]
+    assert result["holder"]["user"] == "alice" and result["age_seconds"] is not None

@@ -1,0 +1,200 @@
+"""The release state machine as folded from journal records, and crash recovery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ansible.module_utils.release_history import (
+    last_verified,
+    recovery_action,
+    rollback_refused_versions,
+    summarize,
+    unfinished_release,
+)
+
+
+def record(release_id: str, step: str, result: str = "ok", /, **evidence: Any) -> dict:
+    return {
+        "ts": "2026-11-22T02:00:00.000Z",
+        "release_id": release_id,
+        "step": step,
+        "outcome": result,
+        "started_at": None,
+        "finished_at": "2026-11-22T02:00:00.000Z",
+        "duration_s": None,
+        "host": None,
+        "message": f"{step} {result}",
+        "evidence": evidence,
+    }
+
+
+def lock(release_id: str, version: str, colour: str = "green", previous: str = "blue") -> dict:
+    return record(
+        release_id,
+        "lock",
+        command="release",
+        lock_id=f"lock-{release_id}",
+        version=version,
+        colour=colour,
+        previous_colour=previous,
+        previous_version="1.0.0",
+    )
+
+
+def released(release_id: str, version: str, outcome: str = "released", **kw: Any) -> list[dict]:
+    """A whole release that got as far as its outcome says."""
+    records = [lock(release_id, version, **kw), record(release_id, "snapshot")]
+    if outcome in ("released", "rolled_back"):
+        records += [record(release_id, "deploy"), record(release_id, "switch")]
+        records.append(record(release_id, "analysis", "ok" if outcome == "released" else "failed"))
+        if outcome == "rolled_back":
+            records.append(record(release_id, "rollback"))
+    elif outcome == "failed_before_switch":
+        records.append(record(release_id, "deploy", "failed"))
+    final = "failed" if outcome != "released" else "ok"
+    records.append(record(release_id, "release", final, outcome=outcome, version=version))
+    return records
+
+
+def states(records: list[dict]) -> dict[str, str]:
+    return {s.release_id: s.state for s in summarize(records)}
+
+
+def test_a_release_that_passed_its_analysis_is_verified() -> None:
+    [summary] = summarize(released("r1", "2.0.0"))
+
+    assert summary.state == "verified"
+    assert summary.verified
+    assert (summary.version, summary.colour, summary.previous_colour) == ("2.0.0", "green", "blue")
+    assert summary.lock_id == "lock-r1"
+
+
+def test_auto_rolled_back_and_failed_deploy_releases_are_bad() -> None:
+    records = released("r1", "2.0.3", "rolled_back") + released(
+        "r2", "2.0.1", "failed_before_switch"
+    )
+
+    assert states(records) == {"r1": "bad", "r2": "bad"}
+
+
+def test_a_release_stopped_by_its_preflight_failed_without_being_bad() -> None:
+    records = [
+        record("r1", "preflight", "failed"),
+        record("r1", "release", "failed", outcome="failed_before_switch"),
+    ]
+
+    assert states(records) == {"r1": "failed"}
+
+
+@pytest.mark.parametrize(
+    ("steps", "state"),
+    [((), "interrupted"), (("deploy",), "interrupted"), (("deploy", "switch"), "interrupted")],
+)
+def test_a_release_without_its_closing_record_is_interrupted(steps, state) -> None:
+    records = [lock("r1", "2.0.0")] + [record("r1", step) for step in steps]
+
+    [summary] = summarize(records)
+
+    assert summary.state == state
+    assert unfinished_release(records).release_id == "r1"
+    assert unfinished_release(records, "lock-r1").release_id == "r1"
+    assert unfinished_release(records, "some-other-lock") is None
+    assert unfinished_release(records, exclude_release_id="r1") is None
+
+
+def test_a_closed_release_is_not_unfinished() -> None:
+    assert unfinished_release(released("r1", "2.0.0")) is None
+
+
+def test_a_recover_record_closes_the_interrupted_release() -> None:
+    records = [lock("r1", "2.0.0"), record("r1", "deploy"), record("r1", "switch")]
+    records += [
+        record("r2", "recover", recovered_release_id="r1", state="verified", outcome="resumed")
+    ]
+
+    summaries = {s.release_id: s for s in summarize(records)}
+
+    assert summaries["r1"].state == "verified"
+    assert summaries["r1"].verified
+    assert summaries["r1"].recovered_by == "r2"
+    assert unfinished_release(records) is None
+
+
+def test_a_manual_rollback_marks_the_release_it_left_rolled_back() -> None:
+    records = released("r1", "1.0.0", colour="blue", previous="green")
+    records += released("r2", "2.0.0", colour="green", previous="blue")
+    records += [
+        record("r3", "rollback", outcome="rolled_back", previous_colour="green", colour="blue")
+    ]
+
+    assert states(records) == {"r1": "verified", "r2": "rolled-back", "r3": "verified"}
+    # Rolled back from, but it had passed: still a version one may go back to.
+    assert "2.0.0" not in rollback_refused_versions(summarize(records))
+
+
+def test_rollback_refuses_bad_and_never_verified_versions() -> None:
+    records = released("r1", "1.0.0") + released("r2", "2.0.1+crash", "failed_before_switch")
+    records += [lock("r3", "2.0.0"), record("r3", "deploy")]
+    records += [record("r4", "recover", recovered_release_id="r3", state="rolled-back")]
+
+    refused = rollback_refused_versions(summarize(records))
+
+    assert set(refused) == {"2.0.1+crash", "2.0.0"}
+    assert "marked bad by release r2" in refused["2.0.1+crash"]
+    assert "never verified" in refused["2.0.0"]
+
+
+def test_the_newest_verdict_on_a_version_decides() -> None:
+    good_then_bad = released("r1", "2.0.0") + released("r2", "2.0.0", "rolled_back")
+    bad_then_good = released("r1", "2.0.0", "rolled_back") + released("r2", "2.0.0")
+
+    assert "2.0.0" in rollback_refused_versions(summarize(good_then_bad))
+    assert "2.0.0" not in rollback_refused_versions(summarize(bad_then_good))
+
+
+def test_last_verified_skips_bad_versions_and_excluded_ones() -> None:
+    records = (
+        released("r1", "1.0.0") + released("r2", "2.0.0") + released("r3", "2.0.3", "rolled_back")
+    )
+    summaries = summarize(records)
+
+    assert last_verified(summaries).version == "2.0.0"
+    assert last_verified(summaries, exclude_versions=["2.0.0"]).version == "1.0.0"
+
+
+def interrupted(*steps: str):
+    records = [lock("r1", "2.0.0", colour="green", previous="blue")]
+    records += [record("r1", step) for step in steps]
+    return unfinished_release(records)
+
+
+def test_recovery_restores_the_idle_colour_when_traffic_never_moved() -> None:
+    action = recovery_action(interrupted("deploy"), {"lb1": "blue", "lb2": "blue"}, "release")
+
+    assert action.action == "restore_idle"
+    assert action.traffic_colour == "blue"
+
+
+@pytest.mark.parametrize(("command", "expected"), [("release", "resume"), ("rollback", "rollback")])
+def test_recovery_after_a_complete_switch_resumes_a_release_or_rolls_back(
+    command, expected
+) -> None:
+    action = recovery_action(interrupted("deploy", "switch"), {"lb1": "green"}, command)
+
+    assert action.action == expected
+    assert action.traffic_colour == ("green" if expected == "resume" else "blue")
+
+
+def test_recovery_sends_a_split_switch_back_to_the_previous_colour() -> None:
+    action = recovery_action(interrupted("deploy"), {"lb1": "green", "lb2": "blue"}, "release")
+
+    assert action.action == "rollback"
+    assert action.traffic_colour == "blue"
+    assert "lb1=green, lb2=blue" in action.reason
+
+
+def test_a_torn_last_line_does_not_hide_the_releases_before_it() -> None:
+    records = [*released("r1", "2.0.0"), {"garbage": True}]
+
+    assert states(records) == {"r1": "verified"}
