@@ -10,7 +10,8 @@ into one summary per release, with the release state machine of DESIGN.md:
        +-----------+-> bad           (a failed deploy, migration or analysis)
 
 plus ``failed`` for a release that stopped before anything of it ran (preflight, lock,
-policy), ``unchanged`` for a release of the version that was live already, and
+policy), ``unchanged`` for a release of the version that was live already, ``done``
+for other commands (rollback, backup, maintenance) that succeeded, and
 ``interrupted`` for one whose controller died: it has no closing record yet. The next
 command finds that release (``unfinished_release``) and decides with
 ``recovery_action`` whether to resume or roll it back.
@@ -40,6 +41,7 @@ STATES = (
     "bad",
     "failed",
     "unchanged",
+    "done",
 )
 
 
@@ -145,7 +147,7 @@ def _state(summary: ReleaseSummary, records: Sequence[Mapping[str, Any]]) -> str
             return "prepared"
         return "started"
     if summary.command != "release":
-        return "verified" if summary.outcome not in ("failed", "failed_before_switch") else "failed"
+        return "done" if summary.outcome not in ("failed", "failed_before_switch") else "failed"
     if summary.outcome == "released":
         return "verified"
     if summary.outcome == "unchanged":

@@ -22,12 +22,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import textwrap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -35,9 +37,11 @@ from rich.table import Table
 from rich.text import Text
 
 from bluegreen.errors import BluegreenError, ExitCode, InputError
+from bluegreen.interrupt import InterruptGuard
 from bluegreen.progress import make_progress
 from bluegreen.project import project_root
 from bluegreen.runner import PlaybookResult, run_playbook
+from bluegreen.settings import config_path, default_map, load_config, parse_duration
 
 __all__ = ["ExitCode", "app", "main", "verdict"]
 
@@ -73,6 +77,18 @@ OUTCOME_EXIT_CODES: dict[str, dict[str, ExitCode]] = {
         "maintenance_off": ExitCode.OK,
         "failed": ExitCode.FAILED,
     },
+    "lock": {
+        "free": ExitCode.OK,
+        "locked": ExitCode.OK,
+        "lock_broken": ExitCode.OK,
+        "failed": ExitCode.FAILED,
+    },
+}
+# What a release stopped by Ctrl-C exits with, by what its recovery did.
+STOPPED_EXIT_CODES = {
+    "restore_idle": ExitCode.FAILED_BEFORE_SWITCH,
+    "close": ExitCode.FAILED_BEFORE_SWITCH,
+    "rollback": ExitCode.ROLLED_BACK,
 }
 
 DEFAULT_LABS = ["lab"]
@@ -85,6 +101,9 @@ def verdict(command: str, result: PlaybookResult) -> tuple[ExitCode, str]:
         if result.succeeded and result.outcome != "failed":
             return ExitCode.OK, result.message or "status read"
         return ExitCode.FAILED, result.message or result.problem or "status failed"
+    if result.outcome == "stopped":
+        code = result.custom_stats.get("bluegreen_stopped_exit_code", ExitCode.FAILED)
+        return ExitCode(int(code)), result.message or "stopped"
     if result.outcome is None:
         if result.succeeded:
             return ExitCode.FAILED, (
@@ -127,14 +146,27 @@ app = typer.Typer(
         "bluegreen status -i lab",
         "bluegreen rollback -i lab",
         "bluegreen --debug release --version 1.4.2 --json",
+        "bluegreen --install-completion bash",
     )
     + "\n\n"
-    + _exit_code_help(),
+    + _exit_code_help()
+    + "\n\n[bold]Configuration[/bold]\n\n"
+    "  Defaults for any option come from bluegreen.toml in the project,\n"
+    "  or ~/.config/bluegreen/config.toml, or --config / BLUEGREEN_CONFIG:\n"
+    '  \\[defaults] inventory = "lab"    \\[release] wait = "10m"',
     rich_markup_mode="rich",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+)
+lock_app = typer.Typer(
+    help="Show or break the release lock.",
+    epilog=_examples(
+        "bluegreen lock status", "bluegreen lock break 3f6c1d2e9b8a4c7d8e5f60718293a4b5"
+    ),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
 )
 lab_app = typer.Typer(
     help="Start, stop and inspect the local lab containers.",
@@ -143,12 +175,14 @@ lab_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(lab_app, name="lab")
+app.add_typer(lock_app, name="lock")
 
 
 @dataclasses.dataclass
 class Settings:
     project_dir: Path | None = None
     debug: bool = False
+    config: Path | None = None
 
 
 InventoryOption = Annotated[
@@ -163,6 +197,27 @@ InventoryOption = Annotated[
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON object at the end instead of the live view.")
+]
+WaitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--wait",
+        metavar="DURATION",
+        help="When another release holds the lock, wait up to DURATION for it (90, 90s, "
+        "10m, 1h) instead of refusing at once. A lock whose controller died is taken over "
+        "either way.",
+        show_default=False,
+    ),
+]
+AppOption = Annotated[
+    str | None,
+    typer.Option(
+        "--app",
+        metavar="NAME",
+        help="The service the inventory must describe (bluegreen_service_name); a guard "
+        "against releasing to the wrong inventory.",
+        show_default=False,
+    ),
 ]
 VerboseOption = Annotated[
     int,
@@ -193,8 +248,32 @@ def _options(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="Config file with option defaults; default: bluegreen.toml in the project, "
+            "else ~/.config/bluegreen/config.toml, else $BLUEGREEN_CONFIG.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = Settings(project_dir=project_dir, debug=debug)
+    ctx.obj = Settings(project_dir=project_dir, debug=debug, config=config)
+    if ctx.resilient_parsing:
+        return
+    with _reported(ctx):
+        project = _project_or_none(ctx)
+        path = config_path(project, config)
+        if path is not None and isinstance(ctx.command, click.Group):
+            ctx.default_map = default_map(ctx.command, load_config(path), path)
+
+
+def _project_or_none(ctx: typer.Context) -> Path | None:
+    try:
+        return _project(ctx)
+    except BluegreenError:
+        return None
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -256,12 +335,55 @@ def _run(
     compact: bool = False,
 ) -> PlaybookResult:
     playbook = f"playbooks/{command}.yml"
-    if json_output:
-        return run_playbook(project, playbook, extravars, inventory, verbosity=verbosity)
-    with make_progress(_console(), verbosity, compact) as progress:
-        return run_playbook(
-            project, playbook, extravars, inventory, on_event=progress, verbosity=verbosity
+    console = _console()
+    guard = InterruptGuard(command, console, interactive=not json_output and console.is_terminal)
+    with guard:
+        if json_output:
+            result = run_playbook(
+                project, playbook, extravars, inventory, verbosity=verbosity, cancel_callback=guard
+            )
+        else:
+            with make_progress(console, verbosity, compact) as progress:
+                result = run_playbook(
+                    project,
+                    playbook,
+                    extravars,
+                    inventory,
+                    on_event=progress,
+                    verbosity=verbosity,
+                    cancel_callback=guard,
+                )
+    if guard.confirmed and command in ("release", "rollback"):
+        return _finish_stopped(command, project, inventory, json_output, verbosity)
+    return result
+
+
+def _finish_stopped(
+    command: str, project: Path, inventory: str | None, json_output: bool, verbosity: int
+) -> PlaybookResult:
+    """After a confirmed Ctrl-C: undo the stopped command through the recovery plays."""
+    if not json_output:
+        _console().print(
+            Text(
+                f"Stopped the {command}; putting traffic on the verified colour...",
+                style="bold yellow",
+            )
         )
+    recovered = run_playbook(
+        project, "playbooks/rollback.yml", {"recover_only": True}, inventory, verbosity=verbosity
+    )
+    plan = recovered.custom_stats.get("bluegreen_recovered") or {}
+    action = plan.get("action") if isinstance(plan, Mapping) else None
+    recovered.outcome = "stopped"
+    recovered.message = f"{command} stopped by the operator: " + (
+        recovered.message or recovered.problem or "see `bluegreen status`"
+    )
+    recovered.custom_stats["bluegreen_stopped_exit_code"] = int(
+        STOPPED_EXIT_CODES.get(str(action), ExitCode.FAILED_BEFORE_SWITCH)
+        if recovered.succeeded
+        else ExitCode.FAILED
+    )
+    return recovered
 
 
 def json_report(command: str, result: PlaybookResult, code: ExitCode, message: str) -> dict:
@@ -311,6 +433,8 @@ def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
         "bluegreen release --version 1.4.2",
         "bluegreen release --version 1.4.2 -i lab-single",
         "bluegreen release --version 1.4.2 -i inventories/example-production --json",
+        "bluegreen release --version 1.4.2 --wait 10m",
+        "bluegreen release --version 1.4.2 --app sampleapp -i lab",
     )
 )
 def release(
@@ -319,38 +443,55 @@ def release(
         str, typer.Option("--version", help="The artifact version to release, e.g. 1.4.2.")
     ],
     inventory: InventoryOption = None,
+    app_name: AppOption = None,
+    wait: WaitOption = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
 ) -> None:
     """Release a version: deploy it to the idle colour, check it, switch traffic, verify.
 
+    A release its controller left unfinished (killed, crashed) is finished first:
+    resumed when it had switched, rolled back otherwise; the outcome says which.
+    Ctrl-C asks, then stops and puts traffic on the colour verified before.
     Exits 0 when released (or already live), 3 when it failed before the switch
     (traffic unchanged), 4 when it switched and then rolled back, 1 otherwise.
     """
     with _reported(ctx, json_output):
         _check_version(version)
-        result = _run(
-            "release", _project(ctx), {"app_version": version}, inventory, json_output, verbose
-        )
+        extravars = {"app_version": version, **lock_extravars(wait, app_name)}
+        result = _run("release", _project(ctx), extravars, inventory, json_output, verbose)
         _finish("release", result, json_output)
 
 
 @app.command(
-    epilog=_examples("bluegreen rollback", "bluegreen rollback -i lab --json"),
+    epilog=_examples(
+        "bluegreen rollback", "bluegreen rollback -i lab --json", "bluegreen rollback --wait 2m"
+    ),
 )
 def rollback(
     ctx: typer.Context,
     inventory: InventoryOption = None,
+    app_name: AppOption = None,
+    wait: WaitOption = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
 ) -> None:
     """Switch traffic back to the previous colour (which is still warm).
 
-    Data is not touched: a schema downgrade or a restore is a separate, explicit step.
-    Exits 0 when rolled back (or nothing to roll back), 1 otherwise.
+    Only to a version that passed its analysis: a colour running a release marked bad
+    or never verified is refused. A release its controller left unfinished is what
+    gets rolled back. Data is not touched: a schema downgrade or a restore is a
+    separate, explicit step. Exits 0 when rolled back (or nothing to roll back), 1 otherwise.
     """
     with _reported(ctx, json_output):
-        result = _run("rollback", _project(ctx), {}, inventory, json_output, verbose)
+        result = _run(
+            "rollback",
+            _project(ctx),
+            lock_extravars(wait, app_name),
+            inventory,
+            json_output,
+            verbose,
+        )
         _finish("rollback", result, json_output)
 
 
@@ -494,6 +635,18 @@ def maintenance(
         _finish("maintenance", result, json_output)
 
 
+def lock_extravars(wait: str | None, app_name: str | None = None) -> dict[str, Any]:
+    """Extra vars of the options every locking command shares."""
+    extravars: dict[str, Any] = {}
+    if wait is not None:
+        extravars["bluegreen_lock_wait_seconds"] = parse_duration(wait)
+    if app_name is not None:
+        if not re.match(r"^[a-z][a-z0-9_-]*$", app_name):
+            raise InputError(f"--app {app_name!r} is not a service name (lower case, digits, _ -)")
+        extravars["bluegreen_expected_app"] = app_name
+    return extravars
+
+
 def maintenance_extravars(
     state: MaintenanceState, retry_after: int | None, message: str | None
 ) -> dict[str, Any]:
@@ -529,6 +682,174 @@ def backup(
     with _reported(ctx, json_output):
         result = _run("backup", _project(ctx), {}, inventory, json_output, verbose)
         _finish("backup", result, json_output)
+
+
+@lock_app.command(
+    "status",
+    epilog=_examples("bluegreen lock status", "bluegreen lock status -i lab-single --json"),
+)
+def lock_status(
+    ctx: typer.Context,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Show who holds the release lock, since when, and whether its holder is alive.
+
+    A holder whose controller process is gone, or whose lease ran out, is taken over by
+    the next release or rollback. Exits 0 when the lock was read, 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        result = _run("lock", _project(ctx), {}, inventory, json_output, verbose, compact=True)
+        _finish("lock", result, json_output)
+
+
+@lock_app.command(
+    "break",
+    epilog=_examples(
+        "bluegreen lock break 3f6c1d2e9b8a4c7d8e5f60718293a4b5",
+        "bluegreen lock break 3f6c1d2e9b8a4c7d8e5f60718293a4b5 --yes -i lab",
+    ),
+)
+def lock_break(
+    ctx: typer.Context,
+    lock_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="LOCK_ID", help="The id of the lock to break, as `bluegreen lock status` shows."
+        ),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Break the release lock with the given id (only that lock).
+
+    For a release you know is dead but that cannot be detected as such (its controller
+    was another machine and its lease has not run out). The next release or rollback
+    finishes the release the lock belonged to. Exits 0 when broken, 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        if not re.fullmatch(r"[0-9a-zA-Z._-]{1,128}", lock_id):
+            raise InputError(f"{lock_id!r} is not a lock id; `bluegreen lock status` shows it")
+        if not yes:
+            _confirm(f"Break lock {lock_id}? A release still running under it would lose it.")
+        result = _run(
+            "lock",
+            _project(ctx),
+            {"lock_action": "break", "lock_id": lock_id},
+            inventory,
+            json_output,
+            verbose,
+            compact=True,
+        )
+        _finish("lock", result, json_output)
+
+
+def _confirm(question: str) -> None:
+    """Ask on a terminal; without one, refuse and name --yes."""
+    console = _console()
+    if not console.is_terminal:
+        raise InputError(f"{question} Not asked without a terminal: pass --yes to confirm")
+    if not typer.confirm(question, default=False):
+        raise InputError("not confirmed; nothing was changed")
+
+
+HISTORY_STATE_STYLES = {
+    "verified": "green",
+    "rolled-back": "yellow",
+    "bad": "bold red",
+    "failed": "red",
+    "interrupted": "bold magenta",
+    "prepared": "cyan",
+    "active": "cyan",
+    "unchanged": "dim",
+    "done": "green",
+}
+
+
+@app.command(
+    epilog=_examples("bluegreen history", "bluegreen history --limit 50 -i lab-single --json"),
+)
+def history(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest entries to show.")] = 20,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Show past releases, rollbacks and other commands with their states.
+
+    Read from the journal on the primary load balancer, which every controller writes.
+    States: prepared, active, verified, rolled-back, bad, failed, interrupted.
+    Exits 0 when the journal was read, 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        result = _run(
+            "history",
+            _project(ctx),
+            {"history_limit": limit},
+            inventory,
+            json_output,
+            verbose,
+            compact=True,
+        )
+        report = result.custom_stats.get("bluegreen_history")
+        good = result.succeeded and isinstance(report, Mapping)
+        code = ExitCode.OK if good else ExitCode.FAILED
+        message = result.message or result.problem or "history failed"
+        if json_output:
+            document = json_report("history", result, code, message)
+            document["history"] = report
+            typer.echo(json.dumps(document, default=str))
+            raise typer.Exit(int(code))
+        console = _console()
+        if good:
+            console.print(history_view(report))
+        else:
+            console.print(Text(f"✘ failed: {message}", style="bold red"), soft_wrap=True)
+        raise typer.Exit(int(code))
+
+
+def history_view(report: Mapping[str, Any]) -> RenderableType:
+    table = Table(title="History (oldest first)", title_justify="left")
+    for column in ("release", "command", "version", "colour", "state", "finished", "message"):
+        table.add_column(column, overflow="fold")
+    for entry in report.get("releases") or []:
+        state = str(entry.get("state"))
+        colour = entry.get("colour") or ""
+        previous = entry.get("previous_colour") or ""
+        table.add_row(
+            str(entry.get("release_id")),
+            str(entry.get("command")),
+            str(entry.get("version") or "-"),
+            f"{previous}→{colour}" if previous and colour else colour or "-",
+            Text(state, style=HISTORY_STATE_STYLES.get(state, "")),
+            str(entry.get("finished_at") or "-")[:19].replace("T", " "),
+            textwrap.shorten(str(entry.get("message") or ""), 120, placeholder=" …"),
+        )
+    parts: list[RenderableType] = [table]
+    unfinished = report.get("unfinished")
+    if isinstance(unfinished, Mapping):
+        parts.append(
+            Text(
+                f"{unfinished.get('command')} {unfinished.get('release_id')} is unfinished: the "
+                "next release or rollback finishes it (or it is still running: "
+                "`bluegreen lock status`)",
+                style="bold magenta",
+            )
+        )
+    refused = report.get("rollback_refused_versions") or {}
+    if refused:
+        parts.append(
+            Text(
+                "A rollback will not go to: "
+                + "; ".join(f"{version} ({why})" for version, why in refused.items()),
+                style="dim",
+            )
+        )
+    return Group(*parts)
 
 
 VERDICT_STYLES = {

@@ -257,7 +257,11 @@ def problem_summary(
 
 
 def _envvars(project: Path) -> dict[str, str]:
-    env = {"ANSIBLE_CONFIG": str(project / "ansible.cfg")}
+    env = {
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        # The controller's copy of the journal goes to <project>/state/journal/.
+        "BLUEGREEN_STATE_DIR": str(project / "state"),
+    }
     # Run the ansible-playbook installed next to this interpreter, even when the
     # virtualenv is not activated (e.g. `.venv/bin/bluegreen release ...`).
     bin_dir = Path(sys.executable).parent
@@ -287,12 +291,15 @@ def run_playbook(
     on_event: EventHandler | None = None,
     verbosity: int = 0,
     private_data_dir: Path | None = None,
+    cancel_callback: Callable[[], bool] | None = None,
 ) -> PlaybookResult:
     """Run ``playbook`` (relative to ``project``) and return what it reported.
 
     Events stream to ``on_event`` as they happen. Run records go to
     ``private_data_dir`` (default: a new ``<project>/state/runner/<timestamp>-<name>``,
     the last 20 kept). The extra-vars file is deleted when the run ends.
+    ``cancel_callback`` is asked regularly; when it returns True the run is stopped
+    (ansible-playbook and its workers are killed) and its status is ``canceled``.
     """
     import ansible_runner
 
@@ -318,6 +325,7 @@ def run_playbook(
             quiet=True,
             suppress_env_files=True,
             event_handler=collector,
+            cancel_callback=cancel_callback,
         )
     except Exception as exc:
         raise BluegreenError(f"could not run {book.name} with ansible-runner: {exc}") from exc

@@ -128,7 +128,7 @@ def test_a_manual_rollback_marks_the_release_it_left_rolled_back() -> None:
         record("r3", "rollback", outcome="rolled_back", previous_colour="green", colour="blue")
     ]
 
-    assert states(records) == {"r1": "verified", "r2": "rolled-back", "r3": "verified"}
+    assert states(records) == {"r1": "verified", "r2": "rolled-back", "r3": "done"}
     # Rolled back from, but it had passed: still a version one may go back to.
     assert "2.0.0" not in rollback_refused_versions(summarize(records))
 
