@@ -141,6 +141,20 @@ options:
       - Empty (the default) skips the check.
     type: str
     default: ""
+  precheck_version_header:
+    description:
+      - With O(precheck_path), the response header in which each server names its
+        version, read during the precheck and returned in RV(precheck).
+    type: str
+    default: ""
+  precheck_refuse_versions:
+    description:
+      - With O(precheck_version_header), versions (mapped to the reason) that traffic
+        must not go to; a server of O(colour) that names one of them makes the switch
+        refused, nothing written. A rollback passes the versions the release journal
+        marks bad or never verified.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - action_common_attributes
   - action_common_attributes.files
@@ -344,6 +358,8 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     reload_command=dict(type="list", elements="str", default=["systemctl", "reload", "nginx"]),
     probe_url=dict(type="str", default="http://127.0.0.1/"),
     precheck_path=dict(type="str", default=""),
+    precheck_version_header=dict(type="str", default=""),
+    precheck_refuse_versions=dict(type="dict", default={}),
     probe_host_header=dict(type="str"),
     probe_header=dict(type="str", default="X-Bluegreen-Colour"),
     probe_successes=dict(type="int", default=5),
@@ -421,7 +437,7 @@ def run(module: AnsibleModule, command: tuple[str, ...]) -> tuple[int, str, str]
         return 127, "", f"cannot run {command[0]}: {exc}"
 
 
-def probe_once(settings: ProbeSettings, timeout: float) -> ProbeResult:
+def probe_once(settings: ProbeSettings, timeout: float, version_header: str = "") -> ProbeResult:
     """One GET on a fresh connection; the status and the colour header that came back."""
     url = urlsplit(settings.url)
     connection_class = (
@@ -436,14 +452,18 @@ def probe_once(settings: ProbeSettings, timeout: float) -> ProbeResult:
         connection.request("GET", target, headers=headers)
         response = connection.getresponse()
         response.read()
-        return ProbeResult(status=response.status, header=response.getheader(settings.header))
+        return ProbeResult(
+            status=response.status,
+            header=response.getheader(settings.header),
+            version=response.getheader(version_header) if version_header else None,
+        )
     except (OSError, http.client.HTTPException) as exc:
         return ProbeResult(status=None, header=None, error=str(exc) or type(exc).__name__)
     finally:
         connection.close()
 
 
-def precheck(request: SwitchRequest, path: str) -> dict[str, ProbeResult]:
+def precheck(request: SwitchRequest, path: str, version_header: str = "") -> dict[str, ProbeResult]:
     """GET `path` on every server of the requested colour, straight, not through nginx."""
     header = request.probe.header if request.probe else "X-Bluegreen-Colour"
     if not path.startswith("/"):
@@ -459,6 +479,7 @@ def precheck(request: SwitchRequest, path: str) -> dict[str, ProbeResult]:
                 interval=0,
             ),
             PRECHECK_TIMEOUT_S,
+            version_header,
         )
         for server in request.servers
     }
@@ -592,10 +613,16 @@ def switch(
 
     started = time.monotonic()
     if changed and module.params["precheck_path"]:
-        answers = precheck(request, module.params["precheck_path"])
+        answers = precheck(
+            request, module.params["precheck_path"], module.params["precheck_version_header"]
+        )
         result["precheck"] = {server: answer.as_dict() for server, answer in answers.items()}
         refused = precheck_failed_message(
-            colour, previous_colour, module.params["precheck_path"], answers
+            colour,
+            previous_colour,
+            module.params["precheck_path"],
+            answers,
+            module.params["precheck_refuse_versions"],
         )
         if refused:
             module.fail_json(

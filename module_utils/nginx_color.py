@@ -79,9 +79,16 @@ class ProbeResult:
     status: int | None
     header: str | None
     error: str | None = None
+    # The version the server named (precheck only, when a version header is asked for).
+    version: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "header": self.header, "error": self.error}
+        return {
+            "status": self.status,
+            "header": self.header,
+            "error": self.error,
+            "version": self.version,
+        }
 
 
 @dataclass(frozen=True)
@@ -472,19 +479,38 @@ def precheck_failed_message(
     previous_colour: str | None,
     path: str,
     answers: Mapping[str, ProbeResult],
+    refused_versions: Mapping[str, str] | None = None,
 ) -> str | None:
-    """Why a switch to `colour` is refused after asking its servers directly, or None."""
+    """Why a switch to `colour` is refused after asking its servers directly, or None.
+
+    A server answers badly, or runs a version in ``refused_versions`` (version -> why,
+    for example one the release journal marks bad).
+    """
+    refused_versions = refused_versions or {}
     bad = {server: answer for server, answer in answers.items() if answer.status != 200}
-    if not bad:
+    refused = {
+        server: answer
+        for server, answer in answers.items()
+        if server not in bad and answer.version in refused_versions
+    }
+    if not bad and not refused:
         return None
     details = "; ".join(
-        f"{server}{path} answered {answer.status}"
-        if answer.status is not None
-        else f"{server}{path} did not answer ({answer.error})"
-        for server, answer in bad.items()
+        [
+            f"{server}{path} answered {answer.status}"
+            if answer.status is not None
+            else f"{server}{path} did not answer ({answer.error})"
+            for server, answer in bad.items()
+        ]
+        + [
+            f"{server} runs {answer.version}, {refused_versions[str(answer.version)]}"
+            for server, answer in refused.items()
+        ]
     )
     where = f"traffic stays on {previous_colour}" if previous_colour else "nothing was changed"
-    return (
-        f"refusing to switch to {colour}: {details}; nothing was written and {where}. "
+    advice = (
         f"Start or fix the {colour} colour first (bluegreen status shows its health)"
+        if bad
+        else f"Release a verified version to {colour} instead (bluegreen history shows them)"
     )
+    return f"refusing to switch to {colour}: {details}; nothing was written and {where}. {advice}"

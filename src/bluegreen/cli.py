@@ -1029,8 +1029,7 @@ def lab_up(ctx: typer.Context, names: LabNames = None) -> None:
         from bluegreen.lab import Lab
 
         lab = Lab(_project(ctx))
-        lab.up(names or DEFAULT_LABS)
-        _console().print(lab_table(lab.status()))
+        _console().print(lab_table(lab.up(names or DEFAULT_LABS)))
 
 
 @lab_app.command(

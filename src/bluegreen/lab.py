@@ -171,7 +171,12 @@ class Lab:
         """One row per lab host: of the named labs, or of every lab that has containers."""
         containers = self._containers(names)
         if not names:
-            names = sorted({c.labels.get(PROFILE_LABEL, "") for c in containers} - {""})
+            # Labs of other projects (another checkout) share the engine: show ours only.
+            names = sorted(
+                name
+                for name in {c.labels.get(PROFILE_LABEL, "") for c in containers} - {""}
+                if (self.project_root / "inventories" / name / "hosts.yml").is_file()
+            )
         by_name = {c.name: c for c in containers}
         rows = []
         for host in self.hosts(names):

@@ -127,7 +127,12 @@ class TestSwitch:
         )
         assert nginx.commands == [TEST, RELOAD]
         assert result["probes"] == 5
-        assert result["last_probe"] == {"status": 200, "header": "green", "error": None}
+        assert result["last_probe"] == {
+            "status": 200,
+            "header": "green",
+            "error": None,
+            "version": None,
+        }
         assert isinstance(result["switch_ms"], float)
         assert result["switch_ms"] >= 0
         assert result["path"] == str(path)
@@ -447,7 +452,12 @@ class TestProbes:
         assert result["previous_colour"] == "blue"
         assert result["active_colour"] == "green"
         assert result["probes"] > 1
-        assert result["last_probe"] == {"status": 200, "header": "blue", "error": None}
+        assert result["last_probe"] == {
+            "status": 200,
+            "header": "blue",
+            "error": None,
+            "version": None,
+        }
         assert f"nginx was reloaded with {path} routing to green" in result["msg"]
         assert f"{result['probes']} probes of http://127.0.0.1/" in result["msg"]
         assert "last seen: HTTP 200 with X-Bluegreen-Colour: 'blue'" in result["msg"]
@@ -630,7 +640,9 @@ class TestPrecheck:
         before = serve(nginx, "blue")
         asked: list[str] = []
 
-        def direct(settings: ProbeSettings, timeout: float) -> ProbeResult:
+        def direct(
+            settings: ProbeSettings, timeout: float, version_header: str = ""
+        ) -> ProbeResult:
             asked.append(settings.url)
             if settings.url.startswith("http://10.0.0.5:8002"):
                 return ProbeResult(status=None, header=None, error="Connection refused")
@@ -655,7 +667,9 @@ class TestPrecheck:
     ) -> None:
         serve(nginx, "blue")
 
-        def direct(settings: ProbeSettings, timeout: float) -> ProbeResult:
+        def direct(
+            settings: ProbeSettings, timeout: float, version_header: str = ""
+        ) -> ProbeResult:
             if settings.url == "http://10.0.0.5:8002/health":
                 return ProbeResult(status=200, header="green")
             return nginx.probe(settings, timeout)
@@ -666,9 +680,42 @@ class TestPrecheck:
 
         assert not result["failed"], result
         assert result["precheck"] == {
-            "10.0.0.5:8002": {"status": 200, "header": "green", "error": None}
+            "10.0.0.5:8002": {"status": 200, "header": "green", "error": None, "version": None}
         }
         assert nginx.serving == "green"
+
+    def test_switch_to_a_colour_running_a_refused_version_writes_nothing(
+        self, run_module, nginx: FakeNginx, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        before = serve(nginx, "blue")
+        headers: list[str] = []
+
+        def direct(
+            settings: ProbeSettings, timeout: float, version_header: str = ""
+        ) -> ProbeResult:
+            if settings.url == "http://10.0.0.5:8002/health":
+                headers.append(version_header)
+                return ProbeResult(status=200, header="green", version="2.0.1+crash")
+            return nginx.probe(settings, timeout)
+
+        monkeypatch.setattr(nginx_color, "probe_once", direct)
+
+        result = run_module(
+            nginx_color.main,
+            args(
+                path,
+                precheck_path="/health",
+                precheck_version_header="X-Bluegreen-Version",
+                precheck_refuse_versions={"2.0.1+crash": "marked bad by release r7"},
+            ),
+        )
+
+        assert result["failed"]
+        assert headers == ["X-Bluegreen-Version"]
+        assert "10.0.0.5:8002 runs 2.0.1+crash, marked bad by release r7" in result["msg"]
+        assert "Release a verified version to green instead" in result["msg"]
+        assert path.read_bytes() == before
+        assert nginx.commands == []
 
     def test_no_precheck_when_the_colour_is_live_already(
         self, run_module, nginx: FakeNginx, path: Path

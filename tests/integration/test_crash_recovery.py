@@ -1,0 +1,242 @@
+"""kill -9 of the controller at each step boundary; the next command converges.
+
+The controller here is the whole `bluegreen` process tree (the CLI, ansible-playbook and
+its workers), killed with SIGKILL the moment the controller's journal shows that a step
+ended. The tests run in order on the single-host lab, each one's next command being the
+one the following test kills later on, so a chain of crashes costs about two releases:
+
+    release B  killed after lock      -> release B: closes it, then killed after plan
+    release B: restores the idle colour, then killed after deploy
+    release B: restores the idle colour, then killed after switch
+    rollback:  sends traffic back (the release had switched)
+    release B  killed after analysis  -> release B: judges it again and keeps it
+
+After each crash the test checks what the next command did about it (the journal's
+recover record) and that traffic is on a colour running a verified version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import (
+    BLUEGREEN,
+    ROOT,
+    SINGLE,
+    SINGLE_URL,
+    bluegreen,
+    ensure_live,
+    live,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+
+STABLE, NEXT = "2.0.0", "2.1.0"
+JOURNAL = ROOT / "state" / "journal" / SINGLE / "sampleapp.jsonl"
+
+
+def journal_lines() -> list[dict]:
+    if not JOURNAL.exists():
+        return []
+    records = []
+    for line in JOURNAL.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, found through /proc (ansible-runner starts
+    ansible-playbook in a session of its own, so a process group is not enough)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    for pid in [process.pid, *descendants(process.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def killed_after(step: str, *args: str) -> str:
+    """Run a bluegreen command and kill it -9 once its journal shows `step` done; the
+    release id it had."""
+    seen = len(journal_lines())
+    process = subprocess.Popen(
+        [*BLUEGREEN, *args, "-i", SINGLE, "--json"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    release_id: str | None = None
+
+    def step_done() -> bool:
+        nonlocal release_id
+        for record in journal_lines()[seen:]:
+            if record["step"] == "lock" and record["evidence"].get("command") == args[0]:
+                release_id = record["release_id"]
+            if record["release_id"] == release_id and record["step"] == step:
+                return True
+        return process.poll() is not None
+
+    try:
+        assert wait_until(step_done, timeout=420, interval=0.05), f"{step} never came"
+        assert process.poll() is None, f"{args} ended before it could be killed after {step}"
+    finally:
+        kill_tree(process)
+    assert release_id is not None
+    return release_id
+
+
+def recovery_of(release_id: str) -> dict:
+    [record] = [
+        r
+        for r in journal_lines()
+        if r["step"] == "recover" and r["evidence"].get("recovered_release_id") == release_id
+    ]
+    return record
+
+
+def verified_versions() -> set[str]:
+    history = bluegreen("history", "-i", SINGLE, "--limit", "200").report["history"]
+    return {r["version"] for r in history["releases"] if r["verified"] and r["version"]}
+
+
+def assert_converged() -> None:
+    """Traffic answers from a version that passed its analysis; nobody holds the lock."""
+    answer = live(SINGLE_URL)
+    assert answer.status == 200, answer
+    assert answer.version in verified_versions()
+    lock = bluegreen("lock", "status", "-i", SINGLE)
+    assert lock.outcome == "free", lock.report
+
+
+class State:
+    interrupted: str = ""
+
+
+def test_setup_a_verified_release_to_come_back_to() -> None:
+    ensure_live(STABLE, inventory=SINGLE)
+    assert (
+        STABLE in verified_versions()
+        or bluegreen("release", "--version", STABLE, "-i", SINGLE).exit_code == 0
+    )
+
+
+def test_killed_after_taking_the_lock() -> None:
+    State.interrupted = killed_after("lock", "release", "--version", NEXT)
+
+    # The lock of the dead release is still there ...
+    assert bluegreen("lock", "status", "-i", SINGLE).outcome == "locked"
+    # ... and the next release takes it over; killed in its turn after its plan.
+    State.interrupted, first = killed_after("plan", "release", "--version", NEXT), State.interrupted
+
+    recovered = recovery_of(first)
+    assert recovered["evidence"]["action"] == "close"
+    assert "taking it over" in next(
+        r["message"] for r in journal_lines() if r["release_id"] == State.interrupted
+    )
+    assert live(SINGLE_URL).version == STABLE
+
+
+def test_killed_after_the_plan_restores_the_idle_colour() -> None:
+    first = State.interrupted
+    State.interrupted = killed_after("deploy", "release", "--version", NEXT)
+
+    assert recovery_of(first)["evidence"]["action"] == "restore_idle"
+    # Killed after its deploy: the idle colour runs the new version, traffic does not.
+    assert live(SINGLE_URL).version == STABLE
+
+
+def test_killed_after_the_deploy_puts_the_idle_colour_back() -> None:
+    first = State.interrupted
+    State.interrupted = killed_after("switch", "release", "--version", NEXT)
+
+    assert recovery_of(first)["evidence"]["action"] == "restore_idle"
+    assert live(SINGLE_URL).version == NEXT  # this one died right after switching
+
+
+def test_killed_after_the_switch_a_rollback_sends_traffic_back() -> None:
+    result = bluegreen("rollback", "-i", SINGLE)
+
+    assert result.exit_code == 0, result.report
+    assert f"interrupted release {State.interrupted}" in result.message
+    recovered = recovery_of(State.interrupted)
+    assert recovered["evidence"]["action"] == "rollback"
+    assert live(SINGLE_URL).version == STABLE
+    assert_converged()
+    # Never verified, so no later rollback may go to it.
+    history = bluegreen("history", "-i", SINGLE).report["history"]
+    assert NEXT in history["rollback_refused_versions"]
+
+
+def test_killed_after_the_analysis_the_next_release_judges_it_again_and_keeps_it() -> None:
+    interrupted = killed_after("analysis", "release", "--version", NEXT)
+    assert live(SINGLE_URL).version == NEXT
+
+    result = bluegreen("release", "--version", NEXT, "-i", SINGLE)
+
+    assert result.exit_code == 0, result.report
+    assert f"interrupted release {interrupted}" in result.message
+    recovered = recovery_of(interrupted)
+    assert recovered["evidence"]["action"] == "resume"
+    assert recovered["evidence"]["state"] == "verified"
+    assert live(SINGLE_URL).version == NEXT
+    assert_converged()
+    assert bluegreen("rollback", "-i", SINGLE).exit_code == 0  # back to a verified STABLE
+    assert live(SINGLE_URL).version == STABLE
+
+
+def test_a_second_release_is_refused_at_once_naming_the_holder() -> None:
+    holder = subprocess.Popen(
+        [*BLUEGREEN, "release", "--version", NEXT, "-i", SINGLE, "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert wait_until(
+            lambda: bluegreen("lock", "status", "-i", SINGLE).outcome == "locked", timeout=120
+        )
+        refused = bluegreen("rollback", "-i", SINGLE)
+
+        # Refused at once: the release holding the lock is still running.
+        assert holder.poll() is None
+        assert refused.exit_code != 0
+        assert "is held by" in refused.message and "release" in refused.message
+        assert "bluegreen lock break" in refused.message
+
+        waited = bluegreen("rollback", "-i", SINGLE, "--wait", "10m")
+    finally:
+        out, _ = holder.communicate(timeout=600)
+    first = json.loads(out.splitlines()[-1])
+    assert first["exit_code"] == 0, first
+    # The waiting rollback started after the release ended, and undid it.
+    assert waited.exit_code == 0, waited.report
+    assert live(SINGLE_URL).version == STABLE
