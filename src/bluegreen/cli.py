@@ -29,7 +29,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -265,7 +264,7 @@ def _options(
     with _reported(ctx):
         project = _project_or_none(ctx)
         path = config_path(project, config)
-        if path is not None and isinstance(ctx.command, click.Group):
+        if path is not None and hasattr(ctx.command, "commands"):
             ctx.default_map = default_map(ctx.command, load_config(path), path)
 
 

@@ -26,8 +26,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import click
-
 from bluegreen.errors import InputError
 
 CONFIG_NAME = "bluegreen.toml"
@@ -77,11 +75,15 @@ def load_config(path: Path) -> dict[str, Any]:
     return document
 
 
-def _option_names(command: click.Command) -> dict[str, str]:
+# Typer carries its own copy of click, so commands are duck-typed here: a group has
+# ``commands``; an option is a parameter whose ``param_type_name`` is "option".
+
+
+def _option_names(command: Any) -> dict[str, str]:
     """Config key (long option name without dashes, - or _) -> click parameter name."""
     names: dict[str, str] = {}
     for param in command.params:
-        if not isinstance(param, click.Option) or param.name is None:
+        if getattr(param, "param_type_name", "") != "option" or param.name is None:
             continue
         for opt in param.opts:
             if opt.startswith("--"):
@@ -91,11 +93,7 @@ def _option_names(command: click.Command) -> dict[str, str]:
     return names
 
 
-def _leaves(group: click.Group) -> dict[str, click.Command]:
-    return {name: command for name, command in group.commands.items()}
-
-
-def default_map(group: click.Group, config: Mapping[str, Any], source: Path) -> dict[str, Any]:
+def default_map(group: Any, config: Mapping[str, Any], source: Path) -> dict[str, Any]:
     """click's default_map for ``group`` from a config document; unknown keys are errors."""
     defaults = dict(config.get("defaults") or {})
     unknown_tables = sorted(set(config) - {"defaults"} - set(group.commands))
@@ -106,9 +104,9 @@ def default_map(group: click.Group, config: Mapping[str, Any], source: Path) -> 
         )
     known_anywhere: set[str] = set()
     result: dict[str, Any] = {}
-    for name, command in _leaves(group).items():
+    for name, command in group.commands.items():
         section = dict(config.get(name) or {})
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):
             result[name] = {
                 sub: _command_defaults(
                     subcommand,
@@ -140,7 +138,7 @@ def default_map(group: click.Group, config: Mapping[str, Any], source: Path) -> 
 
 
 def _command_defaults(
-    command: click.Command,
+    command: Any,
     defaults: Mapping[str, Any],
     section: Mapping[str, Any],
     label: str,
