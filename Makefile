@@ -80,8 +80,10 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
+# The two labs are independent, so their tests run side by side: one worker per lab
+# (xdist_group "lab" or "single" on each test module).
 integration: fresh-lab artifacts
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -n 2 --dist loadgroup tests/integration
 
 molecule: deps venv artifacts
 	PATH="$(CURDIR)/$(BIN):$$PATH" BLUEGREEN_LAB_IMAGE="$$($(BLUEGREEN) lab image)" $(BIN)/molecule test

@@ -13,7 +13,11 @@ from collections.abc import Iterator
 import pytest
 from conftest import JOURNAL_PATH, SINGLE, SINGLE_URL, ansible, bluegreen, live, request, shell
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab", "single_site")]
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.xdist_group("single"),
+    pytest.mark.usefixtures("lab", "single_site"),
+]
 
 INVENTORY = SINGLE
 LOCK_PATH = "/var/lib/bluegreen/sampleapp/lock"
