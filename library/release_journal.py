@@ -307,6 +307,12 @@ rollback_refused_versions:
   returned: success and O(state=read)
   type: dict
   sample: {"2.0.1+crash": "marked bad"}
+last_verified:
+  description:
+    - The newest release that passed its analysis and was not found bad since; its
+      snapshot is kept by retention. V(null) when there is none.
+  returned: success and O(state=read)
+  type: dict
 skipped_lines:
   description: Lines that are not records (a write cut short by a crash), with the reason.
   returned: success and O(state=read)
@@ -320,6 +326,7 @@ from datetime import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_history import (
+    last_verified,
     recovery_action,
     rollback_refused_versions,
     summarize,
@@ -415,6 +422,7 @@ def read(module: AnsibleModule) -> None:
         records, params["unfinished_lock_id"], params["exclude_release_id"]
     )
     limit = params["limit"]
+    verified = last_verified(summaries)
     recovery = None
     if unfinished and params["recovery_command"]:
         recovery = recovery_action(
@@ -427,6 +435,7 @@ def read(module: AnsibleModule) -> None:
         releases=[s.as_dict() for s in (summaries[-limit:] if limit > 0 else summaries)],
         unfinished=unfinished.as_dict() if unfinished else None,
         rollback_refused_versions=rollback_refused_versions(summaries),
+        last_verified=verified.as_dict() if verified else None,
         skipped_lines=[
             {"line_number": line.line_number, "reason": line.reason} for line in records.skipped
         ],
