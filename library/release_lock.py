@@ -323,6 +323,17 @@ def diff_of(path: str, before: dict | None, after: dict | None) -> dict:
     }
 
 
+def refuse(module: AnsibleModule, msg: str, observed: ObservedLock, now: datetime, **extra) -> None:
+    """Fail the task with the lock's facts, so a caller can still read who holds it."""
+    module.fail_json(
+        msg=msg,
+        path=module.params["path"],
+        acquired=False,
+        **extra,
+        **lock_facts(observed, now, module.params["lease_seconds"]),
+    )
+
+
 def take_over(module: AnsibleModule, now: datetime) -> dict:
     """Replace a dead release's lock with ours, serialised by an flock beside the lock."""
     params = module.params
@@ -339,14 +350,14 @@ def take_over(module: AnsibleModule, now: datetime) -> dict:
         stale = lock_is_stale(observed, now, params["lease_seconds"])
         decision = decide_takeover(observed, params["takeover_lock_id"], gone, stale)
         if decision.action == "refuse":
-            module.fail_json(
-                msg=takeover_refused_message(
+            refuse(
+                module,
+                takeover_refused_message(
                     path, observed, now, params["lease_seconds"], params["takeover_lock_id"]
                 ),
-                path=path,
-                acquired=False,
+                observed,
+                now,
                 taken_over=None,
-                **lock_facts(observed, now, params["lease_seconds"]),
             )
         if not module.check_mode:
             if decision.action == "takeover":
@@ -397,11 +408,11 @@ def acquire(module: AnsibleModule, now: datetime) -> dict:
                 **lock_facts(observed, now, params["lease_seconds"]),
             )
         if decision.action == "refuse":
-            module.fail_json(
-                msg=acquire_refused_message(path, observed, now, params["lease_seconds"]),
-                path=path,
-                acquired=False,
-                **lock_facts(observed, now, params["lease_seconds"]),
+            refuse(
+                module,
+                acquire_refused_message(path, observed, now, params["lease_seconds"]),
+                observed,
+                now,
             )
         if not module.check_mode:
             try:
@@ -430,13 +441,13 @@ def release(module: AnsibleModule, now: datetime) -> dict:
     observed = read_lock(path)
     decision = decide_release(observed, params["lock_id"], params["force"])
     if decision.action == "refuse":
-        module.fail_json(
-            msg=release_refused_message(
+        refuse(
+            module,
+            release_refused_message(
                 path, observed, now, params["lease_seconds"], params["lock_id"]
             ),
-            path=path,
-            acquired=False,
-            **lock_facts(observed, now, params["lease_seconds"]),
+            observed,
+            now,
         )
     if decision.action == "release" and not module.check_mode:
         _remove_lock_dir(path)

@@ -23,7 +23,7 @@ import dataclasses
 import json
 import re
 import textwrap
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -385,6 +385,35 @@ def _finish_stopped(
     return recovered
 
 
+def _show(
+    command: str,
+    project: Path,
+    extravars: dict[str, Any],
+    inventory: str | None,
+    json_output: bool,
+    verbose: int,
+    view: Callable[[Mapping[str, Any]], RenderableType],
+    good: Callable[[PlaybookResult, Any], bool],
+) -> None:
+    """Run a read-only playbook that reports ``bluegreen_<command>``; print it and exit."""
+    result = _run(command, project, extravars, inventory, json_output, verbose, compact=True)
+    report = result.custom_stats.get(f"bluegreen_{command}")
+    ok = result.succeeded and good(result, report)
+    code = ExitCode.OK if ok else ExitCode.FAILED
+    message = result.message or result.problem or f"{command} failed"
+    if json_output:
+        document = json_report(command, result, code, message)
+        document[command] = report
+        typer.echo(json.dumps(document, default=str))
+        raise typer.Exit(int(code))
+    console = _console()
+    if isinstance(report, Mapping):
+        console.print(view(report))
+    style = "bold green" if ok else "bold red"
+    console.print(Text(f"{'✔' if ok else '✘'} {message}", style=style), soft_wrap=True)
+    raise typer.Exit(int(code))
+
+
 def json_report(command: str, result: PlaybookResult, code: ExitCode, message: str) -> dict:
     """The one object ``--json`` prints; extra vars are never part of it."""
     return {
@@ -544,30 +573,16 @@ def verify(
     verdict is ok or warning, 1 when it is critical or inconclusive.
     """
     with _reported(ctx, json_output):
-        result = _run(
+        _show(
             "verify",
             _project(ctx),
             {"verify_count": count},
             inventory,
             json_output,
             verbose,
-            compact=True,
+            view=signals_view,
+            good=lambda result, report: result.outcome in ("ok", "warning"),
         )
-        report = result.custom_stats.get("bluegreen_verify")
-        good = result.succeeded and result.outcome in ("ok", "warning")
-        code = ExitCode.OK if good else ExitCode.FAILED
-        message = result.message or result.problem or "verify failed"
-        if json_output:
-            document = json_report("verify", result, code, message)
-            document["verify"] = report
-            typer.echo(json.dumps(document, default=str))
-            raise typer.Exit(int(code))
-        console = _console()
-        if isinstance(report, Mapping):
-            console.print(signals_view(report))
-        style = "bold green" if good else "bold red"
-        console.print(Text(f"{'✔' if good else '✘'} {message}", style=style), soft_wrap=True)
-        raise typer.Exit(int(code))
 
 
 class MaintenanceState(StrEnum):
@@ -785,30 +800,16 @@ def history(
     Exits 0 when the journal was read, 1 otherwise.
     """
     with _reported(ctx, json_output):
-        result = _run(
+        _show(
             "history",
             _project(ctx),
             {"history_limit": limit},
             inventory,
             json_output,
             verbose,
-            compact=True,
+            view=history_view,
+            good=lambda result, report: isinstance(report, Mapping),
         )
-        report = result.custom_stats.get("bluegreen_history")
-        good = result.succeeded and isinstance(report, Mapping)
-        code = ExitCode.OK if good else ExitCode.FAILED
-        message = result.message or result.problem or "history failed"
-        if json_output:
-            document = json_report("history", result, code, message)
-            document["history"] = report
-            typer.echo(json.dumps(document, default=str))
-            raise typer.Exit(int(code))
-        console = _console()
-        if good:
-            console.print(history_view(report))
-        else:
-            console.print(Text(f"✘ failed: {message}", style="bold red"), soft_wrap=True)
-        raise typer.Exit(int(code))
 
 
 def history_view(report: Mapping[str, Any]) -> RenderableType:
