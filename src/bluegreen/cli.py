@@ -709,7 +709,7 @@ def lab_up(ctx: typer.Context, names: LabNames = None) -> None:
 
         lab = Lab(_project(ctx))
         lab.up(names or DEFAULT_LABS)
-        _console().print(lab_table(lab.status()))
+        _console().print(lab_table(lab.status(names or DEFAULT_LABS)))
 
 
 @lab_app.command(
