@@ -8,7 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 BLUEGREEN := $(BIN)/bluegreen
 SYSTEM_PACKAGES := docker.io mmdebstrap openssh-client nginx-light prometheus
-SAMPLE_VERSIONS := 1.0.0 2.0.0 2.1.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500
+SAMPLE_VERSIONS := 1.0.0 2.0.0 2.1.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500 \
+  2.0.3+errors30.after200req 2.0.4+slow1500.after200req
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
 .PHONY: help deps docker venv artifacts lab fresh-lab demo test lint unit integration molecule bench clean

@@ -1,9 +1,10 @@
 """Automatic rollback under steady load: how fast bad golden signals send traffic back.
 
 For each fault version (default: one answering 30 % 5xx, one adding 1.5 s of latency,
-both degrading only after their smoke probes pass), under steady load through nginx:
-release the known-good version, then release the faulty one with default settings and
-measure, from the journal's switch and the answers the clients saw:
+both degrading only after 200 requests, past their smoke probes and the pre-switch load
+step), under steady load through nginx: release the known-good version, then release the
+faulty one with default settings and measure, from the journal's switch and the answers
+the clients saw:
 
 - detect_s: from the switch to the post-switch analysis deciding to fail;
 - rollback_s: from the switch to every new request being answered by the old colour;
@@ -38,7 +39,9 @@ from _load import (
 from rich.console import Console
 from rich.table import Table
 
-FAULTS = ("2.0.3+errors30.after8", "2.0.4+slow1500")
+# Both degrade after 200 requests: past the smoke probes and the pre-switch load step
+# (50 requests), so only the post-switch analysis on real traffic can catch them.
+FAULTS = ("2.0.3+errors30.after200req", "2.0.4+slow1500.after200req")
 
 
 def step_record(journal: list[dict], release_id: str, step: str) -> dict | None:

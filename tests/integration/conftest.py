@@ -170,7 +170,14 @@ def shell(host: str, command: str, inventory: str = LAB) -> dict:
 @pytest.fixture(scope="session")
 def lab() -> Iterator[None]:
     """The lab, up and with artifacts built (`make integration` builds them)."""
-    for version in ("1.0.0", "2.0.0", "2.0.1+crash", "2.0.2+http500"):
+    for version in (
+        "1.0.0",
+        "2.0.0",
+        "2.0.1+crash",
+        "2.0.2+http500",
+        "2.0.3+errors30.after200req",
+        "2.0.4+slow1500",
+    ):
         artifact = ROOT / "artifacts" / f"sampleapp-{version}.tar.gz"
         if not artifact.exists():
             pytest.fail(f"{artifact} is missing; run `make artifacts` first")

@@ -42,7 +42,7 @@ def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_by_itsel
     before = live()
 
     with SteadyTraffic():
-        result = bluegreen("release", "--version", "2.0.3+errors30.after8")
+        result = bluegreen("release", "--version", "2.0.3+errors30.after200req")
 
     assert result.exit_code == 4, result.report
     assert result.outcome == "rolled_back"
@@ -59,4 +59,4 @@ def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_by_itsel
     assert steps["analysis"]["outcome"] == "failed"
     assert steps["analysis"]["evidence"]["signals"]["error_rate"]["verdict"] == "critical"
     assert steps["rollback"]["outcome"] == "ok"
-    assert steps["rollback"]["evidence"]["bad_version"] == "2.0.3+errors30.after8"
+    assert steps["rollback"]["evidence"]["bad_version"] == "2.0.3+errors30.after200req"

@@ -264,6 +264,7 @@ def test_sampleapp_migrate_reads_database_url_from_the_environment(
         ("2.0.8+ubuntu1", Fault()),
         ("2.0.9+slow", Fault()),
         ("2.0.3+errors30.after25", Fault(error_rate=0.3, after_seconds=25)),
+        ("2.0.3+errors30.after200req", Fault(error_rate=0.3, after_requests=200)),
     ],
 )
 def test_fault_is_parsed_from_the_local_version_label(version: str, fault: Fault) -> None:
@@ -273,6 +274,13 @@ def test_fault_is_parsed_from_the_local_version_label(version: str, fault: Fault
 def test_delayed_fault_spares_requests_until_the_delay_has_passed(database_url: str) -> None:
     client = make_client(database_url, version="2.0.3+errors100.after3600")
     assert client.get("/").status_code == 200
+
+
+def test_fault_after_requests_spares_that_many_requests_but_not_health(database_url: str) -> None:
+    client = make_client(database_url, version="2.0.2+http500.after3req")
+    assert [client.get("/").status_code for _ in range(2)] == [200, 200]
+    assert client.get("/health").status_code == 200
+    assert [client.get("/").status_code for _ in range(2)] == [200, 500]
 
 
 def test_local_label_is_lowercased_and_empty_without_plus() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -102,6 +103,7 @@ def _connections_in_use(engine: Engine) -> float:
 
 def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Random) -> None:
     faults_from = time.monotonic() + fault.after_seconds
+    requests_seen = itertools.count(1)
 
     @app.before_request
     def start_timer() -> None:
@@ -113,6 +115,8 @@ def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Ran
         if not fault.active or request.endpoint in FAULT_EXEMPT_ENDPOINTS:
             return None
         if time.monotonic() < faults_from:
+            return None
+        if fault.after_requests and next(requests_seen) <= fault.after_requests:
             return None
         if fault.latency_seconds:
             time.sleep(fault.latency_seconds)

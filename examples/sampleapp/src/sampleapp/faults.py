@@ -12,6 +12,7 @@ from dataclasses import dataclass
 _ERRORS = re.compile(r"errors(\d{1,3})")
 _SLOW = re.compile(r"slow(\d+)")
 _AFTER = re.compile(r"after(\d+)")
+_AFTER_REQUESTS = re.compile(r"after(\d+)req")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class Fault:
     # Seconds of uptime before errors and latency begin: a release that passes its smoke
     # probes and degrades under real traffic, as leaks and cold caches do.
     after_seconds: float = 0.0
+    # Requests (health and metrics left out) answered well before errors and latency
+    # begin: a release that passes its smoke probes and a pre-switch load step of fewer
+    # requests, and degrades under real traffic, whatever the time the release took.
+    after_requests: int = 0
 
     @property
     def active(self) -> bool:
@@ -42,6 +47,8 @@ class Fault:
             parts.append(f"{self.latency_seconds:g}s extra latency")
         if self.after_seconds and parts:
             parts.append(f"from {self.after_seconds:g}s after start")
+        if self.after_requests and parts:
+            parts.append(f"after {self.after_requests} requests")
         return ", ".join(parts) or "none"
 
 
@@ -55,11 +62,13 @@ def fault_from_version(version: str) -> Fault:
     """Parse the fault that a version's local label asks for.
 
     Segments of the label (separated by ``.``, ``-`` or ``_`` as PEP 440 allows) combine:
-    ``2.0.3+slow1500.errors30`` is slow and flaky. Unknown segments are ignored so that
+    ``2.0.3+slow1500.errors30`` is slow and flaky; ``after8`` delays the fault by 8 s of
+    uptime, ``after200req`` by 200 requests. Unknown segments are ignored so that
     ordinary local labels (``+ubuntu1``) change nothing.
     """
     crash = http500 = False
     error_rate = latency = after = 0.0
+    after_requests = 0
     for segment in re.split(r"[._-]", local_label(version)):
         if segment == "crash":
             crash = True
@@ -71,10 +80,13 @@ def fault_from_version(version: str) -> Fault:
             latency = int(match.group(1)) / 1000
         elif match := _AFTER.fullmatch(segment):
             after = float(match.group(1))
+        elif match := _AFTER_REQUESTS.fullmatch(segment):
+            after_requests = int(match.group(1))
     return Fault(
         crash=crash,
         http500=http500,
         error_rate=error_rate,
         latency_seconds=latency,
         after_seconds=after,
+        after_requests=after_requests,
     )

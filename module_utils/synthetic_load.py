@@ -1,0 +1,216 @@
+"""Pure logic of the synthetic_load module: the load step, its request plan, its summary.
+
+The module sends the requests; everything that can be decided without a network is here
+so that it can be tested without one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+# Methods that change nothing on a well-behaved service (RFC 9110, section 9.2.1).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoadError(Exception):
+    """A load step that cannot be sent as given; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    expected: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class LoadStep:
+    """How much traffic, to which servers and routes, for how long.
+
+    rate > 0 is an open loop: requests leave on a fixed schedule whatever the answers
+    take, at most `concurrency` in flight. rate == 0 is a closed loop: `concurrency`
+    clients each send the next request as soon as the previous one is answered.
+    """
+
+    targets: tuple[str, ...]
+    routes: tuple[Route, ...]
+    rate: float
+    concurrency: int
+    duration: float
+    timeout: float
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate > 0
+
+    @property
+    def unsafe(self) -> bool:
+        return any(route.method not in SAFE_METHODS for route in self.routes)
+
+    def planned_requests(self) -> int | None:
+        """Requests the schedule sends (open loop); None when answers decide (closed loop)."""
+        return math.floor(self.rate * self.duration) if self.open_loop else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "targets": list(self.targets),
+            "routes": [route.name for route in self.routes],
+            "rate": self.rate,
+            "concurrency": self.concurrency,
+            "duration": self.duration,
+            "timeout": self.timeout,
+            "planned_requests": self.planned_requests(),
+        }
+
+
+def _target(url: Any) -> str:
+    text = str(url or "").strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LoadError(
+            f"target {url!r} is not an http(s) base URL; give each server as "
+            "http://host:port (the routes' paths are appended to it)"
+        )
+    if parts.path or parts.query:
+        raise LoadError(f"target {url!r} has a path; give the base URL only, routes add paths")
+    return text
+
+
+def _route(entry: Any, allow_unsafe: bool) -> Route:
+    if isinstance(entry, str):
+        entry = {"path": entry}
+    if not isinstance(entry, Mapping) or not str(entry.get("path") or "").startswith("/"):
+        raise LoadError(
+            f"route {entry!r} needs a path starting with '/', e.g. {{path: /notes?limit=1}}"
+        )
+    method = str(entry.get("method") or "GET").upper()
+    if method not in SAFE_METHODS and not allow_unsafe:
+        raise LoadError(
+            f"route {method} {entry['path']} would change data on the service; synthetic "
+            f"traffic sends only {', '.join(sorted(SAFE_METHODS))} unless allow_unsafe_methods "
+            "is true"
+        )
+    try:
+        expected = int(entry.get("status", 200))
+    except (TypeError, ValueError) as exc:
+        raise LoadError(
+            f"route {entry['path']}: status {entry.get('status')!r} is no number"
+        ) from exc
+    return Route(method, str(entry["path"]), expected)
+
+
+def load_step(params: Mapping[str, Any]) -> LoadStep:
+    """The validated load step of the module's parameters."""
+    targets = tuple(_target(url) for url in params.get("targets") or [])
+    if not targets:
+        raise LoadError("targets is empty: name at least one server as http://host:port")
+    routes = tuple(
+        _route(entry, bool(params.get("allow_unsafe_methods")))
+        for entry in params.get("routes") or []
+    )
+    if not routes:
+        raise LoadError("routes is empty: name at least one route, e.g. [{path: /}]")
+    rate = float(params.get("rate") or 0)
+    concurrency = int(params.get("concurrency") or 0)
+    duration = float(params.get("duration") or 0)
+    timeout = float(params.get("timeout") or 0)
+    if rate < 0:
+        raise LoadError(
+            f"rate {rate:g} is negative; give requests per second, or 0 for a closed loop"
+        )
+    if concurrency < 1:
+        raise LoadError(f"concurrency {concurrency} must be at least 1")
+    if duration <= 0:
+        raise LoadError(f"duration {duration:g} must be a positive number of seconds")
+    if timeout <= 0:
+        raise LoadError(f"timeout {timeout:g} must be a positive number of seconds")
+    return LoadStep(targets, routes, rate, concurrency, duration, timeout)
+
+
+def request_cycle(step: LoadStep) -> Iterator[tuple[str, Route]]:
+    """Every (target, route) pair in turn, forever: each server gets each route alike."""
+    pairs = [(target, route) for route in step.routes for target in step.targets]
+    while True:
+        yield from pairs
+
+
+def schedule(step: LoadStep) -> list[tuple[float, str, Route]]:
+    """Open loop: when (seconds from the start) each request leaves, to which server and route."""
+    planned = step.planned_requests() or 0
+    cycle = request_cycle(step)
+    return [(index / step.rate, *next(cycle)) for index in range(planned)]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request: its answer (status None when none came) and how long it took."""
+
+    target: str
+    route: Route
+    started: float
+    seconds: float
+    status: int | None
+    error: str | None = None
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """The nearest-rank percentile of sorted values; None without values."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
+
+
+def _counts(outcomes: Iterable[Outcome]) -> dict[str, Any]:
+    mine = list(outcomes)
+    return {
+        "requests": len(mine),
+        "unanswered": sum(o.status is None for o in mine),
+        "unexpected": sum(o.status is not None and o.status != o.route.expected for o in mine),
+        "statuses": {
+            str(status): count
+            for status, count in sorted(Counter(o.status for o in mine if o.status).items())
+        },
+    }
+
+
+def summarise(step: LoadStep, outcomes: Sequence[Outcome], started: float, ended: float) -> dict:
+    """What the load step did, as the module returns it and the journal keeps it.
+
+    Latency here is what the client saw; the judgement of the colour is the service's own
+    metrics (golden_signals), which this summary only backs up.
+    """
+    seconds = sorted(o.seconds for o in outcomes if o.status is not None)
+    elapsed = max(ended - started, 1e-9)
+    return {
+        **_counts(outcomes),
+        "errors": dict(sorted(Counter(o.error for o in outcomes if o.error).items())),
+        "by_route": {
+            route.name: _counts(o for o in outcomes if o.route == route) for route in step.routes
+        },
+        "by_target": {
+            target: _counts(o for o in outcomes if o.target == target) for target in step.targets
+        },
+        "latency_ms": {
+            "p50": _ms(percentile(seconds, 0.50)),
+            "p95": _ms(percentile(seconds, 0.95)),
+            "max": _ms(seconds[-1] if seconds else None),
+        },
+        "started_at": round(started, 3),
+        "ended_at": round(ended, 3),
+        "duration_s": round(elapsed, 3),
+        "rate_achieved": round(len(outcomes) / elapsed, 2),
+        "step": step.as_dict(),
+    }
