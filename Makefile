@@ -8,7 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 BLUEGREEN := $(BIN)/bluegreen
 SYSTEM_PACKAGES := docker.io mmdebstrap openssh-client nginx-light prometheus
-SAMPLE_VERSIONS := 1.0.0 2.0.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500
+SAMPLE_VERSIONS := 1.0.0 2.0.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500 \
+	2.0.5+migfail 2.0.6+breaking
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
 .PHONY: help deps docker venv artifacts lab fresh-lab demo test lint unit integration molecule bench clean
@@ -51,9 +52,14 @@ $(VENV)/.installed: pyproject.toml examples/sampleapp/pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]' -e examples/sampleapp
 	touch $@
 
+# An artifact older than any file of its example is rebuilt (--force): a version's
+# migrations come from the source tree, so a stale build would release the wrong schema.
 artifacts: venv
 	@for v in $(SAMPLE_VERSIONS); do \
-	  [ -f "artifacts/sampleapp-$$v.tar.gz" ] || $(BLUEGREEN) build examples/sampleapp --version "$$v"; \
+	  a="artifacts/sampleapp-$$v.tar.gz"; \
+	  if [ ! -f "$$a" ] || [ -n "$$(find examples/sampleapp -type f -newer "$$a" -not -path '*.egg-info*' -not -path '*__pycache__*' | head -1)" ]; then \
+	    $(BLUEGREEN) build examples/sampleapp --version "$$v" --force; \
+	  fi; \
 	done
 
 lab: deps venv
