@@ -94,9 +94,7 @@ def prepare(inventory: str, url: str, timeout: float) -> None:
         if state.get("version") == BASE and state.get("schema_revision") == BASE_REVISION:
             return
         if state.get("version") == NEW:
-            log(
-                f"{inventory}: {NEW} is live; rollback --with-data to reach {BASE} on {BASE_REVISION}"
-            )
+            log(f"{inventory}: {NEW} is live; rollback --with-data to reach {BASE_REVISION}")
             run = run_cli(["rollback", "--with-data", "-i", inventory], timeout)
             if run.exit_code == 0:
                 continue
