@@ -637,3 +637,36 @@ def check_writes(url: str, writes: Sequence[Write]) -> WriteTally:
     """Read back every acknowledged note through nginx and tally the writes."""
     ids = sorted({w.note_id for w in writes if w.acknowledged and w.note_id is not None})
     return tally_writes(writes, {note_id: stored_body(url, note_id) for note_id in ids})
+
+
+def run_module(
+    inventory: str,
+    host: str,
+    module: str,
+    args: dict[str, Any],
+    become_user: str | None = None,
+    timeout: float = 1800,
+) -> dict[str, Any]:
+    """Run one module (the project's own too) on a lab host; its result, failed or not."""
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+    )
+    argv = [tool("ansible"), host, "-i", str(inventory_dir(inventory))]
+    argv += ["-m", module, "-a", json.dumps(args)]
+    if become_user:
+        argv += ["--become", "--become-user", become_user]
+    done = subprocess.run(
+        argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    try:
+        hosts = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]
+        (result,) = hosts.values()
+    except (ValueError, KeyError, IndexError) as exc:
+        raise BenchError(
+            f"{module} on {host} of {inventory} gave no result: {done.stdout[-300:]}"
+            f"{done.stderr[-300:]}"
+        ) from exc
+    return result
