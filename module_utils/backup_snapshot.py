@@ -542,7 +542,8 @@ def snapshot_checksum(files: Sequence[FileEntry]) -> str:
     """
     if len(files) == 1:
         return files[0].sha256
-    lines = "".join(f"{entry.sha256}  {entry.path}\n" for entry in sorted(files, key=lambda e: e.path))
+    ordered = sorted(files, key=lambda entry: entry.path)
+    lines = "".join(f"{entry.sha256}  {entry.path}\n" for entry in ordered)
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from _load import Write, tally_writes  # noqa: E402
+from _load import Write, tally_writes
 
 
 def write(body: str, status: int | None, note_id: int | None = None, retry: str | None = None):
