@@ -343,6 +343,14 @@ def release(
         _finish("release", result, json_output)
 
 
+class DataMethod(StrEnum):
+    """How ``rollback --with-data`` puts the schema back."""
+
+    auto = "auto"
+    downgrade = "downgrade"
+    restore = "restore"
+
+
 @app.command(
     epilog=_examples(
         "bluegreen rollback",
@@ -370,6 +378,14 @@ def rollback(
             "snapshot (without it such a restore is refused, saying what would be lost).",
         ),
     ] = False,
+    method: Annotated[
+        DataMethod,
+        typer.Option(
+            "--method",
+            help="With --with-data: auto (downgrade when every step can be undone, else "
+            "restore), downgrade (refuse unless it can), or restore (the snapshot).",
+        ),
+    ] = DataMethod.auto,
     inventory: InventoryOption = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
@@ -384,7 +400,7 @@ def rollback(
         result = _run(
             "rollback",
             _project(ctx),
-            rollback_extravars(with_data, accept_data_loss),
+            rollback_extravars(with_data, accept_data_loss, method),
             inventory,
             json_output,
             verbose,
@@ -392,15 +408,24 @@ def rollback(
         _finish("rollback", result, json_output)
 
 
-def rollback_extravars(with_data: bool, accept_data_loss: bool) -> dict[str, Any]:
+def rollback_extravars(
+    with_data: bool, accept_data_loss: bool, method: DataMethod = DataMethod.auto
+) -> dict[str, Any]:
     """The extra vars of playbooks/rollback.yml."""
-    if accept_data_loss and not with_data:
+    if (accept_data_loss or method is not DataMethod.auto) and not with_data:
         raise InputError(
-            "--accept-data-loss only applies to a data rollback: add --with-data, or leave it out"
+            "--accept-data-loss and --method only apply to a data rollback: add --with-data, "
+            "or leave them out"
         )
     if not with_data:
         return {}
-    return {"rollback_data": True, "rollback_accept_data_loss": accept_data_loss}
+    extravars: dict[str, Any] = {
+        "rollback_data": True,
+        "rollback_accept_data_loss": accept_data_loss,
+    }
+    if method is not DataMethod.auto:
+        extravars["rollback_data_method"] = method.value
+    return extravars
 
 
 @app.command(

@@ -168,6 +168,14 @@ def test_no_snapshots_says_how_to_take_one() -> None:
             ["--with-data", "--accept-data-loss"],
             {"rollback_data": True, "rollback_accept_data_loss": True},
         ),
+        (
+            ["--with-data", "--method", "restore"],
+            {
+                "rollback_data": True,
+                "rollback_accept_data_loss": False,
+                "rollback_data_method": "restore",
+            },
+        ),
     ],
 )
 def test_rollback_passes_the_data_options(
@@ -183,13 +191,14 @@ def test_rollback_passes_the_data_options(
     assert calls[0]["extravars"] == extravars
 
 
-def test_accepting_data_loss_without_a_data_rollback_is_refused(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("args", [["--accept-data-loss"], ["--method", "restore"]])
+def test_data_options_without_a_data_rollback_are_refused(
+    project: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
     calls: list[dict] = []
     monkeypatch.setattr(cli, "run_playbook", fake_run(calls, "rolled_back"))
 
-    out = runner.invoke(cli.app, ["rollback", "--accept-data-loss"])
+    out = runner.invoke(cli.app, ["rollback", *args])
 
     assert out.exit_code == ExitCode.USAGE
     assert "--with-data" in out.output
