@@ -19,7 +19,7 @@ from conftest import LAB, LAB_URL, ROOT, SINGLE, SINGLE_URL, bluegreen, request,
 
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _load import Writer, WriteTally, check_writes  # noqa: E402
+from _load import Writer, WriteTally, check_writes
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 
@@ -71,7 +71,7 @@ def postgresql_columns() -> str:
         "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns "
         "WHERE table_name = 'notes'"
     )
-    result = shell("db1", f"su postgres -c \"psql -XtA -d sampleapp -c \\\"{sql}\\\"\"", LAB)
+    result = shell("db1", f'su postgres -c "psql -XtA -d sampleapp -c \\"{sql}\\""', LAB)
     return result["stdout"].strip()
 
 
@@ -146,9 +146,7 @@ class TestSQLite:
         note = request(SINGLE_URL, "/notes", {"body": "written after the release"})
         assert note.status == 201
 
-        refused = bluegreen(
-            "rollback", "--with-data", "--method", "restore", "-i", SINGLE
-        )
+        refused = bluegreen("rollback", "--with-data", "--method", "restore", "-i", SINGLE)
 
         assert refused.exit_code == 2, refused.report
         assert refused.outcome == "refused"
