@@ -474,3 +474,199 @@ def answering_colour(host: str, port: int, timeout: float) -> str | None:
 def log(message: str) -> None:
     """Progress goes to stderr so that stdout ends with the JSON line."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One ``POST /notes`` and its answer; ``status`` is None when no HTTP answer came.
+
+    Only a 2xx is an acknowledgement: the service said the row is stored. A 503 during
+    maintenance (with Retry-After) tells the client to come back; it stored nothing.
+    """
+
+    body: str
+    started: float
+    ended: float
+    status: int | None
+    note_id: int | None
+    retry_after: str | None
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass
+class WriteTally:
+    """What happened to the writes of one scenario."""
+
+    attempted: int = 0
+    acknowledged: int = 0
+    present: int = 0
+    lost: int = 0
+    maintenance_503: int = 0
+    other_failures: int = 0
+    lost_samples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "attempted": self.attempted,
+            "acknowledged": self.acknowledged,
+            "present": self.present,
+            "lost": self.lost,
+            "maintenance_503": self.maintenance_503,
+            "other_failures": self.other_failures,
+            "lost_samples": self.lost_samples,
+        }
+
+
+class Writer:
+    """Clients that insert notes through nginx without pause, each body unique.
+
+    Every answer is recorded. A refused write (503, no answer) is simply the next
+    attempt's predecessor: the client goes on, as a client that retries would.
+    """
+
+    def __init__(
+        self, url: str, tag: str, clients: int = 2, rate: float = 20.0, timeout: float = 10.0
+    ) -> None:
+        self.host, self.port = loopback_target(url)
+        self.tag = tag
+        self.clients = clients
+        self.rate = rate
+        self.timeout = timeout
+        self.writes: list[Write] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index in range(self.clients):
+            thread = threading.Thread(target=self._client, args=(index,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.timeout + 5)
+
+    def __enter__(self) -> Writer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _client(self, index: int) -> None:
+        interval = 1.0 / self.rate
+        sequence = 0
+        while not self._stop.is_set():
+            sequence += 1
+            self.writes.append(self._post(f"{self.tag}-{index}-{sequence}-{os.urandom(4).hex()}"))
+            self._stop.wait(interval)
+
+    def _post(self, body: str) -> Write:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        started = time.time()
+        try:
+            payload = json.dumps({"body": body}).encode()
+            headers = {"Content-Type": "application/json", "Connection": "close"}
+            conn.request("POST", "/notes", body=payload, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            return Write(body, started, time.time(), None, None, None)
+        finally:
+            conn.close()
+        note_id = None
+        if 200 <= response.status < 300:
+            try:
+                note_id = int(json.loads(data)["id"])
+            except (ValueError, KeyError, TypeError):
+                note_id = None
+        return Write(
+            body, started, time.time(), response.status, note_id, response.getheader("Retry-After")
+        )
+
+
+def stored_body(url: str, note_id: int, timeout: float = 10.0) -> str | None:
+    """The body of note ``note_id`` as the service returns it now; None when it is gone."""
+    host, port = loopback_target(url)
+    for _ in range(5):
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("GET", f"/notes/{note_id}", headers={"Connection": "close"})
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            time.sleep(1)
+            continue
+        finally:
+            conn.close()
+        if response.status == 404:
+            return None
+        if response.status == 200:
+            return json.loads(data).get("body")
+        time.sleep(1)
+    raise BenchError(f"GET /notes/{note_id} kept failing; is the service up at {url}?")
+
+
+def tally_writes(writes: Sequence[Write], stored: dict[int, str | None]) -> WriteTally:
+    """Count acknowledged writes and those whose row (same id, same body) is still stored.
+
+    ``stored`` maps each acknowledged note id to the body stored under it now. A restore
+    can hand a lost row's id to a later insert, so the body must match, not just the id.
+    """
+    tally = WriteTally(attempted=len(writes))
+    for write in writes:
+        if write.acknowledged:
+            tally.acknowledged += 1
+            if write.note_id is not None and stored.get(write.note_id) == write.body:
+                tally.present += 1
+            elif len(tally.lost_samples) < 5:
+                tally.lost_samples.append(f"id {write.note_id}: {write.body}")
+        elif write.status == 503 and write.retry_after is not None:
+            tally.maintenance_503 += 1
+        else:
+            tally.other_failures += 1
+    tally.lost = tally.acknowledged - tally.present
+    return tally
+
+
+def check_writes(url: str, writes: Sequence[Write]) -> WriteTally:
+    """Read back every acknowledged note through nginx and tally the writes."""
+    ids = sorted({w.note_id for w in writes if w.acknowledged and w.note_id is not None})
+    return tally_writes(writes, {note_id: stored_body(url, note_id) for note_id in ids})
+
+
+def run_module(
+    inventory: str,
+    host: str,
+    module: str,
+    args: dict[str, Any],
+    become_user: str | None = None,
+    timeout: float = 1800,
+) -> dict[str, Any]:
+    """Run one module (the project's own too) on a lab host; its result, failed or not."""
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+    )
+    argv = [tool("ansible"), host, "-i", str(inventory_dir(inventory))]
+    argv += ["-m", module, "-a", json.dumps(args)]
+    if become_user:
+        argv += ["--become", "--become-user", become_user]
+    done = subprocess.run(
+        argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    try:
+        hosts = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]
+        (result,) = hosts.values()
+    except (ValueError, KeyError, IndexError) as exc:
+        raise BenchError(
+            f"{module} on {host} of {inventory} gave no result: {done.stdout[-300:]}"
+            f"{done.stderr[-300:]}"
+        ) from exc
+    return result

@@ -451,7 +451,12 @@ deleted_partials:
   elements: str
   sample: [.20261121T020304Z-0b0b0b.partial]
 snapshots:
-  description: The complete snapshots under O(dest), newest first (only O(snapshot_id) if given).
+  description:
+    - The complete snapshots under O(dest), newest first (only O(snapshot_id) if given).
+    - C(checksum) is the sha256 of a one-file snapshot (what C(sha256sum) prints), or for a
+      directory dump the sha256 of its sorted C(<sha256>  <path>) lines.
+    - C(verified) is V(true) when the snapshot was read back before it was kept (O(verify)),
+      V(false) when it was kept unverified, V(null) for snapshots older than this field.
   returned: when state is info
   type: list
   elements: dict
@@ -466,6 +471,8 @@ snapshots:
       release_id: 20261122T020300-ab12
       revision: 3f2a9c1d
       database: sampleapp
+      checksum: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+      verified: true
 ignored:
   description: Directories under O(dest) that are not complete snapshots (partial, no or broken
     manifest), with the reason; retention leaves them alone, except stale partial directories.
@@ -1202,6 +1209,7 @@ def capture(
         tool_versions=taken.tool_versions,
         tables=taken.tables,
         members=taken.members,
+        verified=request.verify,
     )
     problems = manifest_problems(manifest, snapshot_id)
     if problems:

@@ -15,6 +15,7 @@ databases are named. That keeps every rule testable without a database host.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -136,6 +137,8 @@ class SnapshotSummary:
     release_id: str | None
     revision: str | None
     database: str | None
+    checksum: str = ""
+    verified: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +152,8 @@ class SnapshotSummary:
             "release_id": self.release_id,
             "revision": self.revision,
             "database": self.database,
+            "checksum": self.checksum,
+            "verified": self.verified,
         }
 
 
@@ -365,11 +370,14 @@ def build_manifest(
     tool_versions: Mapping[str, str],
     tables: Mapping[str, int] | None = None,
     members: int | None = None,
+    verified: bool | None = None,
 ) -> dict[str, Any]:
     """The manifest.json of a snapshot.
 
     It is first written with complete=False and no files, so a directory left by a run that
     died says so, and rewritten with complete=True once every file is written and hashed.
+    `verified` says whether the snapshot is read back before it is kept: with True, a
+    snapshot that fails verification never becomes visible, so a visible one passed.
     """
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
@@ -393,6 +401,8 @@ def build_manifest(
         manifest["tables"] = dict(sorted(tables.items()))
     if members is not None:
         manifest["members"] = members
+    if verified is not None:
+        manifest["verified"] = verified
     return manifest
 
 
@@ -519,7 +529,22 @@ def summarise(manifest: Mapping[str, Any], path: str) -> SnapshotSummary:
         release_id=manifest.get("release_id"),
         revision=manifest.get("revision"),
         database=manifest.get("database"),
+        checksum=snapshot_checksum(file_entries(manifest)),
+        verified=manifest.get("verified") if isinstance(manifest.get("verified"), bool) else None,
     )
+
+
+def snapshot_checksum(files: Sequence[FileEntry]) -> str:
+    """One sha256 for the whole snapshot: the file's own, or a digest of every path and sha256.
+
+    A one-file snapshot (custom dump, SQLite) shows the sha256 that `sha256sum` prints for
+    it; a directory dump gets a digest of its sorted `sha256  path` lines.
+    """
+    if len(files) == 1:
+        return files[0].sha256
+    ordered = sorted(files, key=lambda entry: entry.path)
+    lines = "".join(f"{entry.sha256}  {entry.path}\n" for entry in ordered)
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
 # Verification

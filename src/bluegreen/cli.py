@@ -68,7 +68,15 @@ OUTCOME_EXIT_CODES: dict[str, dict[str, ExitCode]] = {
     "rollback": {
         "rolled_back": ExitCode.OK,
         "unchanged": ExitCode.OK,
+        "refused": ExitCode.USAGE,
         "failed_before_switch": ExitCode.FAILED_BEFORE_SWITCH,
+        "failed": ExitCode.FAILED,
+    },
+    "restore": {
+        "restored": ExitCode.OK,
+        "listed": ExitCode.OK,
+        "refused": ExitCode.USAGE,
+        "failed_before_switch": ExitCode.FAILED,
         "failed": ExitCode.FAILED,
     },
     "maintenance": {
@@ -491,13 +499,50 @@ def release(
         _finish("release", result, json_output)
 
 
+class DataMethod(StrEnum):
+    """How ``rollback --with-data`` puts the schema back."""
+
+    auto = "auto"
+    downgrade = "downgrade"
+    restore = "restore"
+
+
 @app.command(
     epilog=_examples(
-        "bluegreen rollback", "bluegreen rollback -i lab --json", "bluegreen rollback --wait 2m"
+        "bluegreen rollback",
+        "bluegreen rollback -i lab --json",
+        "bluegreen rollback --wait 2m",
+        "bluegreen rollback --with-data",
+        "bluegreen rollback --with-data --accept-data-loss",
     ),
 )
 def rollback(
     ctx: typer.Context,
+    with_data: Annotated[
+        bool,
+        typer.Option(
+            "--with-data",
+            help="Also put the database back: downgrade to the previous release's revision "
+            "when every migration since can be undone, otherwise restore the snapshot taken "
+            "before the release.",
+        ),
+    ] = False,
+    accept_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--accept-data-loss",
+            help="With --with-data: allow a restore that loses the writes accepted since the "
+            "snapshot (without it such a restore is refused, saying what would be lost).",
+        ),
+    ] = False,
+    method: Annotated[
+        DataMethod,
+        typer.Option(
+            "--method",
+            help="With --with-data: auto (downgrade when every step can be undone, else "
+            "restore), downgrade (refuse unless it can), or restore (the snapshot).",
+        ),
+    ] = DataMethod.auto,
     inventory: InventoryOption = None,
     app_name: AppOption = None,
     wait: WaitOption = None,
@@ -508,14 +553,18 @@ def rollback(
 
     Only to a version that passed its analysis: a colour running a release marked bad
     or never verified is refused. A release its controller left unfinished is what
-    gets rolled back. Data is not touched: a schema downgrade or a restore is a
-    separate, explicit step. Exits 0 when rolled back (or nothing to roll back), 1 otherwise.
+    gets rolled back. Without --with-data the database is not touched. Exits 0 when
+    rolled back (or nothing to roll back), 2 when a data rollback is refused, 3 when it
+    failed before traffic moved, 1 otherwise.
     """
     with _reported(ctx, json_output):
         result = _run(
             "rollback",
             _project(ctx),
-            lock_extravars(wait, app_name),
+            {
+                **lock_extravars(wait, app_name),
+                **rollback_extravars(with_data, accept_data_loss, method),
+            },
             inventory,
             json_output,
             verbose,
@@ -649,6 +698,26 @@ def maintenance(
         _finish("maintenance", result, json_output)
 
 
+def rollback_extravars(
+    with_data: bool, accept_data_loss: bool, method: DataMethod = DataMethod.auto
+) -> dict[str, Any]:
+    """The extra vars of playbooks/rollback.yml."""
+    if (accept_data_loss or method is not DataMethod.auto) and not with_data:
+        raise InputError(
+            "--accept-data-loss and --method only apply to a data rollback: add --with-data, "
+            "or leave them out"
+        )
+    if not with_data:
+        return {}
+    extravars: dict[str, Any] = {
+        "rollback_data": True,
+        "rollback_accept_data_loss": accept_data_loss,
+    }
+    if method is not DataMethod.auto:
+        extravars["rollback_data_method"] = method.value
+    return extravars
+
+
 def lock_extravars(wait: str | None, app_name: str | None = None) -> dict[str, Any]:
     """Extra vars of the options every locking command shares."""
     extravars: dict[str, Any] = {}
@@ -680,10 +749,20 @@ def maintenance_extravars(
 
 
 @app.command(
-    epilog=_examples("bluegreen backup", "bluegreen backup -i lab-single --json"),
+    epilog=_examples(
+        "bluegreen backup", "bluegreen backup --list", "bluegreen backup -i lab-single --json"
+    ),
 )
 def backup(
     ctx: typer.Context,
+    list_snapshots: Annotated[
+        bool,
+        typer.Option(
+            "--list",
+            help="List the snapshots (id, time, size, checksum, release, revision, verified) "
+            "instead of taking one.",
+        ),
+    ] = False,
     inventory: InventoryOption = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
@@ -694,6 +773,8 @@ def backup(
     is kept. Exits 0 when it was taken and verified, 1 otherwise.
     """
     with _reported(ctx, json_output):
+        if list_snapshots:
+            _list_snapshots(ctx, inventory, json_output, verbose)
         result = _run("backup", _project(ctx), {}, inventory, json_output, verbose)
         _finish("backup", result, json_output)
 
@@ -850,6 +931,134 @@ def history_view(report: Mapping[str, Any]) -> RenderableType:
             )
         )
     return Group(*parts)
+
+
+ListOption = Annotated[
+    bool,
+    typer.Option(
+        "--list",
+        help="List the snapshots (id, time, size, checksum, release, revision, verified) "
+        "and change nothing.",
+    ),
+]
+
+
+@app.command(
+    epilog=_examples(
+        "bluegreen restore --list",
+        "bluegreen restore 20261122T020304Z-1a2b3c",
+        "bluegreen restore 20261122T020304Z-1a2b3c --yes",
+    ),
+)
+def restore(
+    ctx: typer.Context,
+    snapshot_id: Annotated[
+        str | None,
+        typer.Argument(metavar="SNAPSHOT_ID", help="The snapshot to restore (see --list)."),
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="Confirm: the writes accepted after the snapshot was taken are lost. "
+            "Without it nothing is changed and the refusal says what would be lost.",
+        ),
+    ] = False,
+    list_snapshots: ListOption = False,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Put the database back to a named snapshot, under maintenance mode.
+
+    Takes the release lock, turns maintenance mode on (users get 503 with Retry-After),
+    verifies the snapshot, restores it into a fresh database and swaps it in, checks
+    the live colour, turns maintenance mode off and journals it. Exits 0 when restored
+    (or listed), 2 when refused for want of --yes, 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        if list_snapshots:
+            _list_snapshots(ctx, inventory, json_output, verbose)
+        result = _run(
+            "restore",
+            _project(ctx),
+            restore_extravars(snapshot_id, yes),
+            inventory,
+            json_output,
+            verbose,
+        )
+        _finish("restore", result, json_output)
+
+
+def restore_extravars(snapshot_id: str | None, confirmed: bool) -> dict[str, Any]:
+    """The extra vars of playbooks/restore.yml; the confirmation repeats the snapshot id."""
+    if not snapshot_id or not snapshot_id.strip():
+        raise InputError(
+            "name the snapshot to restore: bluegreen restore SNAPSHOT_ID "
+            "(list them with `bluegreen restore --list`)"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", snapshot_id):
+        raise InputError(
+            f"invalid snapshot id {snapshot_id!r}: letters, digits, . _ - "
+            "(as `bluegreen restore --list` shows them)"
+        )
+    extravars: dict[str, Any] = {"restore_snapshot": snapshot_id}
+    if confirmed:
+        extravars["restore_confirm"] = snapshot_id
+    return extravars
+
+
+def _list_snapshots(
+    ctx: typer.Context, inventory: str | None, json_output: bool, verbose: int
+) -> None:
+    result = _run(
+        "restore",
+        _project(ctx),
+        {"restore_list": True},
+        inventory,
+        json_output,
+        verbose,
+        compact=True,
+    )
+    code, message = verdict("restore", result)
+    snapshots = result.custom_stats.get("bluegreen_snapshots")
+    if json_output:
+        document = json_report("restore", result, code, message)
+        document["snapshots"] = snapshots
+        typer.echo(json.dumps(document, default=str))
+        raise typer.Exit(int(code))
+    console = _console()
+    if isinstance(snapshots, list):
+        console.print(snapshots_view(snapshots))
+    if code is not ExitCode.OK:
+        console.print(Text(f"✘ failed: {message}", style="bold red"), soft_wrap=True)
+    raise typer.Exit(int(code))
+
+
+def snapshots_view(snapshots: list[Any]) -> RenderableType:
+    """The snapshots, newest first: what `restore SNAPSHOT_ID` can bring back."""
+    if not snapshots:
+        return Text("No snapshots yet. Take one with `bluegreen backup`.", style="dim")
+    table = Table(title="Snapshots (newest first)", title_justify="left")
+    for column in ("id", "taken", "size", "sha256", "release", "revision", "verified"):
+        table.add_column(column, overflow="fold")
+    for snapshot in snapshots:
+        snapshot = snapshot if isinstance(snapshot, Mapping) else {}
+        verified = snapshot.get("verified")
+        table.add_row(
+            str(snapshot.get("snapshot_id")),
+            str(snapshot.get("started") or "-"),
+            _size(snapshot.get("size_bytes")),
+            str(snapshot.get("checksum") or "-")[:16],
+            str(snapshot.get("release_id") or "-"),
+            str(snapshot.get("revision") or "-"),
+            Text("yes", style="green")
+            if verified is True
+            else Text("no", style="red")
+            if verified is False
+            else Text("?", style="yellow"),
+        )
+    return table
 
 
 VERDICT_STYLES = {

@@ -33,8 +33,10 @@ from ansible.module_utils.backup_snapshot import (
     quote_literal,
     retention_plan,
     row_count_problems,
+    snapshot_checksum,
     sqlite_restore_plan,
     stale_partials,
+    summarise,
     swap_sql,
     tar_members,
     toc_entry_count,
@@ -279,6 +281,38 @@ class TestManifest:
             "/b/r1/manifest.json does not describe a complete snapshot: it is not a JSON object."
         )
         assert "take a new one (state=present)" in str(error.value)
+
+
+class TestListing:
+    def test_one_file_snapshot_shows_the_files_own_sha256(self) -> None:
+        assert snapshot_checksum([FileEntry("database.dump", 10, SHA_A)]) == SHA_A
+
+    def test_directory_dump_gets_one_digest_that_does_not_depend_on_order(self) -> None:
+        files = [FileEntry("d/toc.dat", 1, SHA_A), FileEntry("d/3001.dat.gz", 2, SHA_B)]
+        digest = snapshot_checksum(files)
+
+        assert digest == snapshot_checksum(list(reversed(files)))
+        assert len(digest) == 64 and digest not in (SHA_A, SHA_B)
+
+    def test_directory_digest_changes_when_a_file_changes(self) -> None:
+        before = [FileEntry("d/toc.dat", 1, SHA_A), FileEntry("d/3001.dat.gz", 2, SHA_B)]
+        after = [FileEntry("d/toc.dat", 1, SHA_A), FileEntry("d/3001.dat.gz", 2, SHA_A)]
+
+        assert snapshot_checksum(before) != snapshot_checksum(after)
+
+    def test_summary_says_whether_the_snapshot_was_verified_before_it_was_kept(self) -> None:
+        listed = summarise(manifest(verified=True), "/b/x").as_dict()
+
+        assert listed["verified"] is True
+        assert listed["checksum"] == SHA_A
+        assert listed["revision"] == "3f2a"
+
+    def test_older_manifests_without_the_field_list_as_unknown(self) -> None:
+        data = manifest()
+        data.pop("verified", None)
+
+        assert summarise(data, "/b/x").verified is None
+        assert manifest_problems(data) == []
 
 
 class TestVerificationReport:

@@ -1,0 +1,226 @@
+"""Snapshot, verify and restore a PostgreSQL database of 1 GB or more in the lab; time each.
+
+    .venv/bin/python bench/backup_restore.py --lab lab
+    .venv/bin/python bench/backup_restore.py --lab lab --size-mb 1100 --formats custom:1 directory:2
+
+Fills a throwaway database (``bluegreen_bench``, never the service's) on the lab's db
+host with generate_series (INSERT ... SELECT in SQL, so it is fast), then for each
+format:jobs runs the project's ``backup_snapshot`` module on that host, as the roles do:
+``state=present verify=false`` (pg_dump), ``state=verified`` (checksums, then
+``pg_restore --list`` and ``pg_restore -f /dev/null``), ``state=restored`` into a fresh
+database (pg_restore with the jobs, then ANALYZE). Times are the module's own
+``duration_s`` (on the host, without Ansible's overhead); MB/s is the database size
+over each time. Everything it created is removed at the end, also after a failure.
+
+Prints a table and, last, one JSON object: ``snapshot_s``, ``verify_s``, ``restore_s``,
+``size_mb`` of the fastest format, and every format under ``formats``. Target for 1 GB:
+snapshot + verify under 60 s, restore under 60 s. Not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from _load import BenchError, log, run_module
+
+DATABASE = "bluegreen_bench"
+DEST = "/var/backups/bluegreen-bench"
+ROW_BYTES = 180  # on-disk bytes per row of the table below, heap and primary key, measured
+
+
+def psql(inventory: str, host: str, sql: str, database: str = "postgres") -> str:
+    result = run_module(
+        inventory,
+        host,
+        "ansible.builtin.command",
+        {
+            "argv": [
+                "psql",
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ]
+        },
+        become_user="postgres",
+    )
+    if result.get("failed") or result.get("rc"):
+        raise BenchError(f"psql on {host} failed: {result.get('stderr') or result.get('msg')}")
+    return str(result.get("stdout", "")).strip()
+
+
+def database_mb(inventory: str, host: str) -> float:
+    size = psql(inventory, host, f"SELECT pg_database_size('{DATABASE}')")
+    return int(size) / 1e6
+
+
+def fill(inventory: str, host: str, size_mb: int) -> float:
+    """Create and fill the bench database to about size_mb; its size in MB."""
+    psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}")
+    psql(inventory, host, f"CREATE DATABASE {DATABASE}")
+    psql(
+        inventory,
+        host,
+        "CREATE TABLE events (id bigint PRIMARY KEY, created timestamptz NOT NULL, "
+        "kind int NOT NULL, payload text NOT NULL)",
+        DATABASE,
+    )
+    rows = int(size_mb * 1e6 / ROW_BYTES)
+    started = time.monotonic()
+    # Batches keep each statement's transaction (and the WAL it holds) bounded.
+    batch = 2_000_000
+    for first in range(1, rows + 1, batch):
+        last = min(rows, first + batch - 1)
+        psql(
+            inventory,
+            host,
+            "INSERT INTO events SELECT g, now() - g * interval '1 second', g % 97, "
+            "md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) "
+            f"FROM generate_series({first}, {last}) AS g",
+            DATABASE,
+        )
+        log(f"  {last:,} of {rows:,} rows")
+    psql(inventory, host, "VACUUM ANALYZE events", DATABASE)
+    size = database_mb(inventory, host)
+    log(f"filled {DATABASE}: {size:.0f} MB in {time.monotonic() - started:.0f} s")
+    return size
+
+
+def snapshot_module(inventory: str, host: str, args: dict) -> dict:
+    result = run_module(
+        inventory, host, "backup_snapshot", {"dest": DEST, **args}, become_user="postgres"
+    )
+    if result.get("failed"):
+        raise BenchError(f"backup_snapshot {args.get('state')} failed: {result.get('msg')}")
+    return result
+
+
+def measure(inventory: str, host: str, fmt: str, jobs: int, size_mb: float) -> dict:
+    snapshot_id = f"bench-{fmt}-{jobs}"
+    target = f"{DATABASE}_restored_{fmt}_{jobs}"
+    taken = snapshot_module(
+        inventory,
+        host,
+        {
+            "engine": "postgresql",
+            "database": DATABASE,
+            "pg_format": fmt,
+            "jobs": jobs,
+            "snapshot_id": snapshot_id,
+            "verify": False,
+        },
+    )
+    verified = snapshot_module(inventory, host, {"state": "verified", "snapshot_id": snapshot_id})
+    restored = snapshot_module(
+        inventory,
+        host,
+        {"state": "restored", "snapshot_id": snapshot_id, "restore_target": target, "jobs": jobs},
+    )
+    snapshot_s, verify_s, restore_s = (
+        taken["duration_s"],
+        verified["duration_s"],
+        restored["duration_s"],
+    )
+    return {
+        "format": fmt,
+        "jobs": jobs,
+        "size_mb": round(size_mb, 1),
+        "dump_mb": round(taken["size_bytes"] / 1e6, 1),
+        "snapshot_s": snapshot_s,
+        "verify_s": verify_s,
+        "restore_s": restore_s,
+        "snapshot_mb_s": round(size_mb / snapshot_s, 1),
+        "verify_mb_s": round(size_mb / verify_s, 1),
+        "restore_mb_s": round(size_mb / restore_s, 1),
+    }
+
+
+def clean(inventory: str, host: str, formats: list[tuple[str, int]]) -> None:
+    for fmt, jobs in formats:
+        try:
+            psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}_restored_{fmt}_{jobs}")
+        except BenchError as exc:
+            log(f"cleanup: {exc}")
+    try:
+        psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}")
+    except BenchError as exc:
+        log(f"cleanup: {exc}")
+    run_module(inventory, host, "ansible.builtin.file", {"path": DEST, "state": "absent"})
+
+
+def parse_formats(values: list[str]) -> list[tuple[str, int]]:
+    formats = []
+    for value in values:
+        fmt, _, jobs = value.partition(":")
+        if fmt not in ("custom", "directory") or not (jobs or "1").isdigit():
+            raise SystemExit(f"--formats {value!r}: give FORMAT:JOBS, e.g. custom:1 directory:2")
+        formats.append((fmt, int(jobs or 1)))
+    return formats
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lab", default="lab", help="inventory of the PostgreSQL lab")
+    parser.add_argument("--host", default="db1", help="the db host of the lab")
+    parser.add_argument("--size-mb", type=int, default=1100, help="database size to fill")
+    parser.add_argument(
+        "--formats", nargs="+", default=["custom:1", "custom:2", "directory:2"], help="FORMAT:JOBS"
+    )
+    options = parser.parse_args(argv)
+    formats = parse_formats(options.formats)
+    results = []
+    try:
+        run_module(
+            options.lab,
+            options.host,
+            "ansible.builtin.file",
+            {"path": DEST, "state": "directory", "owner": "postgres", "mode": "0700"},
+        )
+        size = fill(options.lab, options.host, options.size_mb)
+        for fmt, jobs in formats:
+            log(f"{fmt} format, {jobs} job(s)")
+            results.append(measure(options.lab, options.host, fmt, jobs, size))
+            log(f"  {results[-1]}")
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(json.dumps({"error": str(exc), "formats": results}))
+        return 1
+    finally:
+        clean(options.lab, options.host, formats)
+    print(
+        f"{'format':10} {'jobs':>4} {'dump MB':>8} {'snapshot s':>10} {'verify s':>8} "
+        f"{'restore s':>9} {'snap MB/s':>9} {'rest MB/s':>9}"
+    )
+    for r in results:
+        print(
+            f"{r['format']:10} {r['jobs']:>4} {r['dump_mb']:>8} {r['snapshot_s']:>10} "
+            f"{r['verify_s']:>8} {r['restore_s']:>9} {r['snapshot_mb_s']:>9} {r['restore_mb_s']:>9}"
+        )
+    best = min(results, key=lambda r: r["snapshot_s"] + r["verify_s"] + r["restore_s"])
+    print(
+        json.dumps(
+            {
+                "snapshot_s": best["snapshot_s"],
+                "verify_s": best["verify_s"],
+                "restore_s": best["restore_s"],
+                "size_mb": best["size_mb"],
+                "format": best["format"],
+                "jobs": best["jobs"],
+                "formats": results,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

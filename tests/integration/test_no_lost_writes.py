@@ -1,0 +1,156 @@
+"""No acknowledged write is lost: a writer inserts notes through nginx during releases with
+migrations, failed migrations and a data rollback, on PostgreSQL (LAB) and SQLite (SINGLE).
+
+Acknowledged means the writer got a 2xx with the note's id; afterwards every such note is
+read back through nginx with the same body. 503s with Retry-After (maintenance mode) are
+not acknowledged. The tests of one engine run in order: each leaves what the next needs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from conftest import LAB, LAB_URL, ROOT, SINGLE, SINGLE_URL, bluegreen, request, shell
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _load import Writer, WriteTally, check_writes
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+
+BASE, NEW, MIGFAIL = "1.0.0", "2.0.0", "2.0.5+migfail"
+
+
+def health(base: str) -> dict:
+    answer = request(base, "/health")
+    return json.loads(answer.body) if answer.status == 200 else {}
+
+
+def at_base(inventory: str, base: str) -> None:
+    """1.0.0 live on schema 0001 (the data rollback undoes an earlier 2.0.0)."""
+    state = health(base)
+    if state.get("version") == BASE and state.get("schema_revision") == "0001":
+        return
+    if state.get("version") != NEW:
+        assert bluegreen("release", "--version", BASE, "-i", inventory).exit_code == 0
+        assert bluegreen("release", "--version", NEW, "-i", inventory).exit_code == 0
+    rolled = bluegreen("rollback", "--with-data", "-i", inventory)
+    assert rolled.exit_code == 0, rolled.report
+    assert health(base).get("schema_revision") == "0001"
+
+
+@contextmanager
+def writing(base: str, tag: str) -> Iterator[Writer]:
+    with Writer(base, tag=tag) as writer:
+        time.sleep(2)
+        yield writer
+        time.sleep(2)
+
+
+def assert_none_lost(tally: WriteTally) -> None:
+    assert tally.acknowledged > 0, tally.as_dict()
+    assert tally.lost == 0, tally.as_dict()
+
+
+def sqlite_columns() -> str:
+    python = (
+        "import sqlite3; c = sqlite3.connect('/var/lib/sampleapp/sampleapp.db'); "
+        "print([r[1] for r in c.execute('PRAGMA table_info(notes)')], "
+        "c.execute('SELECT version_num FROM alembic_version').fetchone())"
+    )
+    return shell("single1", f'python3 -c "{python}"', SINGLE)["stdout"]
+
+
+def postgresql_columns() -> str:
+    sql = (
+        "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns "
+        "WHERE table_name = 'notes'"
+    )
+    result = shell("db1", f'su postgres -c "psql -XtA -d sampleapp -c \\"{sql}\\""', LAB)
+    return result["stdout"].strip()
+
+
+class TestPostgreSQL:
+    def test_release_with_a_migration_loses_no_acknowledged_write(self) -> None:
+        at_base(LAB, LAB_URL)
+        with writing(LAB_URL, "pg-release") as writer:
+            released = bluegreen("release", "--version", NEW)
+        assert released.exit_code == 0, released.report
+        assert health(LAB_URL)["schema_revision"] == "0002"
+        assert_none_lost(check_writes(LAB_URL, writer.writes))
+
+    def test_failed_migration_leaves_the_schema_and_every_write(self) -> None:
+        before = postgresql_columns()
+        with writing(LAB_URL, "pg-migfail") as writer:
+            failed = bluegreen("release", "--version", MIGFAIL)
+        assert failed.exit_code == 3, failed.report
+        assert "migrate" in failed.message
+        assert postgresql_columns() == before  # transactional DDL: no word_count
+        assert "word_count" not in before
+        assert health(LAB_URL)["version"] == NEW
+        assert_none_lost(check_writes(LAB_URL, writer.writes))
+
+    def test_rollback_with_data_downgrades_under_the_old_colour_and_keeps_every_write(
+        self,
+    ) -> None:
+        with writing(LAB_URL, "pg-rollback") as writer:
+            rolled = bluegreen("rollback", "--with-data")
+        assert rolled.exit_code == 0, rolled.report
+        assert "downgraded" in rolled.message
+        assert health(LAB_URL)["version"] == BASE
+        assert health(LAB_URL)["schema_revision"] == "0001"
+        assert "author" not in postgresql_columns()
+        tally = check_writes(LAB_URL, writer.writes)
+        assert_none_lost(tally)
+        assert tally.maintenance_503 == 0  # a downgrade needs no maintenance window
+
+
+class TestSQLite:
+    def test_release_with_a_migration_loses_no_acknowledged_write(self) -> None:
+        at_base(SINGLE, SINGLE_URL)
+        with writing(SINGLE_URL, "sqlite-release") as writer:
+            released = bluegreen("release", "--version", NEW, "-i", SINGLE)
+        assert released.exit_code == 0, released.report
+        assert health(SINGLE_URL)["schema_revision"] == "0002"
+        assert_none_lost(check_writes(SINGLE_URL, writer.writes))
+
+    def test_failed_migration_is_undone_by_the_snapshot_taken_in_the_window(self) -> None:
+        with writing(SINGLE_URL, "sqlite-migfail") as writer:
+            failed = bluegreen("release", "--version", MIGFAIL, "-i", SINGLE)
+        assert failed.exit_code == 3, failed.report
+        assert "restored from snapshot" in failed.message
+        columns = sqlite_columns()
+        assert "word_count" not in columns and "'0002'" in columns
+        assert health(SINGLE_URL)["version"] == NEW
+        assert request(SINGLE_URL, "/").status == 200  # maintenance is off again
+        tally = check_writes(SINGLE_URL, writer.writes)
+        assert_none_lost(tally)
+        assert tally.maintenance_503 > 0  # users were told to come back, not lied to
+
+    def test_rollback_with_data_downgrades_and_keeps_every_write(self) -> None:
+        with writing(SINGLE_URL, "sqlite-rollback") as writer:
+            rolled = bluegreen("rollback", "--with-data", "-i", SINGLE)
+        assert rolled.exit_code == 0, rolled.report
+        assert health(SINGLE_URL)["version"] == BASE
+        assert "author" not in sqlite_columns()
+        assert_none_lost(check_writes(SINGLE_URL, writer.writes))
+
+    def test_restoring_by_rollback_is_refused_naming_what_would_be_lost(self) -> None:
+        at_base(SINGLE, SINGLE_URL)
+        assert bluegreen("release", "--version", NEW, "-i", SINGLE).exit_code == 0
+        note = request(SINGLE_URL, "/notes", {"body": "written after the release"})
+        assert note.status == 201
+
+        refused = bluegreen("rollback", "--with-data", "--method", "restore", "-i", SINGLE)
+
+        assert refused.exit_code == 2, refused.report
+        assert refused.outcome == "refused"
+        assert "would be lost" in refused.message and "--accept-data-loss" in refused.message
+        assert health(SINGLE_URL)["version"] == NEW  # nothing changed
+        note_id = json.loads(note.body)["id"]
+        assert request(SINGLE_URL, f"/notes/{note_id}").status == 200
