@@ -619,6 +619,62 @@ def status_view(report: Mapping[str, Any]) -> RenderableType:
 
 @app.command(
     epilog=_examples(
+        "bluegreen report",
+        "bluegreen report 20261122T020304Z-ab12cd -i lab --format html -o release.html",
+        "bluegreen report -i lab --journal /tmp/journal.jsonl --format json",
+    )
+)
+def report(
+    ctx: typer.Context,
+    release_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RELEASE_ID]", help="The release to report on; default: the last one."
+        ),
+    ] = None,
+    inventory: InventoryOption = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="md, html (self-contained) or json.")
+    ] = "md",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report here instead of to stdout."),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal",
+            help="Journal file (JSON lines) to read; default: the controller's copy, "
+            "state/journal/<inventory>/<app>.jsonl.",
+            dir_okay=False,
+        ),
+    ] = None,
+    app_name: Annotated[
+        str | None,
+        typer.Option("--app", help="Service whose journal to read, when several share one."),
+    ] = None,
+) -> None:
+    """Render the release report from the journal: every check with its evidence and time,
+    the timeline, the decision and the exact rollback command. A check without evidence
+    in the journal is shown as "not run", never as passed.
+
+    After each release the reports are also written to state/reports/<inventory>/.
+    """
+    with _reported(ctx):
+        from bluegreen.report import build_report, controller_journal, read_entries, render
+
+        name = Path(inventory).name if inventory else "lab"
+        path = journal or controller_journal(_project(ctx) / "state", name, app_name)
+        text = render(build_report(read_entries(path), release_id, name), fmt)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            output.write_text(text, encoding="utf-8")
+            _console(stderr=True).print(f"Report written to {output}")
+
+
+@app.command(
+    epilog=_examples(
         "bluegreen build examples/sampleapp",
         "bluegreen build ~/src/shop-api --version 2.0.1 --output /srv/artifacts",
         "bluegreen build . --version 2.0.1 --force --json",
