@@ -310,6 +310,7 @@ def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
     epilog=_examples(
         "bluegreen release --version 1.4.2",
         "bluegreen release --version 1.4.2 -i lab-single",
+        'bluegreen release --version 1.4.2 --force-window "INC-42 hotfix" --approved-by alice',
         "bluegreen release --version 1.4.2 -i inventories/example-production --json",
     )
 )
@@ -319,6 +320,22 @@ def release(
         str, typer.Option("--version", help="The artifact version to release, e.g. 1.4.2.")
     ],
     inventory: InventoryOption = None,
+    force_window: Annotated[
+        str | None,
+        typer.Option(
+            "--force-window",
+            metavar="REASON",
+            help="Release outside the inventory's release windows; the reason is journaled.",
+        ),
+    ] = None,
+    approved_by: Annotated[
+        str | None,
+        typer.Option(
+            "--approved-by",
+            metavar="NAME",
+            help="Who approved the release (required where the inventory says so); journaled.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
 ) -> None:
@@ -329,9 +346,9 @@ def release(
     """
     with _reported(ctx, json_output):
         _check_version(version)
-        result = _run(
-            "release", _project(ctx), {"app_version": version}, inventory, json_output, verbose
-        )
+        policy = {"force_window": force_window, "approved_by": approved_by}
+        extravars = {"app_version": version} | {k: v for k, v in policy.items() if v}
+        result = _run("release", _project(ctx), extravars, inventory, json_output, verbose)
         _finish("release", result, json_output)
 
 

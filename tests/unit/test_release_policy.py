@@ -230,3 +230,33 @@ def test_module_passes_with_a_reason_in_check_mode(run_module) -> None:
 def test_module_reports_a_bad_window_as_a_clear_error(run_module) -> None:
     result = run_module(release_policy.main, {"refused_windows": ["9-17"]})
     assert result["failed"] and "not a time of day" in result["msg"]
+
+
+# --- the command -----------------------------------------------------------------------
+
+
+def test_release_passes_the_forcing_reason_and_the_approver_as_extra_vars(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bluegreen import cli
+    from bluegreen.runner import PlaybookResult
+
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    monkeypatch.chdir(tmp_path)
+    calls: list[dict] = []
+
+    def fake_run(project_dir, playbook, extravars, inventory, **kwargs) -> PlaybookResult:
+        calls.append(extravars)
+        return PlaybookResult(rc=0, status="successful", outcome="unchanged", message="live")
+
+    monkeypatch.setattr(cli, "run_playbook", fake_run)
+    args = ["release", "--version", "1.4.2", "--json"]
+    CliRunner().invoke(cli.app, [*args, "--force-window", "INC-42", "--approved-by", "alice"])
+    CliRunner().invoke(cli.app, args)
+    assert calls == [
+        {"app_version": "1.4.2", "force_window": "INC-42", "approved_by": "alice"},
+        {"app_version": "1.4.2"},
+    ]
