@@ -468,6 +468,7 @@ def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
     epilog=_examples(
         "bluegreen release --version 1.4.2",
         "bluegreen release --version 1.4.2 -i lab-single",
+        'bluegreen release --version 1.4.2 --force-window "INC-42 hotfix" --approved-by alice',
         "bluegreen release --version 1.4.2 -i inventories/example-production --json",
         "bluegreen release --version 1.4.2 --wait 10m",
         "bluegreen release --version 1.4.2 --app sampleapp -i lab",
@@ -481,6 +482,22 @@ def release(
     inventory: InventoryOption = None,
     app_name: AppOption = None,
     wait: WaitOption = None,
+    force_window: Annotated[
+        str | None,
+        typer.Option(
+            "--force-window",
+            metavar="REASON",
+            help="Release outside the inventory's release windows; the reason is journaled.",
+        ),
+    ] = None,
+    approved_by: Annotated[
+        str | None,
+        typer.Option(
+            "--approved-by",
+            metavar="NAME",
+            help="Who approved the release (required where the inventory says so); journaled.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
 ) -> None:
@@ -494,7 +511,12 @@ def release(
     """
     with _reported(ctx, json_output):
         _check_version(version)
-        extravars = {"app_version": version, **lock_extravars(wait, app_name)}
+        policy = {"force_window": force_window, "approved_by": approved_by}
+        extravars = {
+            "app_version": version,
+            **lock_extravars(wait, app_name),
+            **{key: value for key, value in policy.items() if value},
+        }
         result = _run("release", _project(ctx), extravars, inventory, json_output, verbose)
         _finish("release", result, json_output)
 
@@ -1145,6 +1167,62 @@ def status_view(report: Mapping[str, Any]) -> RenderableType:
             )
         )
     return Group(*parts)
+
+
+@app.command(
+    epilog=_examples(
+        "bluegreen report",
+        "bluegreen report 20261122T020304Z-ab12cd -i lab --format html -o release.html",
+        "bluegreen report -i lab --journal /tmp/journal.jsonl --format json",
+    )
+)
+def report(
+    ctx: typer.Context,
+    release_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RELEASE_ID]", help="The release to report on; default: the last one."
+        ),
+    ] = None,
+    inventory: InventoryOption = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="md, html (self-contained) or json.")
+    ] = "md",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report here instead of to stdout."),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal",
+            help="Journal file (JSON lines) to read; default: the controller's copy, "
+            "state/journal/<inventory>/<app>.jsonl.",
+            dir_okay=False,
+        ),
+    ] = None,
+    app_name: Annotated[
+        str | None,
+        typer.Option("--app", help="Service whose journal to read, when several share one."),
+    ] = None,
+) -> None:
+    """Render the release report from the journal: every check with its evidence and time,
+    the timeline, the decision and the exact rollback command. A check without evidence
+    in the journal is shown as "not run", never as passed.
+
+    After each release the reports are also written to state/reports/<inventory>/.
+    """
+    with _reported(ctx):
+        from bluegreen.report import build_report, controller_journal, read_entries, render
+
+        name = Path(inventory).name if inventory else "lab"
+        path = journal or controller_journal(_project(ctx) / "state", name, app_name)
+        text = render(build_report(read_entries(path), release_id, name), fmt)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            output.write_text(text, encoding="utf-8")
+            _console(stderr=True).print(f"Report written to {output}")
 
 
 @app.command(

@@ -1,0 +1,230 @@
+"""Release reports match reality: the journal they are rendered from and the lab itself.
+
+Each test releases through the `bluegreen` command, then renders the JSON report with
+`bluegreen report --journal <the lb's journal>` and compares it with the journal records
+and with what nginx and each colour answer. The HTML report is opened in headless
+Chromium; its screenshot is kept under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import (
+    BLUEGREEN,
+    JOURNAL_PATH,
+    LAB,
+    ROOT,
+    Answer,
+    bluegreen,
+    ensure_live,
+    live,
+    shell,
+)
+from test_signals import SteadyTraffic
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+
+ARTIFACTS = ROOT / "test-artifacts"
+COLOUR_PORTS = {"blue": 8001, "green": 8002}
+COLOUR_HOSTS = {"blue": "app-blue", "green": "app-green"}
+
+
+def journal_copy(tmp_path: Path) -> tuple[Path, list[dict]]:
+    """The lb's journal, copied to the controller, and its records."""
+    lines = shell("lb1", f"cat {JOURNAL_PATH}")["stdout_lines"]
+    path = tmp_path / "journal.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path, [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def report(journal: Path, release_id: str, fmt: str = "json") -> str:
+    completed = subprocess.run(
+        [*BLUEGREEN, "report", release_id, "-i", LAB, "--journal", str(journal), "--format", fmt],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed.stdout
+
+
+def version_on(colour: str) -> str | None:
+    """The version a colour answers with, asked on its app host directly."""
+    answer = shell(
+        COLOUR_HOSTS[colour],
+        f"curl -s -o /dev/null -D - http://127.0.0.1:{COLOUR_PORTS[colour]}/ "
+        "| sed -n 's/^X-Bluegreen-Version: //Ip' | tr -d '\\r'",
+    )
+    return answer["stdout"].strip() or None
+
+
+def checks(document: dict) -> dict[str, dict]:
+    return {check["id"]: check for check in document["checks"]}
+
+
+def records_of(records: list[dict], release_id: str) -> dict[str, dict]:
+    steps: dict[str, dict] = {}
+    for record in records:
+        if record["release_id"] == release_id:
+            steps[record["step"]] = record
+    return steps
+
+
+def healthy_live() -> Answer:
+    """Whatever healthy release is live (a fresh lab gets 2.0.0)."""
+    answer = live()
+    if answer.status != 200:
+        ensure_live("2.0.0")
+        answer = live()
+    return answer
+
+
+def test_report_of_a_successful_release_matches_the_journal_and_the_lab(tmp_path: Path) -> None:
+    before = healthy_live()
+    new, old = ("1.0.0", "2.0.0") if before.version == "2.0.0" else ("2.0.0", before.version)
+    with SteadyTraffic():
+        result = bluegreen("release", "--version", new)
+    assert result.exit_code == 0, result.report
+    release_id = result.report["custom_stats"]["bluegreen_release_id"]
+    journal, records = journal_copy(tmp_path)
+    steps = records_of(records, release_id)
+    document = json.loads(report(journal, release_id))
+    found = checks(document)
+
+    answer = live()
+    assert document["decision"]["outcome"] == "released"
+    assert (document["colour"], document["version"]) == (answer.colour, answer.version)
+    assert answer.version == new
+    assert version_on(document["colour"]) == new
+    assert version_on(document["previous_colour"]) == old
+
+    assert found["artifact"]["status"] == "passed"
+    published = (ROOT / "artifacts" / f"sampleapp-{new}.tar.gz.sha256").read_text().split()[0]
+    assert found["artifact"]["evidence"]["sha256"] == published
+    assert found["artifact"]["evidence"]["sha256_on_app_hosts"] == published
+    snapshot = steps["snapshot"]["evidence"]
+    assert found["backup"]["status"] == "passed"
+    assert found["backup"]["evidence"]["snapshot_id"] == snapshot["snapshot_id"]
+    assert found["backup"]["evidence"]["size_bytes"] == snapshot["size_bytes"]
+    assert [f["sha256"] for f in found["backup"]["evidence"]["files"]] == [
+        f["sha256"] for f in snapshot["files"]
+    ]
+    for check_id in ("policy", "migrations", "health", "smoke", "version", "switch"):
+        assert found[check_id]["status"] == "passed", found[check_id]
+    assert found["version"]["evidence"]["seen"] == [new]
+    assert found["post_switch_signals"]["status"] in ("passed", "warning", "inconclusive")
+    assert found["post_switch_signals"]["time"] == steps["analysis"]["finished_at"]
+    assert found["pre_switch_signals"]["status"] in ("not run", "passed", "warning")
+    assert document["rollback"]["command"] == f"bluegreen rollback -i {LAB}"
+    assert [item["step"] for item in document["timeline"]] == [
+        r["step"] for r in records if r["release_id"] == release_id
+    ]
+    series = document["signals"]["post_switch"]["series"]
+    assert len(series) == steps["analysis"]["evidence"]["decision"]["measurements"]
+    assert any(point["values"].get("traffic") for point in series)
+
+    html_report = tmp_path / f"{release_id}.html"
+    html_report.write_text(report(journal, release_id, "html"))
+    screenshot_and_dom(html_report, "report-released", ["passed", "released", "switch"])
+
+
+def test_report_of_a_release_that_failed_before_the_switch(tmp_path: Path) -> None:
+    before = healthy_live()
+    result = bluegreen("release", "--version", "2.0.1+crash")
+    assert result.exit_code == 3, result.report
+    release_id = result.report["custom_stats"]["bluegreen_release_id"]
+    journal, records = journal_copy(tmp_path)
+    document = json.loads(report(journal, release_id))
+    found = checks(document)
+
+    after = live()
+    assert (after.colour, after.version) == (before.colour, before.version)
+    assert document["decision"]["outcome"] == "failed_before_switch"
+    assert document["decision"]["failed_step"] == "deploy"
+    idle = "green" if before.colour == "blue" else "blue"
+    assert version_on(idle) != "2.0.1+crash"  # the idle colour was put back
+    assert found["artifact"]["status"] == "passed"
+    assert found["health"]["status"] == "failed"
+    assert "not healthy" in found["health"]["summary"]
+    for check_id in ("smoke", "version", "switch", "post_switch_signals"):
+        assert found[check_id]["status"] == "not run", found[check_id]
+    assert not [c for c in document["checks"] if c["status"] == "passed" and c["time"] is None]
+    assert document["rollback"]["command"] is None
+    failed = [r for r in records if r["release_id"] == release_id and r["outcome"] == "failed"]
+    assert document["decision"]["failed_message"] == failed[0]["message"]
+
+
+def test_report_of_an_automatic_rollback(tmp_path: Path) -> None:
+    before = healthy_live()
+    with SteadyTraffic():
+        result = bluegreen("release", "--version", "2.0.3+errors30.after8")
+    assert result.exit_code == 4, result.report
+    release_id = result.report["custom_stats"]["bluegreen_release_id"]
+    journal, records = journal_copy(tmp_path)
+    steps = records_of(records, release_id)
+    document = json.loads(report(journal, release_id))
+    found = checks(document)
+
+    after = live()
+    assert (after.colour, after.version) == (before.colour, before.version)
+    assert document["decision"]["outcome"] == "rolled_back"
+    assert document["colour"] != after.colour and document["previous_colour"] == after.colour
+    assert version_on(document["colour"]) == "2.0.3+errors30.after8"  # kept warm, not live
+    assert found["switch"]["status"] == "passed"
+    assert found["post_switch_signals"]["status"] == "failed"
+    rows = {row["signal"]: row for row in document["signals"]["post_switch"]["signals"]}
+    journaled = steps["analysis"]["evidence"]["signals"]["error_rate"]
+    assert rows["error_rate"]["verdict"] == journaled["verdict"] == "critical"
+    assert rows["error_rate"]["value"] == journaled["value"]
+    assert rows["error_rate"]["critical"] == journaled["critical"]
+    assert document["rollback"]["command"] is None
+    assert "back" in document["rollback"]["note"]
+
+    html_report = tmp_path / f"{release_id}.html"
+    html_report.write_text(report(journal, release_id, "html"))
+    screenshot_and_dom(html_report, "report-rolled-back", ["failed", "critical", "rolled_back"])
+
+
+def screenshot_and_dom(page: Path, name: str, expected: list[str]) -> None:
+    """Render the report in headless Chromium: a screenshot under test-artifacts/ and the
+    DOM, which must carry the verdicts."""
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.fail("chromium is not installed; run `make deps` (SYSTEM_PACKAGES)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    png = ARTIFACTS / f"{name}.png"
+    png.unlink(missing_ok=True)
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={page.parent / 'chromium'}",
+    ]
+    shot = subprocess.run(
+        [*flags, f"--screenshot={png}", "--window-size=1280,2200", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert png.exists(), shot.stderr
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, len(data)
+    dom = subprocess.run(
+        [*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert 'id="readiness"' in dom and "<svg" in dom
+    for word in expected:
+        assert word in dom, word
+    (ARTIFACTS / f"{name}.dom.html").write_text(dom)

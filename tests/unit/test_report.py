@@ -1,0 +1,281 @@
+"""The release report: rendered from journal entries captured from real lab releases.
+
+The fixtures under fixtures/report/ are the journal records of three releases on the lab
+(a successful one, one whose new version crashed before the switch, and one rolled back
+by the post-switch analysis). They hold no secrets: the journal redacts them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bluegreen import cli
+from bluegreen.errors import InputError
+from bluegreen.report import (
+    CHECKS,
+    FAILED_TASKS,
+    NOT_RUN,
+    PASSED,
+    build_report,
+    chart_points,
+    controller_journal,
+    entries_of,
+    read_entries,
+    release_ids,
+    render,
+    render_html,
+    render_markdown,
+    render_svg_chart,
+    write_reports,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures" / "report"
+
+
+def entries(name: str) -> list[dict]:
+    return read_entries(FIXTURES / f"{name}.jsonl")
+
+
+def checks(report: dict) -> dict[str, dict]:
+    return {check["id"]: check for check in report["checks"]}
+
+
+@pytest.fixture
+def released() -> dict:
+    return build_report(entries("released"), inventory="lab")
+
+
+@pytest.fixture
+def crashed() -> dict:
+    return build_report(entries("failed_before_switch"), inventory="lab")
+
+
+@pytest.fixture
+def rolled_back() -> dict:
+    return build_report(entries("rolled_back"), inventory="lab")
+
+
+# --- a successful release ------------------------------------------------------------
+
+
+def test_every_check_of_a_successful_release_shows_its_evidence(released: dict) -> None:
+    records = {r["step"]: r for r in entries("released")}
+    found = checks(released)
+    assert [c["id"] for c in released["checks"]] == [check_id for check_id, _, _ in CHECKS]
+    artifact = records["preflight"]["evidence"]["artifact_sha256"]
+    assert found["artifact"]["status"] == PASSED
+    assert found["artifact"]["evidence"]["sha256"] == artifact
+    assert artifact in found["artifact"]["summary"]
+    snapshot = records["snapshot"]["evidence"]
+    assert found["backup"]["evidence"]["snapshot_id"] == snapshot["snapshot_id"]
+    assert snapshot["files"][0]["sha256"] in found["backup"]["summary"]
+    assert found["backup"]["time"] == records["snapshot"]["finished_at"]
+    assert found["version"]["evidence"] == records["deploy"]["evidence"]["version_check"]
+    assert found["smoke"]["evidence"]["answers"] == records["deploy"]["evidence"]["smoke"]
+    assert found["switch"]["status"] == PASSED
+    assert found["post_switch_signals"]["status"] == PASSED
+    assert released["decision"]["outcome"] == "released"
+    assert released["version"] == "2.0.0"
+
+
+def test_a_check_without_evidence_is_not_run_never_passed(released: dict) -> None:
+    pre = checks(released)["pre_switch_signals"]
+    assert pre["status"] == NOT_RUN and pre["time"] is None
+    assert released["signals"]["pre_switch"] is None
+
+
+@pytest.mark.parametrize("fixture", ["released", "failed_before_switch", "rolled_back"])
+def test_removing_a_record_never_leaves_its_check_passed(fixture: str) -> None:
+    records = entries(fixture)
+    for index, record in enumerate(records):
+        remaining = records[:index] + records[index + 1 :]
+        if not remaining:
+            continue
+        report = build_report(remaining, record["release_id"], "lab")
+        for check in report["checks"]:
+            if check["step"] == record["step"] and record["step"] != "deploy":
+                assert check["status"] != PASSED, (record["step"], check)
+        if record["step"] == "deploy":
+            for check_id in ("health", "smoke", "version", "migrations"):
+                assert checks(report)[check_id]["status"] != PASSED
+
+
+def test_the_rollback_command_of_a_successful_release_is_exact(released: dict) -> None:
+    assert released["rollback"]["command"] == "bluegreen rollback -i lab"
+    assert released["rollback"]["playbook_command"] == (
+        "ansible-playbook -i inventories/lab playbooks/rollback.yml"
+    )
+    assert "back from blue to green" in released["rollback"]["note"]
+
+
+def test_the_timeline_is_the_journal_in_order(released: dict) -> None:
+    assert [item["step"] for item in released["timeline"]] == [
+        r["step"] for r in entries("released")
+    ]
+
+
+# --- failures ---------------------------------------------------------------------------
+
+
+def test_a_crash_before_the_switch_fails_health_and_leaves_the_rest_not_run(crashed: dict) -> None:
+    found = checks(crashed)
+    assert crashed["decision"]["outcome"] == "failed_before_switch"
+    assert crashed["decision"]["failed_step"] == "deploy"
+    assert found["health"]["status"] == "failed"
+    assert "not healthy" in found["health"]["summary"]
+    for check_id in ("smoke", "version", "switch", "post_switch_signals"):
+        assert found[check_id]["status"] == NOT_RUN
+    assert found["artifact"]["status"] == PASSED
+    assert crashed["rollback"]["command"] is None
+    assert "traffic never moved" in crashed["rollback"]["note"]
+
+
+def test_an_automatic_rollback_shows_the_critical_signal_and_needs_no_rollback(
+    rolled_back: dict,
+) -> None:
+    found = checks(rolled_back)
+    analysis = next(r for r in entries("rolled_back") if r["step"] == "analysis")
+    assert rolled_back["decision"]["outcome"] == "rolled_back"
+    assert found["switch"]["status"] == PASSED
+    assert found["post_switch_signals"]["status"] == "failed"
+    rows = {row["signal"]: row for row in rolled_back["signals"]["post_switch"]["signals"]}
+    assert rows["error_rate"]["verdict"] == "critical"
+    assert rows["error_rate"]["value"] == analysis["evidence"]["signals"]["error_rate"]["value"]
+    assert rolled_back["rollback"]["command"] is None
+
+
+def test_failed_task_names_exist_in_the_roles() -> None:
+    """A renamed task must not silently turn a failed check into 'not run'."""
+    names = set()
+    for path in [*ROOT.glob("roles/*/tasks/*.yml"), ROOT / "playbooks" / "release.yml"]:
+        names.update(re.findall(r"- name: (.+)", path.read_text()))
+    assert set(FAILED_TASKS) <= names, set(FAILED_TASKS) - names
+
+
+def test_an_unfinished_release_says_so() -> None:
+    records = [r for r in entries("released") if r["step"] != "release"]
+    report = build_report(records, inventory="lab")
+    assert report["decision"]["outcome"] == "unfinished"
+    assert "has not recorded its end" in report["decision"]["reason"]
+
+
+# --- choosing the release ---------------------------------------------------------------
+
+
+def test_the_default_release_is_the_last_release_not_a_rollback() -> None:
+    journal = [
+        *entries("failed_before_switch"),
+        *entries("released"),
+        {"release_id": "20261122T060000Z-rollback-abc", "step": "rollback", "outcome": "ok"},
+    ]
+    assert release_ids(journal)[-1] == entries("released")[0]["release_id"]
+    assert build_report(journal)["release_id"] == entries("released")[0]["release_id"]
+
+
+def test_an_unknown_release_names_the_recent_ones() -> None:
+    with pytest.raises(InputError, match="recent releases: "):
+        entries_of(entries("released"), "nope")
+
+
+def test_an_empty_journal_is_a_clear_error() -> None:
+    with pytest.raises(Exception, match="holds no release"):
+        build_report([])
+
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def test_markdown_has_every_section_and_marks_not_run(released: dict) -> None:
+    text = render_markdown(released)
+    for heading in ("## Readiness", "## Timeline", "## Rollback", "## Golden signals after"):
+        assert heading in text
+    assert "⬜ not run" in text
+    assert "bluegreen rollback -i lab" in text
+
+
+def test_html_is_self_contained(rolled_back: dict) -> None:
+    page = render_html(rolled_back)
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=|@import|url\(|<script|<link""", page)
+    assert page.count("<svg") == 3
+    assert 'data-check="post_switch_signals" data-status="failed"' in page
+
+
+def test_html_escapes_journal_text(released: dict) -> None:
+    released["decision"]["reason"] = "<script>alert(1)</script>"
+    page = render_html(released)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_json_round_trips(released: dict) -> None:
+    assert json.loads(render(released, "json")) == json.loads(json.dumps(released, default=str))
+
+
+def test_unknown_format_is_refused(released: dict) -> None:
+    with pytest.raises(InputError, match="use one of md, html, json"):
+        render(released, "pdf")
+
+
+def test_chart_points_are_seconds_after_the_switch(released: dict) -> None:
+    points = chart_points(released, "traffic")
+    series = released["signals"]["post_switch"]["series"]
+    assert [p["value"] for p in points] == [s["values"]["traffic"] for s in series]
+    assert all(p["t"] > 0 and p["phase"] == "post_switch" for p in points)
+
+
+def test_chart_of_a_signal_without_values_says_so(crashed: dict) -> None:
+    assert "no measurements of error_rate" in render_svg_chart(crashed, "error_rate")
+
+
+# --- files and the command --------------------------------------------------------------
+
+
+def test_write_reports_writes_the_three_formats_named_by_release(tmp_path: Path) -> None:
+    written = write_reports(entries("released"), tmp_path / "reports" / "lab")
+    release_id = entries("released")[0]["release_id"]
+    assert [p.name for p in written] == [f"{release_id}.{fmt}" for fmt in ("md", "html", "json")]
+    document = json.loads(written[2].read_text())
+    assert document["inventory"] == "lab"
+    assert document["rollback"]["command"] == "bluegreen rollback -i lab"
+
+
+def test_read_entries_skips_a_line_cut_short(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    lines = (FIXTURES / "released.jsonl").read_text().splitlines()
+    journal.write_text("\n".join(lines) + '\n{"ts": "2026-11-22T05:39')
+    assert len(read_entries(journal)) == len(lines)
+
+
+def test_controller_journal_is_found_or_explained(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no journal for inventory 'lab'"):
+        controller_journal(tmp_path, "lab")
+    folder = tmp_path / "journal" / "lab"
+    folder.mkdir(parents=True)
+    (folder / "sampleapp.jsonl").write_text("")
+    assert controller_journal(tmp_path, "lab") == folder / "sampleapp.jsonl"
+    (folder / "orders.jsonl").write_text("")
+    with pytest.raises(InputError, match="name one with --app"):
+        controller_journal(tmp_path, "lab")
+    assert controller_journal(tmp_path, "lab", "orders") == folder / "orders.jsonl"
+
+
+def test_report_command_renders_from_the_controller_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    folder = tmp_path / "state" / "journal" / "lab"
+    folder.mkdir(parents=True)
+    (folder / "sampleapp.jsonl").write_text((FIXTURES / "released.jsonl").read_text())
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli.app, ["report", "-i", "lab", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["decision"]["outcome"] == "released"
+    missing = CliRunner().invoke(cli.app, ["report", "nope", "-i", "lab"])
+    assert missing.exit_code == 2 and "is not in the journal" in missing.output
