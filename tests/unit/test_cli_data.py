@@ -26,7 +26,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def fake_run(calls: list[dict], outcome: str, rc: int = 0, stats: dict | None = None):
-    def run(project, playbook, extravars, inventory, on_event=None, verbosity=0):
+    def run(project, playbook, extravars, inventory, on_event=None, verbosity=0, **kwargs):
         calls.append({"playbook": playbook, "extravars": extravars, "inventory": inventory})
         return PlaybookResult(
             rc=rc,
