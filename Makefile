@@ -94,7 +94,20 @@ integration: fresh-lab artifacts
 molecule: deps venv artifacts
 	PATH="$(CURDIR)/$(BIN):$$PATH" BLUEGREEN_LAB_IMAGE="$$($(BLUEGREEN) lab image)" $(BIN)/molecule test
 
-test: deps venv artifacts lint unit integration molecule
+# Most of a lab test is waiting (SSH round trips, analysis windows, health checks), so
+# the unit tests and the molecule scenario run beside the lab tests; each one's output
+# is kept in test-artifacts/ and shown when it fails.
+test: deps venv artifacts lint
+	@mkdir -p test-artifacts
+	@$(BLUEGREEN) lab image >/dev/null  # built once, before the jobs that share it start
+	@$(MAKE) --no-print-directory unit >test-artifacts/unit.log 2>&1 & unit=$$!; \
+	$(MAKE) --no-print-directory molecule >test-artifacts/molecule.log 2>&1 & molecule=$$!; \
+	status=0; $(MAKE) --no-print-directory integration || status=1; \
+	wait $$unit || { echo "unit tests failed:"; tail -n 60 test-artifacts/unit.log; status=1; }; \
+	tail -n 3 test-artifacts/unit.log; \
+	wait $$molecule || { echo "molecule failed:"; tail -n 80 test-artifacts/molecule.log; status=1; }; \
+	tail -n 3 test-artifacts/molecule.log; \
+	exit $$status
 
 bench: lab artifacts
 	$(BIN)/python bench/switch_under_load.py
