@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
@@ -39,10 +40,12 @@ from bluegreen.errors import BluegreenError, ExitCode, InputError
 from bluegreen.interrupt import InterruptGuard
 from bluegreen.progress import make_progress
 from bluegreen.project import project_root
-from bluegreen.runner import PlaybookResult, run_playbook
+from bluegreen.runner import PlaybookResult, inventory_name, run_playbook
 from bluegreen.settings import config_path, default_map, load_config, parse_duration
 
 __all__ = ["ExitCode", "app", "main", "verdict"]
+
+log = logging.getLogger(__name__)
 
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "released, already live, rollback done, or status read",
@@ -450,6 +453,26 @@ _CLOSINGS = {
 }
 
 
+def write_release_reports(
+    project: Path, inventory: str | None, result: PlaybookResult
+) -> list[Path]:
+    """The release report (md, html, json) into state/reports/<inventory>/, from the
+    controller's journal. A report that cannot be written never fails the release."""
+    release_id = result.custom_stats.get("bluegreen_release_id")
+    if not release_id:
+        return []
+    from bluegreen.report import controller_journal, read_entries, write_reports
+
+    name = inventory_name(project, inventory)
+    try:
+        entries = read_entries(controller_journal(project / "state", name))
+        return write_reports(entries, project / "state" / "reports" / name, str(release_id), name)
+    except (BluegreenError, OSError, ValueError) as exc:
+        log.warning("the release report was not written: %s", exc)
+        result.custom_stats["bluegreen_report_error"] = str(exc)
+        return []
+
+
 def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
     code, message = verdict(command, result)
     if json_output:
@@ -458,6 +481,10 @@ def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
     console = _console()
     icon, label, style = _CLOSINGS.get(code, _CLOSINGS[ExitCode.FAILED])
     console.print(Text(f"{icon} {label}{message}", style=style), soft_wrap=True)
+    reports = result.custom_stats.get("bluegreen_reports") or []
+    html = next((path for path in reports if str(path).endswith(".html")), None)
+    if html:
+        console.print(Text(f"Report: {html}", style="dim"), soft_wrap=True)
     if code is not ExitCode.OK and result.artifact_dir:
         run_log = result.artifact_dir / "stdout"
         console.print(Text(f"Run log: {run_log}", style="dim"), soft_wrap=True)
@@ -517,7 +544,11 @@ def release(
             **lock_extravars(wait, app_name),
             **{key: value for key, value in policy.items() if value},
         }
-        result = _run("release", _project(ctx), extravars, inventory, json_output, verbose)
+        project = _project(ctx)
+        result = _run("release", project, extravars, inventory, json_output, verbose)
+        reports = write_release_reports(project, inventory, result)
+        if reports:
+            result.custom_stats["bluegreen_reports"] = [str(path) for path in reports]
         _finish("release", result, json_output)
 
 
@@ -1215,7 +1246,7 @@ def report(
     with _reported(ctx):
         from bluegreen.report import build_report, controller_journal, read_entries, render
 
-        name = Path(inventory).name if inventory else "lab"
+        name = inventory_name(_project(ctx), inventory)
         path = journal or controller_journal(_project(ctx) / "state", name, app_name)
         text = render(build_report(read_entries(path), release_id, name), fmt)
         if output is None:

@@ -9,6 +9,7 @@ parsed from console output.
 
 from __future__ import annotations
 
+import configparser
 import json
 import logging
 import os
@@ -142,6 +143,18 @@ def resolve_inventory(project: Path, inventory: str | None) -> str | None:
     raise InputError(
         f"inventory {inventory!r} is neither a path nor a name under {named.parent}{hint}"
     )
+
+
+def inventory_name(project: Path, inventory: str | None) -> str:
+    """The inventory's folder name (what state/journal/ and state/reports/ are keyed by);
+    without one, the inventory ansible.cfg names."""
+    resolved = resolve_inventory(project, inventory)
+    if resolved is None:
+        config = configparser.ConfigParser(interpolation=None)
+        config.read(project / "ansible.cfg")
+        resolved = config.get("defaults", "inventory", fallback="inventories/lab")
+    path = Path(resolved)
+    return (path.parent if path.is_file() else path).name
 
 
 def playbook_path(project: Path, playbook: str) -> Path:
