@@ -264,3 +264,17 @@ def test_real_run_reports_custom_stats_and_a_failing_task_exits_1(tmp_path: Path
     assert not (run_dir / "env" / "extravars").exists()
     assert "1.4.2" not in (result.artifact_dir / "command").read_text()
     assert os.stat(run_dir).st_mode & 0o077 == 0
+
+
+def test_inventory_name_is_the_folder_of_the_inventory_or_ansible_cfgs(tmp_path) -> None:
+    from bluegreen.runner import inventory_name
+
+    (tmp_path / "inventories" / "lab-single").mkdir(parents=True)
+    (tmp_path / "inventories" / "lab-single" / "hosts.yml").write_text("all: {}\n")
+    (tmp_path / "ansible.cfg").write_text("[defaults]\ninventory = inventories/lab\n")
+
+    assert inventory_name(tmp_path, "lab-single") == "lab-single"
+    assert inventory_name(tmp_path, str(tmp_path / "inventories/lab-single/hosts.yml")) == (
+        "lab-single"
+    )
+    assert inventory_name(tmp_path, None) == "lab"
