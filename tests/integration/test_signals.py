@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab"), pytest.mark.usefi
 class SteadyTraffic:
     """A few clients reading through nginx until stopped (bounded in time)."""
 
-    def __init__(self, clients: int = 3, per_second: float = 15, limit_s: float = 300) -> None:
+    def __init__(self, clients: int = 3, per_second: float = 15, limit_s: float = 900) -> None:
         self.stop = threading.Event()
         self.deadline = time.monotonic() + limit_s
         self.interval = 1 / per_second
@@ -56,6 +56,8 @@ def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_by_itsel
         if record["release_id"] == release_id:
             # The analysis is journaled with its signals, then its failure is recorded.
             steps.setdefault(record["step"], record)
+    # The fault starts after 200 requests: past the smoke probes and the pre-switch step.
+    assert steps["pre_switch_analysis"]["outcome"] == "ok"
     assert steps["analysis"]["outcome"] == "failed"
     assert steps["analysis"]["evidence"]["signals"]["error_rate"]["verdict"] == "critical"
     assert steps["rollback"]["outcome"] == "ok"
