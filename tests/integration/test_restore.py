@@ -55,12 +55,10 @@ def test_restore_refuses_without_yes_then_restores_under_maintenance() -> None:
     assert body_of(later) != "after the snapshot"
     assert request(SINGLE_URL, "/").status == 200  # maintenance mode is off again
 
+    assert any(w.status == 503 and w.retry_after for w in writer_during_restore.writes)
+
+    restore_id = restored.report["custom_stats"]["bluegreen_release_id"]
     journal = shell("single1", f"cat {JOURNAL_PATH}", SINGLE)["stdout"].splitlines()
     records = [json.loads(line) for line in journal if line.startswith("{")]
-    steps = [
-        r["step"]
-        for r in records
-        if r["release_id"] == restored.report["custom_stats"]["bluegreen_release_id"]
-    ]
-    assert "maintenance" not in steps or True
-    assert "restore" in steps
+    restore_steps = [r for r in records if r["release_id"] == restore_id and r["step"] == "restore"]
+    assert any(r["evidence"].get("snapshot_id") == snapshot_id for r in restore_steps)
