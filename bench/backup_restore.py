@@ -1,7 +1,7 @@
 """Snapshot, verify and restore a PostgreSQL database of 1 GB or more in the lab; time each.
 
     .venv/bin/python bench/backup_restore.py --lab lab
-    .venv/bin/python bench/backup_restore.py --lab lab --size-mb 1100 --formats custom:1 directory:2
+    .venv/bin/python bench/backup_restore.py --lab lab --formats custom:1 directory:2:1
 
 Fills a throwaway database (``bluegreen_bench``, never the service's) on the lab's db
 host with generate_series (INSERT ... SELECT in SQL, so it is fast), then for each
@@ -104,21 +104,23 @@ def snapshot_module(inventory: str, host: str, args: dict) -> dict:
     return result
 
 
-def measure(inventory: str, host: str, fmt: str, jobs: int, size_mb: float) -> dict:
-    snapshot_id = f"bench-{fmt}-{jobs}"
-    target = f"{DATABASE}_restored_{fmt}_{jobs}"
-    taken = snapshot_module(
-        inventory,
-        host,
-        {
-            "engine": "postgresql",
-            "database": DATABASE,
-            "pg_format": fmt,
-            "jobs": jobs,
-            "snapshot_id": snapshot_id,
-            "verify": False,
-        },
-    )
+def measure(
+    inventory: str, host: str, fmt: str, jobs: int, level: int | None, size_mb: float
+) -> dict:
+    name = f"{fmt}_{jobs}_{'default' if level is None else level}"
+    snapshot_id = f"bench-{name}"
+    target = f"{DATABASE}_restored_{name}"
+    dump_args = {
+        "engine": "postgresql",
+        "database": DATABASE,
+        "pg_format": fmt,
+        "jobs": jobs,
+        "snapshot_id": snapshot_id,
+        "verify": False,
+    }
+    if level is not None:
+        dump_args["compress"] = level
+    taken = snapshot_module(inventory, host, dump_args)
     verified = snapshot_module(inventory, host, {"state": "verified", "snapshot_id": snapshot_id})
     restored = snapshot_module(
         inventory,
@@ -133,6 +135,7 @@ def measure(inventory: str, host: str, fmt: str, jobs: int, size_mb: float) -> d
     return {
         "format": fmt,
         "jobs": jobs,
+        "compress": level,
         "size_mb": round(size_mb, 1),
         "dump_mb": round(taken["size_bytes"] / 1e6, 1),
         "snapshot_s": snapshot_s,
@@ -144,10 +147,11 @@ def measure(inventory: str, host: str, fmt: str, jobs: int, size_mb: float) -> d
     }
 
 
-def clean(inventory: str, host: str, formats: list[tuple[str, int]]) -> None:
-    for fmt, jobs in formats:
+def clean(inventory: str, host: str, formats: list[tuple[str, int, int | None]]) -> None:
+    for fmt, jobs, level in formats:
+        name = f"{fmt}_{jobs}_{'default' if level is None else level}"
         try:
-            psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}_restored_{fmt}_{jobs}")
+            psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}_restored_{name}")
         except BenchError as exc:
             log(f"cleanup: {exc}")
     try:
@@ -157,13 +161,18 @@ def clean(inventory: str, host: str, formats: list[tuple[str, int]]) -> None:
     run_module(inventory, host, "ansible.builtin.file", {"path": DEST, "state": "absent"})
 
 
-def parse_formats(values: list[str]) -> list[tuple[str, int]]:
+def parse_formats(values: list[str]) -> list[tuple[str, int, int | None]]:
+    """FORMAT[:JOBS[:LEVEL]] each; LEVEL is pg_dump's compression, default pg_dump's own."""
     formats = []
     for value in values:
-        fmt, _, jobs = value.partition(":")
-        if fmt not in ("custom", "directory") or not (jobs or "1").isdigit():
-            raise SystemExit(f"--formats {value!r}: give FORMAT:JOBS, e.g. custom:1 directory:2")
-        formats.append((fmt, int(jobs or 1)))
+        fmt, jobs, level, *rest = [*value.split(":"), "", ""]
+        if fmt not in ("custom", "directory") or rest[0] or not (jobs or "1").isdigit():
+            raise SystemExit(
+                f"--formats {value!r}: give FORMAT[:JOBS[:LEVEL]], e.g. custom:1 directory:2:1"
+            )
+        if level and not (level.isdigit() and int(level) <= 9):
+            raise SystemExit(f"--formats {value!r}: LEVEL is a compression level from 0 to 9")
+        formats.append((fmt, int(jobs or 1), int(level) if level else None))
     return formats
 
 
@@ -186,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             {"path": DEST, "state": "directory", "owner": "postgres", "mode": "0700"},
         )
         size = fill(options.lab, options.host, options.size_mb)
-        for fmt, jobs in formats:
-            log(f"{fmt} format, {jobs} job(s)")
-            results.append(measure(options.lab, options.host, fmt, jobs, size))
+        for fmt, jobs, level in formats:
+            log(f"{fmt} format, {jobs} job(s), compression {level or 'default'}")
+            results.append(measure(options.lab, options.host, fmt, jobs, level, size))
             log(f"  {results[-1]}")
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -202,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for r in results:
         print(
-            f"{r['format']:10} {r['jobs']:>4} {r['dump_mb']:>8} {r['snapshot_s']:>10} "
+            f"{r['format']:10} {r['jobs']:>4} {r['compress'] or '-':>5} {r['dump_mb']:>8} {r['snapshot_s']:>10} "
             f"{r['verify_s']:>8} {r['restore_s']:>9} {r['snapshot_mb_s']:>9} {r['restore_mb_s']:>9}"
         )
     best = min(results, key=lambda r: r["snapshot_s"] + r["verify_s"] + r["restore_s"])
@@ -215,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 "size_mb": best["size_mb"],
                 "format": best["format"],
                 "jobs": best["jobs"],
+                "compress": best["compress"],
                 "formats": results,
             }
         )
