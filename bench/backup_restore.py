@@ -210,9 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'restore s':>9} {'snap MB/s':>9} {'rest MB/s':>9}"
     )
     for r in results:
+        level = "-" if r["compress"] is None else r["compress"]
         print(
-            f"{r['format']:10} {r['jobs']:>4} {r['compress'] or '-':>5} {r['dump_mb']:>8} {r['snapshot_s']:>10} "
-            f"{r['verify_s']:>8} {r['restore_s']:>9} {r['snapshot_mb_s']:>9} {r['restore_mb_s']:>9}"
+            f"{r['format']:10} {r['jobs']:>4} {level:>5} {r['dump_mb']:>8} "
+            f"{r['snapshot_s']:>10} {r['verify_s']:>8} {r['restore_s']:>9} "
+            f"{r['snapshot_mb_s']:>9} {r['restore_mb_s']:>9}"
         )
     best = min(results, key=lambda r: r["snapshot_s"] + r["verify_s"] + r["restore_s"])
     print(
