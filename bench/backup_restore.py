@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -127,6 +128,7 @@ def measure(
         host,
         {"state": "restored", "snapshot_id": snapshot_id, "restore_target": target, "jobs": jobs},
     )
+    load_1m = round(os.getloadavg()[0], 1)
     snapshot_s, verify_s, restore_s = (
         taken["duration_s"],
         verified["duration_s"],
@@ -144,6 +146,9 @@ def measure(
         "snapshot_mb_s": round(size_mb / snapshot_s, 1),
         "verify_mb_s": round(size_mb / verify_s, 1),
         "restore_mb_s": round(size_mb / restore_s, 1),
+        # The machine's load right after; the lab shares its cores with everything else.
+        "load_1m": load_1m,
+        "cpus": os.cpu_count(),
     }
 
 
