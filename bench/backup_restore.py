@@ -1,7 +1,7 @@
 """Snapshot, verify and restore a PostgreSQL database of 1 GB or more in the lab; time each.
 
     .venv/bin/python bench/backup_restore.py --lab lab
-    .venv/bin/python bench/backup_restore.py --lab lab --size-mb 1100 --formats custom:1 directory:2
+    .venv/bin/python bench/backup_restore.py --lab lab --formats custom:1 directory:2:1
 
 Fills a throwaway database (``bluegreen_bench``, never the service's) on the lab's db
 host with generate_series (INSERT ... SELECT in SQL, so it is fast), then for each
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -104,27 +105,30 @@ def snapshot_module(inventory: str, host: str, args: dict) -> dict:
     return result
 
 
-def measure(inventory: str, host: str, fmt: str, jobs: int, size_mb: float) -> dict:
-    snapshot_id = f"bench-{fmt}-{jobs}"
-    target = f"{DATABASE}_restored_{fmt}_{jobs}"
-    taken = snapshot_module(
-        inventory,
-        host,
-        {
-            "engine": "postgresql",
-            "database": DATABASE,
-            "pg_format": fmt,
-            "jobs": jobs,
-            "snapshot_id": snapshot_id,
-            "verify": False,
-        },
-    )
+def measure(
+    inventory: str, host: str, fmt: str, jobs: int, level: int | None, size_mb: float
+) -> dict:
+    name = f"{fmt}_{jobs}_{'default' if level is None else level}"
+    snapshot_id = f"bench-{name}"
+    target = f"{DATABASE}_restored_{name}"
+    dump_args = {
+        "engine": "postgresql",
+        "database": DATABASE,
+        "pg_format": fmt,
+        "jobs": jobs,
+        "snapshot_id": snapshot_id,
+        "verify": False,
+    }
+    if level is not None:
+        dump_args["compress"] = level
+    taken = snapshot_module(inventory, host, dump_args)
     verified = snapshot_module(inventory, host, {"state": "verified", "snapshot_id": snapshot_id})
     restored = snapshot_module(
         inventory,
         host,
         {"state": "restored", "snapshot_id": snapshot_id, "restore_target": target, "jobs": jobs},
     )
+    load_1m = round(os.getloadavg()[0], 1)
     snapshot_s, verify_s, restore_s = (
         taken["duration_s"],
         verified["duration_s"],
@@ -133,6 +137,7 @@ def measure(inventory: str, host: str, fmt: str, jobs: int, size_mb: float) -> d
     return {
         "format": fmt,
         "jobs": jobs,
+        "compress": level,
         "size_mb": round(size_mb, 1),
         "dump_mb": round(taken["size_bytes"] / 1e6, 1),
         "snapshot_s": snapshot_s,
@@ -141,13 +146,17 @@ def measure(inventory: str, host: str, fmt: str, jobs: int, size_mb: float) -> d
         "snapshot_mb_s": round(size_mb / snapshot_s, 1),
         "verify_mb_s": round(size_mb / verify_s, 1),
         "restore_mb_s": round(size_mb / restore_s, 1),
+        # The machine's load right after; the lab shares its cores with everything else.
+        "load_1m": load_1m,
+        "cpus": os.cpu_count(),
     }
 
 
-def clean(inventory: str, host: str, formats: list[tuple[str, int]]) -> None:
-    for fmt, jobs in formats:
+def clean(inventory: str, host: str, formats: list[tuple[str, int, int | None]]) -> None:
+    for fmt, jobs, level in formats:
+        name = f"{fmt}_{jobs}_{'default' if level is None else level}"
         try:
-            psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}_restored_{fmt}_{jobs}")
+            psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}_restored_{name}")
         except BenchError as exc:
             log(f"cleanup: {exc}")
     try:
@@ -157,13 +166,18 @@ def clean(inventory: str, host: str, formats: list[tuple[str, int]]) -> None:
     run_module(inventory, host, "ansible.builtin.file", {"path": DEST, "state": "absent"})
 
 
-def parse_formats(values: list[str]) -> list[tuple[str, int]]:
+def parse_formats(values: list[str]) -> list[tuple[str, int, int | None]]:
+    """FORMAT[:JOBS[:LEVEL]] each; LEVEL is pg_dump's compression, default pg_dump's own."""
     formats = []
     for value in values:
-        fmt, _, jobs = value.partition(":")
-        if fmt not in ("custom", "directory") or not (jobs or "1").isdigit():
-            raise SystemExit(f"--formats {value!r}: give FORMAT:JOBS, e.g. custom:1 directory:2")
-        formats.append((fmt, int(jobs or 1)))
+        fmt, jobs, level, *rest = [*value.split(":"), "", ""]
+        if fmt not in ("custom", "directory") or rest[0] or not (jobs or "1").isdigit():
+            raise SystemExit(
+                f"--formats {value!r}: give FORMAT[:JOBS[:LEVEL]], e.g. custom:1 directory:2:1"
+            )
+        if level and not (level.isdigit() and int(level) <= 9):
+            raise SystemExit(f"--formats {value!r}: LEVEL is a compression level from 0 to 9")
+        formats.append((fmt, int(jobs or 1), int(level) if level else None))
     return formats
 
 
@@ -186,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
             {"path": DEST, "state": "directory", "owner": "postgres", "mode": "0700"},
         )
         size = fill(options.lab, options.host, options.size_mb)
-        for fmt, jobs in formats:
-            log(f"{fmt} format, {jobs} job(s)")
-            results.append(measure(options.lab, options.host, fmt, jobs, size))
+        for fmt, jobs, level in formats:
+            log(f"{fmt} format, {jobs} job(s), compression {level or 'default'}")
+            results.append(measure(options.lab, options.host, fmt, jobs, level, size))
             log(f"  {results[-1]}")
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -201,9 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'restore s':>9} {'snap MB/s':>9} {'rest MB/s':>9}"
     )
     for r in results:
+        level = "-" if r["compress"] is None else r["compress"]
         print(
-            f"{r['format']:10} {r['jobs']:>4} {r['dump_mb']:>8} {r['snapshot_s']:>10} "
-            f"{r['verify_s']:>8} {r['restore_s']:>9} {r['snapshot_mb_s']:>9} {r['restore_mb_s']:>9}"
+            f"{r['format']:10} {r['jobs']:>4} {level:>5} {r['dump_mb']:>8} "
+            f"{r['snapshot_s']:>10} {r['verify_s']:>8} {r['restore_s']:>9} "
+            f"{r['snapshot_mb_s']:>9} {r['restore_mb_s']:>9}"
         )
     best = min(results, key=lambda r: r["snapshot_s"] + r["verify_s"] + r["restore_s"])
     print(
@@ -215,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 "size_mb": best["size_mb"],
                 "format": best["format"],
                 "jobs": best["jobs"],
+                "compress": best["compress"],
                 "formats": results,
             }
         )

@@ -136,6 +136,14 @@ options:
         formats). Each job is one more connection to the server.
     type: int
     default: 1
+  compress:
+    description:
+      - pg_dump's compression level (C(--compress)), 0 (none) to 9; omit it for pg_dump's
+        default (gzip level 6 for both formats).
+      - Compression costs CPU in the dump and in every read of it (verification, restore); a
+        lower level trades disk space for time, which pays off on large databases when the
+        host has few cores. bench/backup_restore.py measures both.
+    type: int
   sqlite_path:
     description:
       - The live SQLite database file. Required with O(engine=sqlite) and O(state=present).
@@ -579,6 +587,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     login_password=dict(type="str", no_log=True),
     pg_format=dict(type="str", default="custom", choices=list(PG_FORMATS)),
     jobs=dict(type="int", default=1),
+    compress=dict(type="int"),
     sqlite_path=dict(type="path"),
     paths=dict(type="list", elements="path"),
     keep=dict(type="int"),
@@ -1070,6 +1079,8 @@ def capture_postgresql(module: AnsibleModule, request: Request, partial: str) ->
     ]
     if request.pg_format == "directory":
         args += ["--jobs", str(request.jobs)]
+    if request.compress is not None:
+        args += ["--compress", str(request.compress)]
     args += ["--dbname", conninfo_dbname(database)]
     run(
         module,

@@ -114,6 +114,7 @@ class Request:
     pg: PgConnection = PgConnection()
     pg_format: str = "custom"
     jobs: int = 1
+    compress: int | None = None
     sqlite_path: str | None = None
     paths: tuple[str, ...] = ()
     keep: int | None = None
@@ -293,6 +294,11 @@ def build_request(params: Mapping[str, Any]) -> Request:
         validate_snapshot_id(item, "protect entry") for item in params.get("protect") or ()
     )
     jobs = _positive_int(params.get("jobs", 1), "jobs", "parallel pg_dump/pg_restore jobs")
+    compress = params.get("compress")
+    if compress is not None and (
+        isinstance(compress, bool) or not isinstance(compress, int) or not 0 <= compress <= 9
+    ):
+        raise SnapshotError(f"compress must be a pg_dump level from 0 to 9, got {compress!r}")
     port = params.get("login_port")
     if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
         raise SnapshotError(f"login_port must be a TCP port between 1 and 65535, got {port!r}")
@@ -313,6 +319,7 @@ def build_request(params: Mapping[str, Any]) -> Request:
         ),
         pg_format=pg_format,
         jobs=jobs,
+        compress=compress,
         sqlite_path=params.get("sqlite_path") or None,
         paths=tuple(params.get("paths") or ()),
         keep=keep,
@@ -347,6 +354,8 @@ def _check_capture_request(request: Request) -> None:
         tar_members(request.paths)
     if request.engine != "postgresql" and request.pg_format != "custom":
         raise SnapshotError(f"pg_format applies to engine=postgresql only, not {request.engine}")
+    if request.engine != "postgresql" and request.compress is not None:
+        raise SnapshotError(f"compress applies to engine=postgresql only, not {request.engine}")
 
 
 # Manifest

@@ -524,3 +524,42 @@ class TestSql:
     def test_swap_without_a_live_database_only_renames_the_restored_one(self) -> None:
         plan = RestorePlan("postgresql", "app_restore_r1", "app", True, None)
         assert 'RENAME TO "app_before' not in swap_sql(plan)
+
+
+class TestCompression:
+    def test_compress_level_is_passed_for_postgresql(self) -> None:
+        request = build_request(
+            {
+                "state": "present",
+                "dest": "/b",
+                "engine": "postgresql",
+                "database": "app",
+                "compress": 1,
+            }
+        )
+        assert request.compress == 1
+
+    @pytest.mark.parametrize("level", [-1, 10, True])
+    def test_compress_level_outside_0_to_9_is_refused(self, level: object) -> None:
+        with pytest.raises(SnapshotError, match="compress must be a pg_dump level from 0 to 9"):
+            build_request(
+                {
+                    "state": "present",
+                    "dest": "/b",
+                    "engine": "postgresql",
+                    "database": "app",
+                    "compress": level,
+                }
+            )
+
+    def test_compress_is_refused_for_sqlite(self) -> None:
+        with pytest.raises(SnapshotError, match="compress applies to engine=postgresql only"):
+            build_request(
+                {
+                    "state": "present",
+                    "dest": "/b",
+                    "engine": "sqlite",
+                    "sqlite_path": "/d.db",
+                    "compress": 1,
+                }
+            )
