@@ -90,7 +90,7 @@ def test_a_canary_secret_appears_nowhere_but_where_it_is_used(tmp_path: Path) ->
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=1800,
             env=env | {"ANSIBLE_VAULT_PASSWORD_FILE": str(password_file)},
         )
         outputs += [vault_run.stdout, vault_run.stderr]
@@ -120,7 +120,7 @@ def test_a_canary_secret_appears_nowhere_but_where_it_is_used(tmp_path: Path) ->
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=1800,
             env=env,
         )
         outputs += [extra_run.stdout, extra_run.stderr]
