@@ -38,7 +38,7 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
     ("policy", "Release window and approval", "policy"),
     ("artifact", "Artifact checksum", "preflight"),
     ("backup", "Database snapshot, verified", "snapshot"),
-    ("migrations", "Migrations applied", "deploy"),
+    ("migrations", "Migrations applied", "migrate"),
     ("health", "Health of the new colour", "deploy"),
     ("smoke", "Smoke routes", "deploy"),
     ("version", "Version header", "deploy"),
@@ -236,6 +236,30 @@ def _backup_check(records: Sequence[Mapping[str, Any]]) -> Check | None:
     )
 
 
+def _migration_check(records: Sequence[Mapping[str, Any]]) -> Check | None:
+    """Migrations from their own record (kept when the deploy fails later), else from
+    the deploy record of releases journaled before the step had one."""
+    record = _last(records, "migrate")
+    if record is None or record.get("outcome") != "ok":
+        record = _last(records, "deploy")
+        if record is None or record.get("outcome") != "ok":
+            return None
+    migration = _evidence(record).get("migration")
+    if not isinstance(migration, Mapping):
+        return None
+    applied = [str(r) for r in migration.get("applied") or []]
+    summary = (
+        f"applied {', '.join(applied)}: "
+        f"{migration.get('previous') or 'empty'} -> {migration.get('current')}"
+        if applied
+        else f"nothing to apply, schema at {migration.get('current')}"
+    )
+    summary += f" ({migration.get('executed_statements', 0)} statements executed)"
+    return Check(
+        "migrations", "", PASSED, summary, _time(record), str(record["step"]), dict(migration)
+    )
+
+
 def _deploy_checks(records: Sequence[Mapping[str, Any]]) -> dict[str, Check]:
     record = _last(records, "deploy")
     if record is None or record.get("outcome") != "ok":
@@ -243,19 +267,6 @@ def _deploy_checks(records: Sequence[Mapping[str, Any]]) -> dict[str, Check]:
     ev = _evidence(record)
     when = _time(record)
     checks: dict[str, Check] = {}
-    migration = ev.get("migration")
-    if isinstance(migration, Mapping):
-        applied = [str(r) for r in migration.get("applied") or []]
-        summary = (
-            f"applied {', '.join(applied)}: "
-            f"{migration.get('previous') or 'empty'} -> {migration.get('current')}"
-            if applied
-            else f"nothing to apply, schema at {migration.get('current')}"
-        )
-        summary += f" ({migration.get('executed_statements', 0)} statements executed)"
-        checks["migrations"] = Check(
-            "migrations", "", PASSED, summary, when, "deploy", dict(migration)
-        )
     health = ev.get("health")
     if isinstance(health, Mapping):
         healthy = health.get("healthy") is True
@@ -374,6 +385,7 @@ def readiness(records: Sequence[Mapping[str, Any]]) -> list[Check]:
         "post_switch_signals": _analysis_check(records, "analysis", "post_switch_signals"),
     }
     found.update(_deploy_checks(records))
+    found["migrations"] = _migration_check(records)
     failure = _failure(records)
     failed_id = _failed_check(failure)
     checks = []
@@ -398,7 +410,12 @@ def readiness(records: Sequence[Mapping[str, Any]]) -> list[Check]:
 
 def _not_run_reason(check_id: str, records: Sequence[Mapping[str, Any]]) -> str:
     deploy = _last(records, "deploy")
-    if check_id == "migrations" and deploy and deploy.get("outcome") == "ok":
+    if (
+        check_id == "migrations"
+        and _last(records, "migrate") is None
+        and deploy
+        and deploy.get("outcome") == "ok"
+    ):
         return "no migration tool is configured for this service"
     if check_id == "smoke" and deploy and deploy.get("outcome") == "ok":
         return "no smoke routes are configured"

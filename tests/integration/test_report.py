@@ -88,8 +88,8 @@ def healthy_live() -> Answer:
 def test_report_of_a_successful_release_matches_the_journal_and_the_lab(tmp_path: Path) -> None:
     before = healthy_live()
     new, old = ("1.0.0", "2.0.0") if before.version == "2.0.0" else ("2.0.0", before.version)
-    with SteadyTraffic():
-        result = bluegreen("release", "--version", new)
+    with SteadyTraffic(limit_s=1200):
+        result = bluegreen("release", "--version", new, timeout=1800)
     assert result.exit_code == 0, result.report
     release_id = result.report["custom_stats"]["bluegreen_release_id"]
     journal, records = journal_copy(tmp_path)
@@ -136,7 +136,7 @@ def test_report_of_a_successful_release_matches_the_journal_and_the_lab(tmp_path
 
 def test_report_of_a_release_that_failed_before_the_switch(tmp_path: Path) -> None:
     before = healthy_live()
-    result = bluegreen("release", "--version", "2.0.1+crash")
+    result = bluegreen("release", "--version", "2.0.1+crash", timeout=1800)
     assert result.exit_code == 3, result.report
     release_id = result.report["custom_stats"]["bluegreen_release_id"]
     journal, records = journal_copy(tmp_path)
@@ -162,8 +162,8 @@ def test_report_of_a_release_that_failed_before_the_switch(tmp_path: Path) -> No
 
 def test_report_of_an_automatic_rollback(tmp_path: Path) -> None:
     before = healthy_live()
-    with SteadyTraffic():
-        result = bluegreen("release", "--version", "2.0.3+errors30.after8")
+    with SteadyTraffic(limit_s=1200):
+        result = bluegreen("release", "--version", "2.0.3+errors30.after8", timeout=1800)
     assert result.exit_code == 4, result.report
     release_id = result.report["custom_stats"]["bluegreen_release_id"]
     journal, records = journal_copy(tmp_path)

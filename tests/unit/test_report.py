@@ -279,3 +279,23 @@ def test_report_command_renders_from_the_controller_journal(
     assert json.loads(result.output)["decision"]["outcome"] == "released"
     missing = CliRunner().invoke(cli.app, ["report", "nope", "-i", "lab"])
     assert missing.exit_code == 2 and "is not in the journal" in missing.output
+
+
+def test_migrations_journaled_on_their_own_survive_a_failed_deploy() -> None:
+    records = entries("failed_before_switch")
+    migration = next(r for r in entries("released") if r["step"] == "deploy")["evidence"][
+        "migration"
+    ]
+    deploy_at = next(i for i, r in enumerate(records) if r["step"] == "deploy")
+    migrate = {
+        **records[deploy_at],
+        "step": "migrate",
+        "outcome": "ok",
+        "host": None,
+        "message": "schema 0001 -> 0001",
+        "evidence": {"migration": migration},
+    }
+    found = checks(build_report([*records[:deploy_at], migrate, *records[deploy_at:]]))
+    assert found["migrations"]["status"] == PASSED
+    assert found["migrations"]["step"] == "migrate"
+    assert found["health"]["status"] == "failed"
