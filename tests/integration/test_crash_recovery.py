@@ -163,74 +163,81 @@ def test_setup_a_verified_release_to_come_back_to() -> None:
     )
 
 
+def other() -> str:
+    """The healthy version that is not live: what the next release deploys."""
+    return NEXT if live(SINGLE_URL).version == STABLE else STABLE
+
+
 def test_killed_after_taking_the_lock() -> None:
-    State.interrupted = killed_after("lock", "release", "--version", NEXT)
+    before = live(SINGLE_URL).version
+    State.interrupted = killed_after("lock", "release", "--version", other())
 
     # The lock of the dead release is still there ...
     assert bluegreen("lock", "status", "-i", SINGLE).outcome == "locked"
     # ... and the next release takes it over; killed in its turn after its plan.
-    State.interrupted, first = killed_after("plan", "release", "--version", NEXT), State.interrupted
+    first = State.interrupted
+    State.interrupted = killed_after("plan", "release", "--version", other())
 
-    recovered = recovery_of(first)
-    assert recovered["evidence"]["action"] == "close"
+    assert recovery_of(first)["evidence"]["action"] == "close"
     assert "taking it over" in next(
         r["message"] for r in journal_lines() if r["release_id"] == State.interrupted
     )
-    assert live(SINGLE_URL).version == STABLE
+    assert live(SINGLE_URL).version == before
 
 
 def test_killed_after_the_plan_restores_the_idle_colour() -> None:
-    first = State.take()
-    State.interrupted = killed_after("deploy", "release", "--version", NEXT)
+    first, before = State.take(), live(SINGLE_URL).version
+    State.interrupted = killed_after("deploy", "release", "--version", other())
 
     assert recovery_of(first)["evidence"]["action"] == "restore_idle"
     # Killed after its deploy: the idle colour runs the new version, traffic does not.
-    assert live(SINGLE_URL).version == STABLE
+    assert live(SINGLE_URL).version == before
 
 
 def test_killed_after_the_deploy_puts_the_idle_colour_back() -> None:
-    first = State.take()
-    State.interrupted = killed_after("switch", "release", "--version", NEXT)
+    first, target = State.take(), other()
+    State.interrupted = killed_after("switch", "release", "--version", target)
 
     assert recovery_of(first)["evidence"]["action"] == "restore_idle"
-    assert live(SINGLE_URL).version == NEXT  # this one died right after switching
+    assert live(SINGLE_URL).version == target  # this one died right after switching
 
 
 def test_killed_after_the_switch_a_rollback_sends_traffic_back() -> None:
+    interrupted, unverified = State.take(), live(SINGLE_URL).version
+
     result = bluegreen("rollback", "-i", SINGLE)
 
     assert result.exit_code == 0, result.report
-    interrupted = State.take()
     assert f"interrupted release {interrupted}" in result.message
-    recovered = recovery_of(interrupted)
-    assert recovered["evidence"]["action"] == "rollback"
-    assert live(SINGLE_URL).version == STABLE
+    assert recovery_of(interrupted)["evidence"]["action"] == "rollback"
+    assert live(SINGLE_URL).version != unverified
     assert_converged()
-    # Never verified, so no later rollback may go to it.
     history = bluegreen("history", "-i", SINGLE).report["history"]
-    assert NEXT in history["rollback_refused_versions"]
+    interrupted_state = next(r for r in history["releases"] if r["release_id"] == interrupted)
+    assert interrupted_state["state"] == "rolled-back"
+    assert not interrupted_state["verified"]
 
 
 def test_killed_after_the_analysis_the_next_release_judges_it_again_and_keeps_it() -> None:
-    interrupted = killed_after("analysis", "release", "--version", NEXT)
-    assert live(SINGLE_URL).version == NEXT
+    target = other()
+    interrupted = killed_after("analysis", "release", "--version", target)
+    assert live(SINGLE_URL).version == target
 
-    result = bluegreen("release", "--version", NEXT, "-i", SINGLE)
+    result = bluegreen("release", "--version", target, "-i", SINGLE)
 
     assert result.exit_code == 0, result.report
     assert f"interrupted release {interrupted}" in result.message
     recovered = recovery_of(interrupted)
     assert recovered["evidence"]["action"] == "resume"
     assert recovered["evidence"]["state"] == "verified"
-    assert live(SINGLE_URL).version == NEXT
+    assert live(SINGLE_URL).version == target
     assert_converged()
-    assert bluegreen("rollback", "-i", SINGLE).exit_code == 0  # back to a verified STABLE
-    assert live(SINGLE_URL).version == STABLE
 
 
-def test_a_second_release_is_refused_at_once_naming_the_holder() -> None:
+def test_a_second_release_is_refused_at_once_and_waits_with_wait() -> None:
+    before, target = live(SINGLE_URL).version, other()
     holder = subprocess.Popen(
-        [*BLUEGREEN, "release", "--version", NEXT, "-i", SINGLE, "--json"],
+        [*BLUEGREEN, "release", "--version", target, "-i", SINGLE, "--json"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -238,7 +245,7 @@ def test_a_second_release_is_refused_at_once_naming_the_holder() -> None:
     )
     try:
         assert wait_until(
-            lambda: bluegreen("lock", "status", "-i", SINGLE).outcome == "locked", timeout=120
+            lambda: bluegreen("lock", "status", "-i", SINGLE).outcome == "locked", timeout=600
         )
         refused = bluegreen("rollback", "-i", SINGLE)
 
@@ -248,11 +255,16 @@ def test_a_second_release_is_refused_at_once_naming_the_holder() -> None:
         assert "is held by" in refused.message and "release" in refused.message
         assert "bluegreen lock break" in refused.message
 
-        waited = bluegreen("rollback", "-i", SINGLE, "--wait", "10m")
+        waited = bluegreen("rollback", "-i", SINGLE, "--wait", "20m")
     finally:
-        out, _ = holder.communicate(timeout=600)
+        out, _ = holder.communicate(timeout=1200)
     first = json.loads(out.splitlines()[-1])
     assert first["exit_code"] == 0, first
     # The waiting rollback started after the release ended, and undid it.
     assert waited.exit_code == 0, waited.report
-    assert live(SINGLE_URL).version == STABLE
+    assert "after waiting" in next(
+        r["message"]
+        for r in reversed(journal_lines())
+        if r["step"] == "lock" and r["evidence"].get("command") == "rollback"
+    )
+    assert live(SINGLE_URL).version == before
