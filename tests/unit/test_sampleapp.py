@@ -33,8 +33,9 @@ def sqlite_url(path: Path) -> str:
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
+    """A database at the schema of release 2.0 (0002), on which 1.0.0 and 2.0.0 both run."""
     url = sqlite_url(tmp_path / "app.db")
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url, version="2.0.0"), "head")
     return url
 
 
@@ -173,7 +174,7 @@ def test_health_reports_database_and_schema_revision(client: FlaskClient) -> Non
     assert response.status_code == 200
     assert response.json["status"] == "ok"
     assert response.json["database"] == "ok"
-    assert response.json["schema_revision"] == "0001"
+    assert response.json["schema_revision"] == "0002"
 
 
 def test_health_is_503_when_the_database_cannot_be_opened(tmp_path: Path) -> None:

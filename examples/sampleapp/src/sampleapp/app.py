@@ -22,6 +22,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from sampleapp import metrics
 from sampleapp.db import make_engine, notes
 from sampleapp.faults import Fault, fault_from_version, local_label
+from sampleapp.releases import Features, features_from_version
 
 SERVICE = "sampleapp"
 COLOURS = ("blue", "green")
@@ -91,8 +92,13 @@ def create_app(
     metrics.DB_CONNECTIONS_IN_USE.set_function(lambda: _connections_in_use(engine))
 
     _install_hooks(app, settings, fault, rng or random.Random())
-    _install_routes(app, settings, engine)
+    _install_routes(app, settings, engine, features_from_version(settings.version))
     return app
+
+
+def note_columns(features: Features) -> list[sa.Column]:
+    """The columns of notes that this version reads and writes."""
+    return [column for column in notes.columns if column.name != "author" or features.author]
 
 
 def _connections_in_use(engine: Engine) -> float:
@@ -146,7 +152,9 @@ def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Ran
         return jsonify(error="database unavailable", detail=_reason(exc)), 503
 
 
-def _install_routes(app: Flask, settings: Settings, engine: Engine) -> None:
+def _install_routes(app: Flask, settings: Settings, engine: Engine, features: Features) -> None:
+    columns = note_columns(features)
+
     @app.get("/")
     def index() -> dict[str, Any]:
         return {"service": SERVICE, "version": settings.version, "colour": settings.colour}
@@ -158,8 +166,8 @@ def _install_routes(app: Flask, settings: Settings, engine: Engine) -> None:
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
                 inspector = sa.inspect(conn)
-                if not inspector.has_table(notes.name):
-                    reason = "table notes does not exist; run sampleapp-migrate"
+                reason = _schema_problem(inspector, columns)
+                if reason:
                     return {"status": "unavailable", "database": "error", "reason": reason}, 503
                 revision = _schema_revision(conn, inspector)
         except SQLAlchemyError as exc:
@@ -172,10 +180,14 @@ def _install_routes(app: Flask, settings: Settings, engine: Engine) -> None:
         body = payload.get("body") if isinstance(payload, dict) else None
         if not isinstance(body, str) or not body.strip():
             raise BadRequest('expected a JSON object {"body": "<non-empty text>"}')
+        values = {"body": body, "colour": settings.colour, "version": settings.version}
+        if features.author:
+            author = payload.get("author")
+            if author is not None and not isinstance(author, str):
+                raise BadRequest('"author" must be text when given')
+            values["author"] = author
         with engine.begin() as conn:
-            result = conn.execute(
-                notes.insert().values(body=body, colour=settings.colour, version=settings.version)
-            )
+            result = conn.execute(notes.insert().values(**values))
             note_id = result.inserted_primary_key[0]
         location = url_for("get_note", note_id=note_id)
         created = {"id": note_id, "colour": settings.colour, "version": settings.version}
@@ -184,7 +196,7 @@ def _install_routes(app: Flask, settings: Settings, engine: Engine) -> None:
     @app.get("/notes")
     def list_notes() -> dict[str, Any]:
         limit = _limit(request.args.get("limit"))
-        query = sa.select(notes).order_by(notes.c.id.desc()).limit(limit)
+        query = sa.select(*columns).order_by(notes.c.id.desc()).limit(limit)
         with engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return {"notes": [_note(row) for row in rows]}
@@ -192,7 +204,8 @@ def _install_routes(app: Flask, settings: Settings, engine: Engine) -> None:
     @app.get("/notes/<int:note_id>")
     def get_note(note_id: int) -> dict[str, Any]:
         with engine.connect() as conn:
-            row = conn.execute(sa.select(notes).where(notes.c.id == note_id)).mappings().first()
+            query = sa.select(*columns).where(notes.c.id == note_id)
+            row = conn.execute(query).mappings().first()
         if row is None:
             raise NotFound(f"note {note_id} does not exist")
         return _note(row)
@@ -214,6 +227,17 @@ def _limit(raw: str | None) -> int:
     return limit
 
 
+def _schema_problem(inspector: sa.Inspector, columns: list[sa.Column]) -> str | None:
+    """Why the schema cannot serve this version (a migration missing), or None."""
+    if not inspector.has_table(notes.name):
+        return "table notes does not exist; run sampleapp-migrate"
+    present = {column["name"] for column in inspector.get_columns(notes.name)}
+    missing = [column.name for column in columns if column.name not in present]
+    if missing:
+        return f"notes lacks column {', '.join(missing)}; run sampleapp-migrate"
+    return None
+
+
 def _schema_revision(conn: sa.Connection, inspector: sa.Inspector) -> str | None:
     if not inspector.has_table("alembic_version"):
         return None
@@ -225,13 +249,16 @@ def _note(row: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(created_at, datetime) and created_at.tzinfo is None:
         # SQLite keeps CURRENT_TIMESTAMP as naive UTC text.
         created_at = created_at.replace(tzinfo=UTC)
-    return {
+    note = {
         "id": row["id"],
         "body": row["body"],
         "created_at": created_at.isoformat() if created_at else None,
         "colour": row["colour"],
         "version": row["version"],
     }
+    if "author" in row:
+        note["author"] = row["author"]
+    return note
 
 
 def _reason(exc: SQLAlchemyError) -> str:

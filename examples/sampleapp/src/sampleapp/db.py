@@ -11,7 +11,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 
 metadata = sa.MetaData()
 
-# Mirrors migrations/versions/0001_create_notes.py; the migration owns the schema.
+# Mirrors the migrations at the newest release line (0001 and 0002); the migrations own
+# the schema. A version uses only the columns its release has (app.note_columns).
 notes = sa.Table(
     "notes",
     metadata,
@@ -22,6 +23,8 @@ notes = sa.Table(
     ),
     sa.Column("colour", sa.Text),
     sa.Column("version", sa.Text),
+    # 0002 (release 2.0): who wrote the note; nullable, so 1.x keeps working without it.
+    sa.Column("author", sa.Text),
 )
 
 
