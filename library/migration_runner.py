@@ -95,8 +95,11 @@ options:
       - V(planned) reports the plan to O(target) (default head), upgrade or downgrade, with
         each migration's file, SQL and classification; nothing is applied.
       - V(upgraded) applies the migrations up to O(target) (default head). A target that is
-        already applied changes nothing (it never downgrades).
-      - V(downgraded) unapplies migrations down to O(target), which must be applied.
+        already applied changes nothing (it never downgrades). Neither does a database at an
+        Alembic revision the release does not ship (a later release migrated it), since releases
+        are expand-only, so the older code runs on it; a warning says so.
+      - V(downgraded) unapplies migrations down to O(target), which must be applied, from a
+        release that ships the applied revisions.
     type: str
     choices: [current, planned, upgraded, downgraded]
     default: current

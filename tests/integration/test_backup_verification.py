@@ -70,19 +70,15 @@ def dest(database: Database) -> Iterator[str]:
     shell(database.host, f"rm -rf {path}", database.inventory)
 
 
-def backup(database: Database, dest: str, **args: object) -> dict:
+def backup(db: Database, dest: str, args: dict) -> dict:
     return ansible(
-        database.host,
-        "backup_snapshot",
-        {"dest": dest, **args},
-        database.inventory,
-        become_user=database.user,
+        db.host, "backup_snapshot", {"dest": dest, **args}, db.inventory, become_user=db.user
     )
 
 
 def snapshot(database: Database, dest: str, snapshot_id: str) -> str:
     """A verified snapshot of the live database; the path of its backup file."""
-    taken = backup(database, dest, snapshot_id=snapshot_id, **database.snapshot_args())
+    taken = backup(database, dest, {"snapshot_id": snapshot_id, **database.snapshot_args()})
     assert taken.get("failed") is not True, taken
     assert taken["verified"] is True
     return f"{dest}/{snapshot_id}/{database.file}"
@@ -95,7 +91,7 @@ def on_host(database: Database, script: str, *args: str) -> None:
 
 
 def verify(database: Database, dest: str, snapshot_id: str) -> dict:
-    return backup(database, dest, state="verified", snapshot_id=snapshot_id)
+    return backup(database, dest, {"state": "verified", "snapshot_id": snapshot_id})
 
 
 def test_truncated_backup_fails_verification_naming_the_file(database: Database, dest: str) -> None:

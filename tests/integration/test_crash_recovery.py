@@ -247,7 +247,7 @@ def test_a_second_release_is_refused_at_once_and_waits_with_wait() -> None:
         assert wait_until(
             lambda: bluegreen("lock", "status", "-i", SINGLE).outcome == "locked", timeout=600
         )
-        refused = bluegreen("rollback", "-i", SINGLE)
+        refused = bluegreen("release", "--version", before, "-i", SINGLE)
 
         # Refused at once: the release holding the lock is still running.
         assert holder.poll() is None
@@ -255,16 +255,16 @@ def test_a_second_release_is_refused_at_once_and_waits_with_wait() -> None:
         assert "is held by" in refused.message and "release" in refused.message
         assert "bluegreen lock break" in refused.message
 
-        waited = bluegreen("rollback", "-i", SINGLE, "--wait", "20m")
+        waited = bluegreen("release", "--version", before, "-i", SINGLE, "--wait", "20m")
     finally:
         out, _ = holder.communicate(timeout=1200)
     first = json.loads(out.splitlines()[-1])
     assert first["exit_code"] == 0, first
-    # The waiting rollback started after the release ended, and undid it.
+    # The waiting release started after the first one ended, and put `before` back.
     assert waited.exit_code == 0, waited.report
     assert "after waiting" in next(
         r["message"]
         for r in reversed(journal_lines())
-        if r["step"] == "lock" and r["evidence"].get("command") == "rollback"
+        if r["step"] == "lock" and r["evidence"].get("version") == before
     )
     assert live(SINGLE_URL).version == before

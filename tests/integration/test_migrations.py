@@ -177,7 +177,7 @@ def test_breaking_migration_is_refused_naming_operation_and_file() -> None:
     assert refused.exit_code == 3, refused.report
     assert "drop column notes.author" in refused.message
     assert "sampleapp/migrations/fault_breaking/0003_drop_notes_author.py" in refused.message
-    assert "allow_breaking_migrations" in refused.message
+    assert "allow_breaking" in refused.message
     after = live()
     assert schema(POSTGRESQL) == before[0] == (COLUMNS_2_0, "0002")
     assert (after.colour, after.version) == (before[1].colour, "2.0.0")
