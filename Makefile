@@ -8,14 +8,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 BLUEGREEN := $(BIN)/bluegreen
 SYSTEM_PACKAGES := docker.io mmdebstrap openssh-client nginx-light prometheus
-<<<<<<< HEAD
-SAMPLE_VERSIONS := 1.0.0 2.0.0 2.1.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500
-=======
-SAMPLE_VERSIONS := 1.0.0 2.0.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500 \
-	2.0.5+migfail 2.0.6+breaking
+SAMPLE_VERSIONS := 1.0.0 2.0.0 2.1.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500 \
+  2.0.5+migfail 2.0.6+breaking
 DJANGO_VERSIONS := 1.0.0 2.0.0
 LABS := lab lab-single lab-django lab-django-single
->>>>>>> mig
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
 .PHONY: help deps docker venv artifacts lab fresh-lab demo test lint unit integration molecule bench clean

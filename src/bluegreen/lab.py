@@ -184,19 +184,10 @@ class Lab:
         """One row per lab host: of the named labs, or of every lab that has containers."""
         containers = self._containers(names)
         if not names:
-<<<<<<< HEAD
-            # Labs of other projects (another checkout) share the engine: show ours only.
-            names = sorted(
-                name
-                for name in {c.labels.get(PROFILE_LABEL, "") for c in containers} - {""}
-                if (self.project_root / "inventories" / name / "hosts.yml").is_file()
-            )
-=======
             # Labs of other checkouts share the Docker engine; list the ones known here.
             profiles = {c.labels.get(PROFILE_LABEL, "") for c in containers} - {""}
             inventories = self.project_root / "inventories"
             names = sorted(p for p in profiles if (inventories / p / "hosts.yml").is_file())
->>>>>>> mig
         by_name = {c.name: c for c in containers}
         rows = []
         for host in self.hosts(names):
