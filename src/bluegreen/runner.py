@@ -148,6 +148,8 @@ def resolve_inventory(project: Path, inventory: str | None) -> str | None:
 def inventory_name(project: Path, inventory: str | None) -> str:
     """The inventory's folder name (what state/journal/ and state/reports/ are keyed by);
     without one, the inventory ansible.cfg names."""
+    if inventory is not None and "/" not in inventory:
+        return inventory
     resolved = resolve_inventory(project, inventory)
     if resolved is None:
         config = configparser.ConfigParser(interpolation=None)
