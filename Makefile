@@ -14,7 +14,7 @@ DJANGO_VERSIONS := 1.0.0 2.0.0
 LABS := lab lab-single lab-django lab-django-single
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
-.PHONY: help deps docker venv artifacts lab fresh-lab demo test lint unit integration molecule bench clean
+.PHONY: help host-limits deps docker venv artifacts lab fresh-lab demo test lint unit integration molecule bench clean
 
 help:
 	@echo "make demo   - install what is missing, start the lab, release 1.0.0 then 2.0.0"
@@ -32,8 +32,16 @@ deps: docker
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# Every systemd container takes inotify instances from the host's per-user budget (128
+# by default); with all the labs and molecule up, containers exit 255 without more.
+host-limits:
+	@if [ "$$(sysctl -n fs.inotify.max_user_instances)" -lt 1024 ]; then \
+	  sysctl -w fs.inotify.max_user_instances=1024 >/dev/null \
+	  || echo "warning: could not raise fs.inotify.max_user_instances; lab containers may exit"; \
+	fi
+
 # The engine is started by hand where no init system manages it (CI, containers).
-docker:
+docker: host-limits
 	@if ! command -v dockerd >/dev/null; then \
 	  echo "installing the Docker engine (docker.io)"; \
 	  [ "$$(id -u)" = 0 ] || { echo "installing docker.io needs root"; exit 2; }; \
@@ -88,10 +96,10 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-# The two labs are independent, so their tests run side by side: one worker per lab
-# (xdist_group "lab" or "single" on each test module).
+# The labs are independent, so their tests run side by side: one worker per lab group
+# (tests/integration/conftest.py puts each test in the group of the lab it uses).
 integration: fresh-lab artifacts
-	$(BIN)/pytest -q -n 2 --dist loadgroup tests/integration
+	$(BIN)/pytest -q -n 3 --dist loadgroup tests/integration
 
 molecule: deps venv artifacts
 	PATH="$(CURDIR)/$(BIN):$$PATH" BLUEGREEN_LAB_IMAGE="$$($(BLUEGREEN) lab image)" $(BIN)/molecule test

@@ -8,8 +8,10 @@ nginx on 127.0.0.1.
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -232,3 +234,41 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.5) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+# --- running the labs side by side ---------------------------------------------------
+# `make integration` runs one pytest-xdist worker per lab group (--dist loadgroup), so
+# tests of different labs run at once and tests of one lab never overlap (they would
+# refuse each other at the release lock). A test's group is the lab it names: its
+# parameters first (a test parametrized over two labs lands in both groups), else the
+# labs the test function names, else those its module names, else the default LAB.
+LAB_GROUPS = {LAB: "lab", SINGLE: "single", DJANGO: "django", DJANGO_SINGLE: "django"}
+
+
+def _labs_named_by(value: object) -> set[str]:
+    fields = value if isinstance(value, tuple | list) else getattr(value, "__dict__", {}).values()
+    candidates = [value, *fields] if isinstance(value, str) else list(fields)
+    return {c for c in candidates if isinstance(c, str) and c in LAB_GROUPS}
+
+
+def lab_group(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    named: set[str] = set()
+    for value in callspec.params.values() if callspec else ():
+        named |= _labs_named_by(value)
+    for source in (inspect.getsource(item.function), Path(str(item.fspath)).read_text()):
+        if named:
+            break
+        named = {
+            lab
+            for lab, var in ((LAB, "LAB"), (SINGLE, "SINGLE"), (DJANGO, "DJANGO"))
+            if re.search(rf"\b{var}(_URL)?\b", source)
+        }
+    groups = {LAB_GROUPS[lab] for lab in named or {LAB}}
+    return groups.pop() if len(groups) == 1 else "lab"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(lab_group(item)))
