@@ -437,10 +437,10 @@ def restart_colour(inventory: str, colour: str, service: str = "sampleapp") -> N
         "-m",
         "ansible.builtin.shell",
     ]
+    # Only where the colour is installed: the unit is a template, present on every host.
     argv += [
         "-a",
-        f"systemctl cat {service}@{colour} >/dev/null 2>&1 || exit 0; "
-        f"systemctl restart {service}@{colour}",
+        f"test -e /opt/{service}/colours/{colour} || exit 0; systemctl restart {service}@{colour}",
     ]
     done = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=180)
     if done.returncode != 0:
