@@ -424,6 +424,29 @@ def read_journal(inventory: str, path: str = JOURNAL, timeout: float = 120) -> l
     return records
 
 
+def restart_colour(inventory: str, colour: str, service: str = "sampleapp") -> None:
+    """Restart one colour's unit wherever it runs, so a fault that counts requests from
+    the start of its process starts counting afresh (a release of the build that the
+    idle colour runs already does not restart it)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
+    argv = [
+        tool("ansible"),
+        "app",
+        "-i",
+        str(inventory_dir(inventory)),
+        "-m",
+        "ansible.builtin.shell",
+    ]
+    # Only where the colour is installed: the unit is a template, present on every host.
+    argv += [
+        "-a",
+        f"test -e /opt/{service}/colours/{colour} || exit 0; systemctl restart {service}@{colour}",
+    ]
+    done = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=180)
+    if done.returncode != 0:
+        raise BenchError(f"could not restart {service}@{colour}: {done.stdout[-300:]}")
+
+
 def switch_record(journal: Iterable[dict], release_id: str | None) -> dict | None:
     """The ``switch`` step that went well for one release or rollback."""
     for record in journal:

@@ -33,6 +33,7 @@ from _load import (
     log,
     parse_time,
     read_journal,
+    restart_colour,
     run_cli,
     switch_record,
 )
@@ -55,6 +56,7 @@ def measure_fault(args: argparse.Namespace, url: str, version: str) -> dict:
     if release_good.exit_code != 0:
         raise BenchError(f"could not bring {args.good} live: {release_good.describe()}")
     old_colour = live_colour(url)
+    restart_colour(args.inventory, "blue" if old_colour == "green" else "green")
     spec = LoadSpec(url=url, new_clients=args.clients, keepalive_clients=0, rate=args.rate)
     with Load(spec) as load:
         time.sleep(args.settle)

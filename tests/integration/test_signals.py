@@ -40,6 +40,10 @@ class SteadyTraffic:
 def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_by_itself() -> None:
     ensure_live("2.0.0")
     before = live()
+    idle = "blue" if before.colour == "green" else "green"
+    # The fault counts requests from the start of its process: an idle colour still running
+    # this build from an earlier run must start counting afresh, as a new deploy does.
+    shell(f"app-{idle}", f"systemctl restart sampleapp@{idle}")
 
     with SteadyTraffic():
         result = bluegreen("release", "--version", "2.0.3+errors30.after200req")
