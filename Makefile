@@ -10,6 +10,8 @@ BLUEGREEN := $(BIN)/bluegreen
 SYSTEM_PACKAGES := docker.io mmdebstrap openssh-client nginx-light prometheus
 SAMPLE_VERSIONS := 1.0.0 2.0.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500 \
 	2.0.5+migfail 2.0.6+breaking
+DJANGO_VERSIONS := 1.0.0 2.0.0
+LABS := lab lab-single lab-django lab-django-single
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
 .PHONY: help deps docker venv artifacts lab fresh-lab demo test lint unit integration molecule bench clean
@@ -46,30 +48,30 @@ docker:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml examples/sampleapp/pyproject.toml
-	@echo "creating the virtualenv $(VENV) (bluegreen, ansible, molecule, the sample app)"
+$(VENV)/.installed: pyproject.toml examples/sampleapp/pyproject.toml examples/djangoapp/pyproject.toml
+	@echo "creating the virtualenv $(VENV) (bluegreen, ansible, molecule, the example apps)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]' -e examples/sampleapp
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]' -e examples/sampleapp -e examples/djangoapp
 	touch $@
 
 # An artifact older than any file of its example is rebuilt (--force): a version's
 # migrations come from the source tree, so a stale build would release the wrong schema.
 artifacts: venv
-	@for v in $(SAMPLE_VERSIONS); do \
-	  a="artifacts/sampleapp-$$v.tar.gz"; \
-	  if [ ! -f "$$a" ] || [ -n "$$(find examples/sampleapp -type f -newer "$$a" -not -path '*.egg-info*' -not -path '*__pycache__*' | head -1)" ]; then \
-	    $(BLUEGREEN) build examples/sampleapp --version "$$v" --force; \
+	@for app_v in $(SAMPLE_VERSIONS:%=sampleapp:%) $(DJANGO_VERSIONS:%=djangoapp:%); do \
+	  app="$${app_v%%:*}"; v="$${app_v#*:}"; a="artifacts/$$app-$$v.tar.gz"; \
+	  if [ ! -f "$$a" ] || [ -n "$$(find examples/$$app -type f -newer "$$a" -not -path '*.egg-info*' -not -path '*__pycache__*' | head -1)" ]; then \
+	    $(BLUEGREEN) build "examples/$$app" --version "$$v" --force; \
 	  fi; \
 	done
 
 lab: deps venv
-	$(BLUEGREEN) lab up lab lab-single
+	$(BLUEGREEN) lab up $(LABS)
 
 # Tests start from fresh lab containers (the image is cached): releases installed by an
 # earlier run, from other builds of the same versions, must not decide the outcome.
 fresh-lab: deps venv
-	$(BLUEGREEN) lab down lab lab-single
-	$(BLUEGREEN) lab up lab lab-single
+	$(BLUEGREEN) lab down $(LABS)
+	$(BLUEGREEN) lab up $(LABS)
 
 demo: deps venv artifacts lab
 	$(BLUEGREEN) release --version 1.0.0
@@ -99,5 +101,5 @@ bench: lab artifacts
 	$(BIN)/python bench/rollback_time.py
 
 clean:
-	-$(BLUEGREEN) lab down lab lab-single
+	-$(BLUEGREEN) lab down $(LABS)
 	rm -rf $(VENV) artifacts state

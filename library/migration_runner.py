@@ -95,8 +95,11 @@ options:
       - V(planned) reports the plan to O(target) (default head), upgrade or downgrade, with
         each migration's file, SQL and classification; nothing is applied.
       - V(upgraded) applies the migrations up to O(target) (default head). A target that is
-        already applied changes nothing (it never downgrades).
-      - V(downgraded) unapplies migrations down to O(target), which must be applied.
+        already applied changes nothing (it never downgrades). Neither does a database at an
+        Alembic revision the release does not ship (a later release migrated it), since releases
+        are expand-only, so the older code runs on it; a warning says so.
+      - V(downgraded) unapplies migrations down to O(target), which must be applied, from a
+        release that ships the applied revisions.
     type: str
     choices: [current, planned, upgraded, downgraded]
     default: current
@@ -451,6 +454,7 @@ from ansible.module_utils.migration_runner import (
     alembic_marked_current,
     alembic_plan,
     alembic_sql_sections,
+    alembic_unknown_revision,
     application_name,
     breaking_of,
     build_request,
@@ -480,6 +484,7 @@ from ansible.module_utils.migration_runner import (
     secret_values,
     split_statements,
     stderr_tail,
+    unknown_revision_note,
     unplannable_verdict,
 )
 
@@ -627,13 +632,17 @@ class Runner:
         """stdout of a command that must succeed; ToolFailed saying what failed otherwise."""
         completed = self.run(args)
         if completed.rc != 0:
-            raise ToolFailed(
-                f"{doing} failed (rc {completed.rc}); nothing was migrated. Check the "
-                f"database URL in the environment and the release's migrations. Output: "
-                f"{stderr_tail(completed.stderr or completed.stdout) or '(none)'}",
-                completed,
-            )
+            raise self.failure(completed, doing)
         return completed.stdout
+
+    @staticmethod
+    def failure(completed: Completed, doing: str) -> ToolFailed:
+        return ToolFailed(
+            f"{doing} failed (rc {completed.rc}); nothing was migrated. Check the "
+            f"database URL in the environment and the release's migrations. Output: "
+            f"{stderr_tail(completed.stderr or completed.stdout) or '(none)'}",
+            completed,
+        )
 
 
 def sqlite_tables(path: str | None) -> list[str]:
@@ -981,7 +990,19 @@ class Alembic:
                 "alembic history lists no revisions: check chdir and command (the alembic.ini "
                 "and script_location of the release)"
             )
-        return self._state(graph, alembic_marked_current(history))
+        marked = alembic_marked_current(history)
+        if not marked:
+            # Nothing marked: an empty database, or one at a revision of a later release
+            # that these scripts do not have (then `current` names it in its error).
+            completed = self.runner.run(["current"])
+            unknown = alembic_unknown_revision(completed.stderr + completed.stdout)
+            if completed.rc != 0 and unknown:
+                marked = [unknown]
+            elif completed.rc != 0:
+                raise self.runner.failure(
+                    completed, "reading the current revision (alembic current)"
+                )
+        return self._state(graph, marked)
 
     def reread(self, before: ToolState) -> ToolState:
         """The current revision after applying; the revisions themselves did not change."""
@@ -1008,6 +1029,15 @@ class Alembic:
     def plan(self, state: ToolState, wanted: str | None) -> Plan:
         graph = state.detail
         target = resolve_alembic_target(self.request.target, graph)
+        if state.current is not None and state.current not in graph:
+            if wanted == "downgrade":
+                raise MigrationError(
+                    f"the database is at revision {state.current}, which this release does "
+                    "not ship, so it cannot downgrade it: run the downgrade from the release "
+                    f"that ships {state.current}"
+                )
+            note = unknown_revision_note(state.current, state.head, self.request.release)
+            return Plan("none", target or "base", [], [], [], [note])
         direction, revisions = alembic_plan(graph, state.current, target)
         notes: list[str] = []
         if wanted == "upgrade" and direction == "downgrade":

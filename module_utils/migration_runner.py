@@ -2251,6 +2251,29 @@ def alembic_marked_current(text: str) -> list[str]:
     ]
 
 
+_UNKNOWN_REVISION_RE = re.compile(r"Can't locate revision identified by '([^']+)'")
+
+
+def alembic_unknown_revision(output: str) -> str | None:
+    """The revision Alembic reports the database at but cannot find in the release's scripts.
+
+    That is the database of a later release: ``alembic current`` fails with
+    "Can't locate revision identified by '0002'" when 1.0.0 (head 0001) reads it.
+    """
+    match = _UNKNOWN_REVISION_RE.search(output)
+    return match.group(1) if match else None
+
+
+def unknown_revision_note(current: str, head: str | None, release: str) -> str:
+    """Why an upgrade of an older release left a newer database alone."""
+    return (
+        f"the database is at revision {current}, which release {release} does not ship (its "
+        f"head is {head or 'none'}): a later release migrated it. Releases are expand-only, "
+        "so this release's code runs on that schema and nothing was migrated; to take the "
+        f"schema back, downgrade with the release that ships {current}"
+    )
+
+
 def alembic_heads(graph: Mapping[str, AlembicRevision]) -> list[str]:
     parents = {parent for revision in graph.values() for parent in revision.parents}
     return sorted(revision for revision in graph if revision not in parents)

@@ -25,7 +25,7 @@ from bluegreen.errors import BluegreenError
 LABEL = "bluegreen.lab"
 PROFILE_LABEL = "bluegreen.lab.profile"
 IMAGE_REPOSITORY = "bluegreen-lab"
-NETWORK = "bluegreen-lab"
+NETWORK_PREFIX = "bluegreen-"
 SUITE = "bookworm"
 
 # Everything any role may need is baked into the image so that a lab release never
@@ -71,6 +71,19 @@ class LabHost:
     @property
     def container_name(self) -> str:
         return f"bluegreen-{self.profile}-{self.name}"
+
+    @property
+    def network(self) -> str:
+        return network_name(self.profile)
+
+
+def network_name(profile: str) -> str:
+    """The Docker network of one lab.
+
+    Each lab has its own: hosts find each other by inventory name (db1, app-blue), and
+    two labs on one network would answer for each other's names.
+    """
+    return f"{NETWORK_PREFIX}{profile}"
 
 
 def image_tag(packages: Iterable[str] = IMAGE_PACKAGES) -> str:
@@ -143,7 +156,8 @@ class Lab:
         hosts = self.hosts(names)
         tag = self.ensure_image()
         public_key = self.ensure_ssh_key()
-        self.ensure_network()
+        for network in sorted({host.network for host in hosts}):
+            self.ensure_network(network)
         for host in hosts:
             self.ensure_container(host, tag)
         for host in hosts:
@@ -157,21 +171,23 @@ class Lab:
         for container in self._containers(names):
             self.log(f"removing container {container.name}")
             container.remove(force=True, v=True)
-        if not self._containers(None):
-            for network in self.client.networks.list(names=[NETWORK]):
-                self.log(f"removing network {network.name}")
-                network.remove()
-            if purge:
-                for image in self.client.images.list(name=IMAGE_REPOSITORY):
-                    self.log(f"removing image {', '.join(image.tags)}")
-                    self.client.images.remove(image.id, force=True)
-                shutil.rmtree(self.state_dir, ignore_errors=True)
+        remaining = {c.labels.get(PROFILE_LABEL) for c in self._containers(None)}
+        for name in sorted(set(names) - remaining):
+            self.remove_network(network_name(name))
+        if not remaining and purge:
+            for image in self.client.images.list(name=IMAGE_REPOSITORY):
+                self.log(f"removing image {', '.join(image.tags)}")
+                self.client.images.remove(image.id, force=True)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def status(self, names: list[str] | None = None) -> list[dict]:
         """One row per lab host: of the named labs, or of every lab that has containers."""
         containers = self._containers(names)
         if not names:
-            names = sorted({c.labels.get(PROFILE_LABEL, "") for c in containers} - {""})
+            # Labs of other checkouts share the Docker engine; list the ones known here.
+            profiles = {c.labels.get(PROFILE_LABEL, "") for c in containers} - {""}
+            inventories = self.project_root / "inventories"
+            names = sorted(p for p in profiles if (inventories / p / "hosts.yml").is_file())
         by_name = {c.name: c for c in containers}
         rows = []
         for host in self.hosts(names):
@@ -226,9 +242,21 @@ class Lab:
             self.log(f"generated lab SSH key {self.ssh_key}")
         return self.ssh_key.with_suffix(".pub").read_text().strip()
 
-    def ensure_network(self) -> None:
-        if not self.client.networks.list(names=[NETWORK]):
-            self.client.networks.create(NETWORK, driver="bridge", labels={LABEL: "1"})
+    def ensure_network(self, name: str) -> None:
+        if not [n for n in self.client.networks.list(names=[name]) if n.name == name]:
+            self.client.networks.create(name, driver="bridge", labels={LABEL: "1"})
+
+    def remove_network(self, name: str) -> None:
+        """Remove a lab network that no container uses any more (never another's)."""
+        for network in self.client.networks.list(names=[name]):
+            network.reload()
+            if network.name != name or LABEL not in (network.attrs.get("Labels") or {}):
+                continue
+            if network.attrs.get("Containers"):
+                self.log(f"keeping network {name}: containers of other labs still use it")
+                continue
+            self.log(f"removing network {name}")
+            network.remove()
 
     def ensure_container(self, host: LabHost, tag: str) -> None:
         import docker.errors
@@ -239,6 +267,13 @@ class Lab:
             container = None
         if container is not None and container.image.tags and tag not in container.image.tags:
             self.log(f"{host.name}: lab image changed, recreating {host.container_name}")
+            container.remove(force=True, v=True)
+            container = None
+        networks = container.attrs["NetworkSettings"]["Networks"] if container else {}
+        if container is not None and host.network not in networks:
+            self.log(
+                f"{host.name}: not on network {host.network}, recreating {host.container_name}"
+            )
             container.remove(force=True, v=True)
             container = None
         if container is None:
@@ -268,9 +303,9 @@ class Lab:
             volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
             tmpfs={"/run": "", "/run/lock": ""},
             ports=ports,
-            network=NETWORK,
+            network=host.network,
             networking_config={
-                NETWORK: self.client.api.create_endpoint_config(aliases=[host.name])
+                host.network: self.client.api.create_endpoint_config(aliases=[host.name])
             },
             labels={
                 LABEL: "1",

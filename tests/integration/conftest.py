@@ -28,6 +28,9 @@ BLUEGREEN = [sys.executable, "-m", "bluegreen"]
 # inventories/<name>/ with other ports) so that two test runs do not share containers.
 LAB = os.environ.get("BLUEGREEN_TEST_LAB", "lab")
 SINGLE = os.environ.get("BLUEGREEN_TEST_SINGLE", "lab-single")
+# The Django example: PostgreSQL on one host, and SQLite on another.
+DJANGO = os.environ.get("BLUEGREEN_TEST_DJANGO", "lab-django")
+DJANGO_SINGLE = os.environ.get("BLUEGREEN_TEST_DJANGO_SINGLE", "lab-django-single")
 INVENTORY_COMMANDS = {
     "release",
     "rollback",
@@ -58,6 +61,9 @@ def published_port(inventory: str, host: str, container_port: int) -> int:
 
 LAB_URL = f"http://127.0.0.1:{published_port(LAB, 'lb1', 80)}"
 SINGLE_URL = f"http://127.0.0.1:{published_port(SINGLE, 'single1', 80)}"
+DJANGO_URL = f"http://127.0.0.1:{published_port(DJANGO, 'django1', 80)}"
+DJANGO_SINGLE_URL = f"http://127.0.0.1:{published_port(DJANGO_SINGLE, 'django-single1', 80)}"
+URLS = {LAB: LAB_URL, SINGLE: SINGLE_URL, DJANGO: DJANGO_URL, DJANGO_SINGLE: DJANGO_SINGLE_URL}
 JOURNAL_PATH = "/var/lib/bluegreen/sampleapp/journal.jsonl"
 
 
@@ -134,8 +140,10 @@ def request(base: str, path: str = "/", data: dict | None = None) -> Answer:
         return Answer(0, None, None, str(exc).encode())
 
 
-def ansible(host: str, module: str, args: dict, inventory: str = LAB) -> dict:
-    """Run one module on a lab host; its JSON result."""
+def ansible(
+    host: str, module: str, args: dict, inventory: str = LAB, become_user: str | None = None
+) -> dict:
+    """Run one module on a lab host (as `become_user` when given); its JSON result."""
     completed = subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible"),
@@ -146,6 +154,7 @@ def ansible(host: str, module: str, args: dict, inventory: str = LAB) -> dict:
             module,
             "-a",
             json.dumps(args),
+            *(["--become", "--become-user", become_user] if become_user else []),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -181,13 +190,27 @@ def lab() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="session")
+def django_lab() -> Iterator[None]:
+    """The two Django labs, up and with the djangoapp artifacts built."""
+    for version in ("1.0.0", "2.0.0"):
+        artifact = ROOT / "artifacts" / f"djangoapp-{version}.tar.gz"
+        if not artifact.exists():
+            pytest.fail(f"{artifact} is missing; run `make artifacts` first")
+    completed = subprocess.run(
+        [*BLUEGREEN, "lab", "up", DJANGO, DJANGO_SINGLE], cwd=ROOT, capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    yield
+
+
 def live(base: str = LAB_URL) -> Answer:
     return request(base, "/")
 
 
 def ensure_live(version: str, inventory: str = LAB) -> None:
     """Bring the inventory to `version` live (and healthy), whatever ran before."""
-    base = LAB_URL if inventory == LAB else SINGLE_URL
+    base = URLS[inventory]
     if live(base).version == version:
         return
     result = bluegreen("release", "--version", version, "-i", inventory)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bluegreen.lab import IMAGE_PACKAGES, LabError, LabHost, hosts_from_inventory, image_tag
+from bluegreen.lab import (
+    IMAGE_PACKAGES,
+    LabError,
+    LabHost,
+    hosts_from_inventory,
+    image_tag,
+    network_name,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +48,12 @@ def test_host_without_ssh_port_is_refused(tmp_path: Path) -> None:
     inventory.write_text("all:\n  hosts:\n    lonely: {}\n")
     with pytest.raises(LabError, match="host lonely has no ansible_port"):
         hosts_from_inventory(inventory, "broken")
+
+
+def test_each_lab_has_its_own_network_so_host_names_resolve_inside_it() -> None:
+    lab = hosts_from_inventory(ROOT / "inventories/lab/hosts.yml", "lab")
+    single = hosts_from_inventory(ROOT / "inventories/lab-single/hosts.yml", "lab-single")
+
+    assert {h.network for h in lab} == {"bluegreen-lab"}
+    assert {h.network for h in single} == {"bluegreen-lab-single"}
+    assert network_name("scratch-x-lab") == "bluegreen-scratch-x-lab"

@@ -300,6 +300,62 @@ class TestUpgrade:
         assert "connecting with" in result["stderr"]
 
 
+class TestDatabaseOfALaterRelease:
+    """An older release (head 0002) over a database a later release took to 0003."""
+
+    @pytest.fixture
+    def older_release(self, release: Path) -> Path:
+        (release / "migrations" / "versions" / "0003_drop_items_legacy_code.py").unlink()
+        return release
+
+    def test_current_names_the_revision_this_release_does_not_ship(
+        self, run_module, at_revision, older_release: Path, env_file: Path
+    ) -> None:
+        at_revision("0003")
+
+        result = run_module(migration_runner.main, args(older_release, env_file))
+
+        assert (result["current"], result["head"]) == ("0003", "0002")
+
+    def test_upgrade_leaves_the_newer_schema_alone_and_says_why(
+        self, run_module, at_revision, older_release: Path, env_file: Path, database: Path
+    ) -> None:
+        at_revision("0003")
+        before = columns(database)
+
+        result = run_module(
+            migration_runner.main,
+            args(older_release, env_file, state="upgraded"),
+        )
+
+        assert result["failed"] is False
+        assert result["changed"] is False
+        assert (result["direction"], result["pending"]) == ("none", [])
+        assert warnings_of(result) == [
+            "the database is at revision 0003, which release 2.0.0 does not ship (its head is "
+            "0002): a later release migrated it. Releases are expand-only, so this release's "
+            "code runs on that schema and nothing was migrated; to take the schema back, "
+            "downgrade with the release that ships 0003"
+        ]
+        assert columns(database) == before
+
+    def test_downgrade_is_refused_naming_the_release_that_can(
+        self, run_module, at_revision, older_release: Path, env_file: Path
+    ) -> None:
+        at_revision("0003")
+
+        result = run_module(
+            migration_runner.main,
+            args(older_release, env_file, state="downgraded", target="0001"),
+        )
+
+        assert result["failed"] is True
+        assert result["msg"] == (
+            "the database is at revision 0003, which this release does not ship, so it "
+            "cannot downgrade it: run the downgrade from the release that ships 0003"
+        )
+
+
 class TestDowngrade:
     def test_downgrade_to_recorded_revision(
         self, run_module, at_revision, release: Path, env_file: Path, database: Path

@@ -21,6 +21,7 @@ from ansible.module_utils.migration_runner import (
     alembic_marked_current,
     alembic_plan,
     alembic_sql_sections,
+    alembic_unknown_revision,
     application_name,
     build_request,
     choose_lock,
@@ -1068,3 +1069,16 @@ class TestMessages:
         assert relative_path("/srv/r/1/m/v/a.py", "/srv/r/1") == "m/v/a.py"
         assert relative_path("/usr/lib/x.py", "/srv/r/1") == "/usr/lib/x.py"
         assert relative_path(None, "/srv") is None
+
+
+@pytest.mark.parametrize(
+    ("output", "revision"),
+    [
+        ("FAILED: Can't locate revision identified by '0002'\n", "0002"),
+        ("ERROR [alembic.util.messaging] Can't locate revision identified by 'ae10f3'", "ae10f3"),
+        ("FAILED: Target database is not up to date.", None),
+        ("", None),
+    ],
+)
+def test_unknown_revision_is_read_from_alembics_error(output: str, revision: str | None) -> None:
+    assert alembic_unknown_revision(output) == revision

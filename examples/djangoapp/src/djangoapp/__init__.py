@@ -1,0 +1,1 @@
+"""djangoapp: a Django notes service, the second example that bluegreen releases."""

@@ -1,0 +1,9 @@
+"""WSGI entrypoint: ``gunicorn djangoapp.wsgi:application``."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djangoapp.settings")
+
+application = get_wsgi_application()
