@@ -551,7 +551,7 @@ class Writer:
     """
 
     def __init__(
-        self, url: str, tag: str, clients: int = 2, rate: float = 20.0, timeout: float = 10.0
+        self, url: str, tag: str, clients: int = 2, rate: float = 5.0, timeout: float = 10.0
     ) -> None:
         self.host, self.port = loopback_target(url)
         self.tag = tag
@@ -612,26 +612,39 @@ class Writer:
         )
 
 
-def stored_body(url: str, note_id: int, timeout: float = 10.0) -> str | None:
-    """The body of note ``note_id`` as the service returns it now; None when it is gone."""
-    host, port = loopback_target(url)
-    for _ in range(5):
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        try:
-            conn.request("GET", f"/notes/{note_id}", headers={"Connection": "close"})
-            response = conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException):
+class NoteReader:
+    """Reads notes back through nginx on one keep-alive connection (thousands of them)."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.host, self.port = loopback_target(url)
+        self.url = url
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def body(self, note_id: int) -> str | None:
+        """The body stored under ``note_id`` now; None when there is no such note."""
+        for _ in range(5):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self._conn.request("GET", f"/notes/{note_id}")
+                response = self._conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException):
+                self.close()
+                time.sleep(1)
+                continue
+            if response.status == 404:
+                return None
+            if response.status == 200:
+                return json.loads(data).get("body")
             time.sleep(1)
-            continue
-        finally:
-            conn.close()
-        if response.status == 404:
-            return None
-        if response.status == 200:
-            return json.loads(data).get("body")
-        time.sleep(1)
-    raise BenchError(f"GET /notes/{note_id} kept failing; is the service up at {url}?")
+        raise BenchError(f"GET /notes/{note_id} kept failing; is the service up at {self.url}?")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def tally_writes(writes: Sequence[Write], stored: dict[int, str | None]) -> WriteTally:
@@ -659,7 +672,11 @@ def tally_writes(writes: Sequence[Write], stored: dict[int, str | None]) -> Writ
 def check_writes(url: str, writes: Sequence[Write]) -> WriteTally:
     """Read back every acknowledged note through nginx and tally the writes."""
     ids = sorted({w.note_id for w in writes if w.acknowledged and w.note_id is not None})
-    return tally_writes(writes, {note_id: stored_body(url, note_id) for note_id in ids})
+    reader = NoteReader(url)
+    try:
+        return tally_writes(writes, {note_id: reader.body(note_id) for note_id in ids})
+    finally:
+        reader.close()
 
 
 def run_module(

@@ -10,7 +10,8 @@ format:jobs runs the project's ``backup_snapshot`` module on that host, as the r
 ``pg_restore --list`` and ``pg_restore -f /dev/null``), ``state=restored`` into a fresh
 database (pg_restore with the jobs, then ANALYZE). Times are the module's own
 ``duration_s`` (on the host, without Ansible's overhead); MB/s is the database size
-over each time. Everything it created is removed at the end, also after a failure.
+over each time. Everything it created is removed at the end, also after a failure
+(``--keep`` keeps the filled database, which ``--reuse`` then skips filling again).
 
 Prints a table and, last, one JSON object: ``snapshot_s``, ``verify_s``, ``restore_s``,
 ``size_mb`` of the fastest format, and every format under ``formats``. Target for 1 GB:
@@ -152,17 +153,28 @@ def measure(
     }
 
 
-def clean(inventory: str, host: str, formats: list[tuple[str, int, int | None]]) -> None:
+def existing_mb(inventory: str, host: str) -> float:
+    """Size of a bench database left by an earlier run with --keep; 0 when there is none."""
+    found = psql(inventory, host, f"SELECT count(*) FROM pg_database WHERE datname = '{DATABASE}'")
+    return database_mb(inventory, host) if found == "1" else 0.0
+
+
+def clean(
+    inventory: str, host: str, formats: list[tuple[str, int, int | None]], keep_filled: bool
+) -> None:
     for fmt, jobs, level in formats:
         name = f"{fmt}_{jobs}_{'default' if level is None else level}"
         try:
             psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}_restored_{name}")
         except BenchError as exc:
             log(f"cleanup: {exc}")
-    try:
-        psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}")
-    except BenchError as exc:
-        log(f"cleanup: {exc}")
+    if keep_filled:
+        log(f"kept {DATABASE} for --reuse; drop it with a run without --keep")
+    else:
+        try:
+            psql(inventory, host, f"DROP DATABASE IF EXISTS {DATABASE}")
+        except BenchError as exc:
+            log(f"cleanup: {exc}")
     run_module(inventory, host, "ansible.builtin.file", {"path": DEST, "state": "absent"})
 
 
@@ -189,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--formats", nargs="+", default=["custom:1", "custom:2", "directory:2"], help="FORMAT:JOBS"
     )
+    parser.add_argument(
+        "--reuse", action="store_true", help="use a bench database an earlier --keep run left"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the filled database for a later --reuse"
+    )
     options = parser.parse_args(argv)
     formats = parse_formats(options.formats)
     results = []
@@ -199,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
             "ansible.builtin.file",
             {"path": DEST, "state": "directory", "owner": "postgres", "mode": "0700"},
         )
-        size = fill(options.lab, options.host, options.size_mb)
+        size = existing_mb(options.lab, options.host) if options.reuse else 0.0
+        if size >= options.size_mb * 0.95:
+            log(f"reusing {DATABASE} ({size:.0f} MB) from an earlier run")
+        else:
+            size = fill(options.lab, options.host, options.size_mb)
         for fmt, jobs, level in formats:
             log(f"{fmt} format, {jobs} job(s), compression {level or 'default'}")
             results.append(measure(options.lab, options.host, fmt, jobs, level, size))
@@ -209,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": str(exc), "formats": results}))
         return 1
     finally:
-        clean(options.lab, options.host, formats)
+        clean(options.lab, options.host, formats, keep_filled=options.keep)
     print(
         f"{'format':10} {'jobs':>4} {'dump MB':>8} {'snapshot s':>10} {'verify s':>8} "
         f"{'restore s':>9} {'snap MB/s':>9} {'rest MB/s':>9}"

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lab", default="lab", help="PostgreSQL lab inventory (default: lab)")
     parser.add_argument("--single", default="lab-single", help="SQLite lab inventory")
     parser.add_argument("--only", action="append", help="Run only these scenarios (repeatable)")
-    parser.add_argument("--timeout", type=float, default=900, help="Seconds per command")
+    parser.add_argument("--timeout", type=float, default=2400, help="Seconds per command")
     parser.add_argument("--settle", type=float, default=3, help="Seconds of writes before/after")
     options = parser.parse_args(argv)
     wanted = [s for s in SCENARIOS if not options.only or s.name in options.only]
