@@ -130,7 +130,9 @@ def test_forced_window_and_approval_proceed_and_are_journaled_and_announced() ->
     assert received.events() == ["start", "success"]
     assert [m["To"] for m in received.mails] == ["releases@example.test"] * 2
     assert f"succeeded: release of sampleapp {current}" in received.webhooks[1]["text"]
-    assert f"{current} is live" in received.mails[1].get_content()
+    assert (
+        f"{current} is live" in received.mails[1].get_body(preferencelist=("plain",)).get_content()
+    )
 
 
 def test_a_notification_that_fails_never_fails_the_release() -> None:
