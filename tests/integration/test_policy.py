@@ -95,7 +95,7 @@ def test_release_inside_a_refused_window_is_refused_and_changes_nothing() -> Non
     assert policy["outcome"] == "failed" and policy["evidence"]["window"]["refused_by"] == window
     # A refused release never started: only its failure is announced, on both channels.
     assert received.events() == ["failure"]
-    assert received.subjects() == [f"[bluegreen] FAILED: release of sampleapp 1.0.0 on {LAB}"]
+    assert received.subjects() == [f"[bluegreen] FAILED: release of sampleapp {other} on {LAB}"]
 
 
 def test_forced_window_and_approval_proceed_and_are_journaled_and_announced() -> None:
