@@ -97,7 +97,7 @@ def test_a_canary_secret_appears_nowhere_but_where_it_is_used(tmp_path: Path) ->
         assert vault_run.returncode == 0, vault_run.stdout + vault_run.stderr
         reached_service = shell(
             f"app-{idle}",
-            f"grep -q 'BLUEGREEN_CANARY={vault_canary}' /etc/sampleapp/{idle}.env"
+            f"grep -q 'BLUEGREEN_CANARY=\"{vault_canary}\"' /etc/sampleapp/{idle}.env"
             " && echo yes || echo no",
         )["stdout"].strip()
 
