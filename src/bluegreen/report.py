@@ -107,18 +107,22 @@ class Check:
 
 
 def release_ids(entries: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Ids of the releases (not rollbacks, backups, maintenance) in journal order."""
+    """Ids of the releases (not rollbacks, backups, maintenance) in journal order.
+
+    A release ends with a ``release`` record; an id that ended with another command's
+    final record is that command. An id with neither is an unfinished release. (An
+    automatic rollback inside a release journals a ``rollback`` step too.)
+    """
     ids: list[str] = []
-    other: set[str] = set()
+    steps: dict[str, set[str]] = {}
     for entry in entries:
         rid = str(entry.get("release_id") or "")
         if not rid:
             continue
-        if entry.get("step") in FINAL_STEPS and entry.get("step") != "release":
-            other.add(rid)
         if rid not in ids:
             ids.append(rid)
-    return [rid for rid in ids if rid not in other]
+        steps.setdefault(rid, set()).add(str(entry.get("step")))
+    return [rid for rid in ids if "release" in steps[rid] or not steps[rid] & set(FINAL_STEPS)]
 
 
 def entries_of(entries: Sequence[Mapping[str, Any]], release_id: str | None) -> list[dict]:
@@ -323,8 +327,15 @@ def _signals_table(signals: Mapping[str, Any]) -> list[dict]:
     return rows
 
 
+def _last_analysis(records: Sequence[Mapping[str, Any]], step: str) -> dict | None:
+    """The last record of an analysis step that carries its measurements (a failed
+    analysis is followed by a failure record of the same step without them)."""
+    found = [r for r in records if r.get("step") == step and "decision" in _evidence(r)]
+    return dict(found[-1]) if found else None
+
+
 def _analysis_check(records: Sequence[Mapping[str, Any]], step: str, check_id: str) -> Check | None:
-    record = _last(records, step)
+    record = _last_analysis(records, step)
     ev = _evidence(record)
     decision = ev.get("decision")
     if record is None or not isinstance(decision, Mapping):
@@ -437,7 +448,7 @@ def decision(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     ev = _evidence(final)
     outcome = ev.get("outcome") if final else None
     failure = _failure(records)
-    analysis = _evidence(_last(records, "analysis")).get("decision")
+    analysis = _evidence(_last_analysis(records, "analysis")).get("decision")
     reason = (final or {}).get("message") or (
         "the release has not recorded its end: it is still running, or its controller died"
         " (the next release or rollback recovers it)"
@@ -537,7 +548,7 @@ def build_report(
 
 
 def _analysis_signals(records: Sequence[Mapping[str, Any]], step: str) -> dict | None:
-    record = _last(records, step)
+    record = _last_analysis(records, step)
     ev = _evidence(record)
     if record is None or "signals" not in ev:
         return None

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,7 +50,9 @@ class _MailHandler:
         self.received = received
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        self.received.mails.append(message_from_bytes(envelope.original_content))
+        self.received.mails.append(
+            message_from_bytes(envelope.original_content, policy=policy.default)
+        )
         return "250 OK"
 
 

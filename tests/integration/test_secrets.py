@@ -19,7 +19,7 @@ from receivers import receivers
 
 from bluegreen.report import REPORT_FORMATS, build_report, read_entries, render, write_reports
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab"), pytest.mark.usefixtures("lab")]
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 ANSIBLE_VAULT = str(Path(sys.executable).parent / "ansible-vault")
@@ -97,7 +97,7 @@ def test_a_canary_secret_appears_nowhere_but_where_it_is_used(tmp_path: Path) ->
         assert vault_run.returncode == 0, vault_run.stdout + vault_run.stderr
         reached_service = shell(
             f"app-{idle}",
-            f"grep -q 'BLUEGREEN_CANARY={vault_canary}' /etc/sampleapp/{idle}.env"
+            f"grep -q 'BLUEGREEN_CANARY=\"{vault_canary}\"' /etc/sampleapp/{idle}.env"
             " && echo yes || echo no",
         )["stdout"].strip()
 
