@@ -125,7 +125,9 @@ def _summarize(release_id: str, records: Sequence[Mapping[str, Any]]) -> Release
             summary.previous_version = evidence.get("previous_version") or summary.previous_version
         if record.get("outcome") == "failed" and summary.failed_step is None:
             summary.failed_step = step
-        if step in CLOSING_STEPS and step != "recover":
+        # Only the last play's record carries the outcome; a release's automatic rollback
+        # or a restore inside it journal the same step names without one.
+        if step in CLOSING_STEPS and step != "recover" and "outcome" in evidence:
             summary.command = step
             summary.finished_at = record.get("finished_at") or record.get("ts")
             summary.outcome = evidence.get("outcome")

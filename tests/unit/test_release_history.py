@@ -198,3 +198,13 @@ def test_a_torn_last_line_does_not_hide_the_releases_before_it() -> None:
     records = [*released("r1", "2.0.0"), {"garbage": True}]
 
     assert states(records) == {"r1": "verified"}
+
+
+def test_steps_named_like_commands_inside_a_release_do_not_close_it() -> None:
+    records = [lock("r1", "2.0.3"), record("r1", "deploy"), record("r1", "switch")]
+    records += [record("r1", "analysis", "failed"), record("r1", "rollback", bad_version="2.0.3")]
+
+    [summary] = summarize(records)
+
+    assert summary.command == "release"
+    assert summary.state == "interrupted"  # killed before its last play
