@@ -55,7 +55,7 @@ options:
     default: {}
   recovery_command:
     description:
-      - With O(state=read), the command that found RV(unfinished): V(release) resumes a
+      - With O(state=read), the command that found RV(unfinished). V(release) resumes a
         release that had switched every load balancer (its signals are judged again),
         V(rollback) rolls it back. Either rolls back a switch cut short and puts the
         idle colour back when traffic never moved.
@@ -294,8 +294,8 @@ unfinished:
   type: dict
 recovery:
   description:
-    - What to do about RV(unfinished) (O(recovery_command) and O(live_colours) given):
-      C(action) (V(resume), V(rollback), V(restore_idle) or V(close)), the colour
+    - What to do about RV(unfinished) (O(recovery_command) and O(live_colours) given),
+      as C(action) (V(resume), V(rollback), V(restore_idle) or V(close)), the colour
       traffic must end on (C(traffic_colour)) and the C(reason) in words.
   returned: success, O(state=read) and O(recovery_command) set and RV(unfinished) not null
   type: dict

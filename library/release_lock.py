@@ -35,7 +35,7 @@ options:
     description:
       - V(present) takes the lock (or confirms that O(lock_id) still holds it).
       - V(absent) releases the lock held under O(lock_id), or any lock with O(force=true).
-      - V(query) only reports the lock: RV(holder), RV(stale), RV(age_seconds).
+      - V(query) only reports the lock (RV(holder), RV(stale), RV(age_seconds)).
     type: str
     choices: [ absent, present, query ]
     default: present
@@ -69,7 +69,7 @@ options:
     default: false
   takeover_lock_id:
     description:
-      - With O(state=present), take the lock over from a dead release: the lock must
+      - With O(state=present), take the lock over from a dead release. The lock must
         still carry this id (the one just examined), and either have outlived its lease
         or belong to a controller process that is gone (see O(controller) and
         O(holder_process_started)). The old lock directory is renamed aside and removed
