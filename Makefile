@@ -96,10 +96,21 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-# The labs are independent, so their tests run side by side: one worker per lab group
-# (tests/integration/conftest.py puts each test in the group of the lab it uses).
+# The labs are independent, so their tests run side by side: one pytest per lab group
+# (tests/integration/conftest.py puts each test in the group of the lab it uses); each
+# group's output goes to test-artifacts/integration-<group>.log and is shown at the end.
+INTEGRATION_GROUPS := lab single django
 integration: fresh-lab artifacts
-	$(BIN)/pytest -q -n 3 --dist loadgroup tests/integration
+	@mkdir -p test-artifacts
+	@pids=""; for g in $(INTEGRATION_GROUPS); do \
+	  $(BIN)/pytest -q -p no:cacheprovider -m "group_$$g" tests/integration \
+	    >test-artifacts/integration-$$g.log 2>&1 & pids="$$pids $$!:$$g"; \
+	done; status=0; \
+	for entry in $$pids; do \
+	  pid=$${entry%%:*}; g=$${entry##*:}; \
+	  if wait $$pid; then echo "integration ($$g): passed"; else echo "integration ($$g): FAILED"; status=1; fi; \
+	  cat test-artifacts/integration-$$g.log; \
+	done; exit $$status
 
 molecule: deps venv artifacts
 	PATH="$(CURDIR)/$(BIN):$$PATH" BLUEGREEN_LAB_IMAGE="$$($(BLUEGREEN) lab image)" $(BIN)/molecule test

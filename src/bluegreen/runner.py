@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -178,10 +179,27 @@ def new_run_dir(project: Path, label: str, keep: int = RUNS_KEPT) -> Path:
     return path
 
 
-def prune_runs(runs: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` run directories; returns the ones deleted."""
+# A run whose output changed this recently may still be running (another command, from
+# another terminal): its directory is never pruned.
+RUN_ACTIVE_S = 3600
+
+
+def _last_change(run: Path) -> float:
+    stdout = run / "artifacts" / RUN_IDENT / "stdout"
+    return max(run.stat().st_mtime, stdout.stat().st_mtime if stdout.exists() else 0.0)
+
+
+def prune_runs(runs: Path, keep: int, now: float | None = None) -> list[Path]:
+    """Delete all but the newest ``keep`` run directories, sparing any that may still be
+    running (finished without a status less than an hour ago); returns the deleted."""
+    now = time.time() if now is None else now
     dirs = sorted(p for p in runs.iterdir() if p.is_dir() and _RUN_DIR.match(p.name))
-    old = dirs[: max(len(dirs) - keep, 0)]
+    old = [
+        path
+        for path in dirs[: max(len(dirs) - keep, 0)]
+        if (path / "artifacts" / RUN_IDENT / "status").exists()
+        or now - _last_change(path) > RUN_ACTIVE_S
+    ]
     for path in old:
         shutil.rmtree(path, ignore_errors=True)
     return old

@@ -237,12 +237,13 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.5) -> bool:
 
 
 # --- running the labs side by side ---------------------------------------------------
-# `make integration` runs one pytest-xdist worker per lab group (--dist loadgroup), so
-# tests of different labs run at once and tests of one lab never overlap (they would
-# refuse each other at the release lock). A test's group is the lab it names: its
-# parameters first (a test parametrized over two labs lands in both groups), else the
-# labs the test function names, else those its module names, else the default LAB.
+# `make integration` runs one pytest process per lab group at once (-m group_lab,
+# group_single, group_django): tests of different labs overlap, tests of one lab never
+# do (they would refuse each other at the release lock). A test's group is its
+# lab_group mark, else the lab its parameters name (a test parametrized over two labs
+# lands in both groups), else the labs its function names, else its module's, else LAB.
 LAB_GROUPS = {LAB: "lab", SINGLE: "single", DJANGO: "django", DJANGO_SINGLE: "django"}
+GROUPS = ("lab", "single", "django")
 
 
 def _labs_named_by(value: object) -> set[str]:
@@ -252,6 +253,9 @@ def _labs_named_by(value: object) -> set[str]:
 
 
 def lab_group(item: pytest.Item) -> str:
+    marked = item.get_closest_marker("lab_group")
+    if marked is not None:
+        return str(marked.args[0])
     callspec = getattr(item, "callspec", None)
     named: set[str] = set()
     for value in callspec.params.values() if callspec else ():
@@ -268,7 +272,13 @@ def lab_group(item: pytest.Item) -> str:
     return groups.pop() if len(groups) == 1 else "lab"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab_group(name): the lab group a test runs in")
+    for group in GROUPS:
+        config.addinivalue_line("markers", f"group_{group}: runs with the {group} lab group")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by these marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(lab_group(item)))
+        item.add_marker(f"group_{lab_group(item)}")

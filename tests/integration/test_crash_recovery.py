@@ -36,7 +36,7 @@ from conftest import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("single"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("single"), pytest.mark.usefixtures("lab")]
 
 STABLE, NEXT = "2.0.0", "2.1.0"
 JOURNAL = ROOT / "state" / "journal" / SINGLE / "sampleapp.jsonl"

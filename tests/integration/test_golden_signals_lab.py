@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import ROOT, SINGLE, SINGLE_URL, ansible, ensure_live, live, request, shell
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("single"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("single"), pytest.mark.usefixtures("lab")]
 
 HOST = "single1"
 PROMETHEUS = "http://127.0.0.1:9090"

@@ -9,7 +9,7 @@ import docker
 import pytest
 from conftest import BLUEGREEN, LAB, ROOT, SINGLE, published_port
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
 
 
 def lab_containers() -> dict[str, str]:

@@ -15,7 +15,7 @@ from conftest import JOURNAL_PATH, SINGLE, SINGLE_URL, ansible, bluegreen, live,
 
 pytestmark = [
     pytest.mark.lab,
-    pytest.mark.xdist_group("single"),
+    pytest.mark.lab_group("single"),
     pytest.mark.usefixtures("lab", "single_site"),
 ]
 

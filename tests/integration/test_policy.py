@@ -19,7 +19,7 @@ from receivers import free_port, receivers
 from bluegreen.cli import verdict
 from bluegreen.runner import run_playbook
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
 
 
 def live_version() -> str:

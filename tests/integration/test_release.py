@@ -16,7 +16,7 @@ from conftest import (
     shell,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
 
 LOCK = "/var/lib/bluegreen/sampleapp/lock"
 JOURNAL = "/var/lib/bluegreen/sampleapp/journal.jsonl"

@@ -27,7 +27,7 @@ from conftest import (
 )
 from test_signals import SteadyTraffic
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
 
 ARTIFACTS = ROOT / "test-artifacts"
 COLOUR_PORTS = {"blue": 8001, "green": 8002}

@@ -9,7 +9,7 @@ import time
 import pytest
 from conftest import JOURNAL_PATH, LAB_URL, bluegreen, ensure_live, live, request, shell
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
 
 
 class SteadyTraffic:

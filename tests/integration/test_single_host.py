@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import SINGLE, SINGLE_URL, bluegreen, ensure_live, live, request, shell
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("single"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("single"), pytest.mark.usefixtures("lab")]
 
 
 def test_single_host_releases_and_rolls_back_with_sqlite_shared_by_both_colours() -> None:

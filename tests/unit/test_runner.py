@@ -115,7 +115,7 @@ def test_only_the_newest_runs_are_kept(tmp_path: Path) -> None:
     runs.mkdir(parents=True)
     names = [f"2026010{day}T120000000000Z-release" for day in range(1, 6)]
     for name in names:
-        (runs / name).mkdir()
+        finished(runs / name)
     (runs / "notes").mkdir()
 
     prune_runs(runs, keep=2)
@@ -123,11 +123,32 @@ def test_only_the_newest_runs_are_kept(tmp_path: Path) -> None:
     assert sorted(p.name for p in runs.iterdir()) == sorted([*names[-2:], "notes"])
 
 
+def finished(run: Path) -> Path:
+    (run / "artifacts" / "run").mkdir(parents=True)
+    (run / "artifacts" / "run" / "status").write_text("successful")
+    return run
+
+
+def test_a_run_that_may_still_be_running_is_never_pruned(tmp_path: Path) -> None:
+    runs = tmp_path / "state" / "runner"
+    runs.mkdir(parents=True)
+    running = runs / "20260101T120000000000Z-release"
+    (running / "artifacts" / "run").mkdir(parents=True)
+    (running / "artifacts" / "run" / "stdout").write_text("TASK [Deploy] ...")
+    later = [finished(runs / f"2026010{day}T120000000000Z-status") for day in range(2, 5)]
+
+    prune_runs(runs, keep=1)
+
+    assert sorted(p.name for p in runs.iterdir()) == [running.name, later[-1].name]
+    prune_runs(runs, keep=1, now=running.stat().st_mtime + 7200)  # an abandoned run
+    assert [p.name for p in runs.iterdir()] == [later[-1].name]
+
+
 def test_a_new_run_dir_leaves_room_for_itself(tmp_path: Path) -> None:
     runs = tmp_path / "state" / "runner"
     runs.mkdir(parents=True)
     for day in range(1, 4):
-        (runs / f"2026010{day}T120000000000Z-status").mkdir()
+        finished(runs / f"2026010{day}T120000000000Z-status")
 
     fresh = new_run_dir(tmp_path, "release", keep=3)
 
