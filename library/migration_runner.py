@@ -1028,6 +1028,11 @@ class Alembic:
 
     def plan(self, state: ToolState, wanted: str | None) -> Plan:
         graph = state.detail
+        if wanted == "downgrade" and state.current and self.request.target == state.current:
+            # A release deployed over a schema a later release made (and ran on it) goes
+            # back to that same revision: nothing to undo, even where it does not ship it.
+            note = f"the database is at {state.current} already; nothing to downgrade"
+            return Plan("none", state.current, [], [], [], [note])
         target = resolve_alembic_target(self.request.target, graph)
         if state.current is not None and state.current not in graph:
             if wanted == "downgrade":

@@ -355,6 +355,21 @@ class TestDatabaseOfALaterRelease:
             "cannot downgrade it: run the downgrade from the release that ships 0003"
         )
 
+    def test_downgrade_to_the_revision_it_is_at_changes_nothing_even_unshipped(
+        self, run_module, at_revision, older_release: Path, env_file: Path
+    ) -> None:
+        at_revision("0003")
+
+        result = run_module(
+            migration_runner.main,
+            args(older_release, env_file, state="downgraded", target="0003"),
+        )
+
+        assert not result.get("failed"), result
+        assert result["changed"] is False
+        assert result["direction"] == "none"
+        assert result["current"] == "0003"
+
 
 class TestDowngrade:
     def test_downgrade_to_recorded_revision(
