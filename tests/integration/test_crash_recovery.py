@@ -180,7 +180,9 @@ def test_killed_after_taking_the_lock() -> None:
 
     assert recovery_of(first)["evidence"]["action"] == "close"
     assert "taking it over" in next(
-        r["message"] for r in journal_lines() if r["release_id"] == State.interrupted
+        r["message"]
+        for r in journal_lines()
+        if r["release_id"] == State.interrupted and r["step"] == "lock"
     )
     assert live(SINGLE_URL).version == before
 
