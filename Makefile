@@ -103,7 +103,7 @@ INTEGRATION_GROUPS := lab single django
 integration: fresh-lab artifacts
 	@mkdir -p test-artifacts
 	@pids=""; for g in $(INTEGRATION_GROUPS); do \
-	  $(BIN)/pytest -q -p no:cacheprovider -m "group_$$g" tests/integration \
+	  $(BIN)/pytest -q -p no:cacheprovider --durations=0 -m "group_$$g" tests/integration \
 	    >test-artifacts/integration-$$g.log 2>&1 & pids="$$pids $$!:$$g"; \
 	done; status=0; \
 	for entry in $$pids; do \

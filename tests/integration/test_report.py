@@ -163,7 +163,7 @@ def test_report_of_a_release_that_failed_before_the_switch(tmp_path: Path) -> No
 def test_report_of_an_automatic_rollback(tmp_path: Path) -> None:
     before = healthy_live()
     with SteadyTraffic(limit_s=1200):
-        result = bluegreen("release", "--version", "2.0.3+errors30.after8", timeout=1800)
+        result = bluegreen("release", "--version", "2.0.3+errors30.after200req", timeout=1800)
     assert result.exit_code == 4, result.report
     release_id = result.report["custom_stats"]["bluegreen_release_id"]
     journal, records = journal_copy(tmp_path)
@@ -174,7 +174,7 @@ def test_report_of_an_automatic_rollback(tmp_path: Path) -> None:
     assert (after.colour, after.version) == (before.colour, before.version)
     assert document["decision"]["outcome"] == "rolled_back"
     assert document["colour"] != after.colour and document["previous_colour"] == after.colour
-    assert version_on(document["colour"]) == "2.0.3+errors30.after8"  # kept warm, not live
+    assert version_on(document["colour"]) == "2.0.3+errors30.after200req"  # kept warm, not live
     assert found["switch"]["status"] == "passed"
     assert found["post_switch_signals"]["status"] == "failed"
     rows = {row["signal"]: row for row in document["signals"]["post_switch"]["signals"]}
