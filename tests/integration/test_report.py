@@ -162,6 +162,9 @@ def test_report_of_a_release_that_failed_before_the_switch(tmp_path: Path) -> No
 
 def test_report_of_an_automatic_rollback(tmp_path: Path) -> None:
     before = healthy_live()
+    idle = "green" if before.colour == "blue" else "blue"
+    # The fault counts requests from the start of its process (see test_signals.py).
+    shell(COLOUR_HOSTS[idle], f"systemctl restart sampleapp@{idle}")
     with SteadyTraffic(limit_s=1200):
         result = bluegreen("release", "--version", "2.0.3+errors30.after200req", timeout=1800)
     assert result.exit_code == 4, result.report
