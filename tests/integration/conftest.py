@@ -274,6 +274,9 @@ def lab_group(item: pytest.Item) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab_group(name): the lab group a test runs in")
+    config.addinivalue_line(
+        "markers", "fresh_lab: runs first in its group, on the lab as `make integration` starts it"
+    )
     for group in GROUPS:
         config.addinivalue_line("markers", f"group_{group}: runs with the {group} lab group")
 
@@ -282,3 +285,4 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(f"group_{lab_group(item)}")
+    items.sort(key=lambda item: item.get_closest_marker("fresh_lab") is None)

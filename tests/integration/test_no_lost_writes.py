@@ -9,19 +9,30 @@ not acknowledged. The tests of one engine run in order: each leaves what the nex
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from conftest import LAB, LAB_URL, ROOT, SINGLE, SINGLE_URL, bluegreen, request, shell
+from conftest import (
+    BLUEGREEN,
+    LAB,
+    LAB_URL,
+    ROOT,
+    SINGLE,
+    SINGLE_URL,
+    bluegreen,
+    request,
+    shell,
+)
 
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _load import Writer, WriteTally, check_writes
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.fresh_lab, pytest.mark.usefixtures("lab")]
 
 BASE, NEW, MIGFAIL = "1.0.0", "2.0.0", "2.0.5+migfail"
 
@@ -32,15 +43,23 @@ def health(base: str) -> dict:
 
 
 def at_base(inventory: str, base: str) -> None:
-    """1.0.0 live on schema 0001 (the data rollback undoes an earlier 2.0.0)."""
+    """1.0.0 live on schema 0001, deployed on 0001 as its journal says.
+
+    The data rollback goes back to the revision the previous release was deployed on, so
+    1.0.0 must have been released onto 0001: on a lab other tests already moved to 0002,
+    that takes new containers (`make integration` runs this module first on fresh labs).
+    """
     state = health(base)
     if state.get("version") == BASE and state.get("schema_revision") == "0001":
         return
-    if state.get("version") != NEW:
-        assert bluegreen("release", "--version", BASE, "-i", inventory).exit_code == 0
-        assert bluegreen("release", "--version", NEW, "-i", inventory).exit_code == 0
-    rolled = bluegreen("rollback", "--with-data", "-i", inventory)
-    assert rolled.exit_code == 0, rolled.report
+    if state:
+        for action in ("down", "up"):
+            completed = subprocess.run(
+                [*BLUEGREEN, "lab", action, inventory], cwd=ROOT, capture_output=True, text=True
+            )
+            assert completed.returncode == 0, completed.stdout + completed.stderr
+    released = bluegreen("release", "--version", BASE, "-i", inventory)
+    assert released.exit_code == 0, released.report
     assert health(base).get("schema_revision") == "0001"
 
 
@@ -75,12 +94,6 @@ def postgresql_columns() -> str:
     return result["stdout"].strip()
 
 
-# The shared labs reach this module with 2.0.0 live on 0002 and 1.0.0 deployed over
-# 0002 by the migration tests, so at_base() cannot bring back "1.0.0 on 0001" there
-# (its rollback with data has nothing to undo). bench/no_lost_writes.py runs these
-# scenarios on their own lab (0 lost in each); the fix is an at_base() that resets the
-# database first. Tracked in issue 3.
-@pytest.mark.skip(reason="at_base() needs a fresh PostgreSQL database; see the comment above")
 class TestPostgreSQL:
     def test_release_with_a_migration_loses_no_acknowledged_write(self) -> None:
         at_base(LAB, LAB_URL)
@@ -116,7 +129,6 @@ class TestPostgreSQL:
         assert tally.maintenance_503 == 0  # a downgrade needs no maintenance window
 
 
-@pytest.mark.skip(reason="at_base() needs a fresh SQLite database; see TestPostgreSQL")
 class TestSQLite:
     def test_release_with_a_migration_loses_no_acknowledged_write(self) -> None:
         at_base(SINGLE, SINGLE_URL)
