@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -225,6 +226,31 @@ def ensure_live(version: str, inventory: str = LAB) -> None:
     result = bluegreen("release", "--version", version, "-i", inventory)
     assert result.exit_code == 0, result.report
     assert live(base).version == version
+
+
+class SteadyTraffic:
+    """A few clients reading through nginx until stopped (bounded in time)."""
+
+    def __init__(self, clients: int = 3, per_second: float = 15, limit_s: float = 900) -> None:
+        self.stop = threading.Event()
+        self.deadline = time.monotonic() + limit_s
+        self.interval = 1 / per_second
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
+
+    def run(self) -> None:
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            request(LAB_URL, "/")
+            time.sleep(self.interval)
+
+    def __enter__(self) -> SteadyTraffic:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=15)
 
 
 def wait_until(predicate, timeout: float = 30, interval: float = 0.5) -> bool:

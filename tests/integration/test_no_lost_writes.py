@@ -24,6 +24,7 @@ from conftest import (
     SINGLE,
     SINGLE_URL,
     bluegreen,
+    live,
     request,
     shell,
 )
@@ -31,6 +32,13 @@ from conftest import (
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _load import Writer, WriteTally, check_writes
+from test_migrations import (
+    COLUMNS_2_0,
+    POSTGRESQL,
+    SQLITE,
+    assert_0002_applied_and_the_old_colour_serves,
+    schema,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.fresh_lab, pytest.mark.usefixtures("lab")]
 
@@ -95,23 +103,27 @@ def postgresql_columns() -> str:
 
 
 class TestPostgreSQL:
-    def test_release_with_a_migration_loses_no_acknowledged_write(self) -> None:
+    def test_release_with_a_migration_applies_it_and_loses_no_acknowledged_write(self) -> None:
         at_base(LAB, LAB_URL)
+        old = live(LAB_URL)
+        written = request(LAB_URL, "/notes", {"body": "written by 1.0.0"})
+        assert written.status == 201
         with writing(LAB_URL, "pg-release") as writer:
             released = bluegreen("release", "--version", NEW)
         assert released.exit_code == 0, released.report
-        assert health(LAB_URL)["schema_revision"] == "0002"
+        assert_0002_applied_and_the_old_colour_serves(POSTGRESQL, released, old, written)
         assert_none_lost(check_writes(LAB_URL, writer.writes))
 
     def test_failed_migration_leaves_the_schema_and_every_write(self) -> None:
-        before = postgresql_columns()
+        before = live(LAB_URL)
         with writing(LAB_URL, "pg-migfail") as writer:
             failed = bluegreen("release", "--version", MIGFAIL)
         assert failed.exit_code == 3, failed.report
-        assert "migrate" in failed.message
-        assert postgresql_columns() == before  # transactional DDL: no word_count
-        assert "word_count" not in before
-        assert health(LAB_URL)["version"] == NEW
+        assert "migrate" in failed.message and "bodyy" in failed.message
+        # Transactional DDL: the column 0003 added before its UPDATE failed is gone too.
+        assert schema(POSTGRESQL) == (COLUMNS_2_0, "0002")
+        after = live(LAB_URL)
+        assert (after.status, after.colour, after.version) == (200, before.colour, NEW)
         assert_none_lost(check_writes(LAB_URL, writer.writes))
 
     def test_rollback_with_data_downgrades_under_the_old_colour_and_keeps_every_write(
@@ -130,12 +142,15 @@ class TestPostgreSQL:
 
 
 class TestSQLite:
-    def test_release_with_a_migration_loses_no_acknowledged_write(self) -> None:
+    def test_release_with_a_migration_applies_it_and_loses_no_acknowledged_write(self) -> None:
         at_base(SINGLE, SINGLE_URL)
+        old = live(SINGLE_URL)
+        written = request(SINGLE_URL, "/notes", {"body": "written by 1.0.0"})
+        assert written.status == 201
         with writing(SINGLE_URL, "sqlite-release") as writer:
             released = bluegreen("release", "--version", NEW, "-i", SINGLE)
         assert released.exit_code == 0, released.report
-        assert health(SINGLE_URL)["schema_revision"] == "0002"
+        assert_0002_applied_and_the_old_colour_serves(SQLITE, released, old, written)
         assert_none_lost(check_writes(SINGLE_URL, writer.writes))
 
     def test_failed_migration_is_undone_by_the_snapshot_taken_in_the_window(self) -> None:

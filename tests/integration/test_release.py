@@ -10,6 +10,7 @@ from conftest import (
     LAB_URL,
     ROOT,
     Outcome,
+    SteadyTraffic,
     ansible,
     bluegreen,
     ensure_live,
@@ -17,6 +18,7 @@ from conftest import (
     request,
     shell,
 )
+from reports import failed_before_switch_report_matches, released_report_matches, version_on
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
 
@@ -45,27 +47,35 @@ def changes_made_on(host: str, result: Outcome) -> list[str]:
 
 
 def colour_versions() -> dict[str, str | None]:
+    """The version each colour runs, as `bluegreen status` reports it."""
     status = bluegreen("status")
     assert status.exit_code == 0, status.report
     colours = status.report["custom_stats"]["bluegreen_status"]["colours"]
     return {colour: colours[colour]["version"] for colour in ("blue", "green")}
 
 
-def test_release_moves_traffic_keeps_the_data_and_journals_every_step() -> None:
+def answering_versions() -> dict[str, str | None]:
+    """The version each colour answers with, asked on its app host directly."""
+    return {colour: version_on(colour) for colour in ("blue", "green")}
+
+
+def test_release_moves_traffic_keeps_the_data_journals_every_step_and_reports_it(
+    tmp_path: Path,
+) -> None:
     ensure_live("1.0.0")
     before = live()
     created = request(LAB_URL, "/notes", {"body": "written before the release"})
     assert created.status == 201
     note_id = json.loads(created.body)["id"]
 
-    result = bluegreen("release", "--version", "2.0.0")
+    with SteadyTraffic(limit_s=1200):
+        result = bluegreen("release", "--version", "2.0.0", timeout=1800)
 
     assert result.exit_code == 0, result.report
     assert result.outcome == "released"
     after = live()
     assert after.version == "2.0.0"
     assert after.colour != before.colour
-    assert colour_versions() == {before.colour: "1.0.0", after.colour: "2.0.0"}
     read = request(LAB_URL, f"/notes/{note_id}")
     assert read.status == 200 and read.version == "2.0.0"
     assert json.loads(read.body)["body"] == "written before the release"
@@ -86,16 +96,33 @@ def test_release_moves_traffic_keeps_the_data_and_journals_every_step() -> None:
         "release",
     ]
     snapshot, deploy, switch = by_step["snapshot"], by_step["deploy"], by_step["switch"]
-    analysis, release = by_step["analysis"], by_step["release"]
     assert snapshot["evidence"]["verified"] is True
     assert snapshot["evidence"]["size_bytes"] > 0
     published = (ROOT / "artifacts/sampleapp-2.0.0.tar.gz.sha256").read_text().split()[0]
     assert deploy["evidence"]["artifact_sha256"] == published
     assert [answer["status"] for answer in deploy["evidence"]["smoke"]] == [200, 200]
     assert switch["evidence"]["switch_ms"]["lb1"] > 0
-    assert analysis["evidence"]["measurements"] >= 1
-    assert release["evidence"]["outcome"] == "released"
+    assert by_step["analysis"]["evidence"]["measurements"] >= 1
+    assert by_step["release"]["evidence"]["outcome"] == "released"
     assert all(record["duration_s"] is not None for record in records)
+
+    # The idle colour was judged on synthetic traffic before it got users.
+    pre_switch = result.report["custom_stats"]["bluegreen_pre_switch_analysis"]
+    assert pre_switch["colour"] == after.colour
+    assert pre_switch["compared_with"] is None  # comparison is opt-in
+    assert (pre_switch["decision"]["action"], pre_switch["verdict"]) == ("pass", "ok")
+    assert pre_switch["requests"] >= 20
+    assert pre_switch["load"]["unanswered"] == 0
+    judged = by_step["pre_switch_analysis"]
+    assert judged["outcome"] == "ok"
+    # The verdict can be explained afterwards: raw samples per target, the load as sent.
+    latency = judged["evidence"]["signals"]["latency_p95"]
+    assert latency["verdict"] == "ok" and latency["samples"]
+    assert judged["evidence"]["load"]["step"]["routes"] == ["GET /", "GET /notes?limit=1"]
+    assert judged["evidence"]["comparison"] is None
+    assert judged["finished_at"] < switch["started_at"]
+
+    released_report_matches(result, "1.0.0", tmp_path)
 
 
 def test_rollback_refuses_an_unhealthy_colour_then_returns_to_the_warm_one() -> None:
@@ -135,18 +162,21 @@ def test_releasing_the_live_version_again_changes_nothing() -> None:
     assert live().colour == before.colour
 
 
-def test_crashing_version_never_gets_traffic_and_the_idle_colour_is_restored() -> None:
+def test_crashing_version_never_gets_traffic_the_idle_colour_is_restored_and_reported(
+    tmp_path: Path,
+) -> None:
     ensure_live("2.0.0")
-    live_colour = live().colour
-    idle_before = colour_versions()
+    before = live()
+    idle_before = answering_versions()
 
     result = bluegreen("release", "--version", "2.0.1+crash")
 
     assert result.exit_code == 3, result.report
     assert result.outcome == "failed_before_switch"
     assert "not healthy" in result.message and "crash" in result.message
-    assert live().colour == live_colour and live().version == "2.0.0"
-    assert colour_versions() == idle_before
+    assert live().colour == before.colour and live().version == "2.0.0"
+    assert answering_versions() == idle_before
+    failed_before_switch_report_matches(result, before, "2.0.1+crash", tmp_path)
 
 
 def test_version_answering_5xx_is_stopped_by_the_smoke_probe() -> None:

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
+from pathlib import Path
 
 import pytest
-from conftest import JOURNAL_PATH, LAB_URL, bluegreen, ensure_live, live, request, shell
+from conftest import JOURNAL_PATH, SteadyTraffic, bluegreen, ensure_live, live, shell
+from reports import rolled_back_report_matches
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
 
 
-class SteadyTraffic:
-    """A few clients reading through nginx until stopped (bounded in time)."""
-
-    def __init__(self, clients: int = 3, per_second: float = 15, limit_s: float = 900) -> None:
-        self.stop = threading.Event()
-        self.deadline = time.monotonic() + limit_s
-        self.interval = 1 / per_second
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
-
-    def run(self) -> None:
-        while not self.stop.is_set() and time.monotonic() < self.deadline:
-            request(LAB_URL, "/")
-            time.sleep(self.interval)
-
-    def __enter__(self) -> SteadyTraffic:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=15)
-
-
-def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_by_itself() -> None:
+def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_and_reported(
+    tmp_path: Path,
+) -> None:
     ensure_live("2.0.0")
     before = live()
     idle = "blue" if before.colour == "green" else "green"
@@ -66,3 +43,4 @@ def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_by_itsel
     assert steps["analysis"]["evidence"]["signals"]["error_rate"]["verdict"] == "critical"
     assert steps["rollback"]["outcome"] == "ok"
     assert steps["rollback"]["evidence"]["bad_version"] == "2.0.3+errors30.after200req"
+    rolled_back_report_matches(result, "2.0.3+errors30.after200req", tmp_path)
