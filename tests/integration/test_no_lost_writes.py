@@ -152,6 +152,10 @@ class TestSQLite:
         assert released.exit_code == 0, released.report
         assert_0002_applied_and_the_old_colour_serves(SQLITE, released, old, written)
         assert_none_lost(check_writes(SINGLE_URL, writer.writes))
+        # One host: nginx in front of both colours, each on its own port, one SQLite file.
+        assert live(SINGLE_URL).colour == ("blue" if old.colour == "green" else "green")
+        ports = shell("single1", "ss -ltnH '( sport = :8001 or sport = :8002 )' | wc -l", SINGLE)
+        assert ports["stdout"].strip() == "2"
 
     def test_failed_migration_is_undone_by_the_snapshot_taken_in_the_window(self) -> None:
         with writing(SINGLE_URL, "sqlite-migfail") as writer:
