@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console, Group, RenderableType
@@ -412,16 +412,42 @@ def _show(
     ok = result.succeeded and good(result, report)
     code = ExitCode.OK if ok else ExitCode.FAILED
     message = result.message or result.problem or f"{command} failed"
+    conclusion = Text(f"{'✔' if ok else '✘'} {message}", style="bold green" if ok else "bold red")
+    _print_read_only(
+        command,
+        result,
+        (code, message),
+        (command, report),
+        view(report) if isinstance(report, Mapping) else None,
+        json_output,
+        conclusion,
+    )
+
+
+def _print_read_only(
+    command: str,
+    result: PlaybookResult,
+    verdict_: tuple[ExitCode, str],
+    keyed_report: tuple[str, Any],
+    view: RenderableType | None,
+    json_output: bool,
+    conclusion: Text | None = None,
+) -> NoReturn:
+    """Print what a read-only command found (its JSON document, or its view and how it
+    ended) and exit with its code. Without a conclusion only a failure is announced."""
+    code, message = verdict_
     if json_output:
         document = json_report(command, result, code, message)
-        document[command] = report
+        document[keyed_report[0]] = keyed_report[1]
         typer.echo(json.dumps(document, default=str))
         raise typer.Exit(int(code))
     console = _console()
-    if isinstance(report, Mapping):
-        console.print(view(report))
-    style = "bold green" if ok else "bold red"
-    console.print(Text(f"{'✔' if ok else '✘'} {message}", style=style), soft_wrap=True)
+    if view is not None:
+        console.print(view)
+    if conclusion is None and code is not ExitCode.OK:
+        conclusion = Text(f"✘ failed: {message}", style="bold red")
+    if conclusion is not None:
+        console.print(conclusion, soft_wrap=True)
     raise typer.Exit(int(code))
 
 
@@ -640,19 +666,11 @@ def status(
     """
     with _reported(ctx, json_output):
         result = _run("status", _project(ctx), {}, inventory, json_output, verbose, compact=True)
-        code, message = verdict("status", result)
         report = result.custom_stats.get("bluegreen_status")
-        if json_output:
-            document = json_report("status", result, code, message)
-            document["status"] = report
-            typer.echo(json.dumps(document, default=str))
-            raise typer.Exit(int(code))
-        console = _console()
-        if isinstance(report, Mapping):
-            console.print(status_view(report))
-        if code is not ExitCode.OK:
-            console.print(Text(f"✘ failed: {message}", style="bold red"), soft_wrap=True)
-        raise typer.Exit(int(code))
+        view = status_view(report) if isinstance(report, Mapping) else None
+        _print_read_only(
+            "status", result, verdict("status", result), ("status", report), view, json_output
+        )
 
 
 @app.command(
@@ -1073,19 +1091,11 @@ def _list_snapshots(
         verbose,
         compact=True,
     )
-    code, message = verdict("restore", result)
     snapshots = result.custom_stats.get("bluegreen_snapshots")
-    if json_output:
-        document = json_report("restore", result, code, message)
-        document["snapshots"] = snapshots
-        typer.echo(json.dumps(document, default=str))
-        raise typer.Exit(int(code))
-    console = _console()
-    if isinstance(snapshots, list):
-        console.print(snapshots_view(snapshots))
-    if code is not ExitCode.OK:
-        console.print(Text(f"✘ failed: {message}", style="bold red"), soft_wrap=True)
-    raise typer.Exit(int(code))
+    view = snapshots_view(snapshots) if isinstance(snapshots, list) else None
+    _print_read_only(
+        "restore", result, verdict("restore", result), ("snapshots", snapshots), view, json_output
+    )
 
 
 def snapshots_view(snapshots: list[Any]) -> RenderableType:
