@@ -87,6 +87,9 @@ options:
     description:
       - The schema revision (Alembic revision, Django migration) at snapshot time; recorded in
         the manifest so a restore knows which code version matches the data.
+      - With O(engine=postgresql) and no O(revision), it is read from the database, from the
+        C(alembic_version) table, else as the last applied migration of each app in
+        C(django_migrations) (V(app.name), comma-separated); none when it has neither.
     type: str
   database:
     description:
@@ -526,6 +529,7 @@ from ansible.module_utils.backup_snapshot import (
     DATABASE_PROPERTIES_SQL,
     ENGINES,
     MANIFEST_NAME,
+    MIGRATION_TABLES_SQL,
     PG_FORMATS,
     STATES,
     UTC,
@@ -558,6 +562,7 @@ from ansible.module_utils.backup_snapshot import (
     quote_ident,
     quote_literal,
     retention_plan,
+    revision_query,
     row_count_problems,
     sqlite_restore_plan,
     stale_partials,
@@ -631,6 +636,7 @@ class Capture:
     database: str | None = None
     tables: dict[str, int] | None = None
     members: int | None = None
+    revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1063,10 +1069,17 @@ def pg_properties(module: AnsibleModule, connection: PgConnection, database: str
         ) from exc
 
 
+def pg_revision(module: AnsibleModule, connection: PgConnection, database: str) -> str | None:
+    """The schema revision the database records (Alembic or Django), None without one."""
+    query = revision_query(psql(module, connection, database, MIGRATION_TABLES_SQL))
+    return (psql(module, connection, database, query) or None) if query else None
+
+
 def capture_postgresql(module: AnsibleModule, request: Request, partial: str) -> Capture:
     database = request.database
     assert database is not None
     properties = pg_properties(module, request.pg, database)
+    revision = request.revision or pg_revision(module, request.pg, database)
     pg_dump = tool(module, "pg_dump")
     artifact = artifact_name("postgresql", request.pg_format)
     args = [
@@ -1104,6 +1117,7 @@ def capture_postgresql(module: AnsibleModule, request: Request, partial: str) ->
             "pg_restore": version_of(module, tool(module, "pg_restore")),
             "server": str(properties.get("server_version")),
         },
+        revision=revision,
     )
 
 
@@ -1208,6 +1222,7 @@ def capture(
         taken = capture_files(module, request, partial)
     restrict_permissions(partial)
     files = hash_files(partial)
+    common["revision"] = request.revision or taken.revision
     manifest = build_manifest(
         **common,
         complete=True,

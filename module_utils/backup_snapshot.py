@@ -789,6 +789,40 @@ DATABASE_PROPERTIES_SQL = (
 )
 
 
+# Which migration tool's bookkeeping table the database has: "alembic", "django", both or "".
+MIGRATION_TABLES_SQL = (
+    "SELECT concat_ws(',', "
+    "CASE WHEN to_regclass('alembic_version') IS NOT NULL THEN 'alembic' END, "
+    "CASE WHEN to_regclass('django_migrations') IS NOT NULL THEN 'django' END)"
+)
+
+REVISION_SQL = {
+    # Alembic: the revision(s) the database is at; several when branches are applied.
+    "alembic": (
+        "SELECT coalesce(string_agg(version_num, ',' ORDER BY version_num), '') "
+        "FROM alembic_version"
+    ),
+    # Django: the last applied migration of each app, as migration_runner names them.
+    "django": (
+        "SELECT coalesce(string_agg(app || '.' || name, ',' ORDER BY app), '') FROM "
+        "(SELECT DISTINCT ON (app) app, name FROM django_migrations ORDER BY app, id DESC) last"
+    ),
+}
+
+
+def revision_query(tables_answer: str) -> str | None:
+    """The query that reads the schema revision, given MIGRATION_TABLES_SQL's answer.
+
+    Alembic wins when a database has both tables (a Django project migrated by Alembic
+    keeps its revision there); None when the database has neither.
+    """
+    tools = [tool for tool in tables_answer.strip().split(",") if tool]
+    for tool in ("alembic", "django"):
+        if tool in tools:
+            return REVISION_SQL[tool]
+    return None
+
+
 def database_properties(row: Mapping[str, Any]) -> dict[str, Any]:
     """What a fresh database needs to match the dumped one, from a pg_database row as JSON.
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from ansible.module_utils.backup_snapshot import (
     PG_IDENTIFIER_MAX_BYTES,
+    REVISION_SQL,
     FileEntry,
     FileState,
     PgConnection,
@@ -32,6 +33,7 @@ from ansible.module_utils.backup_snapshot import (
     quote_ident,
     quote_literal,
     retention_plan,
+    revision_query,
     row_count_problems,
     snapshot_checksum,
     sqlite_restore_plan,
@@ -476,6 +478,16 @@ class TestRestoreNaming:
 
 
 class TestSql:
+    @pytest.mark.parametrize(
+        ("tables", "tool"),
+        [("alembic", "alembic"), ("django", "django"), ("alembic,django", "alembic")],
+    )
+    def test_revision_is_read_from_the_migration_tool_s_table(self, tables: str, tool: str) -> None:
+        assert revision_query(tables + "\n") == REVISION_SQL[tool]
+
+    def test_no_migration_table_means_no_revision_query(self) -> None:
+        assert revision_query("") is None
+
     def test_quoting(self) -> None:
         assert quote_ident('we"ird') == '"we""ird"'
         assert quote_literal("it's") == "'it''s'"

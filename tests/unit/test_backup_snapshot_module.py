@@ -554,6 +554,9 @@ class TestFailures:
         monkeypatch.setattr(
             backup_snapshot, "pg_properties", lambda module, connection, database: {}
         )
+        monkeypatch.setattr(
+            backup_snapshot, "pg_revision", lambda module, connection, database: "0002"
+        )
 
         result = run_module(
             backup_snapshot.main,

@@ -229,6 +229,35 @@ class TestDump:
         ).stdout
         assert "TABLE DATA public orders" in listing
 
+    @pytest.mark.parametrize(
+        ("bookkeeping", "expected"),
+        [
+            (
+                "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
+                "INSERT INTO alembic_version VALUES ('0002');",
+                "0002",
+            ),
+            (
+                "CREATE TABLE django_migrations (id serial PRIMARY KEY, app text, name text);"
+                "INSERT INTO django_migrations (app, name) VALUES ('notes', '0001_initial'), "
+                "('auth', '0001_initial'), ('notes', '0002_note_author');",
+                "auth.0001_initial,notes.0002_note_author",
+            ),
+            ("", None),
+        ],
+        ids=["alembic", "django", "none"],
+    )
+    def test_revision_is_read_from_the_database_when_not_given(
+        self, run_module, server: Server, dest: Path, database: str, bookkeeping: str, expected
+    ) -> None:
+        if bookkeeping:
+            server.psql(database, bookkeeping)
+
+        result = run_module(backup_snapshot.main, snapshot_args(server, dest, database))
+
+        assert result["failed"] is False, result["msg"]
+        assert result["manifest"]["revision"] == expected
+
     def test_directory_format_with_parallel_jobs(
         self, run_module, server: Server, dest: Path, database: str
     ) -> None:
