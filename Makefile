@@ -14,7 +14,7 @@ DJANGO_VERSIONS := 1.0.0 2.0.0
 LABS := lab lab-single lab-django lab-django-single
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
-.PHONY: help host-limits deps docker venv artifacts lab fresh-lab demo test lint unit integration molecule bench clean
+.PHONY: help host-limits deps docker venv artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean
 
 help:
 	@echo "make demo   - install what is missing, start the lab, release 1.0.0 then 2.0.0"
@@ -75,11 +75,25 @@ artifacts: venv
 lab: deps venv
 	$(BLUEGREEN) lab up $(LABS)
 
+# The tests also run on second copies of the multi-host and single-host labs, so that
+# more of them run side by side (see INTEGRATION_GROUPS): the same inventories with other
+# ports, under inventories/scratch-* (not kept in git).
+SECOND_LABS := scratch-lab2 scratch-single2
+second-labs:
+	@rm -rf inventories/scratch-lab2 inventories/scratch-single2
+	@cp -r inventories/lab inventories/scratch-lab2
+	@sed -i -E -e 's/ansible_port: 220([0-9])/ansible_port: 223\1/' \
+	  -e 's/\{80: 8080\}/{80: 8084}/' -e 's/\{5432: 15432\}/{5432: 15433}/' \
+	  inventories/scratch-lab2/hosts.yml
+	@cp -r inventories/lab-single inventories/scratch-single2
+	@sed -i -E -e 's/ansible_port: 2211/ansible_port: 2241/' -e 's/\{80: 8081\}/{80: 8085}/' \
+	  inventories/scratch-single2/hosts.yml
+
 # Tests start from fresh lab containers (the image is cached): releases installed by an
 # earlier run, from other builds of the same versions, must not decide the outcome.
-fresh-lab: deps venv
-	$(BLUEGREEN) lab down $(LABS)
-	$(BLUEGREEN) lab up $(LABS)
+fresh-lab: deps venv second-labs
+	$(BLUEGREEN) lab down $(LABS) $(SECOND_LABS)
+	$(BLUEGREEN) lab up $(LABS) $(SECOND_LABS)
 
 demo: deps venv artifacts lab
 	$(BLUEGREEN) release --version 1.0.0
@@ -99,11 +113,17 @@ unit: venv
 # The labs are independent, so their tests run side by side: one pytest per lab group
 # (tests/integration/conftest.py puts each test in the group of the lab it uses); each
 # group's output goes to test-artifacts/integration-<group>.log and is shown at the end.
-INTEGRATION_GROUPS := lab single django
+# Groups lab2 and single2 run their tests on the second copies of those labs.
+INTEGRATION_GROUPS := lab lab2 single single2 django
 integration: fresh-lab artifacts
 	@mkdir -p test-artifacts
 	@pids=""; for g in $(INTEGRATION_GROUPS); do \
-	  $(BIN)/pytest -q -p no:cacheprovider --durations=0 -m "group_$$g" tests/integration \
+	  case $$g in \
+	    lab2) labs="BLUEGREEN_TEST_LAB=scratch-lab2" ;; \
+	    single2) labs="BLUEGREEN_TEST_SINGLE=scratch-single2" ;; \
+	    *) labs="" ;; \
+	  esac; \
+	  env $$labs $(BIN)/pytest -q -p no:cacheprovider --durations=0 -m "group_$$g" tests/integration \
 	    >test-artifacts/integration-$$g.log 2>&1 & pids="$$pids $$!:$$g"; \
 	done; status=0; \
 	for entry in $$pids; do \
@@ -135,5 +155,5 @@ bench: lab artifacts
 	$(BIN)/python bench/rollback_time.py
 
 clean:
-	-$(BLUEGREEN) lab down $(LABS)
+	-$(BLUEGREEN) lab down $(LABS) $(SECOND_LABS)
 	rm -rf $(VENV) artifacts state

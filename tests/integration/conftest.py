@@ -269,7 +269,9 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.5) -> bool:
 # lab_group mark, else the lab its parameters name (a test parametrized over two labs
 # lands in both groups), else the labs its function names, else its module's, else LAB.
 LAB_GROUPS = {LAB: "lab", SINGLE: "single", DJANGO: "django", DJANGO_SINGLE: "django"}
-GROUPS = ("lab", "single", "django")
+# lab2 and single2 hold tests marked for them; `make integration` runs those groups with
+# BLUEGREEN_TEST_LAB / BLUEGREEN_TEST_SINGLE naming second copies of the two labs.
+GROUPS = ("lab", "lab2", "single", "single2", "django")
 
 
 def _labs_named_by(value: object) -> set[str]:

@@ -142,6 +142,7 @@ class TestPostgreSQL:
         assert tally.maintenance_503 == 0  # a downgrade needs no maintenance window
 
 
+@pytest.mark.lab_group("single2")
 class TestSQLite:
     def test_release_with_a_migration_applies_it_and_loses_no_acknowledged_write(self) -> None:
         at_base(SINGLE, SINGLE_URL)

@@ -10,7 +10,7 @@ import json
 import pytest
 from conftest import JOURNAL_PATH, bluegreen, ensure_live, live, shell
 
-pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab2"), pytest.mark.usefixtures("lab")]
 
 
 def journal_steps(release_id: str) -> dict[str, list[dict]]:

@@ -19,7 +19,7 @@ from receivers import receivers
 
 from bluegreen.report import REPORT_FORMATS, build_report, read_entries, render, write_reports
 
-pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab2"), pytest.mark.usefixtures("lab")]
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 ANSIBLE_VAULT = str(Path(sys.executable).parent / "ansible-vault")

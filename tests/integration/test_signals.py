@@ -9,7 +9,7 @@ import pytest
 from conftest import JOURNAL_PATH, SteadyTraffic, bluegreen, ensure_live, live, shell
 from reports import rolled_back_report_matches
 
-pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab2"), pytest.mark.usefixtures("lab")]
 
 
 def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_and_reported(
