@@ -264,7 +264,7 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.5) -> bool:
 
 # --- running the labs side by side ---------------------------------------------------
 # `make integration` runs one pytest process per lab group at once (-m group_lab,
-# group_single, group_django): tests of different labs overlap, tests of one lab never
+# group_lab2, ...): tests of different labs overlap, tests of one lab never
 # do (they would refuse each other at the release lock). A test's group is its
 # lab_group mark, else the lab its parameters name (a test parametrized over two labs
 # lands in both groups), else the labs its function names, else its module's, else LAB.
