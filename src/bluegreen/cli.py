@@ -416,8 +416,9 @@ def _show(
     _print_read_only(
         command,
         result,
-        (code, message),
-        (command, report),
+        code,
+        message,
+        {command: report},
         view(report) if isinstance(report, Mapping) else None,
         json_output,
         conclusion,
@@ -427,18 +428,18 @@ def _show(
 def _print_read_only(
     command: str,
     result: PlaybookResult,
-    verdict_: tuple[ExitCode, str],
-    keyed_report: tuple[str, Any],
+    code: ExitCode,
+    message: str,
+    found: Mapping[str, Any],
     view: RenderableType | None,
     json_output: bool,
     conclusion: Text | None = None,
 ) -> NoReturn:
-    """Print what a read-only command found (its JSON document, or its view and how it
-    ended) and exit with its code. Without a conclusion only a failure is announced."""
-    code, message = verdict_
+    """Print what a read-only command found (its JSON document with `found` added, or its
+    view and how it ended) and exit with its code. Without a conclusion only a failure is
+    announced."""
     if json_output:
-        document = json_report(command, result, code, message)
-        document[keyed_report[0]] = keyed_report[1]
+        document = json_report(command, result, code, message) | dict(found)
         typer.echo(json.dumps(document, default=str))
         raise typer.Exit(int(code))
     console = _console()
@@ -668,9 +669,8 @@ def status(
         result = _run("status", _project(ctx), {}, inventory, json_output, verbose, compact=True)
         report = result.custom_stats.get("bluegreen_status")
         view = status_view(report) if isinstance(report, Mapping) else None
-        _print_read_only(
-            "status", result, verdict("status", result), ("status", report), view, json_output
-        )
+        code, message = verdict("status", result)
+        _print_read_only("status", result, code, message, {"status": report}, view, json_output)
 
 
 @app.command(
@@ -1093,9 +1093,8 @@ def _list_snapshots(
     )
     snapshots = result.custom_stats.get("bluegreen_snapshots")
     view = snapshots_view(snapshots) if isinstance(snapshots, list) else None
-    _print_read_only(
-        "restore", result, verdict("restore", result), ("snapshots", snapshots), view, json_output
-    )
+    code, message = verdict("restore", result)
+    _print_read_only("restore", result, code, message, {"snapshots": snapshots}, view, json_output)
 
 
 def snapshots_view(snapshots: list[Any]) -> RenderableType:
