@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import pytest
 from conftest import (
     BLUEGREEN,
+    JOURNAL_PATH,
     LAB,
     LAB_URL,
     ROOT,
@@ -174,5 +175,13 @@ class TestSQLite:
         assert refused.outcome == "refused"
         assert "would be lost" in refused.message and "--accept-data-loss" in refused.message
         assert health(SINGLE_URL)["version"] == NEW  # nothing changed
+        # The refusal closes the command in the journal: no later command takes it for an
+        # interrupted one to recover.
+        release_id = refused.report["custom_stats"]["bluegreen_release_id"]
+        journal = shell("single1", f"cat {JOURNAL_PATH}", SINGLE)["stdout_lines"]
+        records = [r for r in map(json.loads, journal) if r["release_id"] == release_id]
+        first, last = records[0], records[-1]
+        assert (first["step"], first["evidence"]["command"]) == ("lock", "rollback")
+        assert (last["step"], last["evidence"]["outcome"]) == ("rollback", "refused")
         note_id = json.loads(note.body)["id"]
         assert request(SINGLE_URL, f"/notes/{note_id}").status == 200
