@@ -15,7 +15,12 @@ description:
     C(history -v), C(current), C(upgrade)/C(downgrade) and, for the plan, offline mode
     C(upgrade <from>:<to> --sql). Django C(manage.py shell -c) with a small read-only helper
     (migration graph, applied migrations, the plan C(migrate) would run, reversibility of
-    each operation), C(manage.py sqlmigrate) for each planned migration, and C(migrate).
+    each operation, and the SQL of every planned migration as C(sqlmigrate) renders it, all
+    in one process), and C(migrate).
+  - A Django migration whose SQL cannot be rendered in advance (an operation that inspects a
+    table an earlier migration of the same plan creates, such as C(RenameIndex) with
+    C(old_fields)) is classified from its operations instead. On a database with no tables
+    nothing is checked: no running colour can depend on a schema that does not exist yet.
   - Every statement the plan would run is classified from its SQL as V(expand-safe),
     V(warning) or V(breaking) and attributed to its migration file. A release is
     expand-only because the old colour keeps serving on the new schema, so the task refuses
@@ -394,6 +399,18 @@ lock:
       type: float
   sample: {method: flock, held: true, path: /var/lib/sampleapp/.bluegreen-migrate.lock,
            waited_s: 0.0}
+refusal:
+  description:
+    - For V(planned), why applying this plan would be refused (breaking statements without
+      O(allow_breaking), or a step a downgrade cannot undo); V(null) when it would not be.
+  returned: when state is planned
+  type: str
+started:
+  description:
+    - Whether the tool began applying the plan. V(false) when the task failed before that
+      (refused, lock busy, planning failed), so the database was not touched.
+  returned: always
+  type: bool
 duration_s:
   description: Seconds the tool spent applying the migrations; V(0) when nothing was applied.
   returned: always
@@ -462,7 +479,9 @@ from ansible.module_utils.migration_runner import (
     classify_pending,
     django_helper_script,
     django_irreversible,
+    django_operation_verdict,
     django_state,
+    empty_database_verdict,
     failed_migration_message,
     holder_from_application_name,
     holder_from_json,
@@ -978,8 +997,9 @@ class Alembic:
         self.request = request
         self.database = database
 
-    def read(self) -> ToolState:
-        """The revisions and the current one, in one command (history marks the current)."""
+    def read(self, sql: bool = True) -> ToolState:
+        """The revisions and the current one, in one command (history marks the current).
+        `sql` is for Django's sake: Alembic renders the SQL when it plans."""
         history = self.runner.output(
             ["history", "--verbose", "--indicate-current"],
             "reading the migration history and the current revision (alembic history -i)",
@@ -1118,14 +1138,15 @@ class Django:
         self.request = request
         self.database = database
 
-    def _helper(self, targets: list[tuple[str, str]] | None) -> dict[str, Any]:
-        script = django_helper_script(targets)
+    def _helper(self, targets: list[tuple[str, str]] | None, sql: bool) -> dict[str, Any]:
+        script = django_helper_script(targets, sql)
         return parse_django_helper(
             self.runner.output(["shell", "-v", "0", "-c", script], "planning with manage.py shell")
         )
 
-    def read(self, targets: list[tuple[str, str]] | None = None) -> ToolState:
-        answer = self._helper(targets)
+    def read(self, targets: list[tuple[str, str]] | None = None, sql: bool = True) -> ToolState:
+        """The state, and (with `sql`) the SQL of every pending migration, in one process."""
+        answer = self._helper(targets, sql)
         return ToolState(
             current=django_state(answer["current"]),
             head=django_state(answer["leaves"]),
@@ -1133,7 +1154,7 @@ class Django:
         )
 
     def reread(self, before: ToolState) -> ToolState:
-        return self.read()
+        return self.read(sql=False)
 
     def plan(self, state: ToolState, wanted: str | None) -> Plan:
         targets = parse_django_targets(self.request.target) if self.request.target else None
@@ -1175,39 +1196,64 @@ class Django:
         dialect = answer.get("vendor") or (self.database.dialect if self.database else "sqlite")
         classifier = Classifier(dialect, seeded_schema(answer.get("tables", []), dialect))
         executed: list[str] = []
+        first_schema = bool(answer.get("empty")) and direction == "upgrade"
+        if first_schema and kept_steps:
+            notes.append(
+                "the database has no tables: no running colour can depend on its schema, so "
+                f"the {len(kept_steps)} migration(s) are applied without checking for "
+                "breaking operations"
+            )
         for migration in answer["migrations"]:
             if migration["revision"] not in kept_steps:
                 continue
-            backwards = migration["backwards"]
-            file = relative_path(migration["file"], self.request.chdir)
-            item = PendingMigration(
-                revision=migration["revision"],
-                file=file,
-                description="; ".join(op["describe"] for op in migration["operations"]),
-                direction="downgrade" if backwards else "upgrade",
-            )
+            item = self._pending(migration, classifier, dialect, executed, first_schema)
             pending.append(item)
-            if backwards:
-                item.irreversible = django_irreversible(migration["operations"])
-                if item.irreversible:
-                    continue
-            args = ["sqlmigrate", *(["--backwards"] if backwards else [])]
-            completed = self.runner.run([*args, migration["app"], migration["name"]])
-            if completed.rc != 0:
-                item.statements.append(unplannable_verdict(completed.stderr or completed.stdout))
-                continue
-            statements = split_statements(completed.stdout, dialect)
-            executed.extend(statement.text for statement in statements if statement.tokens)
-            item.statements.extend(
-                classifier.classify([s for s in statements if not is_control(s)])
-            )
-            item.statements.extend(
-                python_operation_verdict(op["describe"], file)
-                for op in migration["operations"]
-                if not op["sql"]
-            )
         target = self.request.target or state.head
         return Plan(direction, target, pending, executed, apply, notes)
+
+    def _pending(
+        self,
+        migration: dict[str, Any],
+        classifier: Classifier,
+        dialect: str,
+        executed: list[str],
+        first_schema: bool,
+    ) -> PendingMigration:
+        """One planned migration with its statements classified: from the SQL the helper
+        rendered, from its operations when that SQL could not be rendered, and as the
+        first schema when the database is empty."""
+        backwards = migration["backwards"]
+        file = relative_path(migration["file"], self.request.chdir)
+        operations = migration["operations"]
+        item = PendingMigration(
+            revision=migration["revision"],
+            file=file,
+            description="; ".join(op["describe"] for op in operations),
+            direction="downgrade" if backwards else "upgrade",
+        )
+        if backwards:
+            item.irreversible = django_irreversible(operations)
+            if item.irreversible:
+                return item
+        if first_schema:
+            item.statements.extend(empty_database_verdict(op["describe"]) for op in operations)
+            return item
+        sql = migration.get("sql")
+        if sql is None:
+            error = migration.get("sql_error") or "the helper rendered no SQL"
+            self.runner.module.warn(
+                f"could not render the SQL of {item.revision} ({error}); judged it from its "
+                "operations instead"
+            )
+            item.statements.extend(django_operation_verdict(op, file) for op in operations)
+            return item
+        statements = split_statements(sql, dialect)
+        executed.extend(statement.text for statement in statements if statement.tokens)
+        item.statements.extend(classifier.classify([s for s in statements if not is_control(s)]))
+        item.statements.extend(
+            python_operation_verdict(op["describe"], file) for op in operations if not op["sql"]
+        )
+        return item
 
     def failing(self, plan: Plan, stopped_at: str | None, started_at: str | None):
         """The first pending migration that did not reach its goal state."""
@@ -1250,16 +1296,10 @@ def apply_plan(
         module.warn(note)
     if not plan.pending:
         return
-    if any(migration.irreversible for migration in plan.pending):
-        module.fail_json(
-            msg=irreversible_message(plan.pending, plan.target or "", before.current or "base"),
-            **result,
-        )
-    if breaking_of(plan.pending) and not request.allow_breaking:
-        module.fail_json(
-            msg=refusal_message(plan.pending, plan.direction, before.current, request.tool),
-            **result,
-        )
+    refusal = refusal_of(request, plan, before.current)
+    if refusal:
+        module.fail_json(msg=refusal, **result)
+    result["started"] = True
     started = time.monotonic()
     for command in plan.apply:
         completed = tool.runner.run(command)
@@ -1302,6 +1342,7 @@ def main() -> None:
         "head": None,
         "lock": {"method": "none", "held": False},
         "duration_s": 0.0,
+        "started": False,
     }
     try:
         request = build_request(module.params)
@@ -1316,7 +1357,7 @@ def main() -> None:
         tool = (Alembic if request.tool == "alembic" else Django)(runner, request, database)
 
         if request.state == "current":
-            state = tool.read()
+            state = tool.read(sql=False)
             result.update(current=state.current, previous=state.current, head=state.head)
             module.exit_json(**result)
 
@@ -1328,8 +1369,11 @@ def main() -> None:
             result.update(plan_result(plan))
             for note in plan.notes:
                 module.warn(note)
-            if module.check_mode and request.state != "planned":
-                warn_about_refusal(module, request, plan, state.current)
+            refusal = refusal_of(request, plan, state.current)
+            if request.state == "planned":
+                result["refusal"] = refusal
+            elif refusal:
+                module.warn(f"check mode: a real run would fail: {refusal}")
             module.exit_json(**result)
 
         with migration_lock(module, request, database) as lock:
@@ -1346,20 +1390,13 @@ def main() -> None:
     module.exit_json(**result)
 
 
-def warn_about_refusal(
-    module: AnsibleModule, request: MigrationRequest, plan: Plan, current: str | None
-) -> None:
-    """In check mode, say what the real run would refuse instead of failing."""
+def refusal_of(request: MigrationRequest, plan: Plan, current: str | None) -> str | None:
+    """Why a real run of `plan` would be refused before applying anything; None if not."""
     if any(migration.irreversible for migration in plan.pending):
-        module.warn(
-            "check mode: a real run would fail: "
-            + irreversible_message(plan.pending, plan.target or "", current or "base")
-        )
-    elif any(m.classification == BREAKING for m in plan.pending) and not request.allow_breaking:
-        module.warn(
-            "check mode: a real run would fail: "
-            + refusal_message(plan.pending, plan.direction, current, request.tool)
-        )
+        return irreversible_message(plan.pending, plan.target or "", current or "base")
+    if breaking_of(plan.pending) and not request.allow_breaking:
+        return refusal_message(plan.pending, plan.direction, current, request.tool)
+    return None
 
 
 if __name__ == "__main__":

@@ -2031,6 +2031,19 @@ def python_operation_verdict(describe: str, file: str | None) -> StatementVerdic
     )
 
 
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit)\b.*")
+
+
+def tool_error(tool_output: str) -> str:
+    """The line of a tool's output that names its error: the last ``SomethingError: …``
+    line of a traceback, not the warnings that came before it."""
+    lines = [line.strip() for line in tool_output.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line
+    return lines[-1] if lines else ""
+
+
 def unplannable_verdict(tool_output: str) -> StatementVerdict:
     """The verdict for a migration whose SQL the tool could not render."""
     return StatementVerdict(
@@ -2038,7 +2051,86 @@ def unplannable_verdict(tool_output: str) -> StatementVerdict:
         classification=BREAKING,
         operation="unknown SQL",
         reason="the tool could not render this migration's SQL, so it cannot be checked; "
-        f"treated as breaking: {excerpt(tool_output, 300)}",
+        f"treated as breaking: {excerpt(tool_error(tool_output), 300)}",
+    )
+
+
+def empty_database_verdict(describe: str) -> StatementVerdict:
+    """The verdict for an operation applied to a database that has no tables yet."""
+    return StatementVerdict(
+        sql=f"-- {describe}",
+        classification=EXPAND_SAFE,
+        operation="first schema",
+        reason="the database has no tables, so no running colour can depend on its schema",
+    )
+
+
+# Django operations by what they do to a colour still running the previous release, for
+# migrations whose SQL cannot be rendered in advance (an operation that inspects tables
+# an earlier migration of the same plan creates). Field additions are judged on the field.
+_DJANGO_EXPAND_OPERATIONS = frozenset(
+    {
+        "CreateModel",
+        "AddIndex",
+        "RenameIndex",
+        "RemoveIndex",
+        "RemoveConstraint",
+        "AlterModelOptions",
+        "AlterModelManagers",
+        "AlterModelTableComment",
+    }
+)
+_DJANGO_BREAKING_OPERATIONS = {
+    "RemoveField": "removes a column the old colour still reads and writes",
+    "DeleteModel": "drops a table the old colour still uses",
+    "RenameField": "renames a column the old colour still uses by its old name",
+    "RenameModel": "renames a table the old colour still uses by its old name",
+    "AlterModelTable": "renames a table the old colour still uses by its old name",
+}
+_DJANGO_WARNING_OPERATIONS = {
+    "AlterField": "changes a column (type, null, constraints); review that the old colour's "
+    "reads and writes still fit",
+    "AddConstraint": "adds a constraint that rows written by the old colour must satisfy",
+    "AlterUniqueTogether": "changes a unique constraint that rows written by the old colour "
+    "must satisfy",
+    "AlterIndexTogether": "changes indexes; review its locking",
+    "AlterOrderWithRespectTo": "adds or removes the _order column",
+    "RunSQL": "runs raw SQL that could not be rendered; review it",
+    "SeparateDatabaseAndState": "runs database operations that could not be rendered; review them",
+}
+
+
+def django_operation_verdict(operation: Mapping[str, Any], file: str | None) -> StatementVerdict:
+    """The verdict for one Django operation, judged from what it is when its SQL cannot be
+    rendered: new tables and indexes are expand-safe, removals and renames breaking."""
+    kind = str(operation.get("type", ""))
+    describe = str(operation.get("describe", kind))
+    sql = f"-- {describe} (SQL not rendered)"
+    where = f" in {file}" if file else ""
+    if kind in _DJANGO_EXPAND_OPERATIONS:
+        return StatementVerdict(sql, EXPAND_SAFE, kind, "")
+    if kind == "AddField":
+        if operation.get("null") or operation.get("db_default") or operation.get("many_to_many"):
+            return StatementVerdict(sql, EXPAND_SAFE, kind, "")
+        return StatementVerdict(
+            sql,
+            BREAKING,
+            kind,
+            "adds a NOT NULL column without a database default (db_default): the old "
+            "colour's inserts do not set it",
+        )
+    if kind in _DJANGO_BREAKING_OPERATIONS:
+        return StatementVerdict(sql, BREAKING, kind, _DJANGO_BREAKING_OPERATIONS[kind])
+    if kind in _DJANGO_WARNING_OPERATIONS:
+        return StatementVerdict(sql, WARNING, kind, _DJANGO_WARNING_OPERATIONS[kind] + where)
+    if not operation.get("sql", True):
+        return python_operation_verdict(describe, file)
+    return StatementVerdict(
+        sql,
+        BREAKING,
+        kind or "unknown operation",
+        f"an operation bluegreen does not know, whose SQL could not be rendered{where}; "
+        "treated as breaking",
     )
 
 
@@ -2495,15 +2587,20 @@ def _bluegreen_main():
             if key not in seen:
                 seen.add(key)
                 combined.append((m, bool(b)))
-    migrations = []
+    with connection.cursor() as cursor:
+        names = connection.introspection.table_names(cursor)
+    empty = not [name for name in names if name != "django_migrations"]
+    render = REQUEST["sql"] and not (empty and not any(b for _, b in combined))
+    state, migrations, done = None, [], []
     for m, backwards in combined:
         module = sys.modules.get(m.__module__)
-        migrations.append({
+        item = {
             "revision": "%s.%s" % (m.app_label, m.name), "app": m.app_label, "name": m.name,
             "backwards": backwards, "file": getattr(module, "__file__", None),
-            "operations": [{"type": type(o).__name__, "describe": o.describe(),
-                            "reversible": bool(o.reversible), "sql": bool(o.reduces_to_sql)}
-                           for o in m.operations]})
+            "operations": [_bluegreen_operation(o) for o in m.operations]}
+        if render:
+            state = _bluegreen_sql(loader, connection, m, backwards, state, item, done)
+        migrations.append(item)
     tables = []
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
@@ -2511,7 +2608,39 @@ def _bluegreen_main():
             tables = [row[0] for row in cursor.fetchall()]
     return {"current": current, "leaves": leaves, "plans": plans, "migrations": migrations,
             "applied": sorted("%s.%s" % node for node in applied),
-            "vendor": connection.vendor, "tables": tables}
+            "vendor": connection.vendor, "tables": tables, "empty": empty, "rendered": render}
+def _bluegreen_operation(o):
+    answer = {"type": type(o).__name__, "describe": o.describe(),
+              "reversible": bool(o.reversible), "sql": bool(o.reduces_to_sql)}
+    field = getattr(o, "field", None)
+    if field is not None and hasattr(field, "null"):
+        answer["null"] = bool(field.null)
+        from django.db.models.fields import NOT_PROVIDED
+        answer["db_default"] = getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED
+        answer["many_to_many"] = bool(getattr(field, "many_to_many", False))
+    return answer
+def _bluegreen_sql(loader, connection, m, backwards, state, item, done):
+    # What sqlmigrate prints, for the whole plan in this one process: the project state
+    # is carried from one forward migration to the next instead of rebuilt for each.
+    if state is None or backwards:
+        state = loader.project_state((m.app_label, m.name), at_end=False)
+    try:
+        with connection.schema_editor(collect_sql=True, atomic=m.atomic) as editor:
+            if backwards:
+                m.unapply(state, editor, collect_sql=True)
+            else:
+                m.apply(state, editor, collect_sql=True)
+        item["sql"] = "\n".join(editor.collected_sql)
+    except Exception as exc:
+        item["sql"] = None
+        item["sql_error"] = "%s: %s" % (type(exc).__name__, exc)
+        # apply() may have stopped halfway through the state: rebuild it as the end of
+        # every migration planned so far, so the next one starts where this one ends.
+        done.append((m.app_label, m.name))
+        return None if backwards else loader.graph.make_state(
+            nodes=list(done), at_end=True, real_apps=loader.unmigrated_apps)
+    done.append((m.app_label, m.name))
+    return None if backwards else state
 try:
     _bluegreen_result = _bluegreen_main()
 except Exception as exc:
@@ -2520,9 +2649,12 @@ print(__MARKER__ + json.dumps(_bluegreen_result))
 """
 
 
-def django_helper_script(targets: Sequence[tuple[str, str]] | None) -> str:
-    """The helper for `manage.py shell -c`, planning `targets` (None: every app's leaves)."""
-    request = json.dumps({"targets": [list(t) for t in targets] if targets is not None else None})
+def django_helper_script(targets: Sequence[tuple[str, str]] | None, sql: bool = False) -> str:
+    """The helper for `manage.py shell -c`, planning `targets` (None: every app's leaves),
+    and with `sql` rendering each planned migration's SQL the way sqlmigrate does."""
+    request = json.dumps(
+        {"targets": [list(t) for t in targets] if targets is not None else None, "sql": sql}
+    )
     return (
         _DJANGO_HELPER.replace("__REQUEST__", repr(request))
         .replace("__MARKER__", repr(DJANGO_JSON_MARKER))

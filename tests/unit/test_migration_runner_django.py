@@ -71,6 +71,10 @@ def env_file(tmp_path: Path, database: Path) -> Path:
     return path
 
 
+def warnings_of(result: dict[str, Any]) -> list[str]:
+    return [warning["event"]["msg"] for warning in result.get("warnings", [])]
+
+
 def args(release: Path, env_file: Path, **overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "name": "shop",
@@ -186,3 +190,91 @@ def test_unknown_target_says_how_to_name_one(
 
     assert result["failed"] is True
     assert "app 'shop' has no migrations" in result["msg"]
+
+
+def test_empty_database_is_planned_as_a_first_schema_in_one_process(
+    run_module, release: Path, env_file: Path, database: Path, monkeypatch
+) -> None:
+    commands: list[list[str]] = []
+    real_run = migration_runner.Runner.run
+
+    def counting_run(self, args: list[str]):
+        commands.append(args)
+        return real_run(self, args)
+
+    monkeypatch.setattr(migration_runner.Runner, "run", counting_run)
+
+    result = run_module(migration_runner.main, args(release, env_file, state="planned"))
+
+    assert [command[0] for command in commands] == ["shell"]
+    assert [item["classification"] for item in result["pending"]] == ["expand-safe"] * 3
+    assert result["pending"][0]["statements"][0]["operation"] == "first schema"
+    assert result["breaking"] == []
+    assert result["refusal"] is None
+    assert any("the database has no tables" in w for w in warnings_of(result))
+
+
+CATALOG_INITIAL = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [
+        migrations.CreateModel(
+            name="Tag",
+            fields=[
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=50)),
+                ("slug", models.CharField(max_length=50)),
+            ],
+        ),
+    ]
+"""
+
+# RenameIndex with old_fields looks the index up in the database, so its SQL cannot be
+# rendered while the table that 0001 creates does not exist yet (django-taggit's 0006).
+CATALOG_RENAME_INDEX = """
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("catalog", "0001_initial")]
+    operations = [
+        migrations.RenameIndex(model_name="tag", new_name="catalog_tag_name_slug_idx",
+                               old_fields=("name", "slug")),
+    ]
+"""
+
+
+def test_migration_whose_sql_cannot_be_rendered_is_judged_from_its_operations(
+    run_module, templates, release: Path, env_file: Path, database: Path
+) -> None:
+    app = release / "catalog"
+    (app / "migrations").mkdir(parents=True)
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text("")
+    (app / "migrations" / "__init__.py").write_text("")
+    (app / "migrations" / "0001_initial.py").write_text(CATALOG_INITIAL)
+    (app / "migrations" / "0002_rename_index.py").write_text(CATALOG_RENAME_INDEX)
+    settings = release / "site_settings" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace(
+            'INSTALLED_APPS = ["inventory"]', 'INSTALLED_APPS = ["inventory", "catalog"]'
+        )
+    )
+    shutil.copy(templates["0001_initial"], database)
+
+    result = run_module(migration_runner.main, args(release, env_file, state="planned"))
+
+    plan = {item["revision"]: item for item in result["pending"]}
+    renamed = plan["catalog.0002_rename_index"]
+    assert renamed["classification"] == "expand-safe", renamed
+    assert renamed["statements"][0]["operation"] == "RenameIndex"
+    assert plan["catalog.0001_initial"]["statements"][0]["sql"].startswith(
+        'CREATE TABLE "catalog_tag"'
+    )
+    assert result["refusal"] is None
+    warning = next(w for w in warnings_of(result) if "catalog.0002_rename_index" in w)
+    assert "Found wrong number (0) of indexes" in warning

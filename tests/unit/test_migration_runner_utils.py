@@ -28,6 +28,7 @@ from ansible.module_utils.migration_runner import (
     default_lock_key,
     django_helper_script,
     django_irreversible,
+    django_operation_verdict,
     django_state,
     excerpt,
     failed_migration_message,
@@ -48,6 +49,8 @@ from ansible.module_utils.migration_runner import (
     secret_values,
     split_statements,
     tokenize,
+    tool_error,
+    unplannable_verdict,
 )
 
 
@@ -1082,3 +1085,50 @@ class TestMessages:
 )
 def test_unknown_revision_is_read_from_alembics_error(output: str, revision: str | None) -> None:
     assert alembic_unknown_revision(output) == revision
+
+
+@pytest.mark.parametrize(
+    ("operation", "classification"),
+    [
+        ({"type": "CreateModel", "describe": "Create model Tag"}, "expand-safe"),
+        ({"type": "RenameIndex", "describe": "Rename unnamed index"}, "expand-safe"),
+        ({"type": "AddField", "describe": "Add field note", "null": True}, "expand-safe"),
+        (
+            {"type": "AddField", "describe": "Add field n", "null": False, "db_default": True},
+            "expand-safe",
+        ),
+        (
+            {"type": "AddField", "describe": "Add field tags", "null": False, "many_to_many": True},
+            "expand-safe",
+        ),
+        ({"type": "AddField", "describe": "Add field code", "null": False}, "breaking"),
+        ({"type": "RemoveField", "describe": "Remove field code"}, "breaking"),
+        ({"type": "DeleteModel", "describe": "Delete model Query"}, "breaking"),
+        ({"type": "RenameField", "describe": "Rename field a to b"}, "breaking"),
+        ({"type": "AlterField", "describe": "Alter field url"}, "warning"),
+        ({"type": "AlterUniqueTogether", "describe": "Alter unique_together"}, "warning"),
+        ({"type": "RunPython", "describe": "Raw Python operation", "sql": False}, "warning"),
+        ({"type": "FancyThirdPartyOperation", "describe": "Do something"}, "breaking"),
+    ],
+)
+def test_django_operation_verdict_judges_what_the_operation_does(
+    operation: dict, classification: str
+) -> None:
+    verdict = django_operation_verdict(operation, "app/migrations/0002_x.py")
+    assert verdict.classification == classification
+    assert operation["describe"] in verdict.sql
+    if classification == "breaking":
+        assert verdict.reason
+
+
+def test_tool_error_is_the_exception_line_not_the_warnings_before_it() -> None:
+    output = (
+        "WARNINGS:\n?: (wagtailadmin.W003) The WAGTAILADMIN_BASE_URL setting is not defined\n"
+        + "\tHINT: This should be the base URL used to access the Wagtail admin site.\n" * 5
+        + 'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n'
+        + "ValueError: Found wrong number (0) of indexes for taggit_taggeditem(content_type_id, "
+        + "object_id).\n"
+    )
+    assert tool_error(output).startswith("ValueError: Found wrong number (0) of indexes")
+    assert "ValueError: Found wrong number" in unplannable_verdict(output).reason
+    assert "WAGTAILADMIN_BASE_URL" not in unplannable_verdict(output).reason
