@@ -1,28 +1,51 @@
-"""Building a release artifact from any Python project (``bluegreen build``).
+"""Building a release artifact from a Python project (``bluegreen build``).
 
-An artifact is one tarball that a host installs without reaching any index::
+An artifact is one tarball that a host installs without reaching any index. It is one
+of two kinds, written in its manifest (``kind``; a manifest without it is a wheel one):
+
+``wheel``: a project pip builds a wheel from (pyproject.toml with [project] or
+[build-system], or setup.py / setup.cfg)::
 
     <output_dir>/<name>-<version>.tar.gz          (and .tar.gz.sha256, sha256sum format)
       <name>-<version>/
         bluegreen-artifact.json                    what was built, for which target, checksums
         wheelhouse/*.whl                           the project's wheel and every dependency's
 
-    pip install --no-index --find-links <name>-<version>/wheelhouse <name>==<version>
+    pip install --no-index --find-links <release>/wheelhouse <name>==<version>
 
-The project is anything pip can build a wheel from: a pyproject.toml with any build
-backend, or a setup.py / setup.cfg. A requirements.txt beside it is downloaded too, so a
-project that pins its dependencies there gets exactly those versions. Dependencies are
-wheels for the *target* (Python version and platform), not for the build machine, so
-this works from a laptop for Linux servers as long as every dependency publishes wheels.
-Environment markers other than the Python version are still evaluated by pip on the
-build machine: build on the target's OS and architecture when markers differ.
+``tree``: a project that only pins its dependencies in requirements.txt (a Django site
+made by ``django-admin startproject`` or ``wagtail start``). Its files are the release::
 
-``<name>`` is the normalized distribution name (PEP 503) and ``<version>`` the normalized
-version (PEP 440, local label included: ``sampleapp-2.0.1+crash.tar.gz``).
+      <name>-<version>/
+        bluegreen-artifact.json
+        manage.py, mysite/, requirements.txt, ...  the project's files, without VCS data,
+                                                   caches, virtualenvs, SQLite databases
+        wheelhouse/*.whl                           every wheel requirements.txt resolves to
+
+    pip install --no-index --find-links <release>/wheelhouse -r <release>/requirements.txt
+
+A tree project has no name or version of its own, so both are given (``name``,
+``version``). A wheel project's requirements.txt, when there is one, is resolved with it,
+so a project that pins its dependencies there gets exactly those versions. Requirements
+given ``with`` the project (``--with gunicorn``: a server the project does not require)
+are resolved with it too, listed in the manifest and installed beside it.
+
+Dependencies are resolved for the *target*, not for the build machine: uv resolves every
+environment marker (``python_full_version``, ``platform_machine``, ``sys_platform``,
+``implementation_name``...) for CPython at the target's full version (default 3.11.2,
+Debian 12's python3) on a manylinux platform (default glibc 2.36 on x86_64, Debian 12),
+using the indexes pip is configured with; pip then downloads exactly those pins as wheels
+for that target. This works from a laptop for Linux servers as long as every dependency
+publishes wheels.
+
+``<name>`` is normalized as PEP 503 says: the distribution's name for a wheel project,
+the given name for a tree (``my_site`` gives ``my-site-1.0.0.tar.gz``); ``<version>`` is
+the normalized version (PEP 440, local label included: ``sampleapp-2.0.1+crash.tar.gz``).
 """
 
 from __future__ import annotations
 
+import ast
 import gzip
 import hashlib
 import io
@@ -37,7 +60,7 @@ import tarfile
 import tempfile
 import tomllib
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +70,7 @@ from importlib.metadata import version as distribution_version
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -54,16 +78,23 @@ from bluegreen.errors import BluegreenError, InputError
 
 MANIFEST_NAME = "bluegreen-artifact.json"
 MANIFEST_FORMAT = 1
+WHEEL = "wheel"
+TREE = "tree"
 WHEELHOUSE = "wheelhouse"
 REQUIREMENTS_FILE = "requirements.txt"
-DEFAULT_PYTHON_VERSION = "3.11"
-DEFAULT_PLATFORM = "manylinux2014_x86_64"
+# Debian 12's python3 and glibc: what the hosts run unless told otherwise.
+DEFAULT_PYTHON_VERSION = "3.11.2"
+DEFAULT_PLATFORM = "manylinux_2_36_x86_64"
+# What a tree artifact's release directory holds besides the project's files.
+RELEASE_NAMES = (MANIFEST_NAME, WHEELHOUSE, "venv", ".bluegreen-installed")
 
-# Never part of a build, wherever they are in the tree.
+# Never part of a build, wherever they are in the tree (a virtualenv of any name is left
+# out too: see _ignorer).
 COPY_IGNORE_ANYWHERE = (
     ".git",
     ".hg",
     "__pycache__",
+    "*.py[co]",
     ".venv",
     "*.egg-info",
     ".tox",
@@ -71,15 +102,32 @@ COPY_IGNORE_ANYWHERE = (
     ".pytest_cache",
     ".ruff_cache",
     ".mypy_cache",
+    "*.sqlite3",
+    "*.sqlite3-journal",
+    "*.sqlite3-wal",
+    "*.sqlite3-shm",
 )
 # Build leftovers at the project's top level only: a package may well have a
 # subpackage called "build".
 COPY_IGNORE_TOP = ("build", "dist")
-# How many lines of pip's output an error message carries.
+# How many lines of pip's (or uv's) output an error message carries.
 PIP_TAIL_LINES = 20
 
 _TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(?:#.*)?$")
 _VERSION_LINE = re.compile(r"""^(\s*version\s*=\s*)("[^"\n]*"|'[^'\n]*')(\s*(?:#.*)?)$""")
+# The same rule as bluegreen_service_name: the name becomes units, paths and upstreams.
+_SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_PYTHON_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+_MANYLINUX = re.compile(r"manylinux(?:2014|_2_(\d+))_(x86_64|aarch64)")
+# pip settings that choose where packages come from, and uv's spelling of each.
+_PIP_INDEX_OPTIONS = {
+    "index-url": "--index-url",
+    "extra-index-url": "--extra-index-url",
+    "find-links": "--find-links",
+    "constraint": "--constraint",
+}
+# Where pip download reads a setting from, first match wins.
+_PIP_CONFIG_SECTIONS = (":env:", "download", "global")
 
 
 class BuildError(BluegreenError):
@@ -91,12 +139,16 @@ class ProjectError(BuildError, InputError):
 
 
 class PipError(BuildError):
-    """pip failed; the message carries the tail of its output and the command."""
+    """pip or uv failed; the message carries the tail of its output and the command."""
 
-    def __init__(self, what: str, command: list[str], returncode: int, output: str) -> None:
-        tail = "\n".join(output.strip().splitlines()[-PIP_TAIL_LINES:]) or "(pip printed nothing)"
+    def __init__(
+        self, what: str, command: list[str], returncode: int, output: str, tool: str = "pip"
+    ) -> None:
+        tail = (
+            "\n".join(output.strip().splitlines()[-PIP_TAIL_LINES:]) or f"({tool} printed nothing)"
+        )
         super().__init__(
-            f"{what} failed (pip exited {returncode}):\n{tail}\ncommand: {shlex.join(command)}"
+            f"{what} failed ({tool} exited {returncode}):\n{tail}\ncommand: {shlex.join(command)}"
         )
         self.command = command
         self.returncode = returncode
@@ -129,6 +181,37 @@ class Artifact:
         return checksum_path(self.path)
 
 
+@dataclass(frozen=True)
+class Target:
+    """The interpreter and platform of the hosts that install the artifact."""
+
+    python_full_version: str
+    platform: str
+
+    @property
+    def python_version(self) -> str:
+        return ".".join(self.python_full_version.split(".")[:2])
+
+    @property
+    def abi(self) -> str:
+        return "cp" + self.python_version.replace(".", "")
+
+    @property
+    def uv_platform(self) -> str:
+        """The platform as uv's ``--python-platform`` names it (x86_64-manylinux_2_36)."""
+        glibc, arch = _manylinux(self.platform)
+        return f"{arch}-manylinux_2_{glibc}"
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project directory as bluegreen builds it."""
+
+    directory: Path
+    kind: str
+    pyproject: Path | None
+
+
 def normalized_version(version: str) -> str:
     """The PEP 440 normal form of ``version`` (``2.0.1-CRASH`` is refused, ``v2.0`` is 2.0)."""
     try:
@@ -140,8 +223,44 @@ def normalized_version(version: str) -> str:
         ) from None
 
 
+def service_name(name: str) -> str:
+    """``name`` when it can name a service (lower case, digits, - and _, a letter first)."""
+    if not _SERVICE_NAME.fullmatch(name):
+        raise ProjectError(
+            f"--name {name!r} cannot name a service: use lower case letters, digits, - and _, "
+            "starting with a letter (e.g. mysite); it must equal bluegreen_service_name"
+        )
+    return name
+
+
+def target(
+    python_version: str = DEFAULT_PYTHON_VERSION, platform: str = DEFAULT_PLATFORM
+) -> Target:
+    """The target of a build; ``python_version`` X.Y means X.Y.0 for markers on the full version."""
+    match = _PYTHON_VERSION.fullmatch(python_version)
+    if not match:
+        raise ProjectError(
+            f"--python-version {python_version!r} is not X.Y or X.Y.Z: give the version of the "
+            f"hosts' python3 (`python3 -V` on a host), e.g. {DEFAULT_PYTHON_VERSION}"
+        )
+    major, minor, micro = match.group(1), match.group(2), match.group(3) or "0"
+    _manylinux(platform)
+    return Target(f"{int(major)}.{int(minor)}.{int(micro)}", platform)
+
+
+def requirement_text(text: str) -> str:
+    """``text`` when it is a requirement pip understands (``gunicorn``, ``gunicorn>=22``)."""
+    try:
+        return str(Requirement(text))
+    except InvalidRequirement as exc:
+        raise ProjectError(
+            f"--with {text!r} is not a requirement ({exc}): give a distribution name with an "
+            "optional version, e.g. --with gunicorn or --with 'gunicorn>=22'"
+        ) from None
+
+
 def artifact_path(output_dir: Path, name: str, version: str) -> Path:
-    """Where the tarball of ``name`` ``version`` goes."""
+    """Where the tarball of ``name`` ``version`` goes (name normalized as PEP 503 says)."""
     return output_dir / f"{canonicalize_name(name)}-{normalized_version(version)}.tar.gz"
 
 
@@ -150,21 +269,35 @@ def checksum_path(tarball: Path) -> Path:
 
 
 def target_platforms(platform: str) -> list[str]:
-    """The ``--platform`` values pip may download wheels for.
+    """The ``--platform`` values pip may download wheels for, on a host of ``platform``.
 
-    pip matches platform tags literally, so a manylinux2014 target also names its PEP 600
-    spelling and manylinux_2_28 (wheels that dropped the old tags), and ``any``.
+    pip matches platform tags literally, so a host of glibc 2.N accepts every manylinux tag
+    up to 2.N, in its PEP 600 spelling and the legacy aliases, and ``any``.
     """
-    match = re.fullmatch(r"(?:manylinux2014|manylinux_2_17)_(\w+)", platform)
-    if match:
-        arch = match.group(1)
-        return [
-            f"manylinux2014_{arch}",
-            f"manylinux_2_17_{arch}",
-            f"manylinux_2_28_{arch}",
-            "any",
-        ]
-    return [platform] if platform == "any" else [platform, "any"]
+    glibc, arch = _manylinux(platform)
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags: list[str] = []
+    for minor in range(glibc, 4, -1):
+        tags.append(f"manylinux_2_{minor}_{arch}")
+        if minor in legacy:
+            tags.append(f"{legacy[minor]}_{arch}")
+    return [*tags, "any"]
+
+
+def uv_index_options(pip_config: Mapping[str, str]) -> list[str]:
+    """uv options for the indexes pip is configured with (``pip config list`` lines as a
+    mapping of ``section.key`` to value), so that uv resolves from where pip downloads."""
+    options: list[str] = []
+    for key, flag in _PIP_INDEX_OPTIONS.items():
+        value = _pip_setting(pip_config, key)
+        for item in value.split() if value else []:
+            options += [flag, item]
+    if _pip_setting(pip_config, "no-index").lower() in ("1", "true", "yes", "on"):
+        options.append("--no-index")
+    if options:
+        # pip looks for each package on every index; uv only does when told.
+        options += ["--index-strategy", "unsafe-best-match"]
+    return options
 
 
 def rewrite_version(pyproject_text: str, version: str) -> str:
@@ -224,6 +357,8 @@ def build_artifact(
     python_version: str = DEFAULT_PYTHON_VERSION,
     platform: str = DEFAULT_PLATFORM,
     *,
+    name: str | None = None,
+    with_requirements: Sequence[str] = (),
     force: bool = False,
     python: str | None = None,
     on_step: Callable[[str], None] | None = None,
@@ -232,54 +367,72 @@ def build_artifact(
 
     ``version`` replaces the static version of pyproject.toml in a copy of the project
     (the project itself is never touched); without it the project's own version is used.
-    An existing artifact of the same name and version raises ArtifactExists unless
-    ``force`` is set, in which case it is replaced. The tarball and its .sha256 are
-    written to temporary files and renamed, so a reader never sees half an artifact.
-    ``python`` is the interpreter whose pip builds (default: this one); ``on_step`` is
-    told each step as it starts, for progress display.
+    A tree project (requirements.txt only) needs ``name`` and ``version``; for a wheel
+    project ``name``, when given, must be the project's own. ``with_requirements`` are
+    installed beside the project (a server the project does not require, such as
+    gunicorn), their wheels resolved with the rest. ``python_version`` (X.Y.Z)
+    and ``platform`` (manylinux_2_N_<arch>) describe the hosts. An existing artifact of
+    the same name and version raises ArtifactExists unless ``force`` is set, in which
+    case it is replaced. The tarball and its .sha256 are written to temporary files and
+    renamed, so a reader never sees half an artifact. ``python`` is the interpreter whose
+    pip builds (default: this one); ``on_step`` is told each step as it starts.
     """
     step = on_step or (lambda _message: None)
     project_dir = Path(project_dir).expanduser().resolve()
     output_dir = Path(output_dir).expanduser().resolve()
     requested = normalized_version(version) if version is not None else None
-    pyproject = _checked_project(project_dir, requested)
+    wanted_name = service_name(name) if name is not None else None
+    hosts = target(python_version, platform)
+    extras = [requirement_text(text) for text in with_requirements]
+    project = checked_project(project_dir, requested, wanted_name)
 
-    declared = _declared_name_version(pyproject)
-    if declared and (requested or declared[1]):
+    files: list[tuple[str, Path]] = []
+    if project.kind == TREE:
+        # checked_project refuses a tree project without a name and a version.
+        assert wanted_name is not None and requested is not None
+        files = project_files(project_dir, output_dir)
+        _refuse_existing(artifact_path(output_dir, wanted_name, requested), force)
+    elif (declared := _declared_name_version(project.pyproject)) and (requested or declared[1]):
         _refuse_existing(artifact_path(output_dir, declared[0], requested or declared[1]), force)
 
     python = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="bluegreen-build-") as tmp:
         workdir = Path(tmp)
-        step(f"Building the wheel of {project_dir}")
-        project_wheel = _build_project_wheel(python, project_dir, output_dir, requested, workdir)
-        name, built_version = wheel_name_version(project_wheel)
-        if requested is not None and built_version != requested:
-            raise BuildError(
-                f"asked for version {requested} but the build backend produced "
-                f"{built_version}: check how {project_dir} computes its version"
+        project_wheel: Path | None = None
+        if project.kind == WHEEL:
+            step(f"Building the wheel of {project_dir}")
+            project_wheel = _build_project_wheel(
+                python, project_dir, output_dir, requested, workdir
             )
-        destination = artifact_path(output_dir, name, built_version)
+            built_name, built_version = _checked_wheel(
+                project_wheel, project_dir, requested, wanted_name
+            )
+        else:
+            built_name, built_version = wanted_name, requested
+        destination = artifact_path(output_dir, built_name, built_version)
         _refuse_existing(destination, force)
 
-        step(f"Downloading dependency wheels for Python {python_version} on {platform}")
+        step(f"Resolving the dependencies for Python {hosts.python_full_version} on {platform}")
+        pins = _resolved_pins(python, project, project_wheel, built_name, extras, hosts, workdir)
+        step(f"Downloading the dependency wheels for Python {hosts.python_full_version}")
         wheelhouse = workdir / WHEELHOUSE
-        _download_wheelhouse(
-            python, project_wheel, project_dir, wheelhouse, python_version, platform
-        )
+        _download_wheels(python, pins, wheelhouse, hosts)
+        if project_wheel is not None:
+            shutil.copy2(project_wheel, wheelhouse / project_wheel.name)
 
         step(f"Writing {destination.name}")
         built_at = _build_time()
         manifest = artifact_manifest(
-            name, built_version, python_version, platform, built_at, project_wheel, wheelhouse
+            built_name, built_version, hosts, built_at, wheelhouse, project_wheel, extras
         )
-        root = f"{canonicalize_name(name)}-{built_version}"
+        root = destination.name.removesuffix(".tar.gz")
         members: list[tuple[str, Path | bytes]] = [
             (f"{root}/{MANIFEST_NAME}", (json.dumps(manifest, indent=2) + "\n").encode()),
             *(
                 (f"{root}/{WHEELHOUSE}/{w['filename']}", wheelhouse / w["filename"])
                 for w in manifest["wheels"]
             ),
+            *((f"{root}/{relative}", path) for relative, path in files),
         ]
         output_dir.mkdir(parents=True, exist_ok=True)
         write_tarball(destination, members, mtime=int(built_at.timestamp()))
@@ -287,7 +440,7 @@ def build_artifact(
     digest = file_sha256(destination)
     _write_atomically(checksum_path(destination), f"{digest}  {destination.name}\n".encode())
     return Artifact(
-        name=canonicalize_name(name),
+        name=manifest["normalized_name"],
         version=built_version,
         path=destination,
         sha256=digest,
@@ -298,33 +451,128 @@ def build_artifact(
 def artifact_manifest(
     name: str,
     version: str,
-    python_version: str,
-    platform: str,
+    hosts: Target,
     built_at: datetime,
-    project_wheel: Path,
     wheelhouse: Path,
+    project_wheel: Path | None = None,
+    with_requirements: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The content of bluegreen-artifact.json: what was built, for which target, checksums."""
-    return {
+    """The content of bluegreen-artifact.json: what was built, for which target, checksums.
+
+    Without ``project_wheel`` the artifact is a tree: hosts install its requirements file.
+    Hosts install ``with`` beside the project in both kinds.
+    """
+    normalized = canonicalize_name(name)
+    manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
+        "kind": WHEEL if project_wheel is not None else TREE,
         "name": name,
-        "normalized_name": canonicalize_name(name),
+        "normalized_name": normalized,
         "version": version,
-        "python_version": python_version,
-        "platform": platform,
-        "platforms": target_platforms(platform),
+        "python_version": hosts.python_version,
+        "python_full_version": hosts.python_full_version,
+        "implementation": "cp",
+        "abi": hosts.abi,
+        "platform": hosts.platform,
+        "platforms": target_platforms(hosts.platform),
         "built_at": built_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "builder": "bluegreen",
         "builder_version": _builder_version(),
-        "project_wheel": project_wheel.name,
-        "install": (
-            f"pip install --no-index --find-links {WHEELHOUSE} {canonicalize_name(name)}=={version}"
-        ),
-        "wheels": [
-            {"filename": wheel.name, "sha256": file_sha256(wheel), "size": wheel.stat().st_size}
-            for wheel in sorted(wheelhouse.glob("*.whl"))
-        ],
     }
+    if project_wheel is not None:
+        manifest["project_wheel"] = project_wheel.name
+        wanted = [f"{normalized}=={version}"]
+    else:
+        manifest["requirements"] = REQUIREMENTS_FILE
+        wanted = ["-r", REQUIREMENTS_FILE]
+    manifest["with"] = list(with_requirements)
+    manifest["install"] = shlex.join(
+        ["pip", "install", "--no-index", "--find-links", WHEELHOUSE, *wanted, *with_requirements]
+    )
+    manifest["wheels"] = [
+        {"filename": wheel.name, "sha256": file_sha256(wheel), "size": wheel.stat().st_size}
+        for wheel in sorted(wheelhouse.glob("*.whl"))
+    ]
+    return manifest
+
+
+def checked_project(project_dir: Path, version: str | None, name: str | None) -> Project:
+    """The project in ``project_dir`` and how it is built, refused early when it cannot be.
+
+    A package (pyproject.toml with [project] or [build-system], setup.py, setup.cfg)
+    becomes a wheel artifact; a project with only requirements.txt becomes a tree one.
+    """
+    if not project_dir.is_dir():
+        raise ProjectError(f"project directory {project_dir} does not exist")
+    pyproject = project_dir / "pyproject.toml"
+    table = _parse_toml(pyproject.read_text(encoding="utf-8")) if pyproject.is_file() else None
+    has_setup = (project_dir / "setup.py").is_file() or (project_dir / "setup.cfg").is_file()
+    has_requirements = (project_dir / REQUIREMENTS_FILE).is_file()
+    is_package = table is not None and ("project" in table or "build-system" in table)
+
+    if is_package or has_setup or (table is not None and not has_requirements):
+        if version is not None and table is None:
+            raise ProjectError(
+                f"{project_dir} has no pyproject.toml, so bluegreen cannot set its version: "
+                "set the version in setup.py / setup.cfg and build without --version"
+            )
+        if version is not None:
+            rewrite_version(pyproject.read_text(encoding="utf-8"), version)
+        found = Project(project_dir, WHEEL, pyproject if table is not None else None)
+        declared = _declared_name_version(found.pyproject)
+        if name is not None and declared and not _same_name(declared[0], name):
+            raise ProjectError(_other_name(project_dir, declared[0], name))
+        return found
+    if has_requirements:
+        missing = [
+            option for option, given in (("--name", name), ("--version", version)) if not given
+        ]
+        if missing:
+            raise ProjectError(
+                f"{project_dir} has only {REQUIREMENTS_FILE} (no pyproject.toml or setup.py), so "
+                f"it is built as a tree of its files plus the wheels it requires, which has no "
+                f"name or version of its own: give {' and '.join(missing)}, e.g. "
+                f"bluegreen build {shlex.quote(str(project_dir))} --name "
+                f"{name or _suggested_name(project_dir)} --version {version or '1.0.0'}"
+            )
+        return Project(project_dir, TREE, None)
+    raise ProjectError(
+        f"{project_dir} has no pyproject.toml, setup.py or {REQUIREMENTS_FILE}: point bluegreen "
+        "at the directory holding your project's pyproject.toml (a package) or "
+        f"{REQUIREMENTS_FILE} (a site such as a Django project that pins its dependencies)"
+    )
+
+
+def project_files(project_dir: Path, output_dir: Path) -> list[tuple[str, Path]]:
+    """The files of a tree project (path relative to it, and the file), sorted; caches,
+    virtualenvs, SQLite databases and the output directory are left out."""
+    ignore = _ignorer(project_dir, output_dir)
+    files: list[tuple[str, Path]] = []
+    for directory, dirnames, filenames in os.walk(project_dir):
+        here = Path(directory)
+        ignored = ignore(directory, [*dirnames, *filenames])
+        dirnames[:] = sorted(d for d in dirnames if d not in ignored)
+        filenames = [f for f in filenames if f not in ignored]
+        for entry in [*dirnames, *filenames]:
+            path = here / entry
+            if path.is_symlink() and (entry in dirnames or not path.exists()):
+                raise ProjectError(
+                    f"{path} is a symbolic link to {os.readlink(path)}, which is a directory or "
+                    "missing; an artifact carries files only: replace the link with what it "
+                    "points to, or remove it"
+                )
+        files += [
+            ((here / f).relative_to(project_dir).as_posix(), here / f)
+            for f in filenames
+            if (here / f).is_file()
+        ]
+    taken = sorted({relative.split("/")[0] for relative, _ in files} & set(RELEASE_NAMES))
+    if taken:
+        raise ProjectError(
+            f"{project_dir} has {', '.join(taken)} at its top level, where a release directory "
+            f"keeps bluegreen's own {', '.join(RELEASE_NAMES)}: rename or move it"
+        )
+    return sorted(files)
 
 
 def wheel_name_version(wheel: Path) -> tuple[str, str]:
@@ -352,18 +600,19 @@ def write_tarball(
 ) -> None:
     """Write a gzipped tar of ``members`` (archive name, file or content) atomically.
 
-    Entries are sorted, directories are added for every parent, and owner, mode and mtime
-    are fixed, so the same inputs give the same bytes.
+    Entries are sorted, directories are added for every parent, and owner, mtime and mode
+    are fixed (0755 for directories and executable files, 0644 for the rest), so the same
+    inputs give the same bytes.
     """
     files = dict(members)
     directories = {str(Path(name).parent) for name in files}
     for directory in list(directories):
         directories.update(str(parent) for parent in Path(directory).parents if str(parent) != ".")
 
-    def info(name: str, is_dir: bool, size: int = 0) -> tarfile.TarInfo:
+    def info(name: str, is_dir: bool, size: int = 0, executable: bool = False) -> tarfile.TarInfo:
         entry = tarfile.TarInfo(name)
         entry.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
-        entry.mode = 0o755 if is_dir else 0o644
+        entry.mode = 0o755 if is_dir or executable else 0o644
         entry.size = size
         entry.mtime = mtime
         entry.uid = entry.gid = 0
@@ -384,33 +633,54 @@ def write_tarball(
             if isinstance(content, bytes):
                 tar.addfile(info(name, False, len(content)), io.BytesIO(content))
             else:
+                stat = content.stat()
+                executable = bool(stat.st_mode & 0o100)
                 with content.open("rb") as handle:
-                    tar.addfile(info(name, False, content.stat().st_size), handle)
+                    tar.addfile(info(name, False, stat.st_size, executable), handle)
 
 
-def _checked_project(project_dir: Path, requested: str | None) -> Path | None:
-    """pyproject.toml of the project (None for a setup.py-only project), validated."""
-    if not project_dir.is_dir():
-        raise ProjectError(f"project directory {project_dir} does not exist")
-    pyproject = project_dir / "pyproject.toml"
-    if pyproject.is_file():
-        text = pyproject.read_text(encoding="utf-8")
-        if requested is not None:
-            rewrite_version(text, requested)
-        else:
-            _parse_toml(text)
-        return pyproject
-    if (project_dir / "setup.py").is_file() or (project_dir / "setup.cfg").is_file():
-        if requested is not None:
-            raise ProjectError(
-                f"{project_dir} has no pyproject.toml, so bluegreen cannot set its version: "
-                "set the version in setup.py / setup.cfg and build without --version"
-            )
-        return None
-    raise ProjectError(
-        f"{project_dir} has no pyproject.toml (nor setup.py / setup.cfg): bluegreen builds "
-        "a wheel of the project, so point it at the directory holding pyproject.toml"
+def _manylinux(platform: str) -> tuple[int, str]:
+    """glibc minor version and architecture of a manylinux ``platform``."""
+    match = _MANYLINUX.fullmatch(platform)
+    if not match:
+        raise ProjectError(
+            f"platform {platform!r} is not a manylinux platform bluegreen builds for: use "
+            f"manylinux_2_<glibc minor>_<x86_64|aarch64> for the hosts' glibc (`ldd --version`), "
+            f"e.g. {DEFAULT_PLATFORM} for Debian 12"
+        )
+    return int(match.group(1) or 17), match.group(2)
+
+
+def _suggested_name(project_dir: Path) -> str:
+    suggestion = re.sub(r"[^a-z0-9_-]+", "-", project_dir.name.lower()).strip("-_")
+    return suggestion if _SERVICE_NAME.fullmatch(suggestion) else "mysite"
+
+
+def _same_name(one: str, other: str) -> bool:
+    return canonicalize_name(one) == canonicalize_name(other)
+
+
+def _other_name(project_dir: Path, declared: str, name: str) -> str:
+    return (
+        f"--name {name} differs from {declared!r}, the name {project_dir} declares: the "
+        "artifact of a package carries the package's name, so drop --name (or rename the "
+        "project)"
     )
+
+
+def _checked_wheel(
+    wheel: Path, project_dir: Path, version: str | None, name: str | None
+) -> tuple[str, str]:
+    """Name and version of the built wheel, when they are what was asked for."""
+    built_name, built_version = wheel_name_version(wheel)
+    if version is not None and built_version != version:
+        raise BuildError(
+            f"asked for version {version} but the build backend produced "
+            f"{built_version}: check how the project computes its version"
+        )
+    if name is not None and not _same_name(built_name, name):
+        raise ProjectError(_other_name(project_dir, built_name, name))
+    return built_name, built_version
 
 
 def _parse_toml(text: str) -> dict:
@@ -463,38 +733,89 @@ def _build_project_wheel(
     return wheels[0]
 
 
-def _download_wheelhouse(
+def _resolved_pins(
     python: str,
-    project_wheel: Path,
-    project_dir: Path,
-    wheelhouse: Path,
-    python_version: str,
-    platform: str,
-) -> None:
-    """Fill ``wheelhouse`` with the project's wheel and every dependency's, for the target."""
-    platforms = target_platforms(platform)
+    project: Project,
+    project_wheel: Path | None,
+    name: str,
+    extras: Sequence[str],
+    hosts: Target,
+    workdir: Path,
+) -> Path:
+    """A requirements file pinning every dependency (not the project itself) as resolved
+    for ``hosts``: environment markers are judged for the hosts' interpreter and platform,
+    which pip cannot do for another machine than its own."""
+    inputs: list[str] = []
+    # The project's own wheel is resolved with its dependencies, but is not a pin.
+    own: list[str] = []
+    if project_wheel is not None:
+        wanted = workdir / "project.in"
+        wanted.write_text(f"{name} @ {project_wheel.as_uri()}\n", encoding="utf-8")
+        inputs.append(str(wanted))
+        own = ["--no-emit-package", name]
+    if extras:
+        beside = workdir / "with.in"
+        beside.write_text("".join(f"{extra}\n" for extra in extras), encoding="utf-8")
+        inputs.append(str(beside))
+    requirements = project.directory / REQUIREMENTS_FILE
+    if requirements.is_file():
+        inputs.append(str(requirements))
+    pins = workdir / "pins.txt"
+    _run(
+        [
+            _uv(),
+            "pip",
+            "compile",
+            "--quiet",
+            "--color",
+            "never",
+            "--python",
+            python,
+            "--python-version",
+            hosts.python_full_version,
+            "--python-platform",
+            hosts.uv_platform,
+            "--only-binary",
+            ":all:",
+            "--no-header",
+            "--no-annotate",
+            *own,
+            *uv_index_options(_pip_config(python)),
+            "--output-file",
+            str(pins),
+            *inputs,
+        ],
+        f"resolving the dependencies of {project.directory} for Python "
+        f"{hosts.python_full_version} on {hosts.platform} (only wheels are used: a dependency "
+        "without a wheel for that target has to be built on a matching host, or replaced)",
+        tool="uv",
+    )
+    return pins
+
+
+def _download_wheels(python: str, pins: Path, wheelhouse: Path, hosts: Target) -> None:
+    """Fill ``wheelhouse`` with the wheel of every pin in ``pins``, for ``hosts``."""
     wheelhouse.mkdir()
-    local_wheel = wheelhouse / project_wheel.name
-    shutil.copy2(project_wheel, local_wheel)
-    requirements = project_dir / REQUIREMENTS_FILE
     _pip(
         python,
         [
             "download",
+            "--no-deps",
             "--only-binary=:all:",
             "--python-version",
-            python_version,
+            hosts.python_full_version,
             "--implementation",
             "cp",
-            *[arg for platform in platforms for arg in ("--platform", platform)],
+            "--abi",
+            hosts.abi,
+            *[arg for tag in target_platforms(hosts.platform) for arg in ("--platform", tag)],
             "--dest",
             str(wheelhouse),
-            str(local_wheel),
-            *(["--requirement", str(requirements)] if requirements.is_file() else []),
+            "--requirement",
+            str(pins),
         ],
-        f"downloading the dependencies of {project_wheel.name} as wheels for Python "
-        f"{python_version} on {platform} (a dependency without a wheel for that target "
-        "has to be built on a matching host, or replaced)",
+        f"downloading the dependency wheels for Python {hosts.python_full_version} on "
+        f"{hosts.platform}",
     )
 
 
@@ -516,20 +837,71 @@ def _ignorer(project_dir: Path, output_dir: Path) -> Callable[[str, list[str]], 
             ignored.update(n for n in names if n in COPY_IGNORE_TOP)
         if skip_output:
             ignored.update(n for n in names if here / n == output_dir)
+        # A virtualenv, whatever its name (venv, env, .env-3.11...).
+        ignored.update(n for n in names if (here / n / "pyvenv.cfg").is_file())
         return ignored
 
     return ignore
 
 
-def _pip(python: str, args: list[str], what: str) -> None:
-    command = [python, "-m", "pip", *args]
+def _pip_config(python: str) -> dict[str, str]:
+    """pip's settings as ``pip config list`` shows them: ``section.key`` to value."""
+    output = _pip(python, ["config", "list"], "reading pip's configuration")
+    settings: dict[str, str] = {}
+    for line in output.splitlines():
+        key, equals, value = line.partition("=")
+        if equals:
+            try:
+                settings[key.strip()] = str(ast.literal_eval(value.strip()))
+            except (ValueError, SyntaxError):
+                settings[key.strip()] = value.strip()
+    return settings
+
+
+def _pip_setting(pip_config: Mapping[str, str], key: str) -> str:
+    return next(
+        (pip_config[f"{s}.{key}"] for s in _PIP_CONFIG_SECTIONS if f"{s}.{key}" in pip_config),
+        "",
+    )
+
+
+def _uv() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        raise BuildError(
+            "uv is not installed next to bluegreen, and bluegreen resolves dependencies for "
+            "the hosts with it: install bluegreen again (make venv), or pip install uv"
+        ) from None
+
+
+def _pip(python: str, args: list[str], what: str) -> str:
+    return _run([python, "-m", "pip", *args], what, tool="pip")
+
+
+def _run(command: list[str], what: str, tool: str) -> str:
+    """The output of ``command``; its failure raises PipError with the tail of its output.
+
+    stdout and stderr are read as one stream: pip writes part of its reasons (the
+    explanation of a ResolutionImpossible, for one) to stdout.
+    """
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        result = subprocess.run(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            check=False,
+        )
     except OSError as exc:
-        raise BuildError(f"{what} failed: cannot run {python}: {exc}") from None
+        raise BuildError(f"{what} failed: cannot run {command[0]}: {exc}") from None
     if result.returncode != 0:
-        raise PipError(what, command, result.returncode, result.stderr or result.stdout)
+        raise PipError(what, command, result.returncode, result.stdout, tool=tool)
+    return result.stdout
 
 
 def _build_time() -> datetime:

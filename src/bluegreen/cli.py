@@ -526,6 +526,7 @@ def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
         "bluegreen release --version 1.4.2 -i inventories/example-production --json",
         "bluegreen release --version 1.4.2 --wait 10m",
         "bluegreen release --version 1.4.2 --app sampleapp -i lab",
+        "bluegreen release --version 3.0.0 --allow-breaking-migrations",
     )
 )
 def release(
@@ -552,6 +553,14 @@ def release(
             help="Who approved the release (required where the inventory says so); journaled.",
         ),
     ] = None,
+    allow_breaking_migrations: Annotated[
+        bool,
+        typer.Option(
+            "--allow-breaking-migrations",
+            help="Apply migrations classified as breaking (drop, rename, NOT NULL without a "
+            "default) although the old colour still runs on the schema.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
 ) -> None:
@@ -570,6 +579,7 @@ def release(
             "app_version": version,
             **lock_extravars(wait, app_name),
             **{key: value for key, value in policy.items() if value},
+            **({"allow_breaking_migrations": True} if allow_breaking_migrations else {}),
         }
         project = _project(ctx)
         result = _run("release", project, extravars, inventory, json_output, verbose)
@@ -1269,6 +1279,8 @@ def report(
     epilog=_examples(
         "bluegreen build examples/sampleapp",
         "bluegreen build ~/src/shop-api --version 2.0.1 --output /srv/artifacts",
+        "bluegreen build ~/src/mysite --name mysite --version 1.0.0 --with gunicorn",
+        "bluegreen build . --version 2.0.1 --python-version 3.12.3",
         "bluegreen build . --version 2.0.1 --force --json",
     )
 )
@@ -1278,7 +1290,11 @@ def build(
         Path,
         typer.Argument(
             metavar="PROJECT_DIR",
-            help="The Python service to package (a pyproject.toml or requirements file).",
+            help=(
+                "The service to package: a package (pyproject.toml or setup.py) becomes its "
+                "wheel plus its dependencies' wheels; a project with only requirements.txt "
+                "(e.g. a Django site) becomes its files plus the wheels they require."
+            ),
             exists=True,
             file_okay=False,
             resolve_path=True,
@@ -1286,7 +1302,45 @@ def build(
     ],
     version: Annotated[
         str | None,
-        typer.Option("--version", help="Artifact version; default: the service's own version."),
+        typer.Option(
+            "--version",
+            help="Artifact version; default: the package's own (required for a requirements.txt "
+            "project).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Service name of a requirements.txt project (lower case, digits, - and _), "
+            "as in bluegreen_service_name; a package is named by itself.",
+        ),
+    ] = None,
+    with_requirements: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            metavar="REQUIREMENT",
+            help="A requirement installed beside the service that it does not require "
+            "itself, e.g. gunicorn; repeatable.",
+        ),
+    ] = None,
+    python_version: Annotated[
+        str | None,
+        typer.Option(
+            "--python-version",
+            metavar="X.Y[.Z]",
+            help="The hosts' python3 version, which environment markers are judged for "
+            "(X.Y means X.Y.0); default: 3.11.2, Debian 12's.",
+        ),
+    ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            "--platform",
+            help="The hosts' platform, manylinux_2_<glibc minor>_<x86_64|aarch64>; default: "
+            "manylinux_2_36_x86_64, Debian 12 on x86_64.",
+        ),
     ] = None,
     output: Annotated[
         Path | None,
@@ -1304,14 +1358,29 @@ def build(
         bool, typer.Option("--json", help="Print the artifact as one JSON object.")
     ] = False,
 ) -> None:
-    """Build a release artifact (with its sha256) from any Python web service."""
+    """Build a release artifact (with its sha256) that the hosts install offline.
+
+    Every dependency is resolved and downloaded as a wheel for the hosts' Python
+    and platform (--python-version, --platform), not for this machine's.
+    """
     with _reported(ctx, json_output):
         if version is not None:
             _check_version(version)
         output_dir = output if output is not None else _default_artifact_dir(ctx)
         from bluegreen.build import build_artifact
 
-        artifact = build_artifact(project_dir, output_dir, version=version, force=force)
+        # Only what was given: build_artifact owns the defaults.
+        target = {
+            key: value
+            for key, value in (
+                ("name", name),
+                ("with_requirements", with_requirements),
+                ("python_version", python_version),
+                ("platform", platform),
+            )
+            if value is not None
+        }
+        artifact = build_artifact(project_dir, output_dir, version=version, force=force, **target)
         fields = _record(artifact)
         if json_output:
             typer.echo(json.dumps(fields, default=str))

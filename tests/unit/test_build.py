@@ -1,7 +1,9 @@
-"""bluegreen build: version rewriting, project checks, the tarball, and one real build."""
+"""bluegreen build: version rewriting, project checks, targets, the tarball, offline builds
+of a requirements-only project from tiny local wheels, and real builds from PyPI (slow)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -24,13 +26,16 @@ from bluegreen.build import (
     build_artifact,
     normalized_version,
     rewrite_version,
+    target,
     target_platforms,
+    uv_index_options,
     write_tarball,
 )
 from bluegreen.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLEAPP = REPO / "examples" / "sampleapp"
+REQUIREMENTS = "requirements.txt"
 
 PYPROJECT = """\
 # a comment that must survive
@@ -100,20 +105,76 @@ def test_artifact_is_named_by_normalized_name_and_version(tmp_path: Path) -> Non
     assert path == tmp_path / "demo-app-2.0.2+http500.tar.gz"
 
 
-def test_manylinux2014_target_also_accepts_pep600_and_2_28_wheels() -> None:
-    assert target_platforms("manylinux2014_x86_64") == [
-        "manylinux2014_x86_64",
-        "manylinux_2_17_x86_64",
-        "manylinux_2_28_x86_64",
-        "any",
+def test_a_host_platform_accepts_every_manylinux_tag_up_to_its_glibc() -> None:
+    tags = target_platforms("manylinux_2_36_x86_64")
+    assert tags[:2] == ["manylinux_2_36_x86_64", "manylinux_2_35_x86_64"]
+    for accepted in ("manylinux_2_28_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64", "any"):
+        assert accepted in tags
+    assert "manylinux_2_37_x86_64" not in tags
+    assert not any("aarch64" in tag for tag in tags)
+    assert target_platforms("manylinux2014_aarch64")[:2] == [
+        "manylinux_2_17_aarch64",
+        "manylinux2014_aarch64",
     ]
-    assert target_platforms("manylinux_2_17_aarch64")[2] == "manylinux_2_28_aarch64"
-    assert target_platforms("macosx_11_0_arm64") == ["macosx_11_0_arm64", "any"]
 
 
-def test_missing_pyproject_is_a_usage_error_naming_the_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("platform", ["macosx_11_0_arm64", "linux_x86_64", "manylinux_2_36"])
+def test_a_platform_that_is_not_manylinux_is_refused_naming_the_form(platform: str) -> None:
+    with pytest.raises(ProjectError, match=r"manylinux_2_<glibc minor>_<x86_64\|aarch64>"):
+        target_platforms(platform)
+
+
+def test_the_target_python_is_a_full_version_debian_12s_by_default() -> None:
+    assert target().python_full_version == "3.11.2"
+    assert target().platform == "manylinux_2_36_x86_64"
+    assert target("3.12").python_full_version == "3.12.0"
+    hosts = target("3.11.7", "manylinux_2_36_aarch64")
+    assert (hosts.python_version, hosts.abi, hosts.uv_platform) == (
+        "3.11",
+        "cp311",
+        "aarch64-manylinux_2_36",
+    )
+
+
+@pytest.mark.parametrize("version", ["3", "3.11.2.1", "py3.11", "3.11.x", ""])
+def test_a_python_version_that_is_not_x_y_z_is_refused(version: str) -> None:
+    with pytest.raises(ProjectError, match=r"--python-version .* is not X\.Y or X\.Y\.Z"):
+        target(version)
+
+
+def test_uv_resolves_from_the_indexes_pip_is_configured_with() -> None:
+    pip_config = {
+        "global.index-url": "https://mirror.example/simple",
+        "global.extra-index-url": "file:///a/simple file:///b/simple",
+        "global.find-links": "/global/wheels",
+        ":env:.find-links": "/env/wheels",
+        "global.constraint": "/etc/constraints.txt",
+        "install.no-index": "1",
+        "global.cert": "/etc/ssl/ca.crt",
+    }
+    assert uv_index_options(pip_config) == [
+        "--index-url",
+        "https://mirror.example/simple",
+        "--extra-index-url",
+        "file:///a/simple",
+        "--extra-index-url",
+        "file:///b/simple",
+        "--find-links",
+        "/env/wheels",
+        "--constraint",
+        "/etc/constraints.txt",
+        "--index-strategy",
+        "unsafe-best-match",
+    ]
+    assert uv_index_options({"download.no-index": "true"})[0] == "--no-index"
+    assert uv_index_options({}) == []
+
+
+def test_missing_project_files_is_a_usage_error_naming_the_directory(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ProjectError, match=r"has no pyproject\.toml") as caught:
+    with pytest.raises(
+        ProjectError, match=r"has no pyproject\.toml, setup\.py or requirements\.txt"
+    ) as caught:
         build_artifact(tmp_path / "empty", tmp_path / "out")
     assert str(tmp_path / "empty") in str(caught.value)
     assert caught.value.exit_code == ExitCode.USAGE
@@ -165,6 +226,272 @@ def test_pip_failure_carries_pip_output_and_command(tmp_path: Path) -> None:
     assert "no_such_backend_xyz" in message
     assert "command: " in message and " -m pip wheel --no-deps" in message
     assert not (tmp_path / "out" / "broken-1.0.0.tar.gz").exists()
+
+
+def test_pips_reason_on_stdout_reaches_the_message(tmp_path: Path) -> None:
+    # pip prints a ResolutionImpossible's explanation on stdout, warnings on stderr.
+    fake_python = tmp_path / "python"
+    fake_python.write_text(
+        "#!/bin/sh\n"
+        "echo 'WARNING: a warning on stderr' >&2\n"
+        "echo 'ERROR: the reason, printed on stdout'\n"
+        "exit 1\n"
+    )
+    fake_python.chmod(0o755)
+    project = write_project(tmp_path / "demo")
+
+    with pytest.raises(PipError) as caught:
+        build_artifact(project, tmp_path / "out", python=str(fake_python))
+
+    assert "ERROR: the reason, printed on stdout" in str(caught.value)
+    assert "WARNING: a warning on stderr" in str(caught.value)
+
+
+def tiny_wheel(directory: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """A pure-Python wheel of ``name`` whose METADATA requires ``requires``."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\n"
+        f"Name: {name}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {requirement}\n" for requirement in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{path},sha256="
+        f"{base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()}"
+        f",{len(text.encode())}\n"
+        for path, text in files.items()
+    )
+    files[f"{info}/RECORD"] = record + f"{info}/RECORD,,\n"
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+@pytest.fixture
+def local_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Tiny wheels in a directory that pip and uv use as their only index.
+
+    site_core needs needed_b below Python 3.11.3 (the marker of issue 15), arm_only on
+    aarch64 and win_only on Windows.
+    """
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    tiny_wheel(
+        wheels,
+        "site_core",
+        "1.0",
+        (
+            'needed_b; python_full_version < "3.11.3"',
+            'arm_only; platform_machine == "aarch64"',
+            'win_only; sys_platform == "win32"',
+        ),
+    )
+    for name in ("needed_b", "arm_only", "win_only", "gunicorn"):
+        tiny_wheel(wheels, name, "2.0")
+    for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    return wheels
+
+
+def write_site(directory: Path, requirements: str = "site-core\n") -> Path:
+    """A Django-like site: manage.py, a settings package, requirements.txt, and the junk a
+    working copy has (VCS data, caches, a virtualenv, a SQLite database)."""
+    for package in ("mysite", "home"):
+        (directory / package).mkdir(parents=True)
+        (directory / package / "__init__.py").write_text("")
+    (directory / "manage.py").write_text("#!/usr/bin/env python\n")
+    (directory / "manage.py").chmod(0o755)
+    (directory / "mysite" / "wsgi.py").write_text("application = None\n")
+    (directory / REQUIREMENTS).write_text(requirements)
+    junk = [".git/HEAD", "home/__pycache__/x.pyc", "env/pyvenv.cfg", "env/bin/python", "db.sqlite3"]
+    for path in junk:
+        (directory / path).parent.mkdir(parents=True, exist_ok=True)
+        (directory / path).write_text("junk")
+    return directory
+
+
+def wheelhouse_of(artifact: Path) -> set[str]:
+    with tarfile.open(artifact) as tar:
+        return {Path(name).name.split("-")[0] for name in tar.getnames() if "/wheelhouse/" in name}
+
+
+@pytest.mark.parametrize(
+    ("python_version", "platform", "wheels"),
+    [
+        ("3.11.2", "manylinux_2_36_x86_64", {"site_core", "needed_b"}),
+        ("3.11.7", "manylinux_2_36_x86_64", {"site_core"}),
+        ("3.11.7", "manylinux_2_36_aarch64", {"site_core", "arm_only"}),
+    ],
+)
+@pytest.mark.usefixtures("local_index")
+def test_markers_are_judged_for_the_hosts_python_and_platform(
+    tmp_path: Path, python_version: str, platform: str, wheels: set[str]
+) -> None:
+    site = write_site(tmp_path / "site")
+
+    artifact = build_artifact(
+        site,
+        tmp_path / "out",
+        version="1.0.0",
+        name="mysite",
+        python_version=python_version,
+        platform=platform,
+    )
+
+    assert wheelhouse_of(artifact.path) == wheels
+    with tarfile.open(artifact.path) as tar:
+        manifest = json.loads(tar.extractfile(f"mysite-1.0.0/{MANIFEST_NAME}").read())
+    assert (manifest["python_full_version"], manifest["platform"]) == (python_version, platform)
+
+
+@pytest.mark.usefixtures("local_index")
+def test_a_requirements_only_site_becomes_a_tree_that_installs_offline(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "site")
+    out = site / "artifacts"
+    tree_before = set(site.rglob("*"))
+
+    artifact = build_artifact(
+        site, out, version="1.0.0", name="my_site", with_requirements=["gunicorn"]
+    )
+
+    assert (artifact.name, artifact.path) == ("my-site", out / "my-site-1.0.0.tar.gz")
+    assert set(site.rglob("*")) - tree_before == {out, artifact.path, artifact.checksum_path}
+    extracted = tmp_path / "extracted"
+    with tarfile.open(artifact.path) as tar:
+        modes = {m.name: m.mode for m in tar.getmembers()}
+        tar.extractall(extracted, filter="data")
+    root = extracted / "my-site-1.0.0"
+    assert sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if "wheelhouse" not in p.parts
+    ) == [
+        MANIFEST_NAME,
+        "home",
+        "home/__init__.py",
+        "manage.py",
+        "mysite",
+        "mysite/__init__.py",
+        "mysite/wsgi.py",
+        REQUIREMENTS,
+    ]
+    assert modes["my-site-1.0.0/manage.py"] == 0o755
+    assert modes["my-site-1.0.0/mysite/wsgi.py"] == 0o644
+    manifest = json.loads((root / MANIFEST_NAME).read_text())
+    assert {
+        key: manifest[key] for key in ("kind", "name", "normalized_name", "requirements", "with")
+    } == {
+        "kind": "tree",
+        "name": "my_site",
+        "normalized_name": "my-site",
+        "requirements": REQUIREMENTS,
+        "with": ["gunicorn"],
+    }
+    assert "project_wheel" not in manifest
+    assert manifest["install"] == (
+        "pip install --no-index --find-links wheelhouse -r requirements.txt gunicorn"
+    )
+    assert {w["filename"].split("-")[0] for w in manifest["wheels"]} == {
+        "site_core",
+        "needed_b",
+        "gunicorn",
+    }
+
+    # What a host runs, here with this machine's Python (3.11.7 needs no needed_b).
+    installed = tmp_path / "installed"
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-index",
+            "--find-links",
+            str(root / "wheelhouse"),
+            "--target",
+            str(installed),
+            "-r",
+            str(root / REQUIREMENTS),
+            *manifest["with"],
+        ],
+        env=offline_pip_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (installed / "site_core" / "__init__.py").is_file()
+    assert (installed / "gunicorn" / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("options", "missing"),
+    [
+        ({}, "give --name and --version"),
+        ({"name": "mysite"}, "give --version"),
+        ({"version": "1.0"}, "give --name"),
+    ],
+)
+def test_a_tree_project_needs_a_name_and_a_version(
+    tmp_path: Path, options: dict[str, str], missing: str
+) -> None:
+    site = write_site(tmp_path / "site")
+    with pytest.raises(ProjectError, match=missing) as caught:
+        build_artifact(site, tmp_path / "out", **options)
+    assert "has only requirements.txt" in str(caught.value)
+    assert "bluegreen build " in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["MySite", "my site", "1site", "-site", "site.com"])
+def test_a_name_that_cannot_name_a_service_is_refused(tmp_path: Path, name: str) -> None:
+    site = write_site(tmp_path / "site")
+    with pytest.raises(ProjectError, match="cannot name a service"):
+        build_artifact(site, tmp_path / "out", version="1.0.0", name=name)
+
+
+def test_a_name_other_than_the_packages_own_is_refused(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "demo")
+    with pytest.raises(ProjectError, match="differs from 'Demo_App'"):
+        build_artifact(project, tmp_path / "out", name="shop")
+
+
+def test_a_tree_whose_top_level_holds_a_release_name_is_refused(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "site")
+    (site / "wheelhouse").mkdir()
+    (site / "wheelhouse" / "old.whl").write_text("")
+    with pytest.raises(ProjectError, match="has wheelhouse at its top level"):
+        build_artifact(site, tmp_path / "out", version="1.0.0", name="mysite")
+
+
+def test_a_bad_with_requirement_is_refused(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "site")
+    with pytest.raises(ProjectError, match="--with 'gunicorn ==' is not a requirement"):
+        build_artifact(
+            site,
+            tmp_path / "out",
+            version="1.0.0",
+            name="mysite",
+            with_requirements=["gunicorn =="],
+        )
+
+
+@pytest.mark.usefixtures("local_index")
+def test_an_unresolvable_requirement_fails_with_the_resolvers_reason(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "site", "site-core\nneeded-b>=3\n")
+    with pytest.raises(PipError, match="resolving the dependencies") as caught:
+        build_artifact(site, tmp_path / "out", version="1.0.0", name="mysite")
+    assert "needed-b>=3" in str(caught.value)
+    assert "No solution found" in str(caught.value)
+    assert not (tmp_path / "out" / "mysite-1.0.0.tar.gz").exists()
 
 
 def test_tarball_is_sorted_owned_by_root_and_reproducible(tmp_path: Path) -> None:
@@ -232,8 +559,13 @@ def test_sampleapp_artifact_installs_offline_at_the_built_version(tmp_path: Path
     assert manifest["name"] == "sampleapp"
     assert manifest["normalized_name"] == "sampleapp"
     assert manifest["version"] == "2.0.0"
+    assert manifest["kind"] == "wheel"
     assert manifest["python_version"] == "3.11"
-    assert manifest["platform"] == "manylinux2014_x86_64"
+    assert manifest["python_full_version"] == "3.11.2"
+    assert manifest["platform"] == "manylinux_2_36_x86_64"
+    assert manifest["install"] == (
+        "pip install --no-index --find-links wheelhouse sampleapp==2.0.0"
+    )
     assert manifest["built_at"].endswith("Z")
     assert manifest["project_wheel"] == "sampleapp-2.0.0-py3-none-any.whl"
     assert [w["filename"] for w in manifest["wheels"]] == wheel_files

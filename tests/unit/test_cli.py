@@ -228,6 +228,28 @@ def test_release_json_has_outcome_exit_code_and_stats_but_no_extravars(
     assert "app_version" not in out.stdout
 
 
+def test_release_passes_allow_breaking_migrations_only_when_asked(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict] = []
+
+    def fake_run(project_dir, playbook, extravars, inventory, **kwargs) -> PlaybookResult:
+        calls.append(extravars)
+        return PlaybookResult(rc=0, status="successful", outcome="released", message="ok")
+
+    monkeypatch.setattr(cli, "run_playbook", fake_run)
+
+    runner.invoke(cli.app, ["release", "--version", "1.4.2", "-i", "lab"])
+    runner.invoke(
+        cli.app, ["release", "--version", "3.0.0", "-i", "lab", "--allow-breaking-migrations"]
+    )
+
+    assert calls == [
+        {"app_version": "1.4.2"},
+        {"app_version": "3.0.0", "allow_breaking_migrations": True},
+    ]
+
+
 def test_status_renders_colours_and_load_balancers(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,140 @@
+"""Releases that fail before the switch leave users where they were, and a changed
+environment is applied, on the sample service run as a service of its own ("firstapp",
+inventories/lab-first) on the container of the Django single-host lab, from an empty
+SQLite file.
+
+One test, in order, because each release builds on the last: a failed first release
+(nothing served before it), the first real release, a refused release (breaking
+migration) while 1.0.0 serves, a second release, then a re-release of the warm version
+with a changed environment.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import DJANGO_SINGLE, ROOT, bluegreen, shell
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.lab_group("django"),
+    pytest.mark.usefixtures("django_lab"),
+]
+
+INVENTORY = "lab-first"
+HOST = "django-single1"
+APP = "firstapp"
+PORTS = {"blue": 8021, "green": 8022}
+PUBLIC = 8091
+FLAG = f"/var/www/bluegreen/{APP}/maintenance.on"
+
+
+def on_host(command: str) -> str:
+    result = shell(HOST, command, DJANGO_SINGLE)
+    assert result.get("rc") == 0, result
+    return result["stdout"]
+
+
+def clear_service() -> None:
+    """Remove every trace of firstapp from the host and the controller: a first release."""
+    on_host(
+        f"systemctl stop '{APP}@blue' '{APP}@green' 2>/dev/null; "
+        f"systemctl disable '{APP}@blue' '{APP}@green' 2>/dev/null; "
+        f"rm -rf /opt/{APP} /var/lib/{APP} /etc/{APP} /var/lib/bluegreen/{APP} "
+        f"/var/www/bluegreen/{APP} /etc/nginx/conf.d/{APP}.conf /etc/nginx/bluegreen/{APP}.* "
+        f"/etc/systemd/system/{APP}@.service; "
+        "systemctl daemon-reload; nginx -t -q && systemctl reload nginx; true"
+    )
+    (ROOT / "state" / "journal" / INVENTORY / f"{APP}.jsonl").unlink(missing_ok=True)
+
+
+def public(path: str = "/") -> tuple[int, str, str]:
+    """Status, colour and version that nginx answers for firstapp, asked on the host."""
+    out = on_host(f"curl -s -o /dev/null -D - --max-time 5 http://127.0.0.1:{PUBLIC}{path} || true")
+    lines = out.splitlines()
+    status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
+    headers = dict(
+        (k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:])
+    )
+    return status, headers.get("x-bluegreen-colour", ""), headers.get("x-bluegreen-version", "")
+
+
+def main_pid(colour: str) -> int:
+    return int(on_host(f"systemctl show -p MainPID --value '{APP}@{colour}'").strip() or 0)
+
+
+def environ(pid: int) -> dict[str, str]:
+    raw = on_host(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
+
+
+def journal(release_id: str) -> list[dict]:
+    lines = on_host(f"cat /var/lib/bluegreen/{APP}/journal.jsonl").splitlines()
+    return [json.loads(line) for line in lines if json.loads(line)["release_id"] == release_id]
+
+
+def release(version: str, monkeypatch: pytest.MonkeyPatch, mark: str = "one"):
+    monkeypatch.setenv("BLUEGREEN_TEST_RELEASE_MARK", mark)
+    return bluegreen("release", "--version", version, "-i", INVENTORY)
+
+
+def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clear_service()
+
+    # A first release whose migration fails inside the SQLite maintenance window: there
+    # was nothing to serve before, so there is no live colour to wait for, and the window
+    # must close (users were never served by firstapp; they must not get 503 from now on).
+    failed = release("2.0.5+migfail", monkeypatch)
+    assert failed.exit_code == 3, failed.report
+    assert failed.outcome == "failed_before_switch"
+    assert failed.message.startswith("migrate failed on django-single1"), failed.message
+    assert on_host(f"test -e {FLAG} && echo on || echo off").strip() == "off"
+    assert public()[0] == 502, "nginx must still have nothing to serve, not the maintenance page"
+    assert "stayed on" not in failed.message and "stays warm" not in failed.message
+    assert "nothing was serving" in failed.message, failed.message
+
+    # The first real release after it works.
+    first = release("1.0.0", monkeypatch)
+    assert first.exit_code == 0, first.report
+    status, live_colour, version = public()
+    assert (status, version) == (200, "1.0.0")
+    pid_before = main_pid(live_colour)
+
+    # A breaking migration is refused before the maintenance window opens: no 503 for
+    # anyone, and the live colour is never stopped (today's restore stops every colour).
+    refused = release("2.0.6+breaking", monkeypatch)
+    assert refused.exit_code == 3, refused.report
+    assert refused.message.startswith("deploy failed on django-single1"), refused.message
+    assert "refusing to upgrade" in refused.message and "breaking" in refused.message
+    steps = [
+        record["step"] for record in journal(refused.report["custom_stats"]["bluegreen_release_id"])
+    ]
+    assert "maintenance" not in steps and "restore" not in steps, steps
+    assert main_pid(live_colour) == pid_before
+    assert public()[:3] == (200, live_colour, "1.0.0")
+    assert on_host(f"test -e {FLAG} && echo on || echo off").strip() == "off"
+
+    # 2.0.0 goes live; 1.0.0 stays warm on the other colour, started with mark "one".
+    second = release("2.0.0", monkeypatch)
+    assert second.exit_code == 0, second.report
+    warm = live_colour
+    assert environ(main_pid(warm))["RELEASE_MARK"] == "one"
+
+    # Re-releasing the warm 1.0.0 with a changed environment restarts that colour with
+    # it (the SQLite plan renders the env file first, which used to hide the change).
+    changed = release("1.0.0", monkeypatch, mark="two")
+    assert changed.exit_code == 0, changed.report
+    status, colour, version = public()
+    assert (status, colour, version) == (200, warm, "1.0.0")
+    running = environ(main_pid(warm))
+    assert running["RELEASE_MARK"] == "two"
+    deploy = next(
+        r
+        for r in journal(changed.report["custom_stats"]["bluegreen_release_id"])
+        if r["step"] == "deploy"
+    )
+    checksum = on_host(f"cat /opt/{APP}/colours/.{warm}.config-sha256").strip()
+    assert deploy["evidence"]["config_sha256"] == {HOST: checksum}
