@@ -457,7 +457,6 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.migration_runner import (
-    BREAKING,
     Classifier,
     Database,
     LockHolder,
