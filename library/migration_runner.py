@@ -20,7 +20,7 @@ description:
   - A Django migration whose SQL cannot be rendered in advance (an operation that inspects a
     table an earlier migration of the same plan creates, such as C(RenameIndex) with
     C(old_fields)) is classified from its operations instead. On a database with no tables
-    nothing is checked: no running colour can depend on a schema that does not exist yet.
+    nothing is checked, since no running colour can depend on a schema that does not exist yet.
   - Every statement the plan would run is classified from its SQL as V(expand-safe),
     V(warning) or V(breaking) and attributed to its migration file. A release is
     expand-only because the old colour keeps serving on the new schema, so the task refuses

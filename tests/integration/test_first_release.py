@@ -101,21 +101,6 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     assert first.exit_code == 0, first.report
     status, live_colour, version = public()
     assert (status, version) == (200, "1.0.0")
-    pid_before = main_pid(live_colour)
-
-    # A breaking migration is refused before the maintenance window opens: no 503 for
-    # anyone, and the live colour is never stopped (today's restore stops every colour).
-    refused = release("2.0.6+breaking", monkeypatch)
-    assert refused.exit_code == 3, refused.report
-    assert refused.message.startswith("deploy failed on django-single1"), refused.message
-    assert "refusing to upgrade" in refused.message and "breaking" in refused.message
-    steps = [
-        record["step"] for record in journal(refused.report["custom_stats"]["bluegreen_release_id"])
-    ]
-    assert "maintenance" not in steps and "restore" not in steps, steps
-    assert main_pid(live_colour) == pid_before
-    assert public()[:3] == (200, live_colour, "1.0.0")
-    assert on_host(f"test -e {FLAG} && echo on || echo off").strip() == "off"
 
     # 2.0.0 goes live; 1.0.0 stays warm on the other colour, started with mark "one".
     second = release("2.0.0", monkeypatch)
@@ -138,3 +123,19 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     )
     checksum = on_host(f"cat /opt/{APP}/colours/.{warm}.config-sha256").strip()
     assert deploy["evidence"]["config_sha256"] == {HOST: checksum}
+
+    # A breaking migration (2.0.6 drops the column 2.0.0 added, which the live schema
+    # has) is refused before the maintenance window opens: no 503 for anyone, and the
+    # live colour is never stopped (a restore on SQLite stops every colour).
+    pid_before = main_pid(warm)
+    refused = release("2.0.6+breaking", monkeypatch, mark="two")
+    assert refused.exit_code == 3, refused.report
+    assert refused.message.startswith("deploy failed on django-single1"), refused.message
+    assert "refusing to upgrade" in refused.message and "breaking" in refused.message
+    steps = [
+        record["step"] for record in journal(refused.report["custom_stats"]["bluegreen_release_id"])
+    ]
+    assert "restore" not in steps, steps
+    assert main_pid(warm) == pid_before
+    assert public() == (200, warm, "1.0.0")
+    assert on_host(f"test -e {FLAG} && echo on || echo off").strip() == "off"
