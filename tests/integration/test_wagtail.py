@@ -83,7 +83,8 @@ def test_wagtail_site_first_release_on_an_empty_database_is_planned_and_applied(
     steps = journal(first.report["custom_stats"]["bluegreen_release_id"])
     migration = steps["deploy"]["evidence"]["migration"]
     assert migration["previous"].endswith(".zero"), migration["previous"]
-    assert len(migration["applied"]) == applied_migrations() > 150
+    # django_migrations also records the migrations that squashed ones replace.
+    assert applied_migrations() >= len(migration["applied"]) > 150
     assert (
         "wagtailcore.0087_alter_grouppagepermission_unique_together_and_more"
         in (migration["applied"])

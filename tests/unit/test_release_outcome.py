@@ -8,6 +8,9 @@ and the CLI show them, and each must say only what happened.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +34,6 @@ from ansible.module_utils.release_outcome import (
 )
 from ansible.module_utils.release_outcome import release_outcome as decide_outcome
 from ansible.module_utils.synthetic_load import Outcome, load_step, summarise
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
 from golden_signals import ARGUMENT_SPEC as GOLDEN_SIGNALS_SPEC
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -336,8 +337,15 @@ def test_finish_passes_every_fact_and_reads_the_live_version_as_unknown_by_defau
 # --- messages built in playbooks and roles ----------------------------------------------
 
 
-def trusted(value: Any) -> Any:
-    """YAML from the repository, with its strings marked as templates as Ansible does."""
+# Ansible's templating is controller code: importing it here would switch every later
+# in-process module run of this pytest process to controller mode (module warnings would
+# go to the display instead of the result), so templates render in a child process.
+_RENDER = """
+import json, sys
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+
+def trusted(value):
     if isinstance(value, str):
         return trust_as_template(value)
     if isinstance(value, dict):
@@ -346,11 +354,23 @@ def trusted(value: Any) -> Any:
         return [trusted(item) for item in value]
     return value
 
+request = json.load(sys.stdin)
+result = Templar(loader=DataLoader(), variables=trusted(request["variables"])).template(
+    trust_as_template(request["template"]))
+print(json.dumps(result))
+"""
+
 
 def render(template: str, variables: dict[str, Any]) -> Any:
-    return Templar(loader=DataLoader(), variables=trusted(variables)).template(
-        trust_as_template(template)
+    """`template` rendered by Ansible with `variables`, whose strings are templates too."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _RENDER],
+        input=json.dumps({"template": template, "variables": variables}),
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    return json.loads(completed.stdout)
 
 
 def named(entries: list[dict[str, Any]], name: str) -> dict[str, Any]:
