@@ -124,11 +124,27 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     checksum = on_host(f"cat /opt/{APP}/colours/.{warm}.config-sha256").strip()
     assert deploy["evidence"]["config_sha256"] == {HOST: checksum}
 
+    # The live version again, with another environment: not "unchanged" any more. It is
+    # deployed to the idle colour with the new environment, and traffic moves there.
+    again = release("1.0.0", monkeypatch, mark="three")
+    assert again.exit_code == 0, again.report
+    assert again.outcome == "released", again.report
+    status, colour, version = public()
+    assert (status, version) == (200, "1.0.0") and colour != warm
+    assert environ(main_pid(colour))["RELEASE_MARK"] == "three"
+    plan = next(
+        r
+        for r in journal(again.report["custom_stats"]["bluegreen_release_id"])
+        if r["step"] == "plan"
+    )
+    assert plan["evidence"]["reconfigured"] == [HOST], plan
+    warm = colour
+
     # A breaking migration (2.0.6 drops the column 2.0.0 added, which the live schema
     # has) is refused before the maintenance window opens: no 503 for anyone, and the
     # live colour is never stopped (a restore on SQLite stops every colour).
     pid_before = main_pid(warm)
-    refused = release("2.0.6+breaking", monkeypatch, mark="two")
+    refused = release("2.0.6+breaking", monkeypatch, mark="three")
     assert refused.exit_code == 3, refused.report
     assert refused.message.startswith("deploy failed on django-single1"), refused.message
     assert "refusing to upgrade" in refused.message and "breaking" in refused.message
