@@ -12,7 +12,7 @@ SAMPLE_VERSIONS := 1.0.0 2.0.0 2.1.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.af
   2.0.3+errors30.after200req 2.0.4+slow1500.after200req 2.0.5+migfail 2.0.6+breaking
 DJANGO_VERSIONS := 1.0.0 2.0.0
 # A Wagtail site nobody on this project wrote: what `wagtail start` makes from PyPI's
-# wagtail (inventories/lab-wagtail). Two versions of the same tree.
+# wagtail (tests/integration/services/wagtailsite.yml). Two versions of the same tree.
 WAGTAIL := 7.0.10
 WAGTAIL_SITE := build/wagtailsite
 WAGTAIL_VERSIONS := 1.0.0 1.0.1
@@ -136,7 +136,8 @@ unit: venv
 # group's output goes to test-artifacts/integration-<group>.log and is shown at the end.
 # Groups lab2 and single2 run their tests on the second copies of those labs.
 INTEGRATION_GROUPS := lab lab2 single single2 django
-integration: fresh-lab artifacts wagtail-artifacts
+# The django group builds the Wagtail site's artifacts first, while the others run.
+integration: fresh-lab artifacts
 	@mkdir -p test-artifacts
 	@pids=""; for g in $(INTEGRATION_GROUPS); do \
 	  case $$g in \
@@ -144,7 +145,8 @@ integration: fresh-lab artifacts wagtail-artifacts
 	    single2) labs="BLUEGREEN_TEST_SINGLE=scratch-single2" ;; \
 	    *) labs="" ;; \
 	  esac; \
-	  env $$labs $(BIN)/pytest -q -p no:cacheprovider --durations=0 -m "group_$$g" tests/integration \
+	  prepare=true; [ $$g = django ] && prepare="$(MAKE) --no-print-directory wagtail-artifacts"; \
+	  { $$prepare && env $$labs $(BIN)/pytest -q -p no:cacheprovider --durations=0 -m "group_$$g" tests/integration; } \
 	    >test-artifacts/integration-$$g.log 2>&1 & pids="$$pids $$!:$$g"; \
 	done; status=0; \
 	for entry in $$pids; do \
@@ -177,4 +179,4 @@ bench: lab artifacts
 
 clean:
 	-$(BLUEGREEN) lab down $(LABS) $(SECOND_LABS)
-	rm -rf $(VENV) artifacts state
+	rm -rf $(VENV) artifacts state build

@@ -70,7 +70,8 @@ def load_migration_runner() -> Any:
 
 
 def settings_module(directory: Path, url: str) -> None:
-    """The deployment's settings module, as inventories/lab-wagtail writes it."""
+    """The deployment's settings module, as tests/integration/services/wagtailsite.yml
+    writes it."""
     if url.startswith("sqlite"):
         database = (
             f'{{"ENGINE": "django.db.backends.sqlite3", "NAME": "{url[len("sqlite:///") :]}"}}'

@@ -22,7 +22,7 @@ from conftest import ROOT, SINGLE, SINGLE_URL, bluegreen, live
 
 from bluegreen.build import MANIFEST_NAME, WHEELHOUSE, checksum_path, file_sha256, write_tarball
 
-pytestmark = [pytest.mark.lab, pytest.mark.lab_group("single"), pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("single2"), pytest.mark.usefixtures("lab")]
 
 SOURCE_VERSION = "1.0.0"
 BROKEN_VERSION = "1.0.99"

@@ -1,7 +1,7 @@
 """Releases that fail before the switch leave users where they were, and a changed
 environment is applied, on the sample service run as a service of its own ("firstapp",
-inventories/lab-first) on the container of the Django single-host lab, from an empty
-SQLite file.
+tests/integration/services/firstapp.yml) on the single-host lab's container, from an
+empty SQLite file.
 
 One test, in order, because each release builds on the last: a failed first release
 (nothing served before it), the first real release, a refused release (breaking
@@ -11,47 +11,26 @@ with a changed environment.
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from conftest import DJANGO_SINGLE, ROOT, bluegreen, shell
+from conftest import SINGLE, bluegreen
+from side_service import SideService
 
 pytestmark = [
     pytest.mark.lab,
-    pytest.mark.lab_group("django"),
-    pytest.mark.usefixtures("django_lab"),
+    pytest.mark.lab_group("single2"),
+    pytest.mark.usefixtures("lab"),
 ]
 
-INVENTORY = "lab-first"
-HOST = "django-single1"
-APP = "firstapp"
-PORTS = {"blue": 8021, "green": 8022}
-PUBLIC = 8091
-FLAG = f"/var/www/bluegreen/{APP}/maintenance.on"
-
-
-def on_host(command: str) -> str:
-    result = shell(HOST, command, DJANGO_SINGLE)
-    assert result.get("rc") == 0, result
-    return result["stdout"]
-
-
-def clear_service() -> None:
-    """Remove every trace of firstapp from the host and the controller: a first release."""
-    on_host(
-        f"systemctl stop '{APP}@blue' '{APP}@green' 2>/dev/null; "
-        f"systemctl disable '{APP}@blue' '{APP}@green' 2>/dev/null; "
-        f"rm -rf /opt/{APP} /var/lib/{APP} /etc/{APP} /var/lib/bluegreen/{APP} "
-        f"/var/www/bluegreen/{APP} /etc/nginx/conf.d/{APP}.conf /etc/nginx/bluegreen/{APP}.* "
-        f"/etc/systemd/system/{APP}@.service; "
-        "systemctl daemon-reload; nginx -t -q && systemctl reload nginx; true"
-    )
-    (ROOT / "state" / "journal" / INVENTORY / f"{APP}.jsonl").unlink(missing_ok=True)
+SERVICE = SideService("firstapp", SINGLE, "single1", public_port=8091)
+HOST = SERVICE.host
+APP = SERVICE.name
+on_host = SERVICE.on_host
 
 
 def public(path: str = "/") -> tuple[int, str, str]:
     """Status, colour and version that nginx answers for firstapp, asked on the host."""
-    out = on_host(f"curl -s -o /dev/null -D - --max-time 5 http://127.0.0.1:{PUBLIC}{path} || true")
+    url = f"http://127.0.0.1:{SERVICE.public_port}{path}"
+    out = on_host(f"curl -s -o /dev/null -D - --max-time 5 {url} || true")
     lines = out.splitlines()
     status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
     headers = dict(
@@ -69,20 +48,15 @@ def environ(pid: int) -> dict[str, str]:
     return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
 
 
-def journal(release_id: str) -> list[dict]:
-    lines = on_host(f"cat /var/lib/bluegreen/{APP}/journal.jsonl").splitlines()
-    return [json.loads(line) for line in lines if json.loads(line)["release_id"] == release_id]
-
-
 def release(version: str, monkeypatch: pytest.MonkeyPatch, mark: str = "one"):
     monkeypatch.setenv("BLUEGREEN_TEST_RELEASE_MARK", mark)
-    return bluegreen("release", "--version", version, "-i", INVENTORY)
+    return bluegreen("release", "--version", version, "-i", SERVICE.inventory)
 
 
 def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_apply(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clear_service()
+    SERVICE.clear()
 
     # A first release whose migration fails inside the SQLite maintenance window: there
     # was nothing to serve before, so there is no live colour to wait for, and the window
@@ -90,8 +64,8 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     failed = release("2.0.5+migfail", monkeypatch)
     assert failed.exit_code == 3, failed.report
     assert failed.outcome == "failed_before_switch"
-    assert failed.message.startswith("migrate failed on django-single1"), failed.message
-    assert on_host(f"test -e {FLAG} && echo on || echo off").strip() == "off"
+    assert failed.message.startswith(f"migrate failed on {HOST}"), failed.message
+    assert not SERVICE.maintenance_on()
     assert public()[0] == 502, "nginx must still have nothing to serve, not the maintenance page"
     assert "stayed on" not in failed.message and "stays warm" not in failed.message
     assert "nothing was serving" in failed.message, failed.message
@@ -116,11 +90,7 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     assert (status, colour, version) == (200, warm, "1.0.0")
     running = environ(main_pid(warm))
     assert running["RELEASE_MARK"] == "two"
-    deploy = next(
-        r
-        for r in journal(changed.report["custom_stats"]["bluegreen_release_id"])
-        if r["step"] == "deploy"
-    )
+    deploy = SERVICE.journal(changed.report["custom_stats"]["bluegreen_release_id"])["deploy"]
     checksum = on_host(f"cat /opt/{APP}/colours/.{warm}.config-sha256").strip()
     assert deploy["evidence"]["config_sha256"] == {HOST: checksum}
 
@@ -132,11 +102,7 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     status, colour, version = public()
     assert (status, version) == (200, "1.0.0") and colour != warm
     assert environ(main_pid(colour))["RELEASE_MARK"] == "three"
-    plan = next(
-        r
-        for r in journal(again.report["custom_stats"]["bluegreen_release_id"])
-        if r["step"] == "plan"
-    )
+    plan = SERVICE.journal(again.report["custom_stats"]["bluegreen_release_id"])["plan"]
     assert plan["evidence"]["reconfigured"] == [HOST], plan
     warm = colour
 
@@ -146,12 +112,10 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     pid_before = main_pid(warm)
     refused = release("2.0.6+breaking", monkeypatch, mark="three")
     assert refused.exit_code == 3, refused.report
-    assert refused.message.startswith("deploy failed on django-single1"), refused.message
+    assert refused.message.startswith(f"deploy failed on {HOST}"), refused.message
     assert "refusing to upgrade" in refused.message and "breaking" in refused.message
-    steps = [
-        record["step"] for record in journal(refused.report["custom_stats"]["bluegreen_release_id"])
-    ]
+    steps = SERVICE.journal(refused.report["custom_stats"]["bluegreen_release_id"])
     assert "restore" not in steps, steps
     assert main_pid(warm) == pid_before
     assert public() == (200, warm, "1.0.0")
-    assert on_host(f"test -e {FLAG} && echo on || echo off").strip() == "off"
+    assert not SERVICE.maintenance_on()

@@ -525,18 +525,6 @@ def test_default_path_is_under_etc_nginx_bluegreen(
     assert result["active_colour"] is None
 
 
-def test_documentation_matches_the_argument_spec() -> None:
-    options = yaml.safe_load(nginx_color.DOCUMENTATION)["options"]
-
-    assert options.keys() == nginx_color.ARGUMENT_SPEC.keys()
-    for name, spec in nginx_color.ARGUMENT_SPEC.items():
-        documented = options[name]
-        for key in ("type", "default", "choices", "elements"):
-            assert documented.get(key) == spec.get(key), (name, key)
-        assert documented.get("required", False) == spec.get("required", False), name
-        assert documented["description"], name
-
-
 def test_examples_and_return_are_valid_yaml() -> None:
     examples = yaml.safe_load(nginx_color.EXAMPLES)
     returned = yaml.safe_load(nginx_color.RETURN)

@@ -304,18 +304,6 @@ def test_params_without_optional_values_are_the_defaults() -> None:
     assert given == CommandFacts(command="backup")
 
 
-def test_documentation_matches_the_argument_spec() -> None:
-    options = yaml.safe_load(release_outcome.DOCUMENTATION)["options"]
-
-    assert options.keys() == release_outcome.ARGUMENT_SPEC.keys()
-    for name, spec in release_outcome.ARGUMENT_SPEC.items():
-        documented = options[name]
-        for key in ("type", "default", "choices", "elements"):
-            assert documented.get(key) == spec.get(key), (name, key)
-        assert documented.get("required", False) == spec.get("required", False), name
-        assert documented["description"], name
-
-
 def test_examples_and_return_are_valid_yaml() -> None:
     examples = yaml.safe_load(release_outcome.EXAMPLES)
     returned = yaml.safe_load(release_outcome.RETURN)

@@ -1,0 +1,66 @@
+"""A second service on a lab's container, beside the lab's own: its own name, ports, nginx
+site, database file and journal, so that a test can give it a first release on an empty
+database whenever it runs. Its variables are in tests/integration/services/<name>.yml;
+the inventory (inventories/scratch-<name>, not kept in git) is the lab's hosts with them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import ROOT, shell
+
+SERVICES = Path(__file__).resolve().parent / "services"
+
+
+@dataclass(frozen=True)
+class SideService:
+    name: str
+    lab: str  # the inventory of the lab whose containers it runs on
+    host: str
+    public_port: int
+
+    @property
+    def inventory(self) -> str:
+        return f"scratch-{self.name}"
+
+    def on_host(self, command: str) -> str:
+        result = shell(self.host, command, self.lab)
+        assert result.get("rc") == 0, result
+        return result["stdout"]
+
+    def write_inventory(self) -> None:
+        source, inventory = ROOT / "inventories" / self.lab, ROOT / "inventories" / self.inventory
+        shutil.rmtree(inventory, ignore_errors=True)
+        (inventory / "group_vars").mkdir(parents=True)
+        shutil.copy(source / "hosts.yml", inventory / "hosts.yml")
+        shutil.copy(source / "group_vars" / "lab_hosts.yml", inventory / "group_vars")
+        shutil.copy(SERVICES / f"{self.name}.yml", inventory / "group_vars" / "all.yml")
+
+    def clear(self) -> None:
+        """Write the inventory and remove every trace of the service from the host and
+        the controller, so that its next release is a first one."""
+        self.write_inventory()
+        app = self.name
+        self.on_host(
+            f"systemctl stop '{app}@blue' '{app}@green' 2>/dev/null; "
+            f"systemctl disable '{app}@blue' '{app}@green' 2>/dev/null; "
+            f"rm -rf /opt/{app} /var/lib/{app} /etc/{app} /var/lib/bluegreen/{app} "
+            f"/var/www/bluegreen/{app} /etc/nginx/conf.d/{app}.conf /etc/nginx/bluegreen/{app}.* "
+            f"/etc/systemd/system/{app}@.service; "
+            "systemctl daemon-reload; nginx -t -q && systemctl reload nginx; true"
+        )
+        (ROOT / "state" / "journal" / self.inventory / f"{app}.jsonl").unlink(missing_ok=True)
+
+    def journal(self, release_id: str) -> dict[str, dict]:
+        """The journal records of one release, by step (the last record of each step)."""
+        lines = self.on_host(f"cat /var/lib/bluegreen/{self.name}/journal.jsonl").splitlines()
+        records = [json.loads(line) for line in lines]
+        return {r["step"]: r for r in records if r["release_id"] == release_id}
+
+    def maintenance_on(self) -> bool:
+        flag = f"/var/www/bluegreen/{self.name}/maintenance.on"
+        return self.on_host(f"test -e {flag} && echo on || echo off").strip() == "on"
