@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -974,23 +974,84 @@ def history(
         )
 
 
-def history_view(report: Mapping[str, Any]) -> RenderableType:
-    table = Table(title="History (oldest first)", title_justify="left")
-    for column in ("release", "command", "version", "colour", "state", "finished", "message"):
-        table.add_column(column, overflow="fold")
-    for entry in report.get("releases") or []:
-        state = str(entry.get("state"))
+# Below this width the history is a list of two-line entries: seven table columns fold
+# every cell on an 80-column terminal.
+HISTORY_TABLE_MIN_WIDTH = 120
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryEntry:
+    """One line of `bluegreen history`, with its cells as they are shown."""
+
+    release_id: str
+    command: str
+    version: str
+    colours: str
+    state: str
+    finished: str
+    message: str
+
+    @classmethod
+    def of(cls, entry: Mapping[str, Any]) -> HistoryEntry:
         colour = entry.get("colour") or ""
         previous = entry.get("previous_colour") or ""
-        table.add_row(
-            str(entry.get("release_id")),
-            str(entry.get("command")),
-            str(entry.get("version") or "-"),
-            f"{previous}→{colour}" if previous and colour else colour or "-",
-            Text(state, style=HISTORY_STATE_STYLES.get(state, "")),
-            str(entry.get("finished_at") or "-")[:19].replace("T", " "),
-            textwrap.shorten(str(entry.get("message") or ""), 120, placeholder=" …"),
+        return cls(
+            release_id=str(entry.get("release_id")),
+            command=str(entry.get("command")),
+            version=str(entry.get("version") or "-"),
+            colours=f"{previous}→{colour}" if previous and colour else colour or "-",
+            state=str(entry.get("state")),
+            finished=str(entry.get("finished_at") or "-")[:19].replace("T", " "),
+            message=str(entry.get("message") or ""),
         )
+
+    def state_text(self) -> Text:
+        return Text(self.state, style=HISTORY_STATE_STYLES.get(self.state, ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryTable:
+    """The history as a table on a wide console, as two-line entries on a narrow one."""
+
+    entries: tuple[HistoryEntry, ...]
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        if options.max_width >= HISTORY_TABLE_MIN_WIDTH:
+            yield self.table()
+        else:
+            yield from self.lines(options.max_width)
+
+    def table(self) -> Table:
+        table = Table(title="History (oldest first)", title_justify="left")
+        for column in ("release", "command", "version", "colour", "state", "finished", "message"):
+            table.add_column(column, overflow="fold")
+        for entry in self.entries:
+            table.add_row(
+                entry.release_id,
+                entry.command,
+                entry.version,
+                entry.colours,
+                entry.state_text(),
+                entry.finished,
+                textwrap.shorten(entry.message, 120, placeholder=" …"),
+            )
+        return table
+
+    def lines(self, width: int) -> Iterator[Text]:
+        yield Text("History (oldest first)", style="italic")
+        for entry in self.entries:
+            head = Text(f"{entry.release_id}  {entry.command} {entry.version}  {entry.colours}  ")
+            head.append_text(entry.state_text())
+            yield head
+            prefix = f"  {entry.finished}  "
+            room = max(width - len(prefix), 20)
+            yield Text(prefix + textwrap.shorten(entry.message, room, placeholder=" …"))
+
+
+def history_view(report: Mapping[str, Any]) -> RenderableType:
+    table = HistoryTable(tuple(HistoryEntry.of(e) for e in report.get("releases") or []))
     parts: list[RenderableType] = [table]
     unfinished = report.get("unfinished")
     if isinstance(unfinished, Mapping):

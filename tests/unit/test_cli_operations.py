@@ -176,6 +176,33 @@ def test_history_shows_states_and_what_a_rollback_refuses() -> None:
     assert "2.0.1+crash (marked bad by release r2)" in text
 
 
+def test_history_on_an_80_column_terminal_gives_each_entry_two_unbroken_lines() -> None:
+    report = {
+        "releases": [
+            {
+                "release_id": "20261205T184256Z-6fc749",
+                "command": "release",
+                "version": "2.0.0",
+                "colour": "green",
+                "previous_colour": "blue",
+                "state": "verified",
+                "finished_at": "2026-12-05T18:43:10.123456Z",
+                "message": "2.0.0 is live on green; blue stays warm for a rollback; "
+                "post-switch analysis passed (ok): 3 of 3 measurements ok over 412 requests",
+            }
+        ]
+    }
+    console = Console(file=io.StringIO(), width=80)
+
+    console.print(cli.history_view(report))
+
+    lines = console.file.getvalue().splitlines()
+    assert lines[1] == "20261205T184256Z-6fc749  release 2.0.0  blue→green  verified"
+    assert lines[2].startswith("  2026-12-05 18:43:10  2.0.0 is live on green; blue stays warm")
+    assert lines[2].endswith("…") and len(lines[2]) <= 80
+    assert len(lines) == 3
+
+
 def guard(answer: str, interactive: bool = True) -> InterruptGuard:
     return InterruptGuard(
         "release", Console(file=io.StringIO()), interactive=interactive, answers=io.StringIO(answer)
