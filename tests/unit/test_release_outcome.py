@@ -422,7 +422,7 @@ def pre_switch_failure(result: dict[str, Any]) -> str:
     variables = {
         **task["vars"],
         "hostvars": {"localhost": {"bluegreen_analysis_pre_switch_result": result}},
-        "_bluegreen_service_servers": {"blue": ["app-blue:8001"], "green": ["app-green:8002"]},
+        "bluegreen_service_servers": {"blue": ["app-blue:8001"], "green": ["app-green:8002"]},
         "bluegreen_analysis_metrics_path": "/metrics",
     }
     return render(task["ansible.builtin.fail"]["msg"], variables)
