@@ -1,0 +1,286 @@
+#!/usr/bin/python
+# Copyright: bluegreen contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_flow
+short_description: The release's state machine - which step runs, and the decisions between steps
+description:
+  - Every play of a release asks this module first whether its step runs
+    (O(decide=step)), given the run record the earlier plays left on the controller: a
+    failed step, whether the version is live already, whether the database is SQLite and
+    its migration needs a maintenance window, whether traffic moved. A step that does not
+    run comes with the reason.
+  - O(decide=plan) decides whether the version is live already on every app host, and
+    writes the plan's journal line; O(decide=analysis) decides whether an analysis
+    verdict sends traffic back, by the policy for warnings and inconclusive verdicts;
+    O(decide=restored) writes what a restore after a failed migration adds to the
+    failure's message.
+  - Reads and changes nothing; the decision is the same in check mode.
+version_added: "0.2.0"
+options:
+  decide:
+    description:
+      - Which decision to take.
+    type: str
+    required: true
+    choices: [step, plan, analysis, restored]
+  step:
+    description:
+      - With O(decide=step), the step asking (one of the release's steps, in order
+        V(preflight), V(lock), V(recover), V(lb), V(database), V(plan), V(snapshot),
+        V(sqlite_plan), V(window_open), V(window_snapshot), V(window_migrate),
+        V(window_restore), V(window_close), V(idle_restore), V(deploy),
+        V(pre_switch_analysis), V(switch), V(analysis), V(auto_rollback), V(finish)).
+    type: str
+  record:
+    description:
+      - With O(decide=step), the run record. Keys (all optional) C(failure) (the failed
+        step as the C(bluegreen_release) role recorded it, or none), C(unchanged),
+        C(sqlite), C(installed), C(window), C(migration_started), C(maintenance_was_on),
+        C(keep_maintenance), C(switched), C(pre_switch_analysis), C(analysis) (whether
+        each analysis is on).
+    type: dict
+    default: {}
+  version:
+    description:
+      - With O(decide=plan), the version being released.
+    type: str
+    default: ""
+  live_colour:
+    description:
+      - With O(decide=plan), the colour serving users now.
+    type: str
+    default: ""
+  idle_colour:
+    description:
+      - With O(decide=plan), the other colour, which the release deploys to.
+    type: str
+    default: ""
+  live_states:
+    description:
+      - With O(decide=plan), the live colour's state on each app host (C(version), C(state)
+        as M(colour_state) reports them).
+    type: list
+    elements: dict
+    default: []
+  reconfigured:
+    description:
+      - With O(decide=plan), the app hosts whose live colour runs the version with another
+        configuration than the inventory's.
+    type: list
+    elements: str
+    default: []
+  database_url:
+    description:
+      - With O(decide=plan), the service's database URL; only its scheme is read (SQLite or
+        not). Never logged.
+    type: str
+    default: ""
+  result:
+    description:
+      - With O(decide=analysis), the analysis result (M(golden_signals)' C(decision) and
+        C(signals)).
+    type: dict
+    default: {}
+  colour:
+    description:
+      - With O(decide=analysis), the colour the analysis judged.
+    type: str
+    default: ""
+  on_warning:
+    description:
+      - With O(decide=analysis), what a warning verdict does.
+    type: str
+    choices: [proceed, rollback]
+    default: proceed
+  on_inconclusive:
+    description:
+      - With O(decide=analysis), what an inconclusive verdict does.
+    type: str
+    choices: [proceed, rollback]
+    default: proceed
+  message:
+    description:
+      - With O(decide=restored), the failed migration's message.
+    type: str
+    default: ""
+  snapshot_id:
+    description:
+      - With O(decide=restored), the snapshot restored; empty when there was none.
+    type: str
+    default: ""
+  error:
+    description:
+      - With O(decide=restored), the restore's own error when it failed too; empty when
+        the restore succeeded.
+    type: str
+    default: ""
+extends_documentation_fragment:
+  - action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Decides exactly as in a real run; the module never changes anything.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Run it on the controller (C(delegate_to localhost)); it does no I/O.
+  - The rules are in C(module_utils/release_flow.py); docs/architecture.md has them as a table.
+author:
+  - bluegreen contributors
+"""
+
+EXAMPLES = r"""
+- name: Ask whether the snapshot step runs
+  release_flow:
+    decide: step
+    step: snapshot
+    record:
+      failure: "{{ bluegreen_release_failure | default(none) }}"
+      unchanged: "{{ bluegreen_release_unchanged | default(false) }}"
+      sqlite: "{{ bluegreen_release_sqlite | default(false) }}"
+  delegate_to: localhost
+  run_once: true
+  register: gate
+
+- name: Stop here when the step does not run
+  ansible.builtin.meta: end_play
+  when: not gate.run
+
+- name: Decide whether the version is live already
+  release_flow:
+    decide: plan
+    version: 2.0.0
+    live_colour: blue
+    idle_colour: green
+    live_states: [{version: 1.0.0, state: active}]
+  delegate_to: localhost
+  register: plan
+"""
+
+RETURN = r"""
+run:
+  description: With O(decide=step), whether the step runs.
+  returned: when decide is step
+  type: bool
+  sample: false
+reason:
+  description: With O(decide=step), why the step does not run; empty when it runs.
+  returned: when decide is step
+  type: str
+  sample: the version is live already
+unchanged:
+  description: With O(decide=plan), whether the version is live already (nothing to do).
+  returned: when decide is plan
+  type: bool
+live_version:
+  description: With O(decide=plan), the version the live colour runs; empty when nothing serves yet.
+  returned: when decide is plan
+  type: str
+  sample: 1.0.0
+reconfigured:
+  description: With O(decide=plan), the hosts redeployed because their configuration changed.
+  returned: when decide is plan
+  type: list
+  elements: str
+sqlite:
+  description: With O(decide=plan), whether the database is SQLite.
+  returned: when decide is plan
+  type: bool
+rollback:
+  description: With O(decide=analysis), whether the verdict sends traffic back.
+  returned: when decide is analysis
+  type: bool
+message:
+  description:
+    - With O(decide=plan), the plan's journal line; with O(decide=analysis), why the
+      analysis fails the release (empty when it does not); with O(decide=restored), the
+      failure's message with what the restore did.
+  returned: when decide is plan, analysis or restored
+  type: str
+  sample: deploy 2.0.0 to green, then move traffic from blue
+"""
+
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.release_flow import (
+    RELEASE_STEPS,
+    analysis_failure,
+    record_from_params,
+    release_plan,
+    restore_failed_message,
+    restored_failure_message,
+    rolls_back,
+    step_decision,
+)
+
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
+    decide=dict(type="str", required=True, choices=["step", "plan", "analysis", "restored"]),
+    step=dict(type="str", choices=list(RELEASE_STEPS)),
+    record=dict(type="dict", default={}),
+    version=dict(type="str", default=""),
+    live_colour=dict(type="str", default=""),
+    idle_colour=dict(type="str", default=""),
+    live_states=dict(type="list", elements="dict", default=[]),
+    reconfigured=dict(type="list", elements="str", default=[]),
+    database_url=dict(type="str", default="", no_log=True),
+    result=dict(type="dict", default={}),
+    colour=dict(type="str", default=""),
+    on_warning=dict(type="str", choices=["proceed", "rollback"], default="proceed"),
+    on_inconclusive=dict(type="str", choices=["proceed", "rollback"], default="proceed"),
+    message=dict(type="str", default=""),
+    snapshot_id=dict(type="str", default=""),
+    error=dict(type="str", default=""),
+)
+
+
+def decided(params: dict[str, Any]) -> dict[str, Any]:
+    """The module's result for one decision."""
+    decide = params["decide"]
+    if decide == "step":
+        return step_decision(params["step"], record_from_params(params["record"])).as_dict()
+    if decide == "plan":
+        plan = release_plan(
+            params["version"],
+            params["live_colour"],
+            params["idle_colour"],
+            params["live_states"],
+            params["reconfigured"],
+        )
+        return {
+            "unchanged": plan.unchanged,
+            "live_version": plan.live_version,
+            "reconfigured": plan.reconfigured,
+            "message": plan.message,
+            "sqlite": params["database_url"].startswith("sqlite"),
+        }
+    if decide == "analysis":
+        policy = (params["on_warning"], params["on_inconclusive"])
+        return {
+            "rollback": rolls_back(params["result"].get("decision") or {}, *policy),
+            "message": analysis_failure(params["result"], params["colour"], *policy),
+        }
+    snapshot = params["snapshot_id"] or None
+    if params["error"]:
+        return {"message": restore_failed_message(params["message"], snapshot, params["error"])}
+    return {"message": restored_failure_message(params["message"], snapshot)}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("decide", "step", ["step"])],
+        supports_check_mode=True,
+    )
+    module.exit_json(changed=False, **decided(module.params))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+# Copyright: bluegreen contributors
+# Apache License 2.0 (see LICENSE)
+"""The release's state machine: which step runs next, and the decisions between steps.
+
+A release is a fixed sequence of steps, each a play on its own hosts. Ansible cannot
+carry a failure across plays, so every play starts by asking this file whether its step
+runs, given the run record the earlier plays left on the controller:
+
+    preflight -> lock -> recover -> lb -> database -> plan
+      -> snapshot (PostgreSQL) | sqlite_plan -> window_open -> window_snapshot
+         -> window_migrate -> window_restore (failed migration) -> window_close
+      -> idle_restore (a failure on SQLite) -> deploy -> pre_switch_analysis
+      -> switch -> analysis -> auto_rollback (bad signals) -> finish
+
+A step that does not run says why, in the words the play prints. The decisions taken
+between steps live here too: whether the version is live already (``release_plan``),
+whether the post-switch analysis fails the release (``analysis_failure``), and what a
+restore after a failed migration adds to the failure message.
+
+Everything here is pure (values in, values out), so the module and the tests share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+RELEASE_STEPS = (
+    "preflight",
+    "lock",
+    "recover",
+    "lb",
+    "database",
+    "plan",
+    "snapshot",
+    "sqlite_plan",
+    "window_open",
+    "window_snapshot",
+    "window_migrate",
+    "window_restore",
+    "window_close",
+    "idle_restore",
+    "deploy",
+    "pre_switch_analysis",
+    "switch",
+    "analysis",
+    "auto_rollback",
+    "finish",
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the plays of one release recorded on the controller so far.
+
+    ``failed_step`` is the step whose rescue ran ('' while none failed). ``sqlite`` (the
+    database is SQLite) is known from the plan step on; ``installed`` says that the
+    SQLite plan step installed the release on the idle colour, and ``window`` that its
+    migrations need a maintenance window. ``maintenance_was_on`` stays true until the
+    window step finds maintenance mode off and turns it on.
+    """
+
+    failed_step: str = ""
+    unchanged: bool = False
+    sqlite: bool = False
+    installed: bool = False
+    window: bool = False
+    migration_started: bool = True
+    maintenance_was_on: bool = True
+    keep_maintenance: bool = False
+    switched: bool = False
+    pre_switch_analysis: bool = True
+    analysis: bool = True
+
+    @property
+    def failed(self) -> bool:
+        return self.failed_step != ""
+
+
+@dataclass(frozen=True)
+class StepDecision:
+    """Whether a step runs, and why (the reason is printed when it does not)."""
+
+    run: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A step runs when every condition holds; the first that does not names the reason."""
+
+    conditions: Sequence[tuple[Callable[[RunRecord], bool], str]] = field(default_factory=tuple)
+
+    def decide(self, record: RunRecord) -> StepDecision:
+        for holds, reason in self.conditions:
+            if not holds(record):
+                return StepDecision(False, reason)
+        return StepDecision(True, "")
+
+
+def _no_failure(record: RunRecord) -> bool:
+    return not record.failed
+
+
+def _changes_something(record: RunRecord) -> bool:
+    return not record.unchanged
+
+
+NOT_FAILED = (_no_failure, "an earlier step failed")
+CHANGES = (_changes_something, "the version is live already")
+ON_SQLITE = (lambda r: r.sqlite, "the database is not SQLite")
+NOT_SQLITE = (lambda r: not r.sqlite, "the database is SQLite (snapshot taken inside the window)")
+INSTALLED = (lambda r: r.installed, "the release was not installed for a SQLite migration")
+IN_WINDOW = (lambda r: r.window, "the migration needs no maintenance window")
+
+RULES: dict[str, Rule] = {
+    "preflight": Rule(),
+    "lock": Rule((NOT_FAILED,)),
+    "recover": Rule((NOT_FAILED,)),
+    "lb": Rule((NOT_FAILED,)),
+    "database": Rule((NOT_FAILED,)),
+    "plan": Rule((NOT_FAILED,)),
+    "snapshot": Rule((NOT_FAILED, CHANGES, NOT_SQLITE)),
+    "sqlite_plan": Rule((NOT_FAILED, CHANGES, ON_SQLITE)),
+    "window_open": Rule((NOT_FAILED, IN_WINDOW)),
+    "window_snapshot": Rule((NOT_FAILED, INSTALLED)),
+    "window_migrate": Rule((NOT_FAILED, IN_WINDOW)),
+    "window_restore": Rule(
+        (
+            IN_WINDOW,
+            (lambda r: r.failed_step == "migrate", "no migration failed inside the window"),
+            (
+                lambda r: r.migration_started,
+                "the migration failed before it touched the database",
+            ),
+        )
+    ),
+    "window_close": Rule(
+        (
+            IN_WINDOW,
+            (lambda r: not r.maintenance_was_on, "maintenance mode was on before this release"),
+            (
+                lambda r: not r.keep_maintenance,
+                "the restore failed, so maintenance mode stays on",
+            ),
+        )
+    ),
+    "idle_restore": Rule(
+        (
+            (lambda r: r.failed, "no step failed"),
+            (lambda r: r.installed, "the deploy step puts the idle colour back itself"),
+        )
+    ),
+    "deploy": Rule((NOT_FAILED, CHANGES)),
+    "pre_switch_analysis": Rule(
+        (NOT_FAILED, CHANGES, (lambda r: r.pre_switch_analysis, "pre-switch analysis is off"))
+    ),
+    "switch": Rule((NOT_FAILED, CHANGES)),
+    "analysis": Rule(
+        (
+            NOT_FAILED,
+            (lambda r: r.switched, "traffic did not move"),
+            (lambda r: r.analysis, "post-switch analysis is off"),
+        )
+    ),
+    "auto_rollback": Rule(
+        ((lambda r: r.failed_step == "analysis", "the post-switch analysis did not fail"),)
+    ),
+    "finish": Rule(),
+}
+
+
+def step_decision(step: str, record: RunRecord) -> StepDecision:
+    """Whether ``step`` runs after what ``record`` says happened."""
+    if step not in RULES:
+        raise ValueError(f"unknown step {step!r}; steps: {', '.join(RELEASE_STEPS)}")
+    return RULES[step].decide(record)
+
+
+def record_from_params(params: Mapping[str, Any]) -> RunRecord:
+    """The module's ``record`` option as a RunRecord (None and omitted mean the default)."""
+    failure = params.get("failure") or {}
+    defaults = RunRecord()
+
+    def flag(name: str) -> bool:
+        value = params.get(name)
+        return getattr(defaults, name) if value is None else bool(value)
+
+    return RunRecord(
+        failed_step=str(failure.get("step", "a step")) if failure else "",
+        unchanged=flag("unchanged"),
+        sqlite=flag("sqlite"),
+        installed=flag("installed"),
+        window=flag("window"),
+        migration_started=flag("migration_started"),
+        maintenance_was_on=flag("maintenance_was_on"),
+        keep_maintenance=flag("keep_maintenance"),
+        switched=flag("switched"),
+        pre_switch_analysis=flag("pre_switch_analysis"),
+        analysis=flag("analysis"),
+    )
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What the release does, from what every app host's live colour runs now."""
+
+    unchanged: bool
+    live_version: str
+    reconfigured: list[str]
+    message: str
+
+
+def release_plan(
+    version: str,
+    live_colour: str,
+    idle_colour: str,
+    live_states: Iterable[Mapping[str, Any]],
+    reconfigured: Iterable[str] = (),
+) -> ReleasePlan:
+    """Whether ``version`` is live already, and the plan's journal line.
+
+    ``live_states`` is the live colour's state on each app host (``version``, ``state``).
+    The version is live already only when every host's live colour runs it, active, with
+    the inventory's configuration; hosts whose configuration changed are redeployed to
+    the idle colour and switched. ``live_version`` is '' when nothing served yet.
+    """
+    states = list(live_states)
+    changed = sorted(reconfigured)
+    versions = [str(state.get("version") or "") for state in states]
+    live_version = next((v for v in versions if v), "")
+    unchanged = (
+        bool(states)
+        and all(v == version for v in versions)
+        and all(state.get("state") == "active" for state in states)
+        and not changed
+    )
+    if unchanged:
+        message = f"nothing to do: {version} is live on {live_colour} already"
+    else:
+        message = f"deploy {version} to {idle_colour}, then move traffic from {live_colour}"
+        if changed:
+            message += f" (its configuration changed on {', '.join(changed)})"
+    return ReleasePlan(unchanged, live_version, changed, message)
+
+
+BAD_VERDICTS = ("critical", "warning", "inconclusive")
+
+
+def rolls_back(decision: Mapping[str, Any], on_warning: str, on_inconclusive: str) -> bool:
+    """Whether an analysis decision sends traffic back (or stops a release before the
+    switch): critical signals always do; a warning or an inconclusive verdict only when
+    the policy for that verdict is ``rollback``."""
+    verdict, action = decision.get("verdict"), decision.get("action")
+    if verdict == "warning":
+        return on_warning == "rollback"
+    if action != "fail":
+        return False
+    return verdict == "critical" or (verdict == "inconclusive" and on_inconclusive == "rollback")
+
+
+def analysis_failure(
+    result: Mapping[str, Any], colour: str, on_warning: str, on_inconclusive: str
+) -> str:
+    """Why the post-switch analysis fails the release ('' when it does not), naming each
+    signal that was not healthy."""
+    decision = result.get("decision") or {}
+    if not rolls_back(decision, on_warning, on_inconclusive):
+        return ""
+    signals = result.get("signals") or {}
+    bad = [
+        f"{name}: {signal.get('reason')}"
+        for name, signal in signals.items()
+        if isinstance(signal, Mapping) and signal.get("verdict") in BAD_VERDICTS
+    ]
+    return (
+        f"post-switch analysis of {colour} failed ({decision.get('verdict')}): "
+        f"{decision.get('reason')}; " + "; ".join(bad)
+    )
+
+
+def restored_failure_message(message: str, snapshot_id: str | None) -> str:
+    """A failed migration's message once the window's snapshot is back (or none was)."""
+    if snapshot_id:
+        return (
+            f"{message} -- the database was restored from snapshot {snapshot_id}, taken inside"
+            " the maintenance window: no acknowledged write was lost"
+        )
+    return f"{message} -- there was no database before this release, so nothing was restored"
+
+
+def restore_failed_message(message: str, snapshot_id: str | None, error: str) -> str:
+    """A failed migration's message when restoring the window's snapshot failed too."""
+    name = snapshot_id or "ID"
+    return (
+        f"{message} -- restoring snapshot {snapshot_id or '?'} also failed: {error.strip()}; "
+        f"maintenance mode stays on: restore it with `bluegreen restore {name} --yes`, "
+        "then `bluegreen maintenance off`"
+    )

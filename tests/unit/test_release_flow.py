@@ -1,0 +1,431 @@
+"""The release's state machine (module_utils/release_flow.py and the release_flow module).
+
+Two tables: every step's rule against the records that decide it, and every failure point
+of a release walked through the whole machine to the steps that still run, the outcome
+(release_outcome) and the CLI's exit code. docs/architecture.md shows the second table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import release_flow
+from ansible.module_utils.release_flow import (
+    RELEASE_STEPS,
+    RULES,
+    RunRecord,
+    analysis_failure,
+    record_from_params,
+    release_plan,
+    restore_failed_message,
+    restored_failure_message,
+    rolls_back,
+    step_decision,
+)
+from ansible.module_utils.release_outcome import CommandFacts, Failure, release_outcome
+
+from bluegreen.cli import OUTCOME_EXIT_CODES, ExitCode
+
+PG_RECORD = RunRecord()
+SQLITE_WINDOW = RunRecord(sqlite=True, installed=True, window=True, maintenance_was_on=False)
+
+
+def failed(record: RunRecord, step: str) -> RunRecord:
+    return replace(record, failed_step=step)
+
+
+STEP_TABLE = [
+    # step, record, runs, reason when it does not
+    ("preflight", failed(PG_RECORD, "preflight"), True, ""),
+    ("lock", PG_RECORD, True, ""),
+    ("lock", failed(PG_RECORD, "preflight"), False, "an earlier step failed"),
+    ("recover", failed(PG_RECORD, "lock"), False, "an earlier step failed"),
+    ("lb", PG_RECORD, True, ""),
+    ("database", failed(PG_RECORD, "lb"), False, "an earlier step failed"),
+    ("plan", PG_RECORD, True, ""),
+    ("snapshot", PG_RECORD, True, ""),
+    ("snapshot", replace(PG_RECORD, unchanged=True), False, "the version is live already"),
+    (
+        "snapshot",
+        SQLITE_WINDOW,
+        False,
+        "the database is SQLite (snapshot taken inside the window)",
+    ),
+    ("sqlite_plan", PG_RECORD, False, "the database is not SQLite"),
+    ("sqlite_plan", SQLITE_WINDOW, True, ""),
+    ("sqlite_plan", replace(SQLITE_WINDOW, unchanged=True), False, "the version is live already"),
+    ("window_open", SQLITE_WINDOW, True, ""),
+    (
+        "window_open",
+        replace(SQLITE_WINDOW, window=False),
+        False,
+        "the migration needs no maintenance window",
+    ),
+    ("window_open", failed(SQLITE_WINDOW, "deploy"), False, "an earlier step failed"),
+    ("window_snapshot", replace(SQLITE_WINDOW, window=False), True, ""),
+    ("window_snapshot", PG_RECORD, False, "the release was not installed for a SQLite migration"),
+    ("window_migrate", SQLITE_WINDOW, True, ""),
+    ("window_migrate", failed(SQLITE_WINDOW, "maintenance"), False, "an earlier step failed"),
+    ("window_restore", failed(SQLITE_WINDOW, "migrate"), True, ""),
+    ("window_restore", SQLITE_WINDOW, False, "no migration failed inside the window"),
+    (
+        "window_restore",
+        replace(failed(SQLITE_WINDOW, "migrate"), migration_started=False),
+        False,
+        "the migration failed before it touched the database",
+    ),
+    (
+        "window_restore",
+        failed(replace(SQLITE_WINDOW, window=False), "migrate"),
+        False,
+        "the migration needs no maintenance window",
+    ),
+    ("window_close", SQLITE_WINDOW, True, ""),
+    ("window_close", failed(SQLITE_WINDOW, "migrate"), True, ""),
+    (
+        "window_close",
+        replace(SQLITE_WINDOW, maintenance_was_on=True),
+        False,
+        "maintenance mode was on before this release",
+    ),
+    (
+        "window_close",
+        replace(failed(SQLITE_WINDOW, "migrate"), keep_maintenance=True),
+        False,
+        "the restore failed, so maintenance mode stays on",
+    ),
+    ("idle_restore", failed(SQLITE_WINDOW, "migrate"), True, ""),
+    ("idle_restore", SQLITE_WINDOW, False, "no step failed"),
+    (
+        "idle_restore",
+        failed(PG_RECORD, "deploy"),
+        False,
+        "the deploy step puts the idle colour back itself",
+    ),
+    ("deploy", PG_RECORD, True, ""),
+    ("deploy", replace(PG_RECORD, unchanged=True), False, "the version is live already"),
+    ("pre_switch_analysis", PG_RECORD, True, ""),
+    (
+        "pre_switch_analysis",
+        replace(PG_RECORD, pre_switch_analysis=False),
+        False,
+        "pre-switch analysis is off",
+    ),
+    ("switch", failed(PG_RECORD, "pre_switch_analysis"), False, "an earlier step failed"),
+    ("analysis", replace(PG_RECORD, switched=True), True, ""),
+    ("analysis", PG_RECORD, False, "traffic did not move"),
+    (
+        "analysis",
+        replace(PG_RECORD, switched=True, analysis=False),
+        False,
+        "post-switch analysis is off",
+    ),
+    ("auto_rollback", failed(replace(PG_RECORD, switched=True), "analysis"), True, ""),
+    (
+        "auto_rollback",
+        failed(replace(PG_RECORD, switched=True), "switch"),
+        False,
+        "the post-switch analysis did not fail",
+    ),
+    ("finish", failed(PG_RECORD, "switch"), True, ""),
+]
+
+
+@pytest.mark.parametrize(("step", "record", "runs", "reason"), STEP_TABLE)
+def test_each_step_runs_by_its_rule(step: str, record: RunRecord, runs: bool, reason: str) -> None:
+    decision = step_decision(step, record)
+    assert (decision.run, decision.reason) == (runs, reason)
+
+
+def test_every_step_has_a_rule_and_a_row() -> None:
+    assert set(RULES) == set(RELEASE_STEPS)
+    assert {row[0] for row in STEP_TABLE} == set(RELEASE_STEPS)
+
+
+def test_an_unknown_step_is_refused_naming_the_steps() -> None:
+    with pytest.raises(ValueError, match="unknown step 'deploi'; steps: preflight, lock"):
+        step_decision("deploi", PG_RECORD)
+
+
+# The journal's names for the failures of the window's steps.
+RECORDED_AS = {"window_open": "maintenance", "window_migrate": "migrate", "sqlite_plan": "deploy"}
+
+
+def succeeded(record: RunRecord, step: str, needs_window: bool) -> RunRecord:
+    """What a step that succeeded adds to the record (the facts its play sets)."""
+    effects: dict[str, dict[str, bool]] = {
+        "sqlite_plan": {"installed": True, "window": needs_window},
+        "window_open": {"maintenance_was_on": False},
+        "switch": {"switched": True},
+    }
+    return replace(record, **effects.get(step, {}))
+
+
+def walk(
+    record: RunRecord,
+    fail_at: str | None,
+    needs_window: bool = True,
+    switch_back_fails: bool = False,
+) -> dict[str, Any]:
+    """Run the machine: every step asks its rule; the failing step records its failure
+    (a switch that fails is cut short: traffic moved on some lb and was sent back)."""
+    ran: list[str] = []
+    switched, switched_back = False, None
+    for step in RELEASE_STEPS:
+        if not step_decision(step, record).run:
+            continue
+        ran.append(step)
+        if step == fail_at:
+            record = replace(record, failed_step=RECORDED_AS.get(step, step))
+            if step == "switch":
+                switched, switched_back = True, not switch_back_fails
+            continue
+        record = succeeded(record, step, needs_window)
+        switched = switched or step == "switch"
+        if step == "auto_rollback":
+            switched_back = not switch_back_fails
+    facts = CommandFacts(
+        command="release",
+        failure=Failure(step=record.failed_step) if record.failed else None,
+        switched=switched,
+        switched_back=switched_back,
+        unchanged=record.unchanged,
+    )
+    outcome = release_outcome(facts)
+    return {"ran": ran, "outcome": outcome, "exit": OUTCOME_EXIT_CODES["release"][outcome]}
+
+
+PG = RunRecord()
+SQLITE = RunRecord(sqlite=True)
+PG_STEPS = ["preflight", "lock", "recover", "lb", "database", "plan", "snapshot", "deploy"]
+PG_SWITCH = [*PG_STEPS, "pre_switch_analysis", "switch"]
+SQLITE_STEPS = ["preflight", "lock", "recover", "lb", "database", "plan", "sqlite_plan"]
+WINDOW = ["window_open", "window_snapshot", "window_migrate"]
+AFTER_DEPLOY = ["deploy", "pre_switch_analysis", "switch", "analysis", "finish"]
+
+FAILURE_TABLE = [
+    # record, failing step, whether migrations need a window, steps run, outcome, exit code
+    (PG, None, True, [*PG_SWITCH, "analysis", "finish"], "released", ExitCode.OK),
+    (replace(PG, unchanged=True), None, True, [*PG_STEPS[:6], "finish"], "unchanged", 0),
+    (PG, "preflight", True, ["preflight", "finish"], "failed_before_switch", 3),
+    (PG, "lock", True, ["preflight", "lock", "finish"], "failed_before_switch", 3),
+    (PG, "recover", True, [*PG_STEPS[:3], "finish"], "failed_before_switch", 3),
+    (PG, "lb", True, [*PG_STEPS[:4], "finish"], "failed_before_switch", 3),
+    (PG, "database", True, [*PG_STEPS[:5], "finish"], "failed_before_switch", 3),
+    (PG, "plan", True, [*PG_STEPS[:6], "finish"], "failed_before_switch", 3),
+    (PG, "snapshot", True, [*PG_STEPS[:7], "finish"], "failed_before_switch", 3),
+    (PG, "deploy", True, [*PG_STEPS, "finish"], "failed_before_switch", 3),
+    (PG, "pre_switch_analysis", True, [*PG_SWITCH[:-1], "finish"], "failed_before_switch", 3),
+    (PG, "switch", True, [*PG_SWITCH, "finish"], "rolled_back", 4),
+    (PG, "analysis", True, [*PG_SWITCH, "analysis", "auto_rollback", "finish"], "rolled_back", 4),
+    (SQLITE, None, True, [*SQLITE_STEPS, *WINDOW, "window_close", *AFTER_DEPLOY], "released", 0),
+    (SQLITE, None, False, [*SQLITE_STEPS, "window_snapshot", *AFTER_DEPLOY], "released", 0),
+    (SQLITE, "sqlite_plan", True, [*SQLITE_STEPS, "finish"], "failed_before_switch", 3),
+    (
+        SQLITE,
+        "window_open",
+        True,
+        [*SQLITE_STEPS, "window_open", "idle_restore", "finish"],
+        "failed_before_switch",
+        3,
+    ),
+    (
+        SQLITE,
+        "window_snapshot",
+        True,
+        [*SQLITE_STEPS, "window_open", "window_snapshot", "window_close", "idle_restore", "finish"],
+        "failed_before_switch",
+        3,
+    ),
+    (
+        SQLITE,
+        "window_migrate",
+        True,
+        [*SQLITE_STEPS, *WINDOW, "window_restore", "window_close", "idle_restore", "finish"],
+        "failed_before_switch",
+        3,
+    ),
+    (
+        SQLITE,
+        "deploy",
+        False,
+        [*SQLITE_STEPS, "window_snapshot", "deploy", "finish"],
+        "failed_before_switch",
+        3,
+    ),
+    (
+        SQLITE,
+        "switch",
+        True,
+        [*SQLITE_STEPS, *WINDOW, "window_close", *AFTER_DEPLOY[:3], "finish"],
+        "rolled_back",
+        4,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "fail_at", "needs_window", "ran", "outcome", "exit_code"), FAILURE_TABLE
+)
+def test_each_failure_point_ends_in_its_outcome_and_exit_code(
+    record: RunRecord,
+    fail_at: str | None,
+    needs_window: bool,
+    ran: list[str],
+    outcome: str,
+    exit_code: int,
+) -> None:
+    walked = walk(record, fail_at, needs_window)
+    assert walked == {"ran": ran, "outcome": outcome, "exit": exit_code}
+
+
+def test_a_switch_whose_send_back_fails_ends_failed_with_exit_1() -> None:
+    assert walk(PG, "switch", switch_back_fails=True)["exit"] == ExitCode.FAILED
+    assert walk(PG, "analysis", switch_back_fails=True)["outcome"] == "failed"
+
+
+def test_the_record_reads_the_plays_facts_with_their_defaults() -> None:
+    assert record_from_params({}) == RunRecord()
+    record = record_from_params({"failure": {"step": "deploy", "msg": "x"}, "sqlite": True})
+    assert (record.failed_step, record.sqlite, record.window) == ("deploy", True, False)
+    assert record_from_params({"failure": None, "switched": None}).failed is False
+
+
+DEPLOY = "deploy 2.0.0 to green, then move traffic from blue"
+NOTHING = "nothing to do: 2.0.0 is live on blue already"
+PLAN_TABLE = [
+    # live states, reconfigured, unchanged, live version, message
+    ([], [], False, "", DEPLOY),
+    (
+        [{"version": None, "state": "inactive"}],
+        [],
+        False,
+        "",
+        DEPLOY,
+    ),
+    (
+        [{"version": "1.0.0", "state": "active"}],
+        [],
+        False,
+        "1.0.0",
+        DEPLOY,
+    ),
+    (
+        [{"version": "2.0.0", "state": "active"}] * 2,
+        [],
+        True,
+        "2.0.0",
+        NOTHING,
+    ),
+    (
+        [{"version": "2.0.0", "state": "failed"}],
+        [],
+        False,
+        "2.0.0",
+        DEPLOY,
+    ),
+    (
+        [{"version": "2.0.0", "state": "active"}, {"version": "1.0.0", "state": "active"}],
+        [],
+        False,
+        "2.0.0",
+        DEPLOY,
+    ),
+    (
+        [{"version": "2.0.0", "state": "active"}],
+        ["app2", "app1"],
+        False,
+        "2.0.0",
+        DEPLOY + " (its configuration changed on app1, app2)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("states", "reconfigured", "unchanged", "live", "message"), PLAN_TABLE)
+def test_the_plan_says_whether_the_version_is_live_already(
+    states: list[dict[str, Any]], reconfigured: list[str], unchanged: bool, live: str, message: str
+) -> None:
+    plan = release_plan("2.0.0", "blue", "green", states, reconfigured)
+    assert (plan.unchanged, plan.live_version, plan.message) == (unchanged, live, message)
+
+
+ANALYSIS_TABLE = [
+    # decision, on_warning, on_inconclusive, rolls back
+    ({"action": "pass", "verdict": "healthy"}, "rollback", "rollback", False),
+    ({"action": "fail", "verdict": "critical"}, "proceed", "proceed", True),
+    ({"action": "fail", "verdict": "inconclusive"}, "proceed", "proceed", False),
+    ({"action": "fail", "verdict": "inconclusive"}, "proceed", "rollback", True),
+    ({"action": "pass", "verdict": "inconclusive"}, "proceed", "rollback", False),
+    ({"action": "pass", "verdict": "warning"}, "proceed", "proceed", False),
+    ({"action": "pass", "verdict": "warning"}, "rollback", "proceed", True),
+    ({"action": "fail", "verdict": "warning"}, "rollback", "proceed", True),
+]
+
+
+@pytest.mark.parametrize(("decision", "warning", "inconclusive", "back"), ANALYSIS_TABLE)
+def test_an_analysis_sends_traffic_back_by_its_policy(
+    decision: dict[str, str], warning: str, inconclusive: str, back: bool
+) -> None:
+    assert rolls_back(decision, warning, inconclusive) is back
+
+
+def test_the_analysis_failure_names_every_bad_signal() -> None:
+    result = {
+        "decision": {"action": "fail", "verdict": "critical", "reason": "errors 30% > 5%"},
+        "signals": {
+            "errors": {"verdict": "critical", "reason": "30% > 5%"},
+            "latency": {"verdict": "healthy", "reason": "fine"},
+            "traffic": {"verdict": "inconclusive", "reason": "no requests"},
+        },
+    }
+    assert analysis_failure(result, "green", "proceed", "proceed") == (
+        "post-switch analysis of green failed (critical): errors 30% > 5%; "
+        "errors: 30% > 5%; traffic: no requests"
+    )
+    assert analysis_failure({"decision": {"action": "pass"}}, "green", "proceed", "proceed") == ""
+
+
+def test_the_restore_messages_say_what_happened_to_the_data() -> None:
+    assert restored_failure_message("migrate failed", "s1") == (
+        "migrate failed -- the database was restored from snapshot s1, taken inside the"
+        " maintenance window: no acknowledged write was lost"
+    )
+    assert "nothing was restored" in restored_failure_message("migrate failed", None)
+    assert restore_failed_message("m", "s1", " disk full\n") == (
+        "m -- restoring snapshot s1 also failed: disk full; maintenance mode stays on: restore"
+        " it with `bluegreen restore s1 --yes`, then `bluegreen maintenance off`"
+    )
+
+
+def test_the_module_decides_a_step_and_never_changes_anything(run_module) -> None:
+    result = run_module(
+        release_flow.main,
+        {"decide": "step", "step": "snapshot", "record": {"unchanged": True}},
+        check_mode=True,
+    )
+    assert (result["changed"], result["run"]) == (False, False)
+    assert result["reason"] == "the version is live already"
+
+
+def test_the_module_plans_and_never_logs_the_database_url(run_module) -> None:
+    url = "sqlite:////var/lib/app/secret-name.db"
+    result = run_module(
+        release_flow.main,
+        {
+            "decide": "plan",
+            "version": "2.0.0",
+            "live_colour": "blue",
+            "idle_colour": "green",
+            "live_states": [{"version": "1.0.0", "state": "active"}],
+            "database_url": url,
+        },
+    )
+    assert result["sqlite"] is True and result["unchanged"] is False
+    assert url not in str(result)
+
+
+def test_the_module_refuses_a_step_decision_without_a_step(run_module) -> None:
+    result = run_module(release_flow.main, {"decide": "step"})
+    assert result["failed"] and "step" in result["msg"]
