@@ -19,7 +19,7 @@ WAGTAIL_VERSIONS := 1.0.0 1.0.1
 LABS := lab lab-single lab-django lab-django-single
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
-.PHONY: help host-limits deps docker venv artifacts wagtail-artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean
+.PHONY: help host-limits deps docker venv artifacts wagtail-artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean collection
 
 help:
 	@echo "make demo   - install what is missing, start the lab, release 1.0.0 then 2.0.0"
@@ -127,6 +127,12 @@ lint: venv
 	$(BIN)/ansible-lint --profile production --offline -q
 	@for m in library/*.py; do $(BIN)/ansible-doc -t module "$$(basename $$m .py)" >/dev/null; done
 	@echo "ansible-doc renders every module"
+	$(BIN)/python -m bluegreen.yaml_windows --max 120  # repeated 8-line windows; issue 9 brings it to 10
+
+# The bluegreen.release collection laid out from library/, module_utils/, roles/ and
+# playbooks/ (src/bluegreen/collection.py): build/bluegreen-release-<version>.tar.gz.
+collection: venv
+	$(BIN)/python -m bluegreen.collection --output-dir build
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
