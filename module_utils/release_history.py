@@ -23,7 +23,7 @@ the CLI uses the same rules as the playbooks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 # Steps that close a command: the last play of each playbook journals one of them.
@@ -68,6 +68,21 @@ class ReleaseSummary:
     verified: bool = False
     # What each host of the target colour ran before: where a recovery puts it back.
     idle_versions: dict[str, str] = field(default_factory=dict)
+    # A SQLite maintenance window this release opened and has not closed: the snapshot
+    # taken inside it and whether the migration finished (see window_to_close).
+    window: MaintenanceWindow | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MaintenanceWindow:
+    """A maintenance window a release opened for its SQLite migration."""
+
+    open: bool = True
+    snapshot_id: str | None = None
+    migrated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +99,11 @@ class RecoveryAction:
     action: str
     traffic_colour: str | None
     reason: str
+    # A maintenance window left open: users get 503 until it is closed. With
+    # ``restore_snapshot`` the migration may have run halfway, so the snapshot taken
+    # inside the window (no write was acknowledged since) goes back first.
+    close_window: bool = False
+    restore_snapshot: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +145,7 @@ def _summarize(release_id: str, records: Sequence[Mapping[str, Any]]) -> Release
             summary.previous_version = evidence.get("previous_version") or summary.previous_version
         if record.get("outcome") == "failed" and summary.failed_step is None:
             summary.failed_step = step
+        _follow_window(summary, step, record, evidence)
         # Only the last play's record carries the outcome; a release's automatic rollback
         # or a restore inside it journal the same step names without one.
         if step in CLOSING_STEPS and step != "recover" and "outcome" in evidence:
@@ -138,6 +159,28 @@ def _summarize(release_id: str, records: Sequence[Mapping[str, Any]]) -> Release
     summary.state = _state(summary, records)
     summary.verified = summary.state == "verified" and summary.command == "release"
     return summary
+
+
+def _follow_window(
+    summary: ReleaseSummary, step: str, record: Mapping[str, Any], evidence: Mapping[str, Any]
+) -> None:
+    """Track a maintenance window the release opened (and did not find open)."""
+    if record.get("outcome") != "ok":
+        return
+    window = summary.window
+    if step == "window" and evidence.get("window") == "open" and not evidence.get("was_on"):
+        summary.window = MaintenanceWindow()
+    elif window is None or not window.open:
+        return
+    elif step == "window" and evidence.get("window") == "closed":
+        window.open = False
+    elif step == "snapshot" and evidence.get("in_maintenance_window"):
+        window.snapshot_id = evidence.get("snapshot_id") or window.snapshot_id
+    elif step == "migrate":
+        window.migrated = True
+    elif step == "restore":
+        # The release restored the window's snapshot itself after a failed migration.
+        window.migrated = True
 
 
 def _state(summary: ReleaseSummary, records: Sequence[Mapping[str, Any]]) -> str:
@@ -277,6 +320,29 @@ def recovery_action(
     (``release``) or rolled back (``rollback``); one that never switched only needs its
     idle colour put back.
     """
+    action = _traffic_recovery(interrupted, live_colours, command)
+    window = interrupted.window
+    if window is None or not window.open:
+        return action
+    restore = None if window.migrated else window.snapshot_id
+    if restore:
+        note = (
+            f"; its maintenance window is closed after snapshot {restore}, taken inside it,"
+            " is restored (the migration may have stopped halfway)"
+        )
+    elif window.migrated:
+        note = "; its maintenance window is closed (the migration had finished)"
+    else:
+        note = "; its maintenance window is closed (the database was not touched yet)"
+    if action.action == "close":
+        action = RecoveryAction("restore_idle", action.traffic_colour, action.reason)
+    return replace(action, reason=action.reason + note, close_window=True, restore_snapshot=restore)
+
+
+def _traffic_recovery(
+    interrupted: ReleaseSummary, live_colours: Mapping[str, str], command: str
+) -> RecoveryAction:
+    """What to do about the traffic of an interrupted release (see recovery_action)."""
     previous, new = interrupted.previous_colour, interrupted.colour
     colours = set(live_colours.values())
     if interrupted.command != "release" or not previous or not new:

@@ -33,6 +33,7 @@ from conftest import (
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _load import Writer, WriteTally, check_writes
+from test_crash_recovery import journal_lines, killed_after, recovery_of
 from test_migrations import (
     COLUMNS_1_0,
     COLUMNS_2_0,
@@ -163,9 +164,37 @@ class TestSQLite:
         assert schema(SQLITE) == (COLUMNS_1_0, "0001")  # notes.author is gone
         assert_none_lost(check_writes(SINGLE_URL, writer.writes))
 
-    def test_restoring_by_rollback_is_refused_naming_what_would_be_lost(self) -> None:
+    def test_controller_killed_inside_the_window_the_next_release_closes_it_and_loses_nothing(
+        self,
+    ) -> None:
         at_base(SINGLE, SINGLE_URL)
-        assert bluegreen("release", "--version", NEW, "-i", SINGLE).exit_code == 0
+        with writing(SINGLE_URL, "sqlite-killed") as writer:
+            # kill -9 right after the snapshot inside the maintenance window: users get 503
+            # until a command finishes what the dead controller left.
+            killed = killed_after("snapshot", "release", "--version", NEW)
+            assert request(SINGLE_URL, "/").status == 503
+            released = bluegreen("release", "--version", NEW, "-i", SINGLE)
+        assert released.exit_code == 0, released.report
+        recovery = recovery_of(killed)
+        [snapshot] = [
+            r for r in journal_lines() if r["release_id"] == killed and r["step"] == "snapshot"
+        ]
+        assert snapshot["evidence"]["in_maintenance_window"] is True
+        assert recovery["evidence"]["window_closed"] is True
+        assert recovery["evidence"]["restored_snapshot"] == snapshot["evidence"]["snapshot_id"]
+        assert "maintenance window is closed" in recovery["message"]
+        assert request(SINGLE_URL, "/").status == 200  # maintenance is off
+        assert schema(SQLITE) == (COLUMNS_2_0, "0002")  # the schema of the version now live
+        assert health(SINGLE_URL)["version"] == NEW
+        tally = check_writes(SINGLE_URL, writer.writes)
+        assert_none_lost(tally)
+        assert tally.maintenance_503 > 0
+
+    def test_restoring_by_rollback_is_refused_naming_what_would_be_lost(self) -> None:
+        # The release of the test before left NEW live, deployed onto 0002 by a migration.
+        if health(SINGLE_URL).get("version") != NEW:
+            at_base(SINGLE, SINGLE_URL)
+            assert bluegreen("release", "--version", NEW, "-i", SINGLE).exit_code == 0
         note = request(SINGLE_URL, "/notes", {"body": "written after the release"})
         assert note.status == 201
 

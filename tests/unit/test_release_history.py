@@ -208,3 +208,36 @@ def test_steps_named_like_commands_inside_a_release_do_not_close_it() -> None:
 
     assert summary.command == "release"
     assert summary.state == "interrupted"  # killed before its last play
+
+
+OPENED = record("r1", "window", window="open", was_on=False)
+SNAPSHOT = record("r1", "snapshot", snapshot_id="s1", in_maintenance_window=True)
+WINDOW_TABLE = [
+    # records after the lock, closes the window, snapshot restored first
+    ([OPENED], True, None),
+    ([OPENED, SNAPSHOT], True, "s1"),
+    ([OPENED, SNAPSHOT, record("r1", "migrate", "failed")], True, "s1"),
+    ([OPENED, SNAPSHOT, record("r1", "migrate")], True, None),
+    ([OPENED, SNAPSHOT, record("r1", "migrate", "failed"), record("r1", "restore")], True, None),
+    (
+        [OPENED, SNAPSHOT, record("r1", "migrate"), record("r1", "window", window="closed")],
+        False,
+        None,
+    ),
+    ([record("r1", "window", window="open", was_on=True), SNAPSHOT], False, None),
+    ([record("r1", "window", "failed"), SNAPSHOT], False, None),
+    ([record("r1", "snapshot", snapshot_id="s0")], False, None),
+]
+
+
+@pytest.mark.parametrize(("after_lock", "closes", "restores"), WINDOW_TABLE)
+def test_recovery_closes_a_maintenance_window_left_open_restoring_its_snapshot_first(
+    after_lock: list[dict], closes: bool, restores: str | None
+) -> None:
+    release = unfinished_release([lock("r1", "2.0.0"), *after_lock])
+    action = recovery_action(release, {"lb1": "blue"}, "release")
+
+    assert (action.close_window, action.restore_snapshot) == (closes, restores)
+    assert action.action == "restore_idle"
+    if closes:
+        assert "maintenance window is closed" in action.reason
