@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -54,15 +53,7 @@ def log(message: str) -> None:
 
 def load_migration_runner() -> Any:
     """library/migration_runner.py with its module_utils registered as Ansible ships them."""
-    qualified = "ansible.module_utils.migration_runner"
-    spec = importlib.util.spec_from_file_location(
-        qualified, ROOT / "module_utils" / "migration_runner.py"
-    )
-    assert spec is not None and spec.loader is not None
-    utils = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = utils
-    spec.loader.exec_module(utils)
-    ansible.module_utils.migration_runner = utils
+    ansible.module_utils.__path__.append(str(ROOT / "module_utils"))
     sys.path.insert(0, str(ROOT / "library"))
     import migration_runner
 

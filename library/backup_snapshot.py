@@ -535,7 +535,6 @@ from ansible.module_utils.backup_snapshot import (
     UTC,
     FileEntry,
     FileState,
-    PgConnection,
     Request,
     RestorePlan,
     SnapshotError,
@@ -545,7 +544,6 @@ from ansible.module_utils.backup_snapshot import (
     build_manifest,
     build_request,
     checksum_problems,
-    conninfo_dbname,
     count_sessions_sql,
     create_database_sql,
     database_properties,
@@ -557,10 +555,7 @@ from ansible.module_utils.backup_snapshot import (
     is_partial_dir_name,
     manifest_problems,
     partial_dir_name,
-    pg_connection_args,
     pg_restore_plan,
-    quote_ident,
-    quote_literal,
     retention_plan,
     revision_query,
     row_count_problems,
@@ -576,6 +571,14 @@ from ansible.module_utils.backup_snapshot import (
     verification_failed_message,
 )
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.postgresql_access import (
+    PgConnection,
+    client_command,
+    client_environment,
+    psql_command,
+    quote_ident,
+    quote_literal,
+)
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     state=dict(type="str", default="present", choices=list(STATES)),
@@ -616,7 +619,8 @@ SQLITE_BUSY_TIMEOUT = 60.0
 # How long a swap waits for terminated PostgreSQL sessions to go away.
 SESSION_EXIT_TIMEOUT = 30.0
 SESSION_POLL_INTERVAL = 0.2
-PG_CONNECT_TIMEOUT = "10"
+# What pg_stat_activity shows for the sessions of this module.
+APPLICATION_NAME = "bluegreen backup_snapshot"
 PACKAGE_HINTS = {
     "pg_dump": "postgresql-client",
     "pg_restore": "postgresql-client",
@@ -692,37 +696,15 @@ def version_of(module: AnsibleModule, binary: str) -> str:
     return first_line(run(module, [binary, "--version"], f"{binary} --version"))
 
 
-def pg_env(connection: PgConnection) -> dict[str, str]:
-    env = {"PGAPPNAME": "bluegreen backup_snapshot", "PGCONNECT_TIMEOUT": PG_CONNECT_TIMEOUT}
-    if connection.password:
-        env["PGPASSWORD"] = connection.password
-    return env
-
-
 def psql(module: AnsibleModule, connection: PgConnection, database: str, sql: str) -> str:
     """Run `sql` in `database`; unaligned tuples only, stopping at the first error."""
-    args = [
-        tool(module, "psql"),
-        "--no-psqlrc",
-        "--no-password",
-        "--quiet",
-        "--no-align",
-        "--tuples-only",
-        "--set",
-        "ON_ERROR_STOP=1",
-        *pg_connection_args(connection),
-        "--dbname",
-        conninfo_dbname(database),
-        "--command",
-        sql,
-    ]
     return run(
         module,
-        args,
+        psql_command(tool(module, "psql"), connection, database, sql),
         f"psql on database {database}",
         advice="check login_user/login_host/login_port (or become_user: postgres) and that the "
         "role may do this",
-        env=pg_env(connection),
+        env=client_environment(connection, APPLICATION_NAME),
     ).strip()
 
 
@@ -1082,25 +1064,17 @@ def capture_postgresql(module: AnsibleModule, request: Request, partial: str) ->
     revision = request.revision or pg_revision(module, request.pg, database)
     pg_dump = tool(module, "pg_dump")
     artifact = artifact_name("postgresql", request.pg_format)
-    args = [
-        pg_dump,
-        "--no-password",
-        f"--format={request.pg_format}",
-        "--file",
-        os.path.join(partial, artifact),
-        *pg_connection_args(request.pg),
-    ]
+    options = [f"--format={request.pg_format}", "--file", os.path.join(partial, artifact)]
     if request.pg_format == "directory":
-        args += ["--jobs", str(request.jobs)]
+        options += ["--jobs", str(request.jobs)]
     if request.compress is not None:
-        args += ["--compress", str(request.compress)]
-    args += ["--dbname", conninfo_dbname(database)]
+        options += ["--compress", str(request.compress)]
     run(
         module,
-        args,
+        client_command(pg_dump, request.pg, database, *options),
         f"pg_dump of database {database}",
         advice="fix the cause above (connection, permissions, disk space) and run again",
-        env=pg_env(request.pg),
+        env=client_environment(request.pg, APPLICATION_NAME),
     )
     return Capture(
         artifact=artifact,
@@ -1691,18 +1665,18 @@ def restore_postgresql(
         run(
             module,
             [
-                pg_restore,
-                "--no-password",
-                "--exit-on-error",
-                "--jobs",
-                str(request.jobs),
-                *pg_connection_args(connection),
-                "--dbname",
-                conninfo_dbname(plan.target),
+                *client_command(
+                    pg_restore,
+                    connection,
+                    plan.target,
+                    "--exit-on-error",
+                    "--jobs",
+                    str(request.jobs),
+                ),
                 os.path.join(snapshot_dir, manifest["artifact"]),
             ],
             f"pg_restore into {plan.target}",
-            env=pg_env(connection),
+            env=client_environment(connection, APPLICATION_NAME),
         )
         psql(module, connection, plan.target, "ANALYZE")
     except SnapshotError as exc:

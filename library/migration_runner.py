@@ -444,65 +444,75 @@ stderr:
 import contextlib
 import fcntl
 import os
-import select
 import shutil
 import socket
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.migration_runner import (
-    Classifier,
-    Database,
-    LockHolder,
-    MigrationError,
-    MigrationRequest,
-    PendingMigration,
-    Schema,
-    advisory_lock_ids,
+from ansible.module_utils.alembic_migrations import (
     alembic_downgrade_problem,
     alembic_heads,
     alembic_marked_current,
     alembic_plan,
     alembic_sql_sections,
     alembic_unknown_revision,
-    application_name,
-    breaking_of,
-    build_request,
-    choose_lock,
-    classify_pending,
+    parse_alembic_current,
+    parse_alembic_history,
+    resolve_alembic_target,
+    unknown_revision_note,
+)
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.database_url import Database, parse_database_url
+from ansible.module_utils.django_migrations import (
     django_helper_script,
     django_irreversible,
     django_operation_verdict,
     django_state,
     empty_database_verdict,
-    failed_migration_message,
+    parse_django_helper,
+    parse_django_targets,
+    python_operation_verdict,
+)
+from ansible.module_utils.env_file import parse_env_file, secret_values
+from ansible.module_utils.migration_error import MigrationError
+from ansible.module_utils.migration_lock import (
+    LockHolder,
+    advisory_lock_ids,
+    application_name,
+    choose_lock,
     holder_from_application_name,
     holder_from_json,
     holder_json,
-    irreversible_message,
-    is_control,
     lock_busy_message,
-    parse_alembic_current,
-    parse_alembic_history,
-    parse_database_url,
-    parse_django_helper,
-    parse_django_targets,
-    parse_env_file,
-    pg_environment,
-    python_operation_verdict,
+)
+from ansible.module_utils.migration_runner import (
+    MigrationRequest,
+    PendingMigration,
+    breaking_of,
+    build_request,
+    classify_pending,
+    failed_migration_message,
+    irreversible_message,
     refusal_message,
     relative_path,
-    resolve_alembic_target,
-    secret_values,
-    split_statements,
+)
+from ansible.module_utils.postgresql_access import (
+    PG_CONNECT_TIMEOUT,
+    PostgresError,
+    PsqlSession,
+    PsycopgSession,
+    open_session,
     stderr_tail,
-    unknown_revision_note,
+)
+from ansible.module_utils.sql_statements import (
+    Classifier,
+    Schema,
+    is_control,
+    split_statements,
     unplannable_verdict,
 )
 
@@ -527,10 +537,8 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
 )
 # How often a waiting migrator tries the lock again.
 LOCK_POLL_SECONDS = 0.5
-PG_CONNECT_TIMEOUT = "10"
 # Preference order for the PostgreSQL lock session; tests narrow it to one.
 PG_DRIVERS = ("psycopg2", "psycopg", "psql")
-PSQL_SENTINEL = "__bluegreen_migration_runner_done__"
 
 
 class ToolFailed(MigrationError):
@@ -763,107 +771,16 @@ def flock_lock(path: str, request: MigrationRequest) -> Iterator[dict[str, Any]]
         os.close(descriptor)
 
 
-class PsycopgSession:
-    """A PostgreSQL session through psycopg2 or psycopg 3, in autocommit mode."""
-
-    def __init__(self, driver: Any, params: dict[str, str], name: str) -> None:
-        self.driver = name
-        self.connection = driver.connect(**params)
-        self.connection.autocommit = True
-
-    def rows(self, sql: str) -> list[tuple[str, ...]]:
-        cursor = self.connection.cursor()
-        try:
-            cursor.execute(sql)
-            return [tuple("" if v is None else str(v) for v in row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-class PsqlSession:
-    """A PostgreSQL session held by a psql coprocess; the password goes in its environment."""
-
-    driver = "psql"
-
-    def __init__(self, psql: str, params: dict[str, str]) -> None:
-        environment = dict(os.environ)
-        environment.update(pg_environment(params))
-        self.process = subprocess.Popen(
-            [psql, "-X", "-q", "-A", "-t", "-F", "\x1f", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=environment,
-        )
-        self.buffer = b""
-        self.rows("SELECT 1")
-
-    def rows(self, sql: str, timeout: float = 30.0) -> list[tuple[str, ...]]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        try:
-            self.process.stdin.write(f"{sql};\n\\echo {PSQL_SENTINEL}\n".encode())
-            self.process.stdin.flush()
-        except BrokenPipeError:
-            raise self._failure() from None
-        deadline = time.monotonic() + timeout
-        marker = f"{PSQL_SENTINEL}\n".encode()
-        while marker not in self.buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise MigrationError(f"psql did not answer within {timeout:.0f} s")
-            ready, _, _ = select.select([self.process.stdout], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(self.process.stdout.fileno(), 65536)
-            if not chunk:
-                raise self._failure()
-            self.buffer += chunk
-        answer, self.buffer = self.buffer.split(marker, 1)
-        lines = answer.decode("utf-8", "replace").splitlines()
-        return [tuple(line.split("\x1f")) for line in lines if line]
-
-    def _failure(self) -> MigrationError:
-        try:
-            _, stderr = self.process.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            stderr = b""
-        return MigrationError(
-            f"psql exited: {stderr_tail(stderr.decode('utf-8', 'replace')) or 'no message'}"
-        )
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 def pg_session(module: AnsibleModule, params: dict[str, str]) -> PsycopgSession | PsqlSession:
     """A session through the first available driver in PG_DRIVERS."""
-    for driver in PG_DRIVERS:
-        if driver == "psql":
-            psql = module.get_bin_path("psql")
-            if psql:
-                return PsqlSession(psql, params)
-            continue
-        try:
-            library = __import__(driver)
-        except ImportError:
-            continue
-        return PsycopgSession(library, params, driver)
-    raise NoPostgresDriver(
-        "the PostgreSQL migration lock needs psycopg2 (apt install python3-psycopg2), "
-        "psycopg 3, or psql (apt install postgresql-client) on this host; install one, or "
-        "set lock: none if nothing else can migrate this database"
-    )
+    session = open_session(params, PG_DRIVERS, module.get_bin_path)
+    if session is None:
+        raise NoPostgresDriver(
+            "the PostgreSQL migration lock needs psycopg2 (apt install python3-psycopg2), "
+            "psycopg 3, or psql (apt install postgresql-client) on this host; install one, or "
+            "set lock: none if nothing else can migrate this database"
+        )
+    return session
 
 
 def pg_holder(session: Any, key: int, name: str) -> tuple[LockHolder | None, str]:
@@ -1384,7 +1301,7 @@ def main() -> None:
     except ToolFailed as exc:
         result.update(exc.completed.as_result())
         module.fail_json(msg=str(exc), **result)
-    except MigrationError as exc:
+    except (MigrationError, PostgresError) as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
 

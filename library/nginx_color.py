@@ -533,54 +533,63 @@ def write_test_reload(
             active_colour=previous_colour,
         )
 
-    rc, stdout, stderr = run(module, request.test_command)
-    if rc != 0:
-        restore_error = restore(module, request.path, before)
-        msg = check_failed_message(
-            command=request.test_command,
-            path=request.path,
-            stderr=stderr,
-            colour=colour,
-            previous_colour=previous_colour,
-            restore_error=restore_error,
-        )
-        fail_after_command(
-            module,
-            msg=msg,
-            command=request.test_command,
-            outcome=(rc, stdout, stderr),
-            path=request.path,
-            restored=restore_error is None,
-            colour=colour,
-            previous_colour=previous_colour,
-        )
+    for step, command in (("test", request.test_command), ("reload", request.reload_command)):
+        outcome = run(module, command)
+        if outcome[0] != 0:
+            put_back_and_fail(module, request, step, outcome, before, colour, previous_colour)
 
-    rc, stdout, stderr = run(module, request.reload_command)
-    if rc != 0:
-        restore_error = restore(module, request.path, before)
-        second_reload_stderr = None
-        if restore_error is None:
-            second_rc, _, second_stderr = run(module, request.reload_command)
-            second_reload_stderr = None if second_rc == 0 else second_stderr
-        msg = reload_failed_message(
-            command=request.reload_command,
+
+def reload_after_put_back(module: AnsibleModule, request: SwitchRequest) -> str | None:
+    """The stderr of reloading nginx with the previous file put back; None when it worked."""
+    rc, _, stderr = run(module, request.reload_command)
+    return None if rc == 0 else stderr
+
+
+def put_back_and_fail(
+    module: AnsibleModule,
+    request: SwitchRequest,
+    step: str,
+    outcome: tuple[int, str, str],
+    before: bytes | None,
+    colour: str,
+    previous_colour: str | None,
+) -> None:
+    """After the `step` command ("test" or "reload") failed: put the previous file back and
+    fail, saying what nginx has now. After a failed reload nginx is reloaded once more, so
+    it serves the file put back."""
+    command = request.test_command if step == "test" else request.reload_command
+    restore_error = restore(module, request.path, before)
+    if step == "test":
+        msg = check_failed_message(
+            command=command,
             path=request.path,
-            stderr=stderr,
+            stderr=outcome[2],
             colour=colour,
             previous_colour=previous_colour,
             restore_error=restore_error,
-            second_reload_stderr=second_reload_stderr,
         )
-        fail_after_command(
-            module,
-            msg=msg,
-            command=request.reload_command,
-            outcome=(rc, stdout, stderr),
+    else:
+        msg = reload_failed_message(
+            command=command,
             path=request.path,
-            restored=restore_error is None,
+            stderr=outcome[2],
             colour=colour,
             previous_colour=previous_colour,
+            restore_error=restore_error,
+            second_reload_stderr=(
+                reload_after_put_back(module, request) if restore_error is None else None
+            ),
         )
+    fail_after_command(
+        module,
+        msg=msg,
+        command=command,
+        outcome=outcome,
+        path=request.path,
+        restored=restore_error is None,
+        colour=colour,
+        previous_colour=previous_colour,
+    )
 
 
 def switch(

@@ -113,7 +113,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Decides exactly as in a real run; the module never changes anything.
+    details: Computes the same outcome and message as a real run would; the module
+      changes nothing.
   diff_mode:
     support: none
   platform:

@@ -73,7 +73,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Decides exactly as in a real run; the module never changes anything.
+    details: Judges the windows and the approval exactly as a real run does, so a
+      refusal in check mode is the refusal a real run would get; the module changes nothing.
   diff_mode:
     support: none
   platform:

@@ -19,9 +19,11 @@ import hashlib
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from ansible.module_utils.postgresql_access import PgConnection, quote_ident, quote_literal
 
 # Modules run on the managed host's Python, which ansible-core 2.19 allows down to 3.8,
 # so this file avoids newer stdlib names such as datetime.UTC.
@@ -90,17 +92,6 @@ class FileState:
 
 
 @dataclass(frozen=True)
-class PgConnection:
-    """How to reach PostgreSQL; None fields are left to libpq (PGHOST, peer auth, ...)."""
-
-    user: str | None = None
-    host: str | None = None
-    port: int | None = None
-    password: str | None = None
-    maintenance_db: str = "postgres"
-
-
-@dataclass(frozen=True)
 class Request:
     """A validated backup_snapshot request."""
 
@@ -111,7 +102,7 @@ class Request:
     release_id: str | None = None
     revision: str | None = None
     database: str | None = None
-    pg: PgConnection = PgConnection()
+    pg: PgConnection = field(default_factory=PgConnection)
     pg_format: str = "custom"
     jobs: int = 1
     compress: int | None = None
@@ -750,33 +741,6 @@ def sqlite_restore_plan(
         swap=swap,
         kept_as=sqlite_before_path(live, snapshot_id) if swap else None,
     )
-
-
-def quote_ident(name: str) -> str:
-    """A PostgreSQL identifier, double-quoted so any name is taken literally."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """A PostgreSQL string literal (standard_conforming_strings, on since 9.1)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def conninfo_dbname(name: str) -> str:
-    """`dbname='...'` for libpq, so a database name is never parsed as a connection string."""
-    return "dbname='" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def pg_connection_args(connection: PgConnection) -> list[str]:
-    """libpq command-line options; the password never goes on a command line."""
-    args = []
-    if connection.user:
-        args += ["--username", connection.user]
-    if connection.host:
-        args += ["--host", connection.host]
-    if connection.port:
-        args += ["--port", str(connection.port)]
-    return args
 
 
 DATABASE_PROPERTIES_SQL = (

@@ -1,9 +1,10 @@
 """Make the project's modules importable the way Ansible ships them, and run them in-process.
 
 Ansible packs `module_utils/<x>.py` as `ansible.module_utils.<x>` and runs `library/<x>.py`
-as a script. Here the module_utils file is registered under that name in sys.modules, and
-library/ goes on sys.path so tests can `import nginx_color`. module_utils/ itself is kept
-off sys.path: its files share names with the modules in library/.
+as a script. Here module_utils/ is added to the `ansible.module_utils` package's path, so
+each file imports under that name, and library/ goes on sys.path so tests can
+`import nginx_color`. module_utils/ itself is kept off sys.path: its files share names
+with the modules in library/.
 """
 
 from __future__ import annotations
@@ -22,19 +23,14 @@ from ansible.module_utils.testing import patch_module_args
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _register_module_utils(name: str) -> None:
-    qualified = f"ansible.module_utils.{name}"
-    spec = importlib.util.spec_from_file_location(qualified, ROOT / "module_utils" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    setattr(ansible.module_utils, name, module)
-
+# After ansible-core's own directory, so our files are found only under names it lacks;
+# one module_utils file importing another then resolves the way AnsiballZ packs it.
+if str(ROOT / "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(str(ROOT / "module_utils"))
 
 for _path in sorted((ROOT / "module_utils").glob("*.py")):
     if _path.stem != "__init__":
-        _register_module_utils(_path.stem)
+        importlib.import_module(f"ansible.module_utils.{_path.stem}")
 
 if str(ROOT / "library") not in sys.path:
     sys.path.insert(0, str(ROOT / "library"))

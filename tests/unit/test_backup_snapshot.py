@@ -11,14 +11,12 @@ from ansible.module_utils.backup_snapshot import (
     REVISION_SQL,
     FileEntry,
     FileState,
-    PgConnection,
     RestorePlan,
     SnapshotError,
     SnapshotSummary,
     build_manifest,
     build_request,
     checksum_problems,
-    conninfo_dbname,
     create_database_sql,
     database_properties,
     generate_snapshot_id,
@@ -27,11 +25,8 @@ from ansible.module_utils.backup_snapshot import (
     manifest_problems,
     partial_dir_name,
     pg_before_name,
-    pg_connection_args,
     pg_restore_plan,
     pg_restore_target,
-    quote_ident,
-    quote_literal,
     retention_plan,
     revision_query,
     row_count_problems,
@@ -46,6 +41,7 @@ from ansible.module_utils.backup_snapshot import (
     validate_manifest,
     validate_snapshot_id,
 )
+from ansible.module_utils.postgresql_access import PgConnection
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -487,15 +483,6 @@ class TestSql:
 
     def test_no_migration_table_means_no_revision_query(self) -> None:
         assert revision_query("") is None
-
-    def test_quoting(self) -> None:
-        assert quote_ident('we"ird') == '"we""ird"'
-        assert quote_literal("it's") == "'it''s'"
-        assert conninfo_dbname("a b'c\\") == "dbname='a b\\'c\\\\'"
-
-    def test_connection_args_never_carry_the_password(self) -> None:
-        args = pg_connection_args(PgConnection("u", "/run/postgresql", 5433, "secret"))
-        assert args == ["--username", "u", "--host", "/run/postgresql", "--port", "5433"]
 
     def test_database_properties_from_a_pg15_row(self) -> None:
         row = {

@@ -20,7 +20,7 @@ from typing import Any
 import migration_runner
 import pytest
 from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.migration_runner import LockHolder, holder_json
+from ansible.module_utils.migration_lock import LockHolder, holder_json
 
 FIXTURE = Path(__file__).parent / "fixtures" / "migrations" / "alembic_project"
 ALEMBIC = Path(sys.executable).parent / "alembic"

@@ -22,11 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 import migration_runner
 import pytest
 from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.migration_runner import (
-    LockHolder,
-    application_name,
-    default_lock_key,
-)
+from ansible.module_utils.migration_lock import LockHolder, application_name
+from ansible.module_utils.migration_runner import default_lock_key
 
 DSN = os.environ.get("BLUEGREEN_TEST_PG_DSN", "")
 FIXTURE = Path(__file__).parent / "fixtures" / "migrations" / "alembic_project"
