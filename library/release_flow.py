@@ -10,9 +10,9 @@ module: release_flow
 short_description: The release's state machine - which step runs, and the decisions between steps
 description:
   - Every play of a release asks this module first whether its step runs
-    (O(decide=step)), given the run record the earlier plays left on the controller: a
+    (O(decide=step)), given the run record the earlier plays left on the controller (a
     failed step, whether the version is live already, whether the database is SQLite and
-    its migration needs a maintenance window, whether traffic moved. A step that does not
+    its migration needs a maintenance window, whether traffic moved). A step that does not
     run comes with the reason.
   - O(decide=plan) decides whether the version is live already on every app host, and
     writes the plan's journal line; O(decide=analysis) decides whether an analysis
@@ -30,12 +30,12 @@ options:
     choices: [step, plan, analysis, restored]
   step:
     description:
-      - With O(decide=step), the step asking (one of the release's steps, in order
-        V(preflight), V(lock), V(recover), V(lb), V(database), V(plan), V(snapshot),
-        V(sqlite_plan), V(window_open), V(window_snapshot), V(window_migrate),
-        V(window_restore), V(window_close), V(idle_restore), V(deploy),
-        V(pre_switch_analysis), V(switch), V(analysis), V(auto_rollback), V(finish)).
+      - With O(decide=step), the step asking; the release's steps, in the order its plays
+        run them.
     type: str
+    choices: [preflight, lock, recover, lb, database, plan, snapshot, sqlite_plan, window_open,
+              window_snapshot, window_migrate, window_restore, window_close, idle_restore, deploy,
+              pre_switch_analysis, switch, analysis, auto_rollback, finish]
   record:
     description:
       - With O(decide=step), the run record. Keys (all optional) C(failure) (the failed

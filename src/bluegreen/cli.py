@@ -471,6 +471,7 @@ def json_report(command: str, result: PlaybookResult, code: ExitCode, message: s
 _CLOSINGS = {
     ExitCode.OK: ("✔", "", "bold green"),
     ExitCode.FAILED: ("✘", "failed: ", "bold red"),
+    ExitCode.USAGE: ("✘", "refused, nothing changed: ", "bold red"),
     ExitCode.FAILED_BEFORE_SWITCH: (
         "✘",
         "failed before the switch, traffic unchanged: ",

@@ -62,3 +62,16 @@ def test_restore_refuses_without_yes_then_restores_under_maintenance() -> None:
     records = [json.loads(line) for line in journal if line.startswith("{")]
     restore_steps = [r for r in records if r["release_id"] == restore_id and r["step"] == "restore"]
     assert any(r["evidence"].get("snapshot_id") == snapshot_id for r in restore_steps)
+
+
+def test_an_unknown_snapshot_is_bad_input_and_changes_nothing() -> None:
+    journal_before = shell("single1", f"wc -l < {JOURNAL_PATH}", SINGLE)["stdout"]
+    refused = bluegreen("restore", "NOPE", "--yes", "-i", SINGLE)
+
+    assert refused.exit_code == 2, refused.report
+    assert refused.outcome == "refused"
+    assert "there is no complete snapshot NOPE" in refused.message
+    assert "Nothing was changed" in refused.message
+    # No lock taken, no maintenance window, nothing journaled on the load balancer.
+    assert shell("single1", f"wc -l < {JOURNAL_PATH}", SINGLE)["stdout"] == journal_before
+    assert request(SINGLE_URL, "/").status == 200
