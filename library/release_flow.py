@@ -36,6 +36,13 @@ options:
     choices: [preflight, lock, recover, lb, database, plan, snapshot, sqlite_plan, window_open,
               window_snapshot, window_migrate, window_restore, window_close, idle_restore, deploy,
               pre_switch_analysis, switch, analysis, auto_rollback, finish]
+  command:
+    description:
+      - With O(decide=step), the command whose step asks; V(backup) has the steps
+        V(lock), V(snapshot) and V(finish).
+    type: str
+    choices: [release, backup]
+    default: release
   record:
     description:
       - With O(decide=step), the run record. Keys (all optional) C(failure) (the failed
@@ -211,6 +218,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_flow import (
+    COMMAND_RULES,
     RELEASE_STEPS,
     analysis_failure,
     record_from_params,
@@ -224,6 +232,7 @@ from ansible.module_utils.release_flow import (
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     decide=dict(type="str", required=True, choices=["step", "plan", "analysis", "restored"]),
     step=dict(type="str", choices=list(RELEASE_STEPS)),
+    command=dict(type="str", choices=list(COMMAND_RULES), default="release"),
     record=dict(type="dict", default={}),
     version=dict(type="str", default=""),
     live_colour=dict(type="str", default=""),
@@ -245,7 +254,8 @@ def decided(params: dict[str, Any]) -> dict[str, Any]:
     """The module's result for one decision."""
     decide = params["decide"]
     if decide == "step":
-        return step_decision(params["step"], record_from_params(params["record"])).as_dict()
+        record = record_from_params(params["record"])
+        return step_decision(params["step"], record, params["command"]).as_dict()
     if decide == "plan":
         plan = release_plan(
             params["version"],
@@ -279,7 +289,11 @@ def main() -> None:
         required_if=[("decide", "step", ["step"])],
         supports_check_mode=True,
     )
-    module.exit_json(changed=False, **decided(module.params))
+    try:
+        result = decided(module.params)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

@@ -174,11 +174,26 @@ RULES: dict[str, Rule] = {
 }
 
 
-def step_decision(step: str, record: RunRecord) -> StepDecision:
-    """Whether ``step`` runs after what ``record`` says happened."""
-    if step not in RULES:
-        raise ValueError(f"unknown step {step!r}; steps: {', '.join(RELEASE_STEPS)}")
-    return RULES[step].decide(record)
+# The other commands that run their plays through the same steps.
+COMMAND_RULES: dict[str, dict[str, Rule]] = {
+    "release": RULES,
+    "backup": {"lock": Rule((NOT_FAILED,)), "snapshot": Rule((NOT_FAILED,)), "finish": Rule()},
+}
+COMMAND_STEPS: dict[str, tuple[str, ...]] = {
+    "release": RELEASE_STEPS,
+    "backup": ("lock", "snapshot", "finish"),
+}
+
+
+def step_decision(step: str, record: RunRecord, command: str = "release") -> StepDecision:
+    """Whether ``step`` of ``command`` runs after what ``record`` says happened."""
+    rules = COMMAND_RULES.get(command)
+    if rules is None:
+        raise ValueError(f"unknown command {command!r}; commands: {', '.join(COMMAND_RULES)}")
+    if step not in rules:
+        steps = ", ".join(COMMAND_STEPS[command])
+        raise ValueError(f"unknown step {step!r} of {command}; steps: {steps}")
+    return rules[step].decide(record)
 
 
 def record_from_params(params: Mapping[str, Any]) -> RunRecord:

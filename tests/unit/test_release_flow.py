@@ -145,8 +145,27 @@ def test_every_step_has_a_rule_and_a_row() -> None:
 
 
 def test_an_unknown_step_is_refused_naming_the_steps() -> None:
-    with pytest.raises(ValueError, match="unknown step 'deploi'; steps: preflight, lock"):
+    with pytest.raises(
+        ValueError, match="unknown step 'deploi' of release; steps: preflight, lock"
+    ):
         step_decision("deploi", PG_RECORD)
+    with pytest.raises(ValueError, match="unknown step 'deploy' of backup; steps: lock, snapshot"):
+        step_decision("deploy", PG_RECORD, "backup")
+
+
+@pytest.mark.parametrize(
+    ("step", "record", "runs"),
+    [
+        ("lock", PG_RECORD, True),
+        ("snapshot", replace(PG_RECORD, sqlite=True, unchanged=True), True),
+        ("snapshot", failed(PG_RECORD, "lock"), False),
+        ("finish", failed(PG_RECORD, "snapshot"), True),
+    ],
+)
+def test_a_backup_snapshots_any_database_unless_its_lock_failed(
+    step: str, record: RunRecord, runs: bool
+) -> None:
+    assert step_decision(step, record, "backup").run is runs
 
 
 # The journal's names for the failures of the window's steps.
