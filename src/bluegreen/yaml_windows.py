@@ -1,4 +1,4 @@
-"""Repeated YAML in playbooks and roles: windows of consecutive lines found more than once.
+"""Repeated YAML in playbooks and role tasks: windows of consecutive lines found more than once.
 
 Each file's lines are normalised (stripped; blank and comment lines dropped), and every
 run of ``size`` consecutive normalised lines is a window. A window that occurs more than
@@ -49,8 +49,12 @@ class RepeatedWindow:
 
 
 def yaml_files(root: Path) -> list[Path]:
-    """playbooks/*.yml and every .yml under roles/, relative to ``root``, sorted."""
-    found = [*(root / "playbooks").glob("*.yml"), *(root / "roles").rglob("*.yml")]
+    """The YAML that runs: playbooks/*.yml and the roles' tasks and handlers, relative to
+    ``root``, sorted. Declarations (argument specs, defaults, meta) are left out: an
+    option documented for two entry points is one input, not a step written twice."""
+    found = [*(root / "playbooks").glob("*.yml")]
+    for kind in ("tasks", "handlers"):
+        found += (root / "roles").glob(f"*/{kind}/**/*.yml")
     return sorted(path.relative_to(root) for path in found if path.is_file())
 
 
