@@ -30,18 +30,20 @@ options:
     choices: [step, plan, analysis, restored]
   step:
     description:
-      - With O(decide=step), the step asking; the release's steps, in the order its plays
-        run them.
+      - With O(decide=step), the step asking. A release's steps, in the order its plays run
+        them, are V(preflight), V(lock), V(recover), V(lb), V(database), V(plan),
+        V(snapshot), V(sqlite_plan), V(window_open), V(window_snapshot), V(window_migrate),
+        V(window_restore), V(window_close), V(idle_restore), V(deploy),
+        V(pre_switch_analysis), V(switch), V(analysis), V(auto_rollback), V(finish); a step
+        the command does not have fails the task, naming its steps.
     type: str
-    choices: [preflight, lock, recover, lb, database, plan, snapshot, sqlite_plan, window_open,
-              window_snapshot, window_migrate, window_restore, window_close, idle_restore, deploy,
-              pre_switch_analysis, switch, analysis, auto_rollback, finish]
   command:
     description:
       - With O(decide=step), the command whose step asks; V(backup) has the steps
-        V(lock), V(snapshot) and V(finish).
+        V(lock), V(snapshot) and V(finish); V(rollback) has V(lock), V(rollback_switch),
+        V(finish) and the steps of a rollback with data (V(data_options) to V(data_switch)).
     type: str
-    choices: [release, backup]
+    choices: [release, backup, rollback]
     default: release
   record:
     description:
@@ -49,7 +51,10 @@ options:
         step as the C(bluegreen_release) role recorded it, or none), C(unchanged),
         C(sqlite), C(installed), C(window), C(migration_started), C(maintenance_was_on),
         C(keep_maintenance), C(switched), C(pre_switch_analysis), C(analysis) (whether
-        each analysis is on).
+        each analysis is on); for a rollback C(data_rollback), C(recover_action),
+        C(recover_only), C(method), C(target_revision_known), C(data_plan) (the
+        M(migration_runner) plan down to the previous release), C(data_mode), C(refused),
+        C(quiesced).
     type: dict
     default: {}
   version:
@@ -219,7 +224,6 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_flow import (
     COMMAND_RULES,
-    RELEASE_STEPS,
     analysis_failure,
     record_from_params,
     release_plan,
@@ -231,7 +235,7 @@ from ansible.module_utils.release_flow import (
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     decide=dict(type="str", required=True, choices=["step", "plan", "analysis", "restored"]),
-    step=dict(type="str", choices=list(RELEASE_STEPS)),
+    step=dict(type="str"),
     command=dict(type="str", choices=list(COMMAND_RULES), default="release"),
     record=dict(type="dict", default={}),
     version=dict(type="str", default=""),

@@ -72,10 +72,29 @@ class RunRecord:
     switched: bool = False
     pre_switch_analysis: bool = True
     analysis: bool = True
+    # A rollback: with data, what recovering an interrupted release did, whether only
+    # that was asked (Ctrl-C), and the data rollback's facts (see module_utils/data_rollback).
+    data_rollback: bool = False
+    recover_action: str = ""
+    recover_only: bool = False
+    method: str = "auto"
+    target_revision_known: bool = False
+    plan_direction: str = "none"
+    irreversible: bool = False
+    data_mode: str = ""
+    refused: bool = False
+    quiesced: bool = False
 
     @property
     def failed(self) -> bool:
         return self.failed_step != ""
+
+    @property
+    def needs_snapshot(self) -> bool:
+        """Whether only a restore can take the schema back (or one was asked for)."""
+        return self.plan_direction == "downgrade" and (
+            self.irreversible or self.method == "restore"
+        )
 
 
 @dataclass(frozen=True)
@@ -174,14 +193,64 @@ RULES: dict[str, Rule] = {
 }
 
 
+def _mode_is(*modes: str) -> tuple[Callable[[RunRecord], bool], str]:
+    return (lambda r: r.data_mode in modes, f"the data does not go back by {' or '.join(modes)}")
+
+
+NOT_DATA = (lambda r: not r.data_rollback, "the data rollback does this step itself")
+ROLLBACK_RULES: dict[str, Rule] = {
+    "lock": Rule((NOT_FAILED, NOT_DATA)),
+    "rollback_switch": Rule(
+        (
+            NOT_FAILED,
+            NOT_DATA,
+            (
+                lambda r: r.recover_action in ("", "close"),
+                "recovering the interrupted release was the rollback",
+            ),
+            (lambda r: not r.recover_only, "only the stopped command is undone"),
+        )
+    ),
+    "data_options": Rule(),
+    "data_lock": Rule((NOT_FAILED,)),
+    "data_hosts": Rule((NOT_FAILED,)),
+    "data_plan": Rule(
+        (
+            NOT_FAILED,
+            (lambda r: r.target_revision_known, "no revision of the previous release is known"),
+        )
+    ),
+    "data_snapshot": Rule(
+        (NOT_FAILED, (lambda r: r.needs_snapshot, "a downgrade takes the schema back"))
+    ),
+    "data_way": Rule((NOT_FAILED,)),
+    "data_quiesce": Rule(
+        (
+            NOT_FAILED,
+            (lambda r: r.data_mode != "", "no way back was chosen"),
+            (lambda r: not r.refused, "the data rollback was refused"),
+        )
+    ),
+    "data_downgrade": Rule((NOT_FAILED, _mode_is("downgrade"))),
+    "data_restore": Rule((NOT_FAILED, _mode_is("restore"))),
+    "data_healthy": Rule((NOT_FAILED, _mode_is("restore"))),
+    # After a failed restore too: the live database was left as it was, users come back.
+    "data_switch": Rule(
+        (_mode_is("restore"), (lambda r: r.quiesced, "maintenance mode was never turned on"))
+    ),
+    "finish": Rule(),
+}
+
 # The other commands that run their plays through the same steps.
 COMMAND_RULES: dict[str, dict[str, Rule]] = {
     "release": RULES,
     "backup": {"lock": Rule((NOT_FAILED,)), "snapshot": Rule((NOT_FAILED,)), "finish": Rule()},
+    "rollback": ROLLBACK_RULES,
 }
 COMMAND_STEPS: dict[str, tuple[str, ...]] = {
     "release": RELEASE_STEPS,
     "backup": ("lock", "snapshot", "finish"),
+    "rollback": tuple(ROLLBACK_RULES),
 }
 
 
@@ -199,11 +268,17 @@ def step_decision(step: str, record: RunRecord, command: str = "release") -> Ste
 def record_from_params(params: Mapping[str, Any]) -> RunRecord:
     """The module's ``record`` option as a RunRecord (None and omitted mean the default)."""
     failure = params.get("failure") or {}
+    # A rollback with data: the plan of the live release's migrations down to the target.
+    plan = params.get("data_plan") or {}
     defaults = RunRecord()
 
     def flag(name: str) -> bool:
         value = params.get(name)
         return getattr(defaults, name) if value is None else bool(value)
+
+    def text(name: str) -> str:
+        value = params.get(name)
+        return "" if value is None else str(value)
 
     return RunRecord(
         failed_step=str(failure.get("step", "a step")) if failure else "",
@@ -217,6 +292,16 @@ def record_from_params(params: Mapping[str, Any]) -> RunRecord:
         switched=flag("switched"),
         pre_switch_analysis=flag("pre_switch_analysis"),
         analysis=flag("analysis"),
+        data_rollback=flag("data_rollback"),
+        recover_action=text("recover_action"),
+        recover_only=flag("recover_only"),
+        method=text("method") or defaults.method,
+        target_revision_known=flag("target_revision_known"),
+        plan_direction=str(plan.get("direction") or defaults.plan_direction),
+        irreversible=any(step.get("irreversible") for step in plan.get("pending") or []),
+        data_mode=text("data_mode"),
+        refused=flag("refused"),
+        quiesced=flag("quiesced"),
     )
 
 

@@ -448,3 +448,75 @@ def test_the_module_plans_and_never_logs_the_database_url(run_module) -> None:
 def test_the_module_refuses_a_step_decision_without_a_step(run_module) -> None:
     result = run_module(release_flow.main, {"decide": "step"})
     assert result["failed"] and "step" in result["msg"]
+
+
+ROLLBACK = RunRecord()
+IRREVERSIBLE_PLAN = {"direction": "downgrade", "pending": [{"irreversible": "drops a column"}]}
+ROLLBACK_TABLE = [
+    # step, record params, runs, reason
+    ("lock", {}, True, ""),
+    ("lock", {"data_rollback": True}, False, "the data rollback does this step itself"),
+    ("rollback_switch", {}, True, ""),
+    ("rollback_switch", {"recover_action": "close"}, True, ""),
+    (
+        "rollback_switch",
+        {"recover_action": "rollback"},
+        False,
+        "recovering the interrupted release was the rollback",
+    ),
+    ("rollback_switch", {"recover_only": True}, False, "only the stopped command is undone"),
+    ("data_plan", {}, False, "no revision of the previous release is known"),
+    ("data_plan", {"target_revision_known": True}, True, ""),
+    (
+        "data_snapshot",
+        {"data_plan": {"direction": "downgrade", "pending": [{}]}},
+        False,
+        "a downgrade takes the schema back",
+    ),
+    ("data_snapshot", {"data_plan": IRREVERSIBLE_PLAN}, True, ""),
+    ("data_snapshot", {"data_plan": {"direction": "downgrade"}, "method": "restore"}, True, ""),
+    (
+        "data_snapshot",
+        {"data_plan": {"direction": "none"}, "method": "restore"},
+        False,
+        "a downgrade takes the schema back",
+    ),
+    ("data_quiesce", {}, False, "no way back was chosen"),
+    (
+        "data_quiesce",
+        {"data_mode": "restore", "refused": True},
+        False,
+        "the data rollback was refused",
+    ),
+    ("data_quiesce", {"data_mode": "switch"}, True, ""),
+    ("data_downgrade", {"data_mode": "restore"}, False, "the data does not go back by downgrade"),
+    ("data_downgrade", {"data_mode": "downgrade"}, True, ""),
+    (
+        "data_restore",
+        {"data_mode": "restore", "failure": {"step": "maintenance"}},
+        False,
+        "an earlier step failed",
+    ),
+    ("data_healthy", {"data_mode": "restore"}, True, ""),
+    (
+        "data_switch",
+        {"data_mode": "restore", "quiesced": True, "failure": {"step": "restore"}},
+        True,
+        "",
+    ),
+    ("data_switch", {"data_mode": "restore"}, False, "maintenance mode was never turned on"),
+    (
+        "data_switch",
+        {"data_mode": "downgrade", "quiesced": True},
+        False,
+        "the data does not go back by restore",
+    ),
+]
+
+
+@pytest.mark.parametrize(("step", "params", "runs", "reason"), ROLLBACK_TABLE)
+def test_each_rollback_step_runs_by_its_rule(
+    step: str, params: dict[str, Any], runs: bool, reason: str
+) -> None:
+    decision = step_decision(step, record_from_params(params), "rollback")
+    assert (decision.run, decision.reason) == (runs, reason)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import release_outcome
 import yaml
+from ansible.module_utils.data_rollback import downgrade_message, rolled_back_message
 from ansible.module_utils.golden_signals import (
     Sample,
     TargetSample,
@@ -478,20 +479,9 @@ def test_pre_switch_failure_leaves_the_compared_colour_out_of_the_counts() -> No
     )
 
 
-def data_rollback_message(**variables: Any) -> str:
-    """The success message of `bluegreen rollback --with-data` (rollback_data.yml)."""
-    plays = yaml.safe_load((ROOT / "playbooks/rollback_data.yml").read_text())
-    play = named(plays, "Unlock and report the outcome")
-    facts = {
-        "bluegreen_preflight_idle_colour": "blue",
-        "bluegreen_preflight_live_colour": "green",
-        "bluegreen_rollback_target_version": "1.0.0",
-        "bluegreen_rollback_live_version": "2.0.0",
-        "bluegreen_rollback_target_revision": "a1b2",
-        "bluegreen_rollback_loses_writes": False,
-        **variables,
-    }
-    return render("{{ _bluegreen_done }}", {**play["vars"], **facts})
+def data_rollback_message(mode: str, downgrade: dict[str, str]) -> str:
+    """The success message of `bluegreen rollback --with-data` (module_utils/data_rollback)."""
+    return rolled_back_message(mode, "blue", "1.0.0", "green", "2.0.0", "a1b2", downgrade)
 
 
 DJANGO_APPS = [f"app{n:02}.0001_initial" for n in range(21)]
@@ -503,9 +493,7 @@ def test_data_rollback_names_only_the_migrations_it_undid() -> None:
         "current": ",".join([*DJANGO_APPS, "wagtailcore.0093_uploadedfile"]),
     }
 
-    message = data_rollback_message(
-        bluegreen_rollback_mode="downgrade", bluegreen_rollback_downgrade=downgrade
-    )
+    message = data_rollback_message("downgrade", downgrade)
 
     assert message == (
         "traffic is back on blue (1.0.0); schema downgraded from "
@@ -515,31 +503,16 @@ def test_data_rollback_names_only_the_migrations_it_undid() -> None:
 
 
 def test_data_rollback_of_one_alembic_revision_is_worded_as_before() -> None:
-    message = data_rollback_message(
-        bluegreen_rollback_mode="downgrade",
-        bluegreen_rollback_downgrade={"previous": "b2c3", "current": "a1b2"},
-    )
+    message = data_rollback_message("downgrade", {"previous": "b2c3", "current": "a1b2"})
 
     assert "schema downgraded from b2c3 to a1b2 (every row kept)" in message
 
 
 def test_journal_of_the_downgrade_names_only_the_migrations_it_undid() -> None:
-    plays = yaml.safe_load((ROOT / "playbooks/rollback_data.yml").read_text())
-    block = named(
-        named(plays, "Downgrade the schema under the previous colour")["tasks"], "Downgrade"
-    )
-    task = named(block["block"], "Journal the downgrade")
-    result = {
-        "previous": ",".join([*DJANGO_APPS, "wagtailcore.0094_alter_page_locale"]),
-        "current": ",".join([*DJANGO_APPS, "wagtailcore.0093_uploadedfile"]),
-    }
-
-    message = render(
-        task["vars"]["bluegreen_journal_message"],
-        {
-            "bluegreen_migrate_result": result,
-            "hostvars": {"localhost": {"bluegreen_rollback_live_version": "2.0.0"}},
-        },
+    message = downgrade_message(
+        ",".join([*DJANGO_APPS, "wagtailcore.0094_alter_page_locale"]),
+        ",".join([*DJANGO_APPS, "wagtailcore.0093_uploadedfile"]),
+        "2.0.0",
     )
 
     assert message == (
