@@ -21,7 +21,8 @@ description:
     lose acknowledged writes unless O(accept_data_loss); a method that cannot work is a
     failure.
   - V(downgrade_message) and V(message) write the journal line of a downgrade and the
-    outcome's message of a finished data rollback.
+    outcome's message of a finished data rollback; V(restore_refusal) and
+    V(restored_message) say what a restore (C(bluegreen restore)) would lose and what it did.
   - Reads and changes nothing; the decision is the same in check mode.
 version_added: "0.2.0"
 options:
@@ -30,7 +31,8 @@ options:
       - Which decision to take.
     type: str
     required: true
-    choices: [method, releases, snapshot, way, downgrade_message, message]
+    choices: [method, releases, snapshot, way, downgrade_message, message, restore_refusal,
+              restored_message]
   method:
     description:
       - The method asked for (V(auto), V(downgrade) or V(restore) are known).
@@ -131,6 +133,31 @@ options:
       - With O(decide=message), whether the restore gave up writes.
     type: bool
     default: true
+  snapshot_id:
+    description:
+      - With O(decide=restore_refusal) or O(decide=restored_message), the snapshot named.
+    type: str
+    default: ""
+  manifest:
+    description:
+      - With O(decide=restore_refusal) or O(decide=restored_message), the snapshot's
+        manifest (C(started), C(release_id), C(revision)).
+    type: dict
+    default: {}
+  host:
+    description:
+      - With O(decide=restore_refusal), the host that holds the snapshot.
+    type: str
+    default: ""
+  kept_as:
+    description:
+      - With O(decide=restored_message), where the replaced database is kept.
+    type: str
+  maintenance_was_on:
+    description:
+      - With O(decide=restored_message), whether maintenance mode was on before the restore.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - action_common_attributes
 attributes:
@@ -204,8 +231,10 @@ refusal:
   returned: when decide is way
   type: str
 message:
-  description: With O(decide=downgrade_message) or O(decide=message), the line.
-  returned: when decide is downgrade_message or message
+  description:
+    - With O(decide=downgrade_message), O(decide=message), O(decide=restore_refusal) or
+      O(decide=restored_message), the line.
+  returned: when decide is downgrade_message, message, restore_refusal or restored_message
   type: str
 """
 
@@ -218,6 +247,8 @@ from ansible.module_utils.data_rollback import (
     downgrade_message,
     maintenance_since,
     method_error,
+    restore_refusal,
+    restored_message,
     rolled_back_message,
     snapshot_of,
 )
@@ -226,7 +257,16 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     decide=dict(
         type="str",
         required=True,
-        choices=["method", "releases", "snapshot", "way", "downgrade_message", "message"],
+        choices=[
+            "method",
+            "releases",
+            "snapshot",
+            "way",
+            "downgrade_message",
+            "message",
+            "restore_refusal",
+            "restored_message",
+        ],
     ),
     method=dict(type="str", default="auto"),
     records=dict(type="list", elements="dict", default=[]),
@@ -248,6 +288,11 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     current=dict(type="str", default=""),
     downgrade=dict(type="dict"),
     loses_writes=dict(type="bool", default=True),
+    snapshot_id=dict(type="str", default=""),
+    manifest=dict(type="dict", default={}),
+    host=dict(type="str", default=""),
+    kept_as=dict(type="str"),
+    maintenance_was_on=dict(type="bool", default=False),
 )
 
 
@@ -276,6 +321,17 @@ def decided(p: dict[str, Any]) -> dict[str, Any]:
             p["target_revision"],
         )
         return way.as_dict()
+    if decide == "restore_refusal":
+        return {"message": restore_refusal(p["snapshot_id"], p["manifest"], p["host"])}
+    if decide == "restored_message":
+        message = restored_message(
+            p["snapshot_id"],
+            p["manifest"],
+            p["kept_as"],
+            p["live_colour"] or None,
+            p["maintenance_was_on"],
+        )
+        return {"message": message}
     if decide == "downgrade_message":
         return {"message": downgrade_message(p["previous"], p["current"], p["live_version"])}
     message = rolled_back_message(

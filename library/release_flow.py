@@ -41,9 +41,10 @@ options:
     description:
       - With O(decide=step), the command whose step asks; V(backup) has the steps
         V(lock), V(snapshot) and V(finish); V(rollback) has V(lock), V(rollback_switch),
-        V(finish) and the steps of a rollback with data (V(data_options) to V(data_switch)).
+        V(finish) and the steps of a rollback with data (V(data_options) to V(data_switch));
+        V(restore) has V(restore_read) to V(restore_resume) and V(finish).
     type: str
-    choices: [release, backup, rollback]
+    choices: [release, backup, rollback, restore]
     default: release
   record:
     description:
@@ -54,7 +55,7 @@ options:
         each analysis is on); for a rollback C(data_rollback), C(recover_action),
         C(recover_only), C(method), C(target_revision_known), C(data_plan) (the
         M(migration_runner) plan down to the previous release), C(data_mode), C(refused),
-        C(quiesced).
+        C(quiesced); for a restore C(listing), C(confirmed).
     type: dict
     default: {}
   version:
@@ -223,7 +224,6 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_flow import (
-    COMMAND_RULES,
     analysis_failure,
     record_from_params,
     release_plan,
@@ -236,7 +236,9 @@ from ansible.module_utils.release_flow import (
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     decide=dict(type="str", required=True, choices=["step", "plan", "analysis", "restored"]),
     step=dict(type="str"),
-    command=dict(type="str", choices=list(COMMAND_RULES), default="release"),
+    command=dict(
+        type="str", choices=["release", "backup", "rollback", "restore"], default="release"
+    ),
     record=dict(type="dict", default={}),
     version=dict(type="str", default=""),
     live_colour=dict(type="str", default=""),

@@ -210,3 +210,35 @@ def snapshot_of(
     """The snapshot the live release took before it changed anything, if it is kept."""
     release_id = (release or {}).get("release_id") or ""
     return next((s for s in snapshots if s.get("release_id") == release_id), None)
+
+
+def restore_refusal(snapshot_id: str, manifest: Mapping[str, Any], host: str) -> str:
+    """Why a restore without confirmation is refused: what it would lose."""
+    started = manifest.get("started")
+    return (
+        f"restoring snapshot {snapshot_id} (taken {started} on {host}, release"
+        f" {manifest.get('release_id') or '?'}, revision {manifest.get('revision') or '?'})"
+        f" replaces the live database: every write accepted after {started} would be lost"
+        " (the current database is kept aside, not served). Nothing was changed. To accept,"
+        f" run `bluegreen restore {snapshot_id} --yes` (-e restore_confirm={snapshot_id})"
+    )
+
+
+def restored_message(
+    snapshot_id: str,
+    manifest: Mapping[str, Any],
+    kept_as: str | None,
+    live_colour: str | None,
+    maintenance_was_on: bool,
+) -> str:
+    """The outcome's message of a finished restore."""
+    after = (
+        "; maintenance mode stays on as it was before"
+        if maintenance_was_on
+        else " and users reach it again"
+    )
+    return (
+        f"the database is back at snapshot {snapshot_id} (taken {manifest.get('started')});"
+        f" the previous one is kept as {kept_as or '?'};"
+        f" {live_colour or 'the live colour'} is healthy{after}"
+    )

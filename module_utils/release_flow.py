@@ -84,6 +84,9 @@ class RunRecord:
     data_mode: str = ""
     refused: bool = False
     quiesced: bool = False
+    # A restore: only listing the snapshots, and whether the restore was confirmed.
+    listing: bool = False
+    confirmed: bool = False
 
     @property
     def failed(self) -> bool:
@@ -241,16 +244,42 @@ ROLLBACK_RULES: dict[str, Rule] = {
     "finish": Rule(),
 }
 
+GOES_ON = (
+    (lambda r: not r.listing, "the snapshots are only listed"),
+    (lambda r: r.confirmed, "the restore was not confirmed"),
+)
+RESTORE_RULES: dict[str, Rule] = {
+    "restore_read": Rule(),
+    "restore_refuse": Rule((NOT_FAILED,)),
+    "restore_quiesce": Rule((NOT_FAILED, *GOES_ON)),
+    "restore_data": Rule((NOT_FAILED, *GOES_ON)),
+    # After a failed restore too: the live database was left as it was.
+    "restore_healthy": Rule((*GOES_ON, (lambda r: r.quiesced, "the live colour was never read"))),
+    "restore_resume": Rule(
+        (
+            *GOES_ON,
+            (lambda r: not r.maintenance_was_on, "maintenance mode was on before this restore"),
+            (
+                lambda r: not r.keep_maintenance,
+                "the live colour is unhealthy, so maintenance mode stays on",
+            ),
+        )
+    ),
+    "finish": Rule(),
+}
+
 # The other commands that run their plays through the same steps.
 COMMAND_RULES: dict[str, dict[str, Rule]] = {
     "release": RULES,
     "backup": {"lock": Rule((NOT_FAILED,)), "snapshot": Rule((NOT_FAILED,)), "finish": Rule()},
     "rollback": ROLLBACK_RULES,
+    "restore": RESTORE_RULES,
 }
 COMMAND_STEPS: dict[str, tuple[str, ...]] = {
     "release": RELEASE_STEPS,
     "backup": ("lock", "snapshot", "finish"),
     "rollback": tuple(ROLLBACK_RULES),
+    "restore": tuple(RESTORE_RULES),
 }
 
 
@@ -302,6 +331,8 @@ def record_from_params(params: Mapping[str, Any]) -> RunRecord:
         data_mode=text("data_mode"),
         refused=flag("refused"),
         quiesced=flag("quiesced"),
+        listing=flag("listing"),
+        confirmed=flag("confirmed"),
     )
 
 

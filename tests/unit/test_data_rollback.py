@@ -15,6 +15,8 @@ from ansible.module_utils.data_rollback import (
     maintenance_since,
     method_error,
     moved_revisions,
+    restore_refusal,
+    restored_message,
     rolled_back_message,
     snapshot_of,
 )
@@ -157,3 +159,31 @@ def test_the_module_chooses_the_way(run_module) -> None:
         {"decide": "way", "plan": DOWN, "live_version": "2.0.0", "target_revision": "0001"},
     )
     assert (result["mode"], result["failure"], result["refusal"]) == ("downgrade", "", "")
+
+
+MANIFEST = {"started": "2026-12-05T10:00:00Z", "release_id": "r2", "revision": "0002"}
+
+
+def test_a_restore_refusal_names_the_snapshot_and_what_would_be_lost() -> None:
+    assert restore_refusal("s1", MANIFEST, "db1") == (
+        "restoring snapshot s1 (taken 2026-12-05T10:00:00Z on db1, release r2, revision 0002)"
+        " replaces the live database: every write accepted after 2026-12-05T10:00:00Z would be"
+        " lost (the current database is kept aside, not served). Nothing was changed. To"
+        " accept, run `bluegreen restore s1 --yes` (-e restore_confirm=s1)"
+    )
+    assert "release ?, revision ?" in restore_refusal("s1", {"started": "t"}, "db1")
+
+
+@pytest.mark.parametrize(
+    ("was_on", "ending"),
+    [
+        (False, "blue is healthy and users reach it again"),
+        (True, "blue is healthy; maintenance mode stays on as it was before"),
+    ],
+)
+def test_the_restored_message_says_where_users_are(was_on: bool, ending: str) -> None:
+    message = restored_message("s1", MANIFEST, "/var/lib/old.db", "blue", was_on)
+    assert message == (
+        "the database is back at snapshot s1 (taken 2026-12-05T10:00:00Z); the previous one is"
+        f" kept as /var/lib/old.db; {ending}"
+    )

@@ -520,3 +520,47 @@ def test_each_rollback_step_runs_by_its_rule(
 ) -> None:
     decision = step_decision(step, record_from_params(params), "rollback")
     assert (decision.run, decision.reason) == (runs, reason)
+
+
+RESTORE_TABLE = [
+    # step, record params, runs, reason
+    ("restore_read", {"listing": True}, True, ""),
+    ("restore_refuse", {"failure": {"step": "snapshot"}}, False, "an earlier step failed"),
+    (
+        "restore_quiesce",
+        {"listing": True, "confirmed": True},
+        False,
+        "the snapshots are only listed",
+    ),
+    ("restore_quiesce", {}, False, "the restore was not confirmed"),
+    ("restore_quiesce", {"confirmed": True}, True, ""),
+    (
+        "restore_data",
+        {"confirmed": True, "failure": {"step": "maintenance"}},
+        False,
+        "an earlier step failed",
+    ),
+    (
+        "restore_healthy",
+        {"confirmed": True, "quiesced": True, "failure": {"step": "restore"}},
+        True,
+        "",
+    ),
+    ("restore_healthy", {"confirmed": True}, False, "the live colour was never read"),
+    ("restore_resume", {"confirmed": True, "maintenance_was_on": False}, True, ""),
+    ("restore_resume", {"confirmed": True}, False, "maintenance mode was on before this restore"),
+    (
+        "restore_resume",
+        {"confirmed": True, "maintenance_was_on": False, "keep_maintenance": True},
+        False,
+        "the live colour is unhealthy, so maintenance mode stays on",
+    ),
+]
+
+
+@pytest.mark.parametrize(("step", "params", "runs", "reason"), RESTORE_TABLE)
+def test_each_restore_step_runs_by_its_rule(
+    step: str, params: dict[str, Any], runs: bool, reason: str
+) -> None:
+    decision = step_decision(step, record_from_params(params), "restore")
+    assert (decision.run, decision.reason) == (runs, reason)
