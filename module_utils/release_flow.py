@@ -84,6 +84,13 @@ class RunRecord:
     data_mode: str = ""
     refused: bool = False
     quiesced: bool = False
+    # Recovering a release a dead controller left open (playbooks/recover.yml): whether
+    # one was found, its window to close and snapshot to restore, whether its resumed
+    # analysis sends traffic back.
+    recovering: bool = False
+    recover_close_window: bool = False
+    recover_restore: bool = False
+    recover_rollback: bool = False
     # A restore: only listing the snapshots, and whether the restore was confirmed.
     listing: bool = False
     confirmed: bool = False
@@ -201,6 +208,38 @@ def _mode_is(*modes: str) -> tuple[Callable[[RunRecord], bool], str]:
 
 
 NOT_DATA = (lambda r: not r.data_rollback, "the data rollback does this step itself")
+
+
+def _recovers(*actions: str) -> tuple[Callable[[RunRecord], bool], str]:
+    return (
+        lambda r: r.recover_action in actions,
+        f"no interrupted release to {' or '.join(actions)}",
+    )
+
+
+# Imported by release.yml and rollback.yml right after the lock (playbooks/recover.yml).
+RECOVER_RULES: dict[str, Rule] = {
+    "recover_find": Rule((NOT_FAILED, NOT_DATA)),
+    "recover_restore": Rule(
+        (NOT_FAILED, (lambda r: r.recover_restore, "no interrupted migration to undo"))
+    ),
+    "recover_close": Rule(
+        (NOT_FAILED, (lambda r: r.recover_close_window, "no maintenance window was left open"))
+    ),
+    "recover_idle": Rule((NOT_FAILED, _recovers("restore_idle", "rollback"))),
+    "recover_back": Rule((NOT_FAILED, _recovers("rollback"))),
+    "recover_judge": Rule(
+        (NOT_FAILED, _recovers("resume"), (lambda r: r.analysis, "post-switch analysis is off"))
+    ),
+    "recover_rollback": Rule(
+        (
+            NOT_FAILED,
+            _recovers("resume"),
+            (lambda r: r.recover_rollback, "the resumed release's signals are good"),
+        )
+    ),
+    "recover_record": Rule(((lambda r: r.recovering, "no interrupted release was found"),)),
+}
 ROLLBACK_RULES: dict[str, Rule] = {
     "lock": Rule((NOT_FAILED, NOT_DATA)),
     "rollback_switch": Rule(
@@ -270,15 +309,15 @@ RESTORE_RULES: dict[str, Rule] = {
 
 # The other commands that run their plays through the same steps.
 COMMAND_RULES: dict[str, dict[str, Rule]] = {
-    "release": RULES,
+    "release": {**RULES, **RECOVER_RULES},
     "backup": {"lock": Rule((NOT_FAILED,)), "snapshot": Rule((NOT_FAILED,)), "finish": Rule()},
-    "rollback": ROLLBACK_RULES,
+    "rollback": {**ROLLBACK_RULES, **RECOVER_RULES},
     "restore": RESTORE_RULES,
 }
 COMMAND_STEPS: dict[str, tuple[str, ...]] = {
-    "release": RELEASE_STEPS,
+    "release": (*RELEASE_STEPS, *RECOVER_RULES),
     "backup": ("lock", "snapshot", "finish"),
-    "rollback": tuple(ROLLBACK_RULES),
+    "rollback": (*ROLLBACK_RULES, *RECOVER_RULES),
     "restore": tuple(RESTORE_RULES),
 }
 
@@ -331,6 +370,10 @@ def record_from_params(params: Mapping[str, Any]) -> RunRecord:
         data_mode=text("data_mode"),
         refused=flag("refused"),
         quiesced=flag("quiesced"),
+        recovering=flag("recovering"),
+        recover_close_window=flag("recover_close_window"),
+        recover_restore=flag("recover_restore"),
+        recover_rollback=flag("recover_rollback"),
         listing=flag("listing"),
         confirmed=flag("confirmed"),
     )

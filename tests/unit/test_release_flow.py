@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import release_flow
 from ansible.module_utils.release_flow import (
+    COMMAND_RULES,
+    COMMAND_STEPS,
     RELEASE_STEPS,
     RULES,
     RunRecord,
@@ -141,6 +143,7 @@ def test_each_step_runs_by_its_rule(step: str, record: RunRecord, runs: bool, re
 
 def test_every_step_has_a_rule_and_a_row() -> None:
     assert set(RULES) == set(RELEASE_STEPS)
+    assert set(COMMAND_STEPS["release"]) == set(COMMAND_RULES["release"])
     assert {row[0] for row in STEP_TABLE} == set(RELEASE_STEPS)
 
 
@@ -563,4 +566,54 @@ def test_each_restore_step_runs_by_its_rule(
     step: str, params: dict[str, Any], runs: bool, reason: str
 ) -> None:
     decision = step_decision(step, record_from_params(params), "restore")
+    assert (decision.run, decision.reason) == (runs, reason)
+
+
+RECOVER_TABLE = [
+    # step, record params, runs, reason
+    ("recover_find", {}, True, ""),
+    ("recover_find", {"data_rollback": True}, False, "the data rollback does this step itself"),
+    ("recover_restore", {"recover_restore": True}, True, ""),
+    ("recover_restore", {}, False, "no interrupted migration to undo"),
+    ("recover_close", {"recover_close_window": True}, True, ""),
+    (
+        "recover_close",
+        {"recover_close_window": True, "failure": {"step": "recover"}},
+        False,
+        "an earlier step failed",
+    ),
+    ("recover_idle", {"recover_action": "restore_idle"}, True, ""),
+    ("recover_idle", {"recover_action": "rollback"}, True, ""),
+    (
+        "recover_idle",
+        {"recover_action": "resume"},
+        False,
+        "no interrupted release to restore_idle or rollback",
+    ),
+    ("recover_back", {"recover_action": "rollback"}, True, ""),
+    ("recover_judge", {"recover_action": "resume"}, True, ""),
+    (
+        "recover_judge",
+        {"recover_action": "resume", "analysis": False},
+        False,
+        "post-switch analysis is off",
+    ),
+    (
+        "recover_rollback",
+        {"recover_action": "resume"},
+        False,
+        "the resumed release's signals are good",
+    ),
+    ("recover_rollback", {"recover_action": "resume", "recover_rollback": True}, True, ""),
+    ("recover_record", {}, False, "no interrupted release was found"),
+    ("recover_record", {"recovering": True, "failure": {"step": "recover"}}, True, ""),
+]
+
+
+@pytest.mark.parametrize("command", ["release", "rollback"])
+@pytest.mark.parametrize(("step", "params", "runs", "reason"), RECOVER_TABLE)
+def test_each_recovery_step_runs_by_its_rule(
+    command: str, step: str, params: dict[str, Any], runs: bool, reason: str
+) -> None:
+    decision = step_decision(step, record_from_params(params), command)
     assert (decision.run, decision.reason) == (runs, reason)
