@@ -6,7 +6,7 @@ A release is a fixed sequence of steps, each a play on its own hosts. Ansible ca
 carry a failure across plays, so every play starts by asking this file whether its step
 runs, given the run record the earlier plays left on the controller:
 
-    preflight -> lock -> recover -> lb -> database -> plan
+    preflight -> lock -> recover_* (playbooks/recover.yml) -> lb -> database -> plan
       -> snapshot (PostgreSQL) | sqlite_plan -> window_open -> window_snapshot
          -> window_migrate -> window_restore (failed migration) -> window_close
       -> idle_restore (a failure on SQLite) -> deploy -> pre_switch_analysis
@@ -29,7 +29,14 @@ from typing import Any
 RELEASE_STEPS = (
     "preflight",
     "lock",
-    "recover",
+    "recover_find",
+    "recover_restore",
+    "recover_close",
+    "recover_idle",
+    "recover_back",
+    "recover_judge",
+    "recover_rollback",
+    "recover_record",
     "lb",
     "database",
     "plan",
@@ -149,7 +156,6 @@ IN_WINDOW = (lambda r: r.window, "the migration needs no maintenance window")
 RULES: dict[str, Rule] = {
     "preflight": Rule(),
     "lock": Rule((NOT_FAILED,)),
-    "recover": Rule((NOT_FAILED,)),
     "lb": Rule((NOT_FAILED,)),
     "database": Rule((NOT_FAILED,)),
     "plan": Rule((NOT_FAILED,)),
@@ -315,9 +321,17 @@ COMMAND_RULES: dict[str, dict[str, Rule]] = {
     "restore": RESTORE_RULES,
 }
 COMMAND_STEPS: dict[str, tuple[str, ...]] = {
-    "release": (*RELEASE_STEPS, *RECOVER_RULES),
+    "release": RELEASE_STEPS,
     "backup": ("lock", "snapshot", "finish"),
-    "rollback": (*ROLLBACK_RULES, *RECOVER_RULES),
+    # rollback_data.yml's steps (with -e rollback_data=true) come first, then the lock,
+    # the recovery and the switch of a rollback of traffic only.
+    "rollback": (
+        *(step for step in ROLLBACK_RULES if step.startswith("data_")),
+        "lock",
+        *RECOVER_RULES,
+        "rollback_switch",
+        "finish",
+    ),
     "restore": tuple(RESTORE_RULES),
 }
 
@@ -475,3 +489,13 @@ def restore_failed_message(message: str, snapshot_id: str | None, error: str) ->
         f"maintenance mode stays on: restore it with `bluegreen restore {name} --yes`, "
         "then `bluegreen maintenance off`"
     )
+
+
+def rules_table(command: str) -> str:
+    """The rules of ``command``'s steps as a Markdown table (docs/architecture.md shows it;
+    a unit test keeps the two the same)."""
+    rows = ["| step | does not run when (the first that holds) |", "|---|---|"]
+    for step in COMMAND_STEPS[command]:
+        reasons = [reason for _, reason in COMMAND_RULES[command][step].conditions]
+        rows.append(f"| `{step}` | {'; '.join(reasons) or 'always runs'} |")
+    return "\n".join(rows)

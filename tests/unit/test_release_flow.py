@@ -8,15 +8,16 @@ of a release walked through the whole machine to the steps that still run, the o
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import release_flow
+import yaml
 from ansible.module_utils.release_flow import (
     COMMAND_RULES,
     COMMAND_STEPS,
     RELEASE_STEPS,
-    RULES,
     RunRecord,
     analysis_failure,
     record_from_params,
@@ -24,11 +25,14 @@ from ansible.module_utils.release_flow import (
     restore_failed_message,
     restored_failure_message,
     rolls_back,
+    rules_table,
     step_decision,
 )
 from ansible.module_utils.release_outcome import CommandFacts, Failure, release_outcome
 
 from bluegreen.cli import OUTCOME_EXIT_CODES, ExitCode
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PG_RECORD = RunRecord()
 SQLITE_WINDOW = RunRecord(sqlite=True, installed=True, window=True, maintenance_was_on=False)
@@ -43,7 +47,7 @@ STEP_TABLE = [
     ("preflight", failed(PG_RECORD, "preflight"), True, ""),
     ("lock", PG_RECORD, True, ""),
     ("lock", failed(PG_RECORD, "preflight"), False, "an earlier step failed"),
-    ("recover", failed(PG_RECORD, "lock"), False, "an earlier step failed"),
+    ("recover_find", failed(PG_RECORD, "lock"), False, "an earlier step failed"),
     ("lb", PG_RECORD, True, ""),
     ("database", failed(PG_RECORD, "lb"), False, "an earlier step failed"),
     ("plan", PG_RECORD, True, ""),
@@ -142,9 +146,10 @@ def test_each_step_runs_by_its_rule(step: str, record: RunRecord, runs: bool, re
 
 
 def test_every_step_has_a_rule_and_a_row() -> None:
-    assert set(RULES) == set(RELEASE_STEPS)
-    assert set(COMMAND_STEPS["release"]) == set(COMMAND_RULES["release"])
-    assert {row[0] for row in STEP_TABLE} == set(RELEASE_STEPS)
+    for command, steps in COMMAND_STEPS.items():
+        assert sorted(steps) == sorted(COMMAND_RULES[command]), command
+    tested = {row[0] for row in STEP_TABLE} | {row[0] for row in RECOVER_TABLE}
+    assert tested == set(RELEASE_STEPS)
 
 
 def test_an_unknown_step_is_refused_naming_the_steps() -> None:
@@ -172,7 +177,12 @@ def test_a_backup_snapshots_any_database_unless_its_lock_failed(
 
 
 # The journal's names for the failures of the window's steps.
-RECORDED_AS = {"window_open": "maintenance", "window_migrate": "migrate", "sqlite_plan": "deploy"}
+RECORDED_AS = {
+    "window_open": "maintenance",
+    "window_migrate": "migrate",
+    "sqlite_plan": "deploy",
+    "recover_find": "recover",
+}
 
 
 def succeeded(record: RunRecord, step: str, needs_window: bool) -> RunRecord:
@@ -221,9 +231,9 @@ def walk(
 
 PG = RunRecord()
 SQLITE = RunRecord(sqlite=True)
-PG_STEPS = ["preflight", "lock", "recover", "lb", "database", "plan", "snapshot", "deploy"]
+PG_STEPS = ["preflight", "lock", "recover_find", "lb", "database", "plan", "snapshot", "deploy"]
 PG_SWITCH = [*PG_STEPS, "pre_switch_analysis", "switch"]
-SQLITE_STEPS = ["preflight", "lock", "recover", "lb", "database", "plan", "sqlite_plan"]
+SQLITE_STEPS = ["preflight", "lock", "recover_find", "lb", "database", "plan", "sqlite_plan"]
 WINDOW = ["window_open", "window_snapshot", "window_migrate"]
 AFTER_DEPLOY = ["deploy", "pre_switch_analysis", "switch", "analysis", "finish"]
 
@@ -233,7 +243,7 @@ FAILURE_TABLE = [
     (replace(PG, unchanged=True), None, True, [*PG_STEPS[:6], "finish"], "unchanged", 0),
     (PG, "preflight", True, ["preflight", "finish"], "failed_before_switch", 3),
     (PG, "lock", True, ["preflight", "lock", "finish"], "failed_before_switch", 3),
-    (PG, "recover", True, [*PG_STEPS[:3], "finish"], "failed_before_switch", 3),
+    (PG, "recover_find", True, [*PG_STEPS[:3], "finish"], "failed_before_switch", 3),
     (PG, "lb", True, [*PG_STEPS[:4], "finish"], "failed_before_switch", 3),
     (PG, "database", True, [*PG_STEPS[:5], "finish"], "failed_before_switch", 3),
     (PG, "plan", True, [*PG_STEPS[:6], "finish"], "failed_before_switch", 3),
@@ -276,6 +286,54 @@ FAILURE_TABLE = [
         [*SQLITE_STEPS, "window_snapshot", "deploy", "finish"],
         "failed_before_switch",
         3,
+    ),
+    (
+        replace(PG, recovering=True, recover_action="restore_idle"),
+        None,
+        True,
+        [*PG_STEPS[:3], "recover_idle", "recover_record", *PG_SWITCH[3:], "analysis", "finish"],
+        "released",
+        0,
+    ),
+    (
+        replace(
+            SQLITE,
+            recovering=True,
+            recover_action="restore_idle",
+            recover_close_window=True,
+            recover_restore=True,
+        ),
+        None,
+        True,
+        [
+            *SQLITE_STEPS[:3],
+            "recover_restore",
+            "recover_close",
+            "recover_idle",
+            "recover_record",
+            *SQLITE_STEPS[3:],
+            *WINDOW,
+            "window_close",
+            *AFTER_DEPLOY,
+        ],
+        "released",
+        0,
+    ),
+    (
+        replace(PG, recovering=True, recover_action="resume", recover_rollback=True),
+        None,
+        True,
+        [
+            *PG_STEPS[:3],
+            "recover_judge",
+            "recover_rollback",
+            "recover_record",
+            *PG_SWITCH[3:],
+            "analysis",
+            "finish",
+        ],
+        "released",
+        0,
     ),
     (
         SQLITE,
@@ -617,3 +675,41 @@ def test_each_recovery_step_runs_by_its_rule(
 ) -> None:
     decision = step_decision(step, record_from_params(params), command)
     assert (decision.run, decision.reason) == (runs, reason)
+
+
+def failure_table_rows() -> list[str]:
+    """FAILURE_TABLE as the Markdown rows docs/architecture.md shows."""
+    rows = []
+    for record, fail_at, needs_window, _ran, _outcome, _exit in FAILURE_TABLE:
+        walked = walk(record, fail_at, needs_window)
+        facts = [
+            name
+            for name, value in sorted(vars(record).items())
+            if value != getattr(RunRecord(), name)
+        ]
+        if not needs_window and record.sqlite:
+            facts.append("no migration pending")
+        rows.append(
+            f"| {', '.join(facts) or 'PostgreSQL'} | {fail_at or '-'} |"
+            f" {' '.join(walked['ran'])} | {walked['outcome']} | {int(walked['exit'])} |"
+        )
+    return rows
+
+
+def test_the_architecture_doc_shows_every_rule_and_every_failure_point() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    for command in COMMAND_STEPS:
+        assert rules_table(command) in doc, f"docs/architecture.md: rules of {command}"
+    missing = [row for row in failure_table_rows() if row not in doc]
+    assert not missing, "docs/architecture.md lacks:\n" + "\n".join(missing)
+
+
+def test_the_architecture_doc_lists_every_play_of_every_playbook() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [
+        f"{path.name}: {play['name']}"
+        for path in sorted((ROOT / "playbooks").glob("*.yml"))
+        for play in yaml.safe_load(path.read_text())
+        if f"- {play['name']}" not in doc
+    ]
+    assert not missing, "docs/architecture.md does not list these plays:\n" + "\n".join(missing)
