@@ -319,15 +319,12 @@ cmd:
 """
 
 import http.client
-import os
-import tempfile
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.nginx_color import (
-    NginxColorError,
     ProbeResult,
     ProbeSettings,
     SwitchRequest,
@@ -343,6 +340,13 @@ from ansible.module_utils.nginx_color import (
     resolve_colour,
     validate_name,
     wait_for_colour,
+)
+from ansible.module_utils.nginx_config import (
+    FileChange,
+    NginxConfigError,
+    apply_changes,
+    as_text,
+    read_file,
 )
 
 PRECHECK_TIMEOUT_S = 5.0
@@ -366,75 +370,6 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     probe_timeout=dict(type="float", default=30.0),
     probe_interval=dict(type="float", default=0.1),
 )
-FILE_MODE = 0o644
-DIRECTORY_MODE = 0o755
-
-
-def read_file(path: str) -> bytes | None:
-    """The file's bytes, or None when it does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise NginxColorError(
-            f"could not read {path}: {exc.strerror or exc}; run the task with become: true "
-            "or fix the permissions of the file and its directory"
-        ) from exc
-
-
-def as_text(content: bytes | None) -> str | None:
-    return None if content is None else content.decode("utf-8", errors="replace")
-
-
-def make_directories(directory: str) -> None:
-    """Create `directory` and missing parents with DIRECTORY_MODE, whatever the umask."""
-    missing = []
-    while directory and not os.path.isdir(directory):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    for created in reversed(missing):
-        os.mkdir(created)
-        os.chmod(created, DIRECTORY_MODE)
-
-
-def write_atomic(module: AnsibleModule, path: str, content: bytes) -> None:
-    """Replace `path` with `content` by rename, so nginx never reads a half-written file."""
-    directory = os.path.dirname(path) or "."
-    make_directories(directory)
-    handle, temp_path = tempfile.mkstemp(prefix=".nginx_color.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            temp_file.write(content)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.chmod(temp_path, FILE_MODE)
-        module.atomic_move(temp_path, path)
-        os.chmod(path, FILE_MODE)
-    finally:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-
-
-def restore(module: AnsibleModule, path: str, previous: bytes | None) -> str | None:
-    """Put the previous content back (or remove the file); the error text if that failed."""
-    try:
-        if previous is None:
-            os.unlink(path)
-        else:
-            write_atomic(module, path, previous)
-    except Exception as exc:  # atomic_move raises bare Exception for some failures
-        return str(exc)
-    return None
-
-
-def run(module: AnsibleModule, command: tuple[str, ...]) -> tuple[int, str, str]:
-    """Run `command`; a missing program is reported like a failed command, not a crash."""
-    try:
-        return module.run_command(list(command), handle_exceptions=False)
-    except OSError as exc:
-        return 127, "", f"cannot run {command[0]}: {exc}"
 
 
 def probe_once(settings: ProbeSettings, timeout: float, version_header: str = "") -> ProbeResult:
@@ -485,32 +420,6 @@ def precheck(request: SwitchRequest, path: str, version_header: str = "") -> dic
     }
 
 
-def fail_after_command(
-    module: AnsibleModule,
-    *,
-    msg: str,
-    command: tuple[str, ...],
-    outcome: tuple[int, str, str],
-    path: str,
-    restored: bool,
-    colour: str,
-    previous_colour: str | None,
-) -> None:
-    """Fail for a command that failed after the write, saying which file nginx now has."""
-    rc, stdout, stderr = outcome
-    module.fail_json(
-        msg=msg,
-        rc=rc,
-        stdout=stdout,
-        stderr=stderr,
-        cmd=list(command),
-        changed=not restored,
-        path=path,
-        previous_colour=previous_colour,
-        active_colour=previous_colour if restored else colour,
-    )
-
-
 def write_test_reload(
     module: AnsibleModule,
     request: SwitchRequest,
@@ -519,76 +428,48 @@ def write_test_reload(
     after: bytes,
     previous_colour: str | None,
 ) -> None:
-    """Write, check and reload; on any failure put the previous file back and fail."""
-    try:
-        write_atomic(module, request.path, after)
-    except Exception as exc:  # atomic_move raises bare Exception for some failures
+    """Write, check and reload; on any failure the previous file is put back and the task fails.
+
+    After a failed reload nginx is reloaded once more, so it serves the file put back.
+    """
+    failed = apply_changes(
+        module,
+        [FileChange(request.path, before, after, loaded=True)],
+        request.test_command,
+        request.reload_command,
+    )
+    if failed is None:
+        return
+    if failed.step == "write":
         module.fail_json(
-            msg=f"could not write {request.path}: {exc}; the file was not changed, so traffic "
-            "is where it was. Check that its directory exists or can be created and is "
+            msg=f"could not write {request.path}: {failed.stderr}; the file was not changed, so "
+            "traffic is where it was. Check that its directory exists or can be created and is "
             "writable (become: true)",
             changed=False,
             path=request.path,
             previous_colour=previous_colour,
             active_colour=previous_colour,
         )
-
-    for step, command in (("test", request.test_command), ("reload", request.reload_command)):
-        outcome = run(module, command)
-        if outcome[0] != 0:
-            put_back_and_fail(module, request, step, outcome, before, colour, previous_colour)
-
-
-def reload_after_put_back(module: AnsibleModule, request: SwitchRequest) -> str | None:
-    """The stderr of reloading nginx with the previous file put back; None when it worked."""
-    rc, _, stderr = run(module, request.reload_command)
-    return None if rc == 0 else stderr
-
-
-def put_back_and_fail(
-    module: AnsibleModule,
-    request: SwitchRequest,
-    step: str,
-    outcome: tuple[int, str, str],
-    before: bytes | None,
-    colour: str,
-    previous_colour: str | None,
-) -> None:
-    """After the `step` command ("test" or "reload") failed: put the previous file back and
-    fail, saying what nginx has now. After a failed reload nginx is reloaded once more, so
-    it serves the file put back."""
-    command = request.test_command if step == "test" else request.reload_command
-    restore_error = restore(module, request.path, before)
-    if step == "test":
-        msg = check_failed_message(
-            command=command,
+    message = check_failed_message if failed.step == "test" else reload_failed_message
+    details = {} if failed.step == "test" else {"second_reload_stderr": failed.second_reload_stderr}
+    module.fail_json(
+        msg=message(
+            command=failed.command,
             path=request.path,
-            stderr=outcome[2],
+            stderr=failed.stderr,
             colour=colour,
             previous_colour=previous_colour,
-            restore_error=restore_error,
-        )
-    else:
-        msg = reload_failed_message(
-            command=command,
-            path=request.path,
-            stderr=outcome[2],
-            colour=colour,
-            previous_colour=previous_colour,
-            restore_error=restore_error,
-            second_reload_stderr=(
-                reload_after_put_back(module, request) if restore_error is None else None
-            ),
-        )
-    fail_after_command(
-        module,
-        msg=msg,
-        command=command,
-        outcome=outcome,
+            restore_error=failed.restore_errors.get(request.path),
+            **details,
+        ),
+        rc=failed.rc,
+        stdout=failed.stdout,
+        stderr=failed.stderr,
+        cmd=list(failed.command),
+        changed=not failed.restored,
         path=request.path,
-        restored=restore_error is None,
-        colour=colour,
         previous_colour=previous_colour,
+        active_colour=previous_colour if failed.restored else colour,
     )
 
 
@@ -680,7 +561,7 @@ def main() -> None:
         request = build_request(
             dict(module.params, colour=resolve_colour(module.params["colour"], previous_colour))
         )
-    except NginxColorError as exc:
+    except NginxConfigError as exc:
         module.fail_json(msg=str(exc), changed=False)
 
     if request.colour is None:

@@ -1,9 +1,10 @@
 """Decisions for the nginx_color module, as pure functions.
 
-Nothing here reads files, runs commands or opens sockets: the module does the I/O and
-asks these functions what the request means, what the file should contain, which colour
-the file routes to and whether the probes prove the switch. That keeps every rule
-testable without an nginx host.
+Nothing here reads files, runs commands or opens sockets: the module does the I/O (the
+write, test, reload and put-back through module_utils/nginx_config.py) and asks these
+functions what the request means, what the file should contain, which colour the file
+routes to and whether the probes prove the switch. That keeps every rule testable
+without an nginx host.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ansible.module_utils.nginx_config import NginxConfigError
 
 COLOURS = ("blue", "green")
 DEFAULT_DIRECTORY = "/etc/nginx/bluegreen"
@@ -33,7 +36,7 @@ _PORT_RE = re.compile(r"[0-9]{1,5}")
 _FORBIDDEN_OPTION_CHARS = frozenset(";{}#\"'\\\n\r")
 
 
-class NginxColorError(ValueError):
+class NginxColorError(NginxConfigError):
     """A request or a file nginx_color refuses to act on; the message says what to do."""
 
 

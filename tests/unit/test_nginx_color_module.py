@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import nginx_color
 import pytest
 import yaml
+from ansible.module_utils import nginx_config
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.nginx_color import ProbeResult, ProbeSettings, render_upstream
 
@@ -363,7 +364,7 @@ class TestFailedCheckOrReload:
         self, run_module, nginx: FakeNginx, path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         serve(nginx, "blue")
-        monkeypatch.setattr(nginx_color, "restore", lambda module, path, previous: "disk full")
+        monkeypatch.setattr(nginx_config, "restore", lambda module, path, previous: "disk full")
 
         result = run_module(nginx_color.main, args(path, server_options="bogus=1"))
 
@@ -383,7 +384,7 @@ class TestFailedCheckOrReload:
         def read_only(module: AnsibleModule, path: str, content: bytes) -> None:
             raise OSError(30, "Read-only file system")
 
-        monkeypatch.setattr(nginx_color, "write_atomic", read_only)
+        monkeypatch.setattr(nginx_config, "write_atomic", read_only)
 
         result = run_module(nginx_color.main, args(path))
 

@@ -1,9 +1,11 @@
-"""nginx_color against a real, throwaway nginx on 127.0.0.1.
+"""nginx_color and nginx_maintenance against a real, throwaway nginx on 127.0.0.1.
 
 Two tiny backends answer with their colour in X-Bluegreen-Colour; nginx proxies to the
-`sampleapp_live` upstream that the module manages. The tests prove that a switch moves real
-traffic, and that a configuration nginx rejects leaves traffic where it was. Skipped where
-nginx is not installed. Every process started here is stopped before the test ends.
+`sampleapp_live` upstream that nginx_color manages, unless the maintenance flag that
+nginx_maintenance manages exists. The tests prove that a switch moves real traffic, that
+maintenance mode answers users with the page and Retry-After, and that a configuration
+nginx rejects leaves everything as it was. Skipped where nginx is not installed. Every
+process started here is stopped before the test ends.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import nginx_color
+import nginx_maintenance
 import pytest
 from ansible.module_utils.nginx_color import render_upstream
 
@@ -87,6 +90,33 @@ class Nginx:
     port: int
     upstream_file: Path
 
+    @property
+    def maintenance_include(self) -> Path:
+        return self.prefix / "maintenance" / "sampleapp.maintenance.conf"
+
+    @property
+    def maintenance_flag(self) -> Path:
+        return self.prefix / "www" / "maintenance.on"
+
+    @property
+    def maintenance_page(self) -> Path:
+        return self.prefix / "www" / "maintenance.html"
+
+    def reloads(self) -> int:
+        """How many times the master reloaded its configuration (from its error log)."""
+        return (self.prefix / "error.log").read_text().count("(SIGHUP) received")
+
+    def get(self, path: str = "/") -> tuple[int, str | None, str]:
+        """Status, Retry-After and body of one fresh request through nginx."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request("GET", path, headers={"Connection": "close"})
+            response = connection.getresponse()
+            body = response.read().decode()
+            return response.status, response.getheader("Retry-After"), body
+        finally:
+            connection.close()
+
     def command(self, *args: str) -> list[str]:
         return [str(NGINX), "-e", str(self.prefix / "error.log"), *args, "-c", str(self.conf),
                 "-p", f"{self.prefix}/"]  # fmt: skip
@@ -129,9 +159,19 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location / {{
+            if (-f {prefix}/www/maintenance.on) {{
+                return 503;
+            }}
+            error_page 503 /_bluegreen/maintenance.html;
             proxy_pass http://sampleapp_live;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+        }}
+        location = /_bluegreen/maintenance.html {{
+            internal;
+            root {prefix}/www;
+            try_files /maintenance.html =503;
+            include {prefix}/maintenance/sampleapp.maintenance.conf;
         }}
     }}
 }}
@@ -165,6 +205,11 @@ def nginx(tmp_path: Path, backends: dict[str, list[str]]) -> Iterator[Nginx]:
     server.upstream_file.write_text(
         render_upstream("sampleapp", "blue", backends["blue"], 32, "max_fails=0")
     )
+    # As the role's first install leaves a load balancer: include and page, no flag.
+    server.maintenance_include.parent.mkdir()
+    server.maintenance_include.write_text("add_header Retry-After 300 always;\n")
+    server.maintenance_page.parent.mkdir()
+    server.maintenance_page.write_text("<p>Back soon</p>\n")
     process = subprocess.Popen(server.command(), start_new_session=True)
     try:
         wait_for_port(port, process, prefix / "error.log")
@@ -294,3 +339,92 @@ def test_module_runs_under_ansible_playbook(
     result = json.loads((tmp_path / "result.json").read_text())
     assert (result["previous_colour"], result["active_colour"]) == ("blue", "green")
     assert nginx.colours_served() == {"green"}
+
+
+def maintenance_args(nginx: Nginx, **overrides: Any) -> dict[str, Any]:
+    return {
+        "site_path": str(nginx.conf),
+        "flag_path": str(nginx.maintenance_flag),
+        "include_path": str(nginx.maintenance_include),
+        "page_path": str(nginx.maintenance_page),
+        "test_command": nginx.command("-t", "-q"),
+        "reload_command": nginx.command("-s", "reload"),
+        **overrides,
+    }
+
+
+def wait_for_retry_after(nginx: Nginx, expected: str, in_a_row: int = 5) -> None:
+    """Old workers finish after a reload: wait until fresh requests keep getting `expected`."""
+    deadline = time.monotonic() + 10
+    streak = 0
+    while streak < in_a_row:
+        seen = nginx.get()[1]
+        streak = streak + 1 if seen == expected else 0
+        assert time.monotonic() < deadline, f"nginx kept sending Retry-After {seen}"
+        time.sleep(0.05)
+
+
+def test_maintenance_answers_users_with_the_page_then_serves_again_with_one_reload(
+    run_module, nginx: Nginx
+) -> None:
+    assert nginx.get()[0] == 200
+
+    turned_on = run_module(
+        nginx_maintenance.main,
+        maintenance_args(nginx, maintenance=True, retry_after=120, page_content="<p>Upgrade</p>"),
+    )
+
+    assert turned_on["failed"] is False, turned_on["msg"]
+    assert (turned_on["changed"], turned_on["reloaded"]) == (True, True)
+    wait_for_retry_after(nginx, "120")
+    assert nginx.get() == (503, "120", "<p>Upgrade</p>")
+    assert nginx.reloads() == 1
+
+    turned_off = run_module(nginx_maintenance.main, maintenance_args(nginx, maintenance=False))
+
+    assert (turned_off["changed"], turned_off["reloaded"]) == (True, False)
+    status, retry_after, body = nginx.get()
+    assert (status, retry_after, body) == (200, None, "blue\n")
+    assert nginx.colours_served() == {"blue"}
+    assert nginx.reloads() == 1
+
+
+def test_maintenance_is_refused_for_a_site_that_does_not_check_the_flag(
+    run_module, nginx: Nginx, tmp_path: Path
+) -> None:
+    old_site = tmp_path / "old-site.conf"
+    old_site.write_text("location / { proxy_pass http://sampleapp_live; }\n")
+
+    result = run_module(
+        nginx_maintenance.main,
+        maintenance_args(nginx, maintenance=True, site_path=str(old_site)),
+    )
+
+    assert result["failed"] is True
+    assert f"the site {old_site} does not check {nginx.maintenance_flag}" in result["msg"]
+    assert "converge nginx first" in result["msg"]
+    assert not nginx.maintenance_flag.exists()
+    assert nginx.get()[0] == 200
+
+
+def test_failed_nginx_check_puts_the_maintenance_files_back(run_module, nginx: Nginx) -> None:
+    before = {
+        path: path.read_bytes() for path in (nginx.maintenance_include, nginx.maintenance_page)
+    }
+    # Something else in the configuration that nginx rejects makes nginx -t fail.
+    (nginx.prefix / "bluegreen" / "broken.conf").write_text("bogus_directive on;\n")
+
+    result = run_module(
+        nginx_maintenance.main,
+        maintenance_args(nginx, maintenance=True, retry_after=60, page_content="<p>new</p>"),
+    )
+
+    assert result["failed"] is True
+    assert "every file was put back as it was and nginx still serves them" in result["msg"]
+    assert 'unknown directive "bogus_directive"' in result["stderr"]
+    assert {path: path.read_bytes() for path in before} == before
+    assert not nginx.maintenance_flag.exists()
+    assert nginx.get() == (200, None, "blue\n")
+    assert sorted(p.name for p in nginx.maintenance_include.parent.iterdir()) == [
+        "sampleapp.maintenance.conf"
+    ]
