@@ -26,23 +26,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-# Steps that close a command: the last play of each playbook journals one of them.
-CLOSING_STEPS = ("release", "rollback", "backup", "restore", "maintenance", "recover")
+# The closing steps are release_contract's (its STATES are the states folded here): the
+# CLI and the report read the same table.
+from ansible.module_utils.release_contract import CLOSING_STEPS, FAILURE_OUTCOMES
+
 # Steps after which a failure means the version itself misbehaved.
 VERSION_STEPS = ("deploy", "migrate", "health", "pre_switch_analysis", "analysis", "switch")
-
-STATES = (
-    "started",
-    "interrupted",
-    "prepared",
-    "active",
-    "verified",
-    "rolled-back",
-    "bad",
-    "failed",
-    "unchanged",
-    "done",
-)
 
 
 @dataclass
@@ -148,7 +137,7 @@ def _summarize(release_id: str, records: Sequence[Mapping[str, Any]]) -> Release
         _follow_window(summary, step, record, evidence)
         # Only the last play's record carries the outcome; a release's automatic rollback
         # or a restore inside it journal the same step names without one.
-        if step in CLOSING_STEPS and step != "recover" and "outcome" in evidence:
+        if step in CLOSING_STEPS and "outcome" in evidence:
             summary.command = step
             summary.finished_at = record.get("finished_at") or record.get("ts")
             summary.outcome = evidence.get("outcome")
@@ -192,7 +181,7 @@ def _state(summary: ReleaseSummary, records: Sequence[Mapping[str, Any]]) -> str
             return "prepared"
         return "started"
     if summary.command != "release":
-        return "done" if summary.outcome not in ("failed", "failed_before_switch") else "failed"
+        return "done" if summary.outcome not in FAILURE_OUTCOMES else "failed"
     if summary.outcome == "released":
         return "verified"
     if summary.outcome == "unchanged":

@@ -23,9 +23,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-COMMANDS = ("release", "rollback", "backup", "restore")
-SUCCESS_OUTCOMES = ("released", "rolled_back", "backed_up", "restored")
-OUTCOMES = (*SUCCESS_OUTCOMES, "unchanged", "failed_before_switch", "failed")
+from ansible.module_utils.release_contract import (
+    COMMANDS as CONTRACT_COMMANDS,
+)
+from ansible.module_utils.release_contract import (
+    FAILED,
+    FAILED_BEFORE_SWITCH,
+    FINISHED_COMMANDS,
+    UNCHANGED,
+)
+
+# The commands this file finishes, and the outcomes it can decide (release_contract has
+# each one's exit code and label).
+COMMANDS = FINISHED_COMMANDS
+SUCCESS_OUTCOMES = tuple(
+    dict.fromkeys(str(CONTRACT_COMMANDS[name].success_outcome) for name in COMMANDS)
+)
+OUTCOMES = (*SUCCESS_OUTCOMES, UNCHANGED, FAILED_BEFORE_SWITCH, FAILED)
 
 
 @dataclass(frozen=True)
@@ -123,15 +137,15 @@ def failure_outcome(switched: bool, switched_back: bool | None) -> str:
     cut short); traffic that moved is only rolled back once it came back.
     """
     if not switched:
-        return "failed_before_switch" if switched_back is not False else "failed"
-    return "rolled_back" if switched_back else "failed"
+        return FAILED_BEFORE_SWITCH if switched_back is not False else FAILED
+    return "rolled_back" if switched_back else FAILED
 
 
 def release_outcome(facts: CommandFacts) -> str:
     """The command's outcome, one of OUTCOMES."""
     if facts.failure is not None:
         return failure_outcome(facts.switched, facts.switched_back)
-    return "unchanged" if facts.unchanged else facts.success_outcome
+    return UNCHANGED if facts.unchanged else facts.success_outcome
 
 
 def analysis_note(analysis: Mapping[str, Any] | None) -> str:

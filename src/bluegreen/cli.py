@@ -42,64 +42,18 @@ from bluegreen.progress import make_progress
 from bluegreen.project import project_root
 from bluegreen.runner import PlaybookResult, inventory_name, run_playbook
 from bluegreen.settings import config_path, default_map, load_config, parse_duration
+from bluegreen_module_utils.release_contract import (
+    CLOSING_LABELS,
+    EXIT_CODE_MEANINGS,
+    OUTCOME_EXIT_CODES,
+    STOPPED,
+    STOPPED_EXIT_CODES,
+)
 
-__all__ = ["ExitCode", "app", "main", "verdict"]
+# EXIT_CODE_MEANINGS and OUTCOME_EXIT_CODES are release_contract's, shared with the playbooks.
+__all__ = ["EXIT_CODE_MEANINGS", "OUTCOME_EXIT_CODES", "ExitCode", "app", "main", "verdict"]
 
 log = logging.getLogger(__name__)
-
-EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
-    ExitCode.OK: "released, already live, rollback done, or status read",
-    ExitCode.FAILED: "failed, state unknown (or an internal error)",
-    ExitCode.USAGE: "bad usage or input",
-    ExitCode.FAILED_BEFORE_SWITCH: "release failed before the switch; traffic unchanged",
-    ExitCode.ROLLED_BACK: "release switched, then rolled back to the previous colour",
-}
-
-OUTCOME_EXIT_CODES: dict[str, dict[str, ExitCode]] = {
-    "backup": {
-        "backed_up": ExitCode.OK,
-        "failed_before_switch": ExitCode.FAILED,
-        "failed": ExitCode.FAILED,
-    },
-    "release": {
-        "released": ExitCode.OK,
-        "unchanged": ExitCode.OK,
-        "failed_before_switch": ExitCode.FAILED_BEFORE_SWITCH,
-        "rolled_back": ExitCode.ROLLED_BACK,
-        "failed": ExitCode.FAILED,
-    },
-    "rollback": {
-        "rolled_back": ExitCode.OK,
-        "unchanged": ExitCode.OK,
-        "refused": ExitCode.USAGE,
-        "failed_before_switch": ExitCode.FAILED_BEFORE_SWITCH,
-        "failed": ExitCode.FAILED,
-    },
-    "restore": {
-        "restored": ExitCode.OK,
-        "listed": ExitCode.OK,
-        "refused": ExitCode.USAGE,
-        "failed_before_switch": ExitCode.FAILED,
-        "failed": ExitCode.FAILED,
-    },
-    "maintenance": {
-        "maintenance_on": ExitCode.OK,
-        "maintenance_off": ExitCode.OK,
-        "failed": ExitCode.FAILED,
-    },
-    "lock": {
-        "free": ExitCode.OK,
-        "locked": ExitCode.OK,
-        "lock_broken": ExitCode.OK,
-        "failed": ExitCode.FAILED,
-    },
-}
-# What a release stopped by Ctrl-C exits with, by what its recovery did.
-STOPPED_EXIT_CODES = {
-    "restore_idle": ExitCode.FAILED_BEFORE_SWITCH,
-    "close": ExitCode.FAILED_BEFORE_SWITCH,
-    "rollback": ExitCode.ROLLED_BACK,
-}
 
 DEFAULT_LABS = ["lab"]
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -111,7 +65,7 @@ def verdict(command: str, result: PlaybookResult) -> tuple[ExitCode, str]:
         if result.succeeded and result.outcome != "failed":
             return ExitCode.OK, result.message or "status read"
         return ExitCode.FAILED, result.message or result.problem or "status failed"
-    if result.outcome == "stopped":
+    if result.outcome == STOPPED:
         code = result.custom_stats.get("bluegreen_stopped_exit_code", ExitCode.FAILED)
         return ExitCode(int(code)), result.message or "stopped"
     if result.outcome is None:
@@ -384,7 +338,7 @@ def _finish_stopped(
     )
     plan = recovered.custom_stats.get("bluegreen_recovered") or {}
     action = plan.get("action") if isinstance(plan, Mapping) else None
-    recovered.outcome = "stopped"
+    recovered.outcome = STOPPED
     recovered.message = f"{command} stopped by the operator: " + (
         recovered.message or recovered.problem or "see `bluegreen status`"
     )
@@ -468,16 +422,13 @@ def json_report(command: str, result: PlaybookResult, code: ExitCode, message: s
     }
 
 
-_CLOSINGS = {
-    ExitCode.OK: ("✔", "", "bold green"),
-    ExitCode.FAILED: ("✘", "failed: ", "bold red"),
-    ExitCode.USAGE: ("✘", "refused, nothing changed: ", "bold red"),
-    ExitCode.FAILED_BEFORE_SWITCH: (
-        "✘",
-        "failed before the switch, traffic unchanged: ",
-        "bold yellow",
-    ),
-    ExitCode.ROLLED_BACK: ("↩", "rolled back to the previous colour: ", "bold yellow"),
+# The closing line's icon and style by exit code; its label is the contract's (CLOSING_LABELS).
+_CLOSING_STYLES = {
+    ExitCode.OK: ("✔", "bold green"),
+    ExitCode.FAILED: ("✘", "bold red"),
+    ExitCode.USAGE: ("✘", "bold red"),
+    ExitCode.FAILED_BEFORE_SWITCH: ("✘", "bold yellow"),
+    ExitCode.ROLLED_BACK: ("↩", "bold yellow"),
 }
 
 
@@ -507,7 +458,8 @@ def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
         typer.echo(json.dumps(json_report(command, result, code, message), default=str))
         raise typer.Exit(int(code))
     console = _console()
-    icon, label, style = _CLOSINGS.get(code, _CLOSINGS[ExitCode.FAILED])
+    icon, style = _CLOSING_STYLES.get(code, _CLOSING_STYLES[ExitCode.FAILED])
+    label = CLOSING_LABELS.get(code, CLOSING_LABELS[ExitCode.FAILED])
     console.print(Text(f"{icon} {label}{message}", style=style), soft_wrap=True)
     reports = result.custom_stats.get("bluegreen_reports") or []
     html = next((path for path in reports if str(path).endswith(".html")), None)

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+# The exit codes are the contract's, shared with the playbooks (module_utils/release_contract.py).
+from bluegreen_module_utils.release_contract import ExitCode
 
-
-class ExitCode(IntEnum):
-    """Process exit codes of the ``bluegreen`` command (the table lives in ``bluegreen.cli``)."""
-
-    OK = 0
-    FAILED = 1
-    USAGE = 2
-    FAILED_BEFORE_SWITCH = 3
-    ROLLED_BACK = 4
+__all__ = ["BluegreenError", "ExitCode", "InputError"]
 
 
 class BluegreenError(Exception):

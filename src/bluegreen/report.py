@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bluegreen.errors import BluegreenError, InputError
+from bluegreen_module_utils.release_contract import CLOSING_STEPS, outcome_label, outcomes_of_tone
 
 REPORT_FORMATS = ("md", "html", "json")
 SCHEMA_VERSION = 1
@@ -69,15 +70,8 @@ FAILED_STEPS: dict[str, str] = {
     "pre_switch_analysis": "pre_switch_signals",
 }
 
-# Journal steps that end a command (bluegreen_release's finish), and the outcomes they report.
-FINAL_STEPS = ("release", "rollback", "backup", "maintenance")
-DECISIONS = {
-    "released": "released: the new version serves all traffic",
-    "unchanged": "unchanged: the version was live already, nothing was deployed",
-    "failed_before_switch": "failed before the switch: traffic never left the live colour",
-    "rolled_back": "rolled back: traffic is back on the previous colour, the release is bad",
-    "failed": "failed: the state is unknown, check `bluegreen status`",
-}
+# Journal steps that end a command, and what each outcome means, are the contract's
+# (module_utils/release_contract.py): CLOSING_STEPS and outcome_label().
 SIGNAL_VERDICTS = {
     "ok": PASSED,
     "warning": WARNING,
@@ -122,7 +116,7 @@ def release_ids(entries: Iterable[Mapping[str, Any]]) -> list[str]:
         if rid not in ids:
             ids.append(rid)
         steps.setdefault(rid, set()).add(str(entry.get("step")))
-    return [rid for rid in ids if "release" in steps[rid] or not steps[rid] & set(FINAL_STEPS)]
+    return [rid for rid in ids if "release" in steps[rid] or not steps[rid] & set(CLOSING_STEPS)]
 
 
 def entries_of(entries: Sequence[Mapping[str, Any]], release_id: str | None) -> list[dict]:
@@ -371,7 +365,7 @@ def _switch_check(records: Sequence[Mapping[str, Any]]) -> Check | None:
 def _failure(records: Sequence[Mapping[str, Any]]) -> dict | None:
     """The first failed step of the release (the one that stopped it), if any."""
     for record in records:
-        if record.get("outcome") == "failed" and record.get("step") not in FINAL_STEPS:
+        if record.get("outcome") == "failed" and record.get("step") not in CLOSING_STEPS:
             if record.get("step") == "analysis":
                 continue  # the analysis says why in its own check
             return dict(record)
@@ -455,7 +449,7 @@ def decision(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     )
     return {
         "outcome": outcome or "unfinished",
-        "summary": DECISIONS.get(str(outcome), "unfinished: no final record in the journal"),
+        "summary": outcome_label(outcome) or "unfinished: no final record in the journal",
         "reason": reason,
         "failed_step": failure.get("step") if failure else None,
         "failed_message": failure.get("message") if failure else None,
@@ -669,13 +663,23 @@ th,td{text-align:left;vertical-align:top;padding:.3em .5em;border-bottom:1px sol
 th{background:#f4f6f8}code,pre{font-family:ui-monospace,monospace;font-size:.92em}
 pre{background:#f4f6f8;padding:.7em;overflow-x:auto}
 .s{display:inline-block;padding:0 .5em;border-radius:.7em;font-weight:600;white-space:nowrap}
-.passed,.ok,.released{background:#d9f2df;color:#135b25}
-.failed,.critical,.rolled_back,.failed_before_switch{background:#fbdcdc;color:#8a1010}
+.passed,.ok{background:#d9f2df;color:#135b25}
+.failed,.critical{background:#fbdcdc;color:#8a1010}
 .warning{background:#fff0c2;color:#6b4e00}.inconclusive,.unfinished{background:#e8e0f7;color:#4b2a85}
-.skipped,.not.run,.not_configured,.unchanged{background:#eceff2;color:#4a5561}
+.skipped,.not.run,.not_configured{background:#eceff2;color:#4a5561}
 .ev{color:#3b4652;word-break:break-all}.meta td:first-child{width:12em;color:#5a6470}
 svg text{font:11px system-ui,sans-serif;fill:#3b4652}
 """
+# An outcome's badge is coloured by its tone in the contract (good, bad, neutral).
+_TONE_STYLES = {
+    "good": "background:#d9f2df;color:#135b25",
+    "bad": "background:#fbdcdc;color:#8a1010",
+    "neutral": "background:#eceff2;color:#4a5561",
+}
+_CSS += "".join(
+    ",".join(f".{outcome}" for outcome in outcomes_of_tone(tone)) + f"{{{style}}}\n"
+    for tone, style in _TONE_STYLES.items()
+)
 
 _POINT_COLOURS = {"ok": "#2e8b47", "warning": "#c99700", "critical": "#c62828"}
 
