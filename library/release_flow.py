@@ -19,6 +19,8 @@ description:
     verdict sends traffic back, by the policy for warnings and inconclusive verdicts;
     O(decide=restored) writes what a restore after a failed migration adds to the
     failure's message.
+  - O(decide=maintenance) says how C(bluegreen maintenance on|off) ended, from what each
+    load balancer's toggle returned (O(load_balancers)) and a failed step.
   - Reads and changes nothing; the decision is the same in check mode.
 version_added: "0.2.0"
 options:
@@ -27,7 +29,7 @@ options:
       - Which decision to take.
     type: str
     required: true
-    choices: [step, plan, analysis, restored]
+    choices: [step, plan, analysis, restored, maintenance]
   step:
     description:
       - With O(decide=step), the step asking. A release's steps, in the order its plays run
@@ -44,7 +46,7 @@ options:
         V(finish) and the steps of a rollback with data (V(data_options) to V(data_switch));
         V(restore) has V(restore_read) to V(restore_resume) and V(finish).
     type: str
-    choices: [release, backup, rollback, restore]
+    choices: [release, backup, rollback, restore, maintenance]
     default: release
   record:
     description:
@@ -126,6 +128,21 @@ options:
       - With O(decide=restored), the snapshot restored; empty when there was none.
     type: str
     default: ""
+  maintenance:
+    description:
+      - With O(decide=maintenance), whether maintenance mode was being turned on.
+    type: bool
+    default: false
+  load_balancers:
+    description:
+      - With O(decide=maintenance), each load balancer's toggle result
+        (C(bluegreen_lb_maintenance_result); none where it never ran).
+    type: dict
+    default: {}
+  failure:
+    description:
+      - With O(decide=maintenance), the failed step, or none.
+    type: dict
   error:
     description:
       - With O(decide=restored), the restore's own error when it failed too; empty when
@@ -178,6 +195,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+outcome:
+  description: With O(decide=maintenance), V(maintenance_on), V(maintenance_off) or V(failed).
+  returned: when decide is maintenance
+  type: str
+changed_any:
+  description: With O(decide=maintenance), whether any load balancer changed.
+  returned: when decide is maintenance
+  type: bool
+retry_after:
+  description: With O(decide=maintenance), the Retry-After users are told, in seconds.
+  returned: when decide is maintenance
+  type: int
 run:
   description: With O(decide=step), whether the step runs.
   returned: when decide is step
@@ -214,8 +243,9 @@ message:
   description:
     - With O(decide=plan), the plan's journal line; with O(decide=analysis), why the
       analysis fails the release (empty when it does not); with O(decide=restored), the
-      failure's message with what the restore did.
-  returned: when decide is plan, analysis or restored
+      failure's message with what the restore did; with O(decide=maintenance), the
+      toggle's outcome in one line.
+  returned: when decide is plan, analysis, restored or maintenance
   type: str
   sample: deploy 2.0.0 to green, then move traffic from blue
 """
@@ -225,6 +255,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_flow import (
     analysis_failure,
+    maintenance_report,
     record_from_params,
     release_plan,
     restore_failed_message,
@@ -234,10 +265,14 @@ from ansible.module_utils.release_flow import (
 )
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
-    decide=dict(type="str", required=True, choices=["step", "plan", "analysis", "restored"]),
+    decide=dict(
+        type="str", required=True, choices=["step", "plan", "analysis", "restored", "maintenance"]
+    ),
     step=dict(type="str"),
     command=dict(
-        type="str", choices=["release", "backup", "rollback", "restore"], default="release"
+        type="str",
+        choices=["release", "backup", "rollback", "restore", "maintenance"],
+        default="release",
     ),
     record=dict(type="dict", default={}),
     version=dict(type="str", default=""),
@@ -253,6 +288,9 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     message=dict(type="str", default=""),
     snapshot_id=dict(type="str", default=""),
     error=dict(type="str", default=""),
+    maintenance=dict(type="bool", default=False),
+    load_balancers=dict(type="dict", default={}),
+    failure=dict(type="dict"),
 )
 
 
@@ -283,6 +321,11 @@ def decided(params: dict[str, Any]) -> dict[str, Any]:
             "rollback": rolls_back(params["result"].get("decision") or {}, *policy),
             "message": analysis_failure(params["result"], params["colour"], *policy),
         }
+    if decide == "maintenance":
+        report = maintenance_report(
+            params["maintenance"], params["load_balancers"], params["failure"]
+        )
+        return report.as_dict()
     snapshot = params["snapshot_id"] or None
     if params["error"]:
         return {"message": restore_failed_message(params["message"], snapshot, params["error"])}

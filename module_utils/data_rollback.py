@@ -97,7 +97,7 @@ class DataRollback:
 def why_restore(irreversible: Sequence[Mapping[str, Any]]) -> str:
     """Why the schema can only go back by a restore."""
     reasons = [f"{step.get('revision')}: {step.get('irreversible')}" for step in irreversible]
-    return "; ".join(reasons) or "a restore was asked for: -e rollback_data_method=restore"
+    return "; ".join(reasons) or "a restore was asked for: --method restore"
 
 
 def data_rollback(
@@ -143,7 +143,7 @@ def data_rollback(
             f" {snap.get('release_id')}: every write accepted since {started} would be lost"
             " (the current database is kept aside, not served). Nothing was changed. To"
             " accept, run `bluegreen rollback --with-data --accept-data-loss`"
-            " (-e rollback_accept_data_loss=true); or turn maintenance mode on and copy what"
+            " (bluegreen_cli.rollback_accept_data_loss); or turn maintenance mode on and copy what"
             " you need first; or roll back traffic only with `bluegreen rollback`"
         )
     return DataRollback(mode, loses, why, failure, refusal)
@@ -220,7 +220,7 @@ def restore_refusal(snapshot_id: str, manifest: Mapping[str, Any], host: str) ->
         f" {manifest.get('release_id') or '?'}, revision {manifest.get('revision') or '?'})"
         f" replaces the live database: every write accepted after {started} would be lost"
         " (the current database is kept aside, not served). Nothing was changed. To accept,"
-        f" run `bluegreen restore {snapshot_id} --yes` (-e restore_confirm={snapshot_id})"
+        f" run `bluegreen restore {snapshot_id} --yes` (bluegreen_cli.restore_confirm)"
     )
 
 

@@ -319,6 +319,7 @@ COMMAND_RULES: dict[str, dict[str, Rule]] = {
     "backup": {"lock": Rule((NOT_FAILED,)), "snapshot": Rule((NOT_FAILED,)), "finish": Rule()},
     "rollback": {**ROLLBACK_RULES, **RECOVER_RULES},
     "restore": RESTORE_RULES,
+    "maintenance": {"lock": Rule((NOT_FAILED,)), "maintenance_toggle": Rule((NOT_FAILED,))},
 }
 COMMAND_STEPS: dict[str, tuple[str, ...]] = {
     "release": RELEASE_STEPS,
@@ -333,6 +334,7 @@ COMMAND_STEPS: dict[str, tuple[str, ...]] = {
         "finish",
     ),
     "restore": tuple(RESTORE_RULES),
+    "maintenance": ("lock", "maintenance_toggle"),
 }
 
 
@@ -499,3 +501,54 @@ def rules_table(command: str) -> str:
         reasons = [reason for _, reason in COMMAND_RULES[command][step].conditions]
         rows.append(f"| `{step}` | {'; '.join(reasons) or 'always runs'} |")
     return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    """How `bluegreen maintenance on|off` ended, from what each load balancer returned."""
+
+    outcome: str
+    message: str
+    changed: bool
+    retry_after: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "message": self.message,
+            # Not "changed": that key is the module's own (it never changes anything).
+            "changed_any": self.changed,
+            "retry_after": self.retry_after,
+        }
+
+
+def maintenance_report(
+    on: bool,
+    load_balancers: Mapping[str, Mapping[str, Any] | None],
+    failure: Mapping[str, Any] | None,
+) -> MaintenanceReport:
+    """The outcome and message of a maintenance toggle on every load balancer."""
+    state = "on" if on else "off"
+    results = [r for r in load_balancers.values() if isinstance(r, Mapping)]
+    changed = any(r.get("changed") for r in results)
+    retry_after = next((r["retry_after"] for r in results if r.get("retry_after")), None)
+    names = ", ".join(load_balancers)
+    if failure:
+        step, msg = failure.get("step", "a step"), failure.get("msg", "")
+        message = (
+            msg
+            if step == "maintenance"
+            else f"maintenance mode was not turned {state}: {step} failed on"
+            f" {failure.get('host', '?')}: {msg}"
+        )
+        return MaintenanceReport("failed", message, changed, retry_after)
+    if not changed:
+        message = f"maintenance mode was {state} already on {names}; nothing changed"
+    elif on:
+        message = (
+            f"maintenance mode is on on {names}: users get 503 with Retry-After {retry_after};"
+            " health and metrics still reach the live colour"
+        )
+    else:
+        message = f"maintenance mode is off on {names}: users reach the live colour again"
+    return MaintenanceReport(f"maintenance_{state}", message, changed, retry_after)

@@ -303,6 +303,15 @@ def _envvars(project: Path) -> dict[str, str]:
     return env
 
 
+def namespaced_extravars(extravars: Mapping[str, Any]) -> dict[str, Any]:
+    """The command's inputs under one variable, ``bluegreen_cli``, so that none of them
+    overrides a role variable at extra-vars precedence by sharing its name; a role
+    variable the command sets on purpose (``bluegreen_<role>_...``) stays at the top."""
+    inputs = {key: value for key, value in extravars.items() if not key.startswith("bluegreen_")}
+    settings = {key: value for key, value in extravars.items() if key.startswith("bluegreen_")}
+    return {**settings, "bluegreen_cli": inputs} if inputs else settings
+
+
 def _write_extravars(private_data_dir: Path, extravars: Mapping[str, Any]) -> Path:
     """Write extra vars where ansible-runner passes them as ``-e @file``: readable by the
     owner only, and never on the command line where ``ps`` would show them."""
@@ -311,7 +320,7 @@ def _write_extravars(private_data_dir: Path, extravars: Mapping[str, Any]) -> Pa
     path = env_dir / "extravars"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(dict(extravars), handle)
+        json.dump(namespaced_extravars(extravars), handle)
     return path
 
 

@@ -129,7 +129,7 @@ def test_a_playbook_outside_the_tree_releases_the_service_with_the_collection(
             "-e",
             json.dumps(
                 {
-                    "app_version": version,
+                    "bluegreen_cli": {"app_version": version},
                     # The role's default is beside the playbook; the team's artifacts are here.
                     "bluegreen_service_artifact_dir": str(ROOT / "artifacts"),
                 }

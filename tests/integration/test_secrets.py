@@ -104,7 +104,9 @@ def test_a_canary_secret_appears_nowhere_but_where_it_is_used(tmp_path: Path) ->
         # Through plain ansible-playbook, the same secrets as extra vars (over the vault).
         extra = tmp_path / "extra.json"
         extra.write_text(
-            json.dumps({"app_version": current, **notify(url, smtp_port, extra_canary)})
+            json.dumps(
+                {"bluegreen_cli": {"app_version": current}, **notify(url, smtp_port, extra_canary)}
+            )
         )
         extra_run = subprocess.run(
             [

@@ -169,7 +169,7 @@ def test_a_restore_refusal_names_the_snapshot_and_what_would_be_lost() -> None:
         "restoring snapshot s1 (taken 2026-12-05T10:00:00Z on db1, release r2, revision 0002)"
         " replaces the live database: every write accepted after 2026-12-05T10:00:00Z would be"
         " lost (the current database is kept aside, not served). Nothing was changed. To"
-        " accept, run `bluegreen restore s1 --yes` (-e restore_confirm=s1)"
+        " accept, run `bluegreen restore s1 --yes` (bluegreen_cli.restore_confirm)"
     )
     assert "release ?, revision ?" in restore_refusal("s1", {"started": "t"}, "db1")
 

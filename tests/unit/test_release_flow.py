@@ -20,6 +20,7 @@ from ansible.module_utils.release_flow import (
     RELEASE_STEPS,
     RunRecord,
     analysis_failure,
+    maintenance_report,
     record_from_params,
     release_plan,
     restore_failed_message,
@@ -713,3 +714,59 @@ def test_the_architecture_doc_lists_every_play_of_every_playbook() -> None:
         if f"- {play['name']}" not in doc
     ]
     assert not missing, "docs/architecture.md does not list these plays:\n" + "\n".join(missing)
+
+
+MAINTENANCE_TABLE = [
+    # on, load balancers' results, failure, outcome, message
+    (
+        True,
+        {
+            "lb1": {"changed": True, "retry_after": 300},
+            "lb2": {"changed": True, "retry_after": 300},
+        },
+        None,
+        "maintenance_on",
+        "maintenance mode is on on lb1, lb2: users get 503 with Retry-After 300; health and"
+        " metrics still reach the live colour",
+    ),
+    (
+        False,
+        {"lb1": {"changed": True}},
+        None,
+        "maintenance_off",
+        "maintenance mode is off on lb1: users reach the live colour again",
+    ),
+    (
+        True,
+        {"lb1": {"changed": False, "retry_after": 300}},
+        None,
+        "maintenance_on",
+        "maintenance mode was on already on lb1; nothing changed",
+    ),
+    (
+        True,
+        {"lb1": None},
+        {"step": "maintenance", "host": "lb1", "msg": "the site does not check the flag"},
+        "failed",
+        "the site does not check the flag",
+    ),
+    (
+        False,
+        {"lb1": None},
+        {"step": "lock", "host": "lb1", "msg": "held by release r1"},
+        "failed",
+        "maintenance mode was not turned off: lock failed on lb1: held by release r1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("on", "lbs", "failure", "outcome", "message"), MAINTENANCE_TABLE)
+def test_the_maintenance_toggle_reports_where_users_are(
+    on: bool,
+    lbs: dict[str, Any],
+    failure: dict[str, str] | None,
+    outcome: str,
+    message: str,
+) -> None:
+    report = maintenance_report(on, lbs, failure)
+    assert (report.outcome, report.message) == (outcome, message)

@@ -14,6 +14,7 @@ from bluegreen.project import PROJECT_DIR_ENV, project_root
 from bluegreen.runner import (
     EventCollector,
     Failure,
+    namespaced_extravars,
     new_run_dir,
     prune_runs,
     resolve_inventory,
@@ -237,7 +238,7 @@ PLAYBOOK = """\
         data:
           bluegreen_status:
             active_colour: blue
-            colours: {blue: {version: "{{ app_version }}", healthy: true}}
+            colours: {blue: {version: "{{ bluegreen_cli.app_version }}", healthy: true}}
     - name: Run the migration
       ansible.builtin.command: sh -c 'echo "relation app_user does not exist" >&2; exit 3'
       changed_when: false
@@ -301,3 +302,15 @@ def test_inventory_name_is_the_folder_of_the_inventory_or_ansible_cfgs(tmp_path)
         "lab-single"
     )
     assert inventory_name(tmp_path, None) == "lab"
+
+
+def test_the_commands_inputs_go_under_one_variable_and_role_settings_stay_on_top() -> None:
+    assert namespaced_extravars(
+        {"app_version": "2.0.0", "rollback_data": True, "bluegreen_lock_wait_seconds": 60}
+    ) == {
+        "bluegreen_lock_wait_seconds": 60,
+        "bluegreen_cli": {"app_version": "2.0.0", "rollback_data": True},
+    }
+    assert namespaced_extravars({"bluegreen_expected_app": "shop"}) == {
+        "bluegreen_expected_app": "shop"
+    }
