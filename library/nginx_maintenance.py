@@ -80,16 +80,14 @@ options:
     default: 300
   test_command:
     description:
-      - Command that checks the nginx configuration after the include is written, as a list of
-        program and arguments (run without a shell).
-      - When it exits non-zero every changed file is put back and the task fails with its stderr.
+      - The configuration test run after the include is written, as in M(nginx_color); when
+        it exits non-zero every changed file is put back and the task fails with its stderr.
     type: list
     elements: str
     default: [nginx, -t]
   reload_command:
     description:
-      - Command that makes nginx load the new include gracefully (old workers finish their
-        requests), as a list of program and arguments (run without a shell).
+      - The graceful reload that loads a new include, as in M(nginx_color).
     type: list
     elements: str
     default: [systemctl, reload, nginx]
@@ -217,27 +215,17 @@ diff:
       after: '{"since": "2025-06-01T12:00:00Z", "retry_after": 300}'
       before_header: /var/www/bluegreen/sampleapp/maintenance.on
       after_header: /var/www/bluegreen/sampleapp/maintenance.on
-rc:
-  description: Exit code of the command that failed.
+failed_command:
+  description:
+    - The nginx command that failed (C(nginx -t) or the reload), after every file was put
+      back - C(cmd), its exit code C(rc), C(stdout) and C(stderr).
   returned: when test_command or reload_command failed
-  type: int
-  sample: 1
-stdout:
-  description: Standard output of the command that failed.
-  returned: when test_command or reload_command failed
-  type: str
-  sample: ""
-stderr:
-  description: Standard error of the command that failed.
-  returned: when test_command or reload_command failed
-  type: str
-  sample: 'nginx: [emerg] unknown directive "add_headr" in /etc/nginx/bluegreen/app.conf:4'
-cmd:
-  description: The command that failed.
-  returned: when test_command or reload_command failed
-  type: list
-  elements: str
-  sample: [nginx, -t]
+  type: dict
+  sample:
+    cmd: [nginx, -t]
+    rc: 1
+    stdout: ""
+    stderr: 'nginx: [emerg] unknown directive "add_headr" in /etc/nginx/bluegreen/app.conf:4'
 """
 
 import time
@@ -345,9 +333,12 @@ def main() -> None:
     result.update(changed=now != before, **state(now))
     if failed is not None:
         if failed.command:
-            result.update(
-                rc=failed.rc, stdout=failed.stdout, stderr=failed.stderr, cmd=list(failed.command)
-            )
+            result["failed_command"] = {
+                "cmd": list(failed.command),
+                "rc": failed.rc,
+                "stdout": failed.stdout,
+                "stderr": failed.stderr,
+            }
         module.fail_json(
             msg=failed_message(action, failed), **dict(result, reloaded=failed.reloaded_again)
         )

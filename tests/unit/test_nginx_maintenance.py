@@ -530,8 +530,8 @@ class TestFailures:
         assert result["failed"] is True
         assert f"nginx -t failed after writing {host.include}" in result["msg"]
         assert "every file was put back as it was" in result["msg"]
-        assert 'unknown directive "bogus"' in result["stderr"]
-        assert (result["rc"], result["cmd"]) == (1, TEST)
+        assert 'unknown directive "bogus"' in result["failed_command"]["stderr"]
+        assert (result["failed_command"]["rc"], result["failed_command"]["cmd"]) == (1, TEST)
         assert (result["changed"], result["maintenance"]) == (False, False)
         assert host.files() == before
         assert nginx.commands == [TEST]
