@@ -20,6 +20,8 @@ description:
   - V(way) chooses V(switch), V(downgrade) or V(restore), and refuses a restore that would
     lose acknowledged writes unless O(accept_data_loss); a method that cannot work is a
     failure.
+  - V(restore_request) reads what C(bluegreen restore) was asked (O(snapshot_id),
+    O(confirm), O(listing)) and fails when it names no snapshot and lists none.
   - V(downgrade_message) and V(message) write the journal line of a downgrade and the
     outcome's message of a finished data rollback; V(restore_refusal) and
     V(restored_message) say what a restore (C(bluegreen restore)) would lose and what it did.
@@ -32,7 +34,7 @@ options:
     type: str
     required: true
     choices: [method, releases, snapshot, way, downgrade_message, message, restore_refusal,
-              restored_message]
+              restored_message, restore_request]
   method:
     description:
       - The method asked for (V(auto), V(downgrade) or V(restore) are known).
@@ -144,6 +146,16 @@ options:
         manifest (C(started), C(release_id), C(revision)).
     type: dict
     default: {}
+  confirm:
+    description:
+      - With O(decide=restore_request), the snapshot the operator confirmed (C(--yes)).
+    type: str
+    default: ""
+  listing:
+    description:
+      - With O(decide=restore_request), whether the snapshots are only listed.
+    type: bool
+    default: false
   host:
     description:
       - With O(decide=restore_refusal), the host that holds the snapshot.
@@ -207,9 +219,15 @@ maintenance_since:
   returned: when decide is releases
   type: str
 snapshot:
-  description: With O(decide=snapshot), the live release's snapshot (none when it is not kept).
-  returned: when decide is snapshot
-  type: dict
+  description:
+    - With O(decide=snapshot), the live release's snapshot (none when it is not kept); with
+      O(decide=restore_request), the snapshot named.
+  returned: when decide is snapshot or restore_request
+  type: raw
+confirmed:
+  description: With O(decide=restore_request), whether the restore of that snapshot is confirmed.
+  returned: when decide is restore_request
+  type: bool
 mode:
   description: With O(decide=way), V(switch), V(downgrade) or V(restore).
   returned: when decide is way
@@ -248,6 +266,7 @@ from ansible.module_utils.data_rollback import (
     maintenance_since,
     method_error,
     restore_refusal,
+    restore_request,
     restored_message,
     rolled_back_message,
     snapshot_of,
@@ -266,6 +285,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
             "message",
             "restore_refusal",
             "restored_message",
+            "restore_request",
         ],
     ),
     method=dict(type="str", default="auto"),
@@ -293,6 +313,8 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     host=dict(type="str", default=""),
     kept_as=dict(type="str"),
     maintenance_was_on=dict(type="bool", default=False),
+    confirm=dict(type="str", default=""),
+    listing=dict(type="bool", default=False),
 )
 
 
@@ -321,6 +343,8 @@ def decided(p: dict[str, Any]) -> dict[str, Any]:
             p["target_revision"],
         )
         return way.as_dict()
+    if decide == "restore_request":
+        return restore_request(p["snapshot_id"], p["confirm"], p["listing"]).as_dict()
     if decide == "restore_refusal":
         return {"message": restore_refusal(p["snapshot_id"], p["manifest"], p["host"])}
     if decide == "restored_message":
@@ -350,6 +374,11 @@ def decided(p: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if module.params["decide"] == "restore_request":
+        try:
+            module.exit_json(changed=False, **decided(module.params))
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     if module.params["decide"] == "method":
         error = method_error(module.params["method"])
         if error:

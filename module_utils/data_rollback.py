@@ -242,3 +242,27 @@ def restored_message(
         f" the previous one is kept as {kept_as or '?'};"
         f" {live_colour or 'the live colour'} is healthy{after}"
     )
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """What `bluegreen restore` was asked: list the snapshots, or restore one, confirmed
+    only when the confirmation names the same snapshot."""
+
+    snapshot: str
+    listing: bool
+    confirmed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def restore_request(snapshot: str, confirm: str, listing: bool) -> RestoreRequest:
+    """The restore asked for; ValueError when it names no snapshot and lists none."""
+    named = snapshot.strip()
+    if not listing and not named:
+        raise ValueError(
+            "name the snapshot to restore: bluegreen_cli.restore_snapshot (list them with"
+            " bluegreen_cli.restore_list, or `bluegreen restore --list`)"
+        )
+    return RestoreRequest(named, listing, bool(named) and confirm.strip() == named)

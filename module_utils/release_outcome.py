@@ -102,6 +102,16 @@ class CommandFacts:
         )
 
 
+def undid_nothing(params: Mapping[str, Any]) -> bool:
+    """A rollback asked only to undo a stopped command (Ctrl-C) that had found no
+    interrupted release to finish, or only one to close: nothing changed."""
+    return (
+        params.get("command") == "rollback"
+        and bool(params.get("recover_only"))
+        and params.get("recover_action") in (None, "close")
+    )
+
+
 def facts_from_params(params: Mapping[str, Any]) -> CommandFacts:
     """The module's parameters as CommandFacts (None and omitted mean the same)."""
     failure = params.get("failure")
@@ -115,7 +125,7 @@ def facts_from_params(params: Mapping[str, Any]) -> CommandFacts:
         failure=None if failure is None else Failure.from_dict(failure),
         switched=bool(params.get("switched")),
         switched_back=params.get("switched_back"),
-        unchanged=bool(params.get("unchanged")),
+        unchanged=bool(params.get("unchanged")) or undid_nothing(params),
         success_outcome=text("success_outcome", "released"),
         success_message=text("success_message", ""),
         analysis=params.get("analysis"),

@@ -138,7 +138,7 @@ def test_the_tarball_holds_every_module_role_and_playbook_of_the_tree(installed:
     playbooks = {f"playbooks/{p.name}" for p in (ROOT / "playbooks").glob("*.yml")}
     assert modules and roles and playbooks
     assert modules | roles | playbooks <= names
-    assert "playbooks/templates/lock_message.j2" in names
+    assert "roles/bluegreen_lock/templates/lock_message.j2" in names
     assert {f"plugins/module_utils/{name}.py" for name in our_module_utils()} <= names
     assert runtime["requires_ansible"] == ">=2.19,<2.20"
     assert not any("__pycache__" in name for name in names)

@@ -16,6 +16,7 @@ from ansible.module_utils.data_rollback import (
     method_error,
     moved_revisions,
     restore_refusal,
+    restore_request,
     restored_message,
     rolled_back_message,
     snapshot_of,
@@ -187,3 +188,24 @@ def test_the_restored_message_says_where_users_are(was_on: bool, ending: str) ->
         "the database is back at snapshot s1 (taken 2026-12-05T10:00:00Z); the previous one is"
         f" kept as /var/lib/old.db; {ending}"
     )
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "confirm", "listing", "confirmed"),
+    [
+        (" s1 ", "s1", False, True),
+        ("s1", "s2", False, False),
+        ("", "", True, False),
+        ("s1", "", False, False),
+    ],
+)
+def test_a_restore_is_confirmed_only_by_naming_the_same_snapshot(
+    snapshot: str, confirm: str, listing: bool, confirmed: bool
+) -> None:
+    request = restore_request(snapshot, confirm, listing)
+    assert (request.snapshot, request.confirmed) == (snapshot.strip(), confirmed)
+
+
+def test_a_restore_that_names_nothing_is_refused_saying_how_to_name_one() -> None:
+    with pytest.raises(ValueError, match="name the snapshot to restore"):
+        restore_request("  ", "", False)

@@ -519,3 +519,19 @@ def test_journal_of_the_downgrade_names_only_the_migrations_it_undid() -> None:
         "schema downgraded from wagtailcore.0094_alter_page_locale to "
         "wagtailcore.0093_uploadedfile with the migrations of 2.0.0; every row is kept"
     )
+
+
+@pytest.mark.parametrize(
+    ("params", "outcome"),
+    [
+        ({"recover_only": True}, "unchanged"),
+        ({"recover_only": True, "recover_action": "close"}, "unchanged"),
+        ({"recover_only": True, "recover_action": "restore_idle"}, "rolled_back"),
+        ({}, "rolled_back"),
+    ],
+)
+def test_a_rollback_that_only_undoes_a_stopped_command_which_changed_nothing_is_unchanged(
+    params: dict[str, Any], outcome: str
+) -> None:
+    facts = facts_from_params({"command": "rollback", "success_outcome": "rolled_back", **params})
+    assert decide_outcome(facts) == outcome
