@@ -358,7 +358,12 @@ def record_from_params(params: Mapping[str, Any]) -> RunRecord:
 
     def flag(name: str) -> bool:
         value = params.get(name)
-        return getattr(defaults, name) if value is None else bool(value)
+        if value is None:
+            return bool(getattr(defaults, name))
+        # A templated value may arrive as text ("False") rather than a boolean.
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "yes", "1", "on")
+        return bool(value)
 
     def text(name: str) -> str:
         value = params.get(name)

@@ -7,6 +7,8 @@ directory, and built there::
     meta/runtime.yml                      requires_ansible: pyproject.toml's ansible-core range
     plugins/modules/<x>.py                library/<x>.py
     plugins/module_utils/<x>.py           module_utils/<x>.py (and any package in it)
+    plugins/filter/<x>.py                 filter_plugins/<x>.py (roles and playbooks name
+                                          our filters by FQCN in the built copy)
     roles/<role>/                         roles/<role>/
     playbooks/*.yml, playbooks/templates  playbooks/
 
@@ -124,6 +126,22 @@ def _copy_python(source_dir: Path, dest_dir: Path, ours: set[str]) -> None:
         target.write_text(rewrite_imports(path.read_text(encoding="utf-8"), ours), "utf-8")
 
 
+def our_filters(root: Path = ROOT) -> set[str]:
+    """The names of the filters our filter_plugins/ define (``"name": function`` entries)."""
+    names: set[str] = set()
+    for path in (root / "filter_plugins").glob("*.py"):
+        names |= set(re.findall(r'"(bluegreen_\w+)":', path.read_text(encoding="utf-8")))
+    return names
+
+
+def qualify_filters(text: str, filters: Iterable[str]) -> str:
+    """``| name(`` of our filters as ``| bluegreen.release.name(``: roles and playbooks of
+    a collection find its modules and roles by short name, but not its filters."""
+    for name in sorted(filters):
+        text = re.sub(rf"\|(\s*){name}\b", rf"|\g<1>{NAMESPACE}.{NAME}.{name}", text)
+    return text
+
+
 def galaxy_metadata(root: Path = ROOT) -> dict[str, object]:
     """galaxy.yml of the tree, checked against pyproject.toml's version."""
     metadata = yaml.safe_load((root / "galaxy.yml").read_text(encoding="utf-8"))
@@ -148,6 +166,7 @@ def lay_out(dest: Path, root: Path = ROOT) -> Path:
     ours = our_module_utils(root)
     _copy_python(root / "library", dest / "plugins" / "modules", ours)
     _copy_python(root / "module_utils", dest / "plugins" / "module_utils", ours)
+    _copy_python(root / "filter_plugins", dest / "plugins" / "filter", ours)
     shutil.copytree(root / "roles", dest / "roles", ignore=_IGNORED)
 
     playbooks = dest / "playbooks"
@@ -156,6 +175,12 @@ def lay_out(dest: Path, root: Path = ROOT) -> Path:
         shutil.copy2(book, playbooks / book.name)
     if (root / "playbooks" / "templates").is_dir():
         shutil.copytree(root / "playbooks" / "templates", playbooks / "templates", ignore=_IGNORED)
+    filters = our_filters(root)
+    for path in [*(dest / "roles").rglob("*.yml"), *playbooks.rglob("*.yml")]:
+        text = path.read_text(encoding="utf-8")
+        rewritten = qualify_filters(text, filters)
+        if rewritten != text:
+            path.write_text(rewritten, encoding="utf-8")
 
     meta = dest / "meta"
     meta.mkdir()

@@ -27,6 +27,7 @@ from bluegreen.collection import (
     build,
     our_module_utils,
     project_version,
+    qualify_filters,
     rewrite_imports,
 )
 
@@ -139,6 +140,7 @@ def test_the_tarball_holds_every_module_role_and_playbook_of_the_tree(installed:
     assert modules and roles and playbooks
     assert modules | roles | playbooks <= names
     assert "roles/bluegreen_lock/templates/lock_message.j2" in names
+    assert "plugins/filter/release_flow.py" in names
     assert {f"plugins/module_utils/{name}.py" for name in our_module_utils()} <= names
     assert runtime["requires_ansible"] == ">=2.19,<2.20"
     assert not any("__pycache__" in name for name in names)
@@ -312,3 +314,61 @@ def custom_stats(installed: Installed, book: str, *args: str) -> dict:
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return json.loads(completed.stdout)["global_custom_stats"]
+
+
+def test_a_collection_role_asks_the_state_machine_through_its_own_filter(
+    installed: Installed,
+) -> None:
+    # bluegreen_release's step entry point asks bluegreen_step_decision by its short name:
+    # after a failed step, the lock step ends its play and the next play still runs.
+    book = installed.playbook(
+        "gate.yml",
+        """\
+        - name: Record a failed preflight
+          hosts: localhost
+          gather_facts: false
+          tasks:
+            - name: Fail the preflight as data
+              ansible.builtin.set_fact:
+                bluegreen_release_id: r-gate
+                bluegreen_release_command: release
+                bluegreen_release_failure: {step: preflight, msg: refused}
+
+        - name: Take the lock, unless a step failed
+          hosts: lb
+          gather_facts: false
+          tasks:
+            - name: Ask the state machine
+              ansible.builtin.include_role:
+                name: bluegreen.release.bluegreen_release
+                tasks_from: step
+              vars:
+                bluegreen_release_step: lock
+
+            - name: Never reached
+              ansible.builtin.fail:
+                msg: the lock step ran after a failed preflight
+
+        - name: Go on to the last play
+          hosts: localhost
+          gather_facts: false
+          tasks:
+            - name: Say so
+              ansible.builtin.debug:
+                msg: "gate: {{ hostvars.localhost._bluegreen_release_gate.reason }}"
+        """,
+    )
+
+    completed = installed.run("ansible-playbook", book)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "gate: an earlier step failed" in completed.stdout
+
+
+def test_the_built_copy_names_our_filters_by_fqcn_and_leaves_others() -> None:
+    text = "{{ record\n   | bluegreen_step_decision(step) }} {{ x | default(1) | bluegreen_other }}"
+
+    assert qualify_filters(text, {"bluegreen_step_decision"}) == (
+        "{{ record\n   | bluegreen.release.bluegreen_step_decision(step) }}"
+        " {{ x | default(1) | bluegreen_other }}"
+    )

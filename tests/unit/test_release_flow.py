@@ -7,6 +7,7 @@ of a release walked through the whole machine to the steps that still run, the o
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -770,3 +771,19 @@ def test_the_maintenance_toggle_reports_where_users_are(
 ) -> None:
     report = maintenance_report(on, lbs, failure)
     assert (report.outcome, report.message) == (outcome, message)
+
+
+def test_the_filter_asks_the_same_rules_and_reads_templated_text_as_booleans() -> None:
+    path = ROOT / "filter_plugins" / "release_flow.py"
+    spec = importlib.util.spec_from_file_location("bluegreen_filter_release_flow", path)
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    decide = plugin.FilterModule().filters()["bluegreen_step_decision"]
+
+    assert decide({"unchanged": "False"}, "deploy") == {"run": True, "reason": ""}
+    assert decide({"unchanged": "True"}, "deploy") == {
+        "run": False,
+        "reason": "the version is live already",
+    }
+    assert decide({"failure": {"step": "lock"}}, "snapshot", "backup")["run"] is False

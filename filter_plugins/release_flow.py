@@ -1,0 +1,37 @@
+# Copyright: bluegreen contributors
+# Apache License 2.0 (see LICENSE)
+"""The release's state machine as a filter: whether a play's step runs.
+
+Every play of every command asks this first (roles/bluegreen_release/tasks/step.yml).
+A filter runs in the controller's own process, so the question costs about a millisecond
+where a module call costs half a second: a release asks it some thirty times, and a
+rollback ten times before traffic moves. The rules are module_utils/release_flow.py's,
+the same the release_flow module and the unit tests use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+try:  # In the collection bluegreen.release.
+    from ansible_collections.bluegreen.release.plugins.module_utils.release_flow import (
+        record_from_params,
+        step_decision,
+    )
+except ImportError:  # In the tree: the bluegreen package maps module_utils/ (pyproject).
+    from bluegreen_module_utils.release_flow import record_from_params, step_decision
+
+
+def bluegreen_step_decision(
+    record: Mapping[str, Any], step: str, command: str = "release"
+) -> dict[str, Any]:
+    """``{run, reason}`` for ``step`` of ``command`` after what ``record`` says happened."""
+    return step_decision(step, record_from_params(record), command).as_dict()
+
+
+class FilterModule:
+    """bluegreen's filters."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {"bluegreen_step_decision": bluegreen_step_decision}
