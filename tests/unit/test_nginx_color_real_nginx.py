@@ -421,7 +421,7 @@ def test_failed_nginx_check_puts_the_maintenance_files_back(run_module, nginx: N
 
     assert result["failed"] is True
     assert "every file was put back as it was and nginx still serves them" in result["msg"]
-    assert 'unknown directive "bogus_directive"' in result["stderr"]
+    assert 'unknown directive "bogus_directive"' in result["failed_command"]["stderr"]
     assert {path: path.read_bytes() for path in before} == before
     assert not nginx.maintenance_flag.exists()
     assert nginx.get() == (200, None, "blue\n")
