@@ -88,7 +88,13 @@ def test_the_galaxy_stage_installs_the_collection_as_the_containerfile_runs_it(
             str(tmp_path / "collections"),
         ],
         cwd=context / "_build",
-        env=os.environ | {"ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg")},
+        # Only the image's own collections path: ansible-lint installs the tree's collection
+        # into ~/.ansible/collections, where ansible-galaxy would find it "already installed".
+        env=os.environ
+        | {
+            "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
+            "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "collections"),
+        },
         capture_output=True,
         text=True,
         timeout=60,
