@@ -16,11 +16,16 @@ from typing import Any
 
 try:  # In the collection bluegreen.release.
     from ansible_collections.bluegreen.release.plugins.module_utils.release_flow import (
+        record_from_facts,
         record_from_params,
         step_decision,
     )
 except ImportError:  # In the tree: the bluegreen package maps module_utils/ (pyproject).
-    from bluegreen_module_utils.release_flow import record_from_params, step_decision
+    from bluegreen_module_utils.release_flow import (
+        record_from_facts,
+        record_from_params,
+        step_decision,
+    )
 
 
 def bluegreen_step_decision(
@@ -30,8 +35,25 @@ def bluegreen_step_decision(
     return step_decision(step, record_from_params(record), command).as_dict()
 
 
+def bluegreen_step_gate(
+    facts: Mapping[str, Any],
+    step: str,
+    command: str,
+    cli: Mapping[str, Any] | None = None,
+    analysis: bool = True,
+    pre_switch_analysis: bool = True,
+) -> dict[str, Any]:
+    """``{run, reason}`` for ``step`` of ``command``, from the controller's facts
+    (``hostvars.localhost``) and the command's inputs: one template per play."""
+    record = record_from_facts(facts, cli, analysis, pre_switch_analysis)
+    return bluegreen_step_decision(record, step, command)
+
+
 class FilterModule:
     """bluegreen's filters."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"bluegreen_step_decision": bluegreen_step_decision}
+        return {
+            "bluegreen_step_decision": bluegreen_step_decision,
+            "bluegreen_step_gate": bluegreen_step_gate,
+        }

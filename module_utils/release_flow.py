@@ -557,3 +557,49 @@ def maintenance_report(
     else:
         message = f"maintenance mode is off on {names}: users reach the live colour again"
     return MaintenanceReport(f"maintenance_{state}", message, changed, retry_after)
+
+
+def record_from_facts(
+    facts: Mapping[str, Any],
+    cli: Mapping[str, Any] | None = None,
+    analysis: bool = True,
+    pre_switch_analysis: bool = True,
+) -> dict[str, Any]:
+    """The run record's parameters from the controller's facts (``hostvars.localhost``)
+    and the command's inputs (``bluegreen_cli``): the one place that names the facts the
+    plays record. Reads each fact once; a mapping of lazily templated vars is fine."""
+    cli = cli or {}
+
+    def fact(name: str, default: Any = None) -> Any:
+        return facts.get(name, default)
+
+    recover = fact("bluegreen_recover_plan") or {}
+    maintenance_was_on = fact("bluegreen_data_maintenance_was_on")
+    return {
+        "failure": fact("bluegreen_release_failure"),
+        "unchanged": fact("bluegreen_release_unchanged", False),
+        "sqlite": fact("bluegreen_release_sqlite_database", False),
+        "installed": fact("bluegreen_release_sqlite", False),
+        "window": fact("bluegreen_release_window", False),
+        "migration_started": fact("bluegreen_release_migration_started", True),
+        "maintenance_was_on": True if maintenance_was_on is None else maintenance_was_on,
+        "keep_maintenance": fact("bluegreen_release_keep_maintenance", False),
+        "switched": fact("bluegreen_release_switched", False),
+        "pre_switch_analysis": pre_switch_analysis,
+        "analysis": analysis,
+        "data_rollback": cli.get("rollback_data", False),
+        "recover_action": recover.get("action") or "",
+        "recover_only": cli.get("recover_only", False),
+        "method": cli.get("rollback_data_method") or "auto",
+        "target_revision_known": fact("bluegreen_release_rollback_target_revision") is not None,
+        "data_plan": fact("bluegreen_release_rollback_plan") or {},
+        "data_mode": fact("bluegreen_release_rollback_mode", ""),
+        "refused": fact("bluegreen_release_rollback_refused", False),
+        "quiesced": maintenance_was_on is not None,
+        "recovering": "bluegreen_recover_plan" in facts,
+        "recover_close_window": recover.get("close_window", False),
+        "recover_restore": recover.get("restore_snapshot") is not None,
+        "recover_rollback": (fact("bluegreen_recover_analysis") or {}).get("rollback", False),
+        "listing": fact("bluegreen_release_restore_list", False),
+        "confirmed": fact("bluegreen_release_restore_confirmed", False),
+    }

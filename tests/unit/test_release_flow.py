@@ -22,6 +22,7 @@ from ansible.module_utils.release_flow import (
     RunRecord,
     analysis_failure,
     maintenance_report,
+    record_from_facts,
     record_from_params,
     release_plan,
     restore_failed_message,
@@ -787,3 +788,21 @@ def test_the_filter_asks_the_same_rules_and_reads_templated_text_as_booleans() -
         "reason": "the version is live already",
     }
     assert decide({"failure": {"step": "lock"}}, "snapshot", "backup")["run"] is False
+
+
+def test_the_gate_reads_the_controllers_facts_and_the_commands_inputs() -> None:
+    facts = {
+        "bluegreen_release_unchanged": False,
+        "bluegreen_recover_plan": {"action": "resume", "close_window": True},
+        "bluegreen_data_maintenance_was_on": False,
+    }
+    record = record_from_params(record_from_facts(facts, {"rollback_data": True}, analysis=False))
+
+    assert (record.recovering, record.recover_action, record.recover_close_window) == (
+        True,
+        "resume",
+        True,
+    )
+    assert (record.quiesced, record.maintenance_was_on, record.data_rollback) == (True, False, True)
+    assert record.analysis is False and record.recover_restore is False
+    assert record_from_params(record_from_facts({})) == RunRecord()
