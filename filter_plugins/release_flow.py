@@ -49,6 +49,15 @@ def bluegreen_step_gate(
     return bluegreen_step_decision(record, step, command)
 
 
+def bluegreen_step_runs(step: str, facts: Mapping[str, Any]) -> bool:
+    """Whether ``step`` may run, from the controller's facts alone: a play asks this in
+    its include's ``when`` so that a step that does not run costs one skipped task.
+    The analysis switches count as on (they only ever stop a step), so the step's own
+    gate (tasks/step.yml), which reads them on the play's hosts, has the last word."""
+    command = str(facts.get("bluegreen_release_command") or "release")
+    return bool(bluegreen_step_gate(facts, step, command, facts.get("bluegreen_cli"))["run"])
+
+
 class FilterModule:
     """bluegreen's filters."""
 
@@ -56,4 +65,5 @@ class FilterModule:
         return {
             "bluegreen_step_decision": bluegreen_step_decision,
             "bluegreen_step_gate": bluegreen_step_gate,
+            "bluegreen_step_runs": bluegreen_step_runs,
         }

@@ -97,6 +97,7 @@ COMMANDS: dict[str, Command] = {
                 UNCHANGED: ExitCode.OK,
                 FAILED_BEFORE_SWITCH: ExitCode.FAILED_BEFORE_SWITCH,
                 "rolled_back": ExitCode.ROLLED_BACK,
+                "refused": ExitCode.USAGE,
                 FAILED: ExitCode.FAILED,
             },
             closing_step="release",
@@ -121,6 +122,7 @@ COMMANDS: dict[str, Command] = {
             "backup",
             {
                 "backed_up": ExitCode.OK,
+                "refused": ExitCode.USAGE,
                 FAILED_BEFORE_SWITCH: ExitCode.FAILED,
                 FAILED: ExitCode.FAILED,
             },
@@ -144,6 +146,7 @@ COMMANDS: dict[str, Command] = {
             {
                 "maintenance_on": ExitCode.OK,
                 "maintenance_off": ExitCode.OK,
+                "refused": ExitCode.USAGE,
                 FAILED: ExitCode.FAILED,
             },
             closing_step="maintenance",

@@ -319,7 +319,7 @@ def custom_stats(installed: Installed, book: str, *args: str) -> dict:
 def test_a_collection_role_asks_the_state_machine_through_its_own_filter(
     installed: Installed,
 ) -> None:
-    # bluegreen_release's step entry point asks bluegreen_step_decision by its short name:
+    # bluegreen_release's step entry point asks bluegreen_step_gate by its short name:
     # after a failed step, the lock step ends its play and the next play still runs.
     book = installed.playbook(
         "gate.yml",
@@ -355,7 +355,9 @@ def test_a_collection_role_asks_the_state_machine_through_its_own_filter(
           tasks:
             - name: Say so
               ansible.builtin.debug:
-                msg: "gate: {{ hostvars.localhost._bluegreen_release_gate.reason }}"
+                msg: >-
+                  gate: {{ (hostvars.localhost
+                           | bluegreen.release.bluegreen_step_gate('lock', 'release')).reason }}
         """,
     )
 
