@@ -571,6 +571,7 @@ from ansible.module_utils.backup_snapshot import (
     verification_failed_message,
 )
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.file_system import make_directories
 from ansible.module_utils.postgresql_access import (
     PgConnection,
     client_command,
@@ -709,17 +710,6 @@ def psql(module: AnsibleModule, connection: PgConnection, database: str, sql: st
 
 
 # Files
-
-
-def make_directories(directory: str) -> None:
-    """Create `directory` and missing parents with DIRECTORY_MODE, whatever the umask."""
-    missing = []
-    while directory and not os.path.isdir(directory):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    for created in reversed(missing):
-        os.mkdir(created)
-        os.chmod(created, DIRECTORY_MODE)
 
 
 def fsync_path(path: str) -> None:
@@ -1323,7 +1313,7 @@ def state_present(module: AnsibleModule, request: Request) -> dict[str, Any]:
 
     partial = os.path.join(request.dest, partial_dir_name(snapshot_id))
     try:
-        make_directories(request.dest)
+        make_directories(request.dest, DIRECTORY_MODE)
         os.mkdir(partial, DIRECTORY_MODE)
     except FileExistsError as exc:
         raise SnapshotError(
@@ -1738,7 +1728,7 @@ def restore_files(
     if module.check_mode:
         return plan, [], {}
     created = not os.path.exists(target)
-    make_directories(target)
+    make_directories(target, DIRECTORY_MODE)
     archive = os.path.join(snapshot_dir, manifest["artifact"])
     try:
         run(

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible.module_utils.file_system import make_directories
+
 FILE_MODE = 0o644
 DIRECTORY_MODE = 0o755
 
@@ -85,21 +87,10 @@ def as_text(content: bytes | None) -> str | None:
     return None if content is None else content.decode("utf-8", errors="replace")
 
 
-def make_directories(directory: str) -> None:
-    """Create `directory` and missing parents with DIRECTORY_MODE, whatever the umask."""
-    missing = []
-    while directory and not os.path.isdir(directory):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    for created in reversed(missing):
-        os.mkdir(created)
-        os.chmod(created, DIRECTORY_MODE)
-
-
 def write_atomic(module: Any, path: str, content: bytes) -> None:
     """Replace `path` with `content` by rename, so nginx never reads a half-written file."""
     directory = os.path.dirname(path) or "."
-    make_directories(directory)
+    make_directories(directory, DIRECTORY_MODE)
     handle, temp_path = tempfile.mkstemp(prefix=".bluegreen.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(handle, "wb") as temp_file:
