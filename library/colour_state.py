@@ -160,67 +160,9 @@ gave_up:
   sample: "sampleapp@green.service restarted 3 times"
 """
 
-import os
-import time
-import urllib.error
-import urllib.request
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.colour_state import (
-    colour_record,
-    health_url,
-    hopeless,
-    invalid_options,
-    smoke_answer,
-    unit_name,
-)
-
-
-def link_target(path: str) -> str | None:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return None
-
-
-def unit_state(module: AnsibleModule, unit: str) -> tuple[str, int]:
-    """ActiveState and NRestarts of a unit."""
-    systemctl = module.get_bin_path("systemctl", required=True)
-    _rc, out, _err = module.run_command(
-        [systemctl, "show", "-p", "ActiveState", "-p", "NRestarts", unit]
-    )
-    fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    restarts = fields.get("NRestarts", "0")
-    return fields.get("ActiveState", ""), int(restarts) if restarts.isdigit() else 0
-
-
-def request(
-    url: str, timeout: float, method: str = "GET", header: str | None = None
-) -> tuple[int | None, str | None, str | None]:
-    """Status, the value of `header`, and the error when nothing answered."""
-    req = urllib.request.Request(url, method=method, headers={"Connection": "close"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, response.headers.get(header) if header else None, None
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get(header) if header else None, None
-    except (urllib.error.URLError, OSError) as exc:
-        return None, None, str(getattr(exc, "reason", exc))
-
-
-def smoke_answers(module: AnsibleModule, colour: str) -> list[dict]:
-    params = module.params
-    answers = []
-    for route in params["smoke"]:
-        method = str(route.get("method", "GET")).upper()
-        status, version, error = request(
-            health_url(int(params["ports"][colour]), str(route["path"])),
-            params["timeout"],
-            method,
-            params["version_header"],
-        )
-        answers.append(smoke_answer(route, method, status, version, error))
-    return answers
+from ansible.module_utils.colour_probe import Probe, wait_for_colours
+from ansible.module_utils.colour_state import invalid_options
 
 
 def main() -> None:
@@ -245,42 +187,20 @@ def main() -> None:
     problem = invalid_options(params["colours"], params["ports"])
     if problem:
         module.fail_json(msg=problem)
-    started = time.monotonic()
-    deadline = started + max(params["wait_healthy"], 0)
-    while True:
-        colours = read_colours(module)
-        gave_up = hopeless(
-            colours, params["name"], params["max_restarts"], params["restarts_baseline"]
-        )
-        all_healthy = all(record["healthy"] for record in colours.values())
-        if all_healthy or gave_up or time.monotonic() >= deadline:
-            break
-        time.sleep(params["interval"])
-    smoke = {
-        colour: smoke_answers(module, colour) if record["healthy"] else []
-        for colour, record in colours.items()
-    }
-    module.exit_json(
-        changed=False,
-        colours=colours,
-        smoke=smoke,
-        waited_s=round(time.monotonic() - started, 3),
-        gave_up=None if all_healthy else gave_up,
+    probe = Probe(
+        name=params["name"],
+        ports=params["ports"],
+        colours_dir=params["colours_dir"],
+        health_path=params["health_path"],
+        timeout=params["timeout"],
+        wait_healthy=params["wait_healthy"],
+        interval=params["interval"],
+        max_restarts=params["max_restarts"],
+        restarts_baseline=params["restarts_baseline"],
+        smoke=params["smoke"],
+        version_header=params["version_header"],
     )
-
-
-def read_colours(module: AnsibleModule) -> dict:
-    params = module.params
-    colours = {}
-    for colour in params["colours"]:
-        status, _version, error = request(
-            health_url(int(params["ports"][colour]), params["health_path"]), params["timeout"]
-        )
-        state, restarts = unit_state(module, unit_name(params["name"], colour))
-        colours[colour] = colour_record(
-            link_target(os.path.join(params["colours_dir"], colour)), state, status, error
-        ) | {"restarts": restarts}
-    return colours
+    module.exit_json(changed=False, **wait_for_colours(module, probe, params["colours"]))
 
 
 if __name__ == "__main__":

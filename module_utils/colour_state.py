@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 COLOURS = ("blue", "green")
@@ -79,3 +80,83 @@ def smoke_answer(
         "ok": status == expected,
         "error": error,
     }
+
+
+def config_checksum(release_dir: str, checksums: list[str | None]) -> str:
+    """What a colour starts with, as one SHA-256: its release directory and the checksum
+    of each configuration file ('missing' for an absent one), in order."""
+    text = " ".join([release_dir, *(checksum or "missing" for checksum in checksums)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def restart_reason(
+    link_changed: bool, recorded: str | None, config_sha256: str, active_state: str
+) -> str:
+    """Why the colour's unit is (re)started ('' when it runs what it should already). A
+    render's own `changed` is not enough: an earlier play of the same release (the SQLite
+    migration plan) may have written the file first, so the colour restarts whenever what
+    it would start with differs from what it was started with."""
+    if link_changed:
+        return "its link now points at the release"
+    if (recorded or "").strip() != config_sha256:
+        return "what it starts with (release, environment, files, unit) changed"
+    if active_state != "active":
+        return f"its unit was {active_state or 'inactive'}"
+    return ""
+
+
+def unhealthy_message(
+    *,
+    colour: str,
+    service: str,
+    version: str,
+    host: str,
+    record: dict,
+    waited_s: float,
+    gave_up: str | None,
+    health_path: str,
+    log_lines: list[str],
+) -> str:
+    """Why the release stops: the colour did not get healthy (with its last log lines)."""
+    error = f" {record['health_error']}" if record.get("health_error") else ""
+    return (
+        f"{colour} colour ({service} {version}) on {host} is not healthy after {waited_s} s: "
+        f"{gave_up or 'no 200 from ' + health_path} (last answer: "
+        f"{record.get('health_status')}{error}). Traffic was not switched. Last log lines: "
+        + " | ".join(log_lines)
+    )
+
+
+def smoke_failure_message(colour: str, host: str, answers: list[dict]) -> str:
+    """Why the release stops: smoke routes that answered wrongly ('' when none did)."""
+    parts = []
+    for answer in answers:
+        if answer["ok"]:
+            continue
+        status = answer["status"]
+        got = f"nothing ({answer['error']})" if status is None else str(status)
+        parts.append(
+            f"{answer['method']} {answer['path']} answered {got}, expected {answer['expected']}"
+        )
+    if not parts:
+        return ""
+    return (
+        f"smoke probe failed on the {colour} colour of {host}: {'; '.join(parts)}. "
+        "Traffic was not switched."
+    )
+
+
+def version_mismatch_message(
+    colour: str, host: str, answers: list[dict], header: str, version: str
+) -> str:
+    """Why the release stops: the smoke routes named another version ('' when they all
+    named this one, or there were no routes or no header to read)."""
+    if not answers or not header:
+        return ""
+    seen = list(dict.fromkeys(answer["version"] for answer in answers))
+    if seen == [version]:
+        return ""
+    return (
+        f"the {colour} colour on {host} answered the smoke routes with {header} {seen}, "
+        f"expected '{version}'; the service must name its version in that header."
+    )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import colour_state
 import pytest
+from ansible.module_utils import colour_probe
 from ansible.module_utils.colour_state import (
     colour_record,
     health_url,
@@ -79,7 +80,7 @@ def health_server() -> Iterator[int]:
 
 def test_module_reads_link_unit_and_health(run_module, tmp_path, health_server, monkeypatch):
     (tmp_path / "blue").symlink_to("/opt/app/releases/1.0.0")
-    monkeypatch.setattr(colour_state, "unit_state", lambda module, unit: ("active", 2))
+    monkeypatch.setattr(colour_probe, "unit_state", lambda module, unit: ("active", 2))
 
     result = run_module(
         colour_state.main,
@@ -108,7 +109,7 @@ def test_module_reads_link_unit_and_health(run_module, tmp_path, health_server, 
 def test_module_stops_waiting_for_a_crash_looping_colour(run_module, tmp_path, monkeypatch):
     restarts = iter(range(10, 100))
     monkeypatch.setattr(
-        colour_state, "unit_state", lambda module, unit: ("activating", next(restarts))
+        colour_probe, "unit_state", lambda module, unit: ("activating", next(restarts))
     )
 
     result = run_module(
@@ -141,7 +142,7 @@ def test_module_refuses_a_colour_without_a_port(run_module, tmp_path) -> None:
 def test_smoke_routes_are_asked_once_healthy_and_judged(
     run_module, tmp_path, health_server, monkeypatch
 ):
-    monkeypatch.setattr(colour_state, "unit_state", lambda module, unit: ("active", 0))
+    monkeypatch.setattr(colour_probe, "unit_state", lambda module, unit: ("active", 0))
 
     result = run_module(
         colour_state.main,

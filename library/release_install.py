@@ -1,0 +1,279 @@
+#!/usr/bin/python
+# Copyright: bluegreen contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_install
+short_description: Install a release from its artifact into a directory of its own, in one call
+description:
+  - Checks the SHA-256 of the artifact already copied to the host, then installs it into
+    O(release_dir) unless that directory holds this exact artifact already, as its marker
+    file C(.bluegreen-installed) says.
+  - Installing unpacks the artifact (its top directory stripped), creates a virtualenv in
+    C(venv) with O(python), and installs the service offline from the artifact's
+    C(wheelhouse) with pip. The marker is written last, atomically, so an interrupted
+    install leaves a directory without it, which the next run removes and installs again.
+  - Refuses a release directory whose marker names another artifact (a version names one
+    artifact) and an artifact kind it cannot install, and changes nothing then.
+  - When pip fails, the message quotes pip's last lines, the Python the host runs and the
+    one the artifact was built for, and the build command that fixes it.
+  - The decisions are in module_utils/release_install.py.
+version_added: "0.1.0"
+options:
+  name:
+    description:
+      - Name of the service, for messages.
+    type: str
+    required: true
+  package:
+    description:
+      - Python distribution a wheel artifact installs (at O(version)).
+    type: str
+    required: true
+  version:
+    description:
+      - Version of the release.
+    type: str
+    required: true
+  artifact:
+    description:
+      - Path of the artifact (a C(.tar.gz) from C(bluegreen build)) on the host.
+    type: path
+    required: true
+  sha256:
+    description:
+      - SHA-256 the artifact must have.
+    type: str
+    required: true
+  release_dir:
+    description:
+      - Directory the release is installed into.
+    type: path
+    required: true
+  python:
+    description:
+      - Interpreter that creates the release's virtualenv.
+    type: path
+    default: /usr/bin/python3
+  host:
+    description:
+      - Name of the host in messages (the inventory name); the host's own name by default.
+    type: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+author:
+  - bluegreen contributors
+"""
+
+EXAMPLES = r"""
+- name: Install the release unless this exact artifact is installed already
+  release_install:
+    name: sampleapp
+    package: sampleapp
+    version: 2.0.0
+    artifact: /opt/sampleapp/artifacts/sampleapp-2.0.0.tar.gz
+    sha256: "{{ lookup('ansible.builtin.file', 'artifacts/sampleapp-2.0.0.tar.gz.sha256') }}"
+    release_dir: /opt/sampleapp/releases/2.0.0
+    host: "{{ inventory_hostname }}"
+"""
+
+RETURN = r"""
+state:
+  description:
+    - What the release directory held before this run; C(installed) (this artifact, nothing
+      done) or C(absent) (nothing, or an interrupted install, installed now).
+  type: str
+  returned: success
+  sample: absent
+release_dir:
+  description: The release directory.
+  type: str
+  returned: always
+  sample: /opt/sampleapp/releases/2.0.0
+pip_output:
+  description: pip's last lines when this run installed the release.
+  type: list
+  elements: str
+  returned: when changed and not in check mode
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.release_install import (
+    ABSENT,
+    INSTALLED,
+    MANIFEST,
+    MARKER,
+    PIP_TAIL_LINES,
+    checksum_problem,
+    manifest_problem,
+    marker_state,
+    other_artifact_message,
+    pip_arguments,
+    pip_failure_message,
+)
+
+FILE_MODE = 0o644
+DIRECTORY_MODE = 0o755
+
+
+def file_sha256(path: str) -> str | None:
+    if not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_marker(path: str, content: str) -> None:
+    """The marker by rename, fsynced with its directory: it is the install's commit."""
+    directory = os.path.dirname(path)
+    handle, temp_path = tempfile.mkstemp(prefix=".bluegreen.", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temp_file:
+            temp_file.write(content)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.chmod(temp_path, FILE_MODE)
+        os.replace(temp_path, path)
+    finally:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def run(module: AnsibleModule, argv: list[str], what: str) -> tuple[str, str]:
+    rc, out, err = module.run_command(argv)
+    if rc != 0:
+        module.fail_json(
+            msg=f"{what} failed (exit {rc}): {(err or out).strip()[-2000:]}",
+            release_dir=module.params["release_dir"],
+        )
+    return out, err
+
+
+def install(module: AnsibleModule, host: str) -> list[str]:
+    """Unpack, virtualenv, offline pip install, marker; pip's last lines."""
+    params = module.params
+    release_dir = params["release_dir"]
+    if os.path.lexists(release_dir):
+        shutil.rmtree(release_dir)
+    os.makedirs(os.path.dirname(release_dir), mode=DIRECTORY_MODE, exist_ok=True)
+    os.mkdir(release_dir)
+    os.chmod(release_dir, DIRECTORY_MODE)
+    run(
+        module,
+        ["tar", "-xzf", params["artifact"], "-C", release_dir, "--strip-components=1"],
+        f"unpacking {params['artifact']} into {release_dir}",
+    )
+    manifest_text = read_text(os.path.join(release_dir, MANIFEST))
+    manifest = json.loads(manifest_text) if manifest_text else {}
+    problem = manifest_problem(manifest, os.path.basename(params["artifact"]))
+    if problem:
+        shutil.rmtree(release_dir)
+        module.fail_json(msg=problem, release_dir=release_dir)
+    run(
+        module,
+        [params["python"], "-m", "venv", f"{release_dir}/venv"],
+        f"creating the virtualenv {release_dir}/venv with {params['python']}",
+    )
+    argv = pip_arguments(release_dir, manifest, params["package"], params["version"])
+    rc, out, err = module.run_command(argv)
+    output = (out + err).splitlines()
+    if rc != 0:
+        _, host_python, _ = module.run_command(
+            [
+                f"{release_dir}/venv/bin/python",
+                "-c",
+                "import platform; print(platform.python_version(), platform.machine())",
+            ]
+        )
+        module.fail_json(
+            msg=pip_failure_message(
+                name=params["name"],
+                version=params["version"],
+                release_dir=release_dir,
+                host=host,
+                rc=rc,
+                output=output,
+                host_python=host_python.strip(),
+                manifest=manifest,
+            ),
+            release_dir=release_dir,
+        )
+    write_marker(os.path.join(release_dir, MARKER), params["sha256"].strip().lower() + "\n")
+    return output[-PIP_TAIL_LINES:]
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "package": {"type": "str", "required": True},
+            "version": {"type": "str", "required": True},
+            "artifact": {"type": "path", "required": True},
+            "sha256": {"type": "str", "required": True},
+            "release_dir": {"type": "path", "required": True},
+            "python": {"type": "path", "default": "/usr/bin/python3"},
+            "host": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    host = params["host"] or socket.gethostname()
+    release_dir = params["release_dir"]
+    expected = params["sha256"].strip().lower()
+    problem = checksum_problem(
+        os.path.basename(params["artifact"]), host, file_sha256(params["artifact"]), expected
+    )
+    if problem:
+        module.fail_json(msg=problem, release_dir=release_dir)
+    marker = read_text(os.path.join(release_dir, MARKER))
+    state = marker_state(marker, expected)
+    if state == INSTALLED:
+        module.exit_json(changed=False, state=INSTALLED, release_dir=release_dir)
+    if state != ABSENT:
+        module.fail_json(
+            msg=other_artifact_message(release_dir, params["version"], marker or ""),
+            release_dir=release_dir,
+        )
+    diff = {
+        "before": {"path": release_dir, "installed": None},
+        "after": {"path": release_dir, "installed": expected},
+    }
+    if module.check_mode:
+        module.exit_json(changed=True, state=ABSENT, release_dir=release_dir, diff=diff)
+    pip_output = install(module, host)
+    module.exit_json(
+        changed=True, state=ABSENT, release_dir=release_dir, pip_output=pip_output, diff=diff
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+# Copyright: bluegreen contributors
+# Apache License 2.0 (see LICENSE)
+"""Reading a colour on its app host: its link, its systemd unit, its health endpoint and
+smoke routes, and waiting for it to get healthy. The I/O colour_state and colour_start
+share; the decisions are module_utils/colour_state.py's."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible.module_utils.colour_state import (
+    colour_record,
+    health_url,
+    hopeless,
+    smoke_answer,
+    unit_name,
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What to read of a service's colours, and how long to wait for them."""
+
+    name: str
+    ports: Mapping[str, Any]
+    colours_dir: str
+    health_path: str = "/health"
+    timeout: float = 5.0
+    wait_healthy: float = 0.0
+    interval: float = 0.5
+    max_restarts: int = 3
+    restarts_baseline: Mapping[str, Any] = field(default_factory=dict)
+    smoke: Sequence[Mapping[str, Any]] = ()
+    version_header: str = "X-Bluegreen-Version"
+
+
+def link_target(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def unit_state(module: Any, unit: str) -> tuple[str, int]:
+    """ActiveState and NRestarts of a unit."""
+    systemctl = module.get_bin_path("systemctl", required=True)
+    _rc, out, _err = module.run_command(
+        [systemctl, "show", "-p", "ActiveState", "-p", "NRestarts", unit]
+    )
+    fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    restarts = fields.get("NRestarts", "0")
+    return fields.get("ActiveState", ""), int(restarts) if restarts.isdigit() else 0
+
+
+def request(
+    url: str, timeout: float, method: str = "GET", header: str | None = None
+) -> tuple[int | None, str | None, str | None]:
+    """Status, the value of `header`, and the error when nothing answered."""
+    req = urllib.request.Request(url, method=method, headers={"Connection": "close"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, response.headers.get(header) if header else None, None
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get(header) if header else None, None
+    except (urllib.error.URLError, OSError) as exc:
+        return None, None, str(getattr(exc, "reason", exc))
+
+
+def smoke_answers(probe: Probe, colour: str) -> list[dict]:
+    answers = []
+    for route in probe.smoke:
+        method = str(route.get("method", "GET")).upper()
+        status, version, error = request(
+            health_url(int(probe.ports[colour]), str(route["path"])),
+            probe.timeout,
+            method,
+            probe.version_header,
+        )
+        answers.append(smoke_answer(route, method, status, version, error))
+    return answers
+
+
+def read_colours(module: Any, probe: Probe, colours: Sequence[str]) -> dict:
+    found = {}
+    for colour in colours:
+        status, _version, error = request(
+            health_url(int(probe.ports[colour]), probe.health_path), probe.timeout
+        )
+        state, restarts = unit_state(module, unit_name(probe.name, colour))
+        found[colour] = colour_record(
+            link_target(os.path.join(probe.colours_dir, colour)), state, status, error
+        ) | {"restarts": restarts}
+    return found
+
+
+def wait_for_colours(module: Any, probe: Probe, colours: Sequence[str]) -> dict[str, Any]:
+    """Read the colours until every one is healthy, one is hopeless (failed, or restarted
+    ``max_restarts`` times since the baseline) or ``wait_healthy`` s passed; then ask the
+    smoke routes of the healthy ones. ``{colours, smoke, waited_s, gave_up}``."""
+    started = time.monotonic()
+    deadline = started + max(probe.wait_healthy, 0)
+    while True:
+        found = read_colours(module, probe, colours)
+        gave_up = hopeless(found, probe.name, probe.max_restarts, dict(probe.restarts_baseline))
+        all_healthy = all(record["healthy"] for record in found.values())
+        if all_healthy or gave_up or time.monotonic() >= deadline:
+            break
+        time.sleep(probe.interval)
+    return {
+        "colours": found,
+        "smoke": {
+            colour: smoke_answers(probe, colour) if record["healthy"] else []
+            for colour, record in found.items()
+        },
+        "waited_s": round(time.monotonic() - started, 3),
+        "gave_up": None if all_healthy else gave_up,
+    }
