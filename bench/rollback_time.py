@@ -23,14 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import statistics
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
 from _load import (
     BenchError,
@@ -43,6 +39,7 @@ from _load import (
     maximum,
     median,
     parse_time,
+    print_profile,
     read_journal,
     run_cli,
     switch_record,
@@ -51,7 +48,6 @@ from rich.console import Console
 from rich.table import Table
 
 TARGET_S = 5.0
-_COLOUR = re.compile(r"\b(blue|green)\b")
 
 
 @dataclass
@@ -188,7 +184,7 @@ def run(args: argparse.Namespace, url: str) -> int:
 
     add_journal_times(rollbacks, read_journal(args.inventory, args.journal))
     print_runs(rollbacks)
-    print_profile(rollbacks, args.top)
+    print_profile([rollback.run for rollback in rollbacks], args.top)
     summary = {
         "benchmark": "rollback_time",
         "inventory": args.inventory,
@@ -275,87 +271,6 @@ def print_runs(rollbacks: list[Rollback]) -> None:
     for rollback in rollbacks:
         if not rollback.ok:
             console.print(f"[bold red]failed:[/] {rollback.run.describe()}", soft_wrap=True)
-
-
-def print_profile(rollbacks: list[Rollback], top: int) -> None:
-    """The costliest plays and tasks, median over the runs, from ansible-runner's events."""
-    plays: dict[str, list[float]] = {}
-    tasks: dict[tuple[str, str], list[float]] = {}
-    for rollback in rollbacks:
-        run_dir = rollback.run.report.get("run_dir")
-        if not run_dir:
-            continue
-        profile = run_profile(Path(run_dir), rollback.run)
-        for name, seconds in profile.plays.items():
-            plays.setdefault(name, []).append(seconds)
-        for key, seconds in profile.tasks.items():
-            tasks.setdefault(key, []).append(seconds)
-    if not plays:
-        return
-    console = Console(width=150, highlight=False)
-    table = Table(title="Where the time goes (median over the runs, s)", title_justify="left")
-    table.add_column("phase / play")
-    table.add_column("s", justify="right")
-    for name, values in plays.items():
-        table.add_row(name, f"{statistics.median(values):.2f}")
-    console.print(table)
-    costly = sorted(tasks.items(), key=lambda item: statistics.median(item[1]), reverse=True)
-    table = Table(
-        title=f"The {top} costliest tasks (median, s; a task run several times is summed)",
-        title_justify="left",
-    )
-    for column in ("play", "task", "runs", "s"):
-        table.add_column(column, justify="left" if column in ("play", "task") else "right")
-    for (play, task), values in costly[:top]:
-        table.add_row(play, task, str(len(values)), f"{statistics.median(values):.2f}")
-    console.print(table)
-
-
-@dataclass
-class RunProfile:
-    """Seconds per phase or play, and per (play, task) summed over its occurrences."""
-
-    plays: dict[str, float] = field(default_factory=dict)
-    tasks: dict[tuple[str, str], float] = field(default_factory=dict)
-
-
-def run_profile(run_dir: Path, run: CommandRun) -> RunProfile:
-    """Start-up, each play, each task and tear-down of one run, from its job events.
-
-    A task's time runs from its start event to the next task's or play's, as the
-    ``profile_tasks`` callback counts it (include and argument checks are tasks too).
-    Colour names are folded so that both directions add up to the same task.
-    """
-    marks = ("playbook_on_start", "playbook_on_play_start", "playbook_on_task_start")
-    marks += ("playbook_on_stats",)
-    events = []
-    for path in (run_dir / "job_events").glob("*.json"):
-        event = json.loads(path.read_text(encoding="utf-8"))
-        if event.get("event") in marks:
-            events.append(event)
-    events.sort(key=lambda e: e["counter"])
-    profile = RunProfile()
-    if not events:
-        return profile
-    times = [datetime.fromisoformat(e["created"]).timestamp() for e in events]
-    profile.plays["start-up (CLI, ansible-playbook)"] = times[0] - run.started
-    for event, at, following in zip(events, times, [*times[1:], times[-1]], strict=True):
-        data = event.get("event_data", {})
-        play = _folded(data.get("play", ""))
-        if event["event"] == "playbook_on_play_start":
-            name = f"play: {play}"
-            profile.plays[name] = profile.plays.get(name, 0.0)
-        if event["event"] in ("playbook_on_play_start", "playbook_on_task_start"):
-            profile.plays[f"play: {play}"] += following - at
-        if event["event"] == "playbook_on_task_start":
-            key = (play, _folded(data.get("task", "")))
-            profile.tasks[key] = profile.tasks.get(key, 0.0) + following - at
-    profile.plays["tear-down (stats, exit)"] = run.ended - times[-1]
-    return profile
-
-
-def _folded(name: str) -> str:
-    return _COLOUR.sub("<colour>", name)
 
 
 def _s(value: float | None) -> str:
