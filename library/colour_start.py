@@ -150,6 +150,10 @@ gave_up:
   description: Why waiting stopped before the colour was healthy, when it did.
   type: str
   returned: unless in check mode
+check:
+  description: The check that stopped the release (C(health), C(smoke) or C(version)).
+  type: str
+  returned: failure
 """
 
 import hashlib
@@ -232,12 +236,13 @@ def start(module: AnsibleModule, unit: str, restart: bool) -> None:
         systemctl(module, "restart", unit)
 
 
-def failure(module: AnsibleModule, unit: str, found: dict, host: str) -> str:
+def failure(module: AnsibleModule, unit: str, found: dict, host: str) -> tuple[str, str]:
+    """The check that failed (health, smoke, version) and why; ('', '') when none did."""
     params = module.params
     colour = params["colour"]
     record = found["colours"][colour]
     if not record["healthy"]:
-        return unhealthy_message(
+        return "health", unhealthy_message(
             colour=colour,
             service=params["name"],
             version=params["version"],
@@ -249,9 +254,13 @@ def failure(module: AnsibleModule, unit: str, found: dict, host: str) -> str:
             log_lines=journal_tail(module, unit, params["log_lines"]),
         )
     answers = found["smoke"][colour]
-    return smoke_failure_message(colour, host, answers) or version_mismatch_message(
+    smoke = smoke_failure_message(colour, host, answers)
+    if smoke:
+        return "smoke", smoke
+    version = version_mismatch_message(
         colour, host, answers, params["version_header"], params["version"]
     )
+    return ("version", version) if version else ("", "")
 
 
 def main() -> None:
@@ -324,9 +333,9 @@ def main() -> None:
     )
     found = wait_for_colours(module, probe, [colour])
     result.update(found)
-    message = failure(module, unit, found, host)
+    check, message = failure(module, unit, found, host)
     if message:
-        module.fail_json(msg=message, **result)
+        module.fail_json(msg=message, check=check, **result)
     module.exit_json(**result)
 
 

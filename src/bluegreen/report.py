@@ -57,6 +57,12 @@ FAILED_TASKS: dict[str, str] = {
     "Refuse an artifact whose checksum does not match": "artifact",
     "Apply the release's migrations, refusing breaking ones": "migrations",
     "Run the service's migration command from the new release": "migrations",
+}
+# colour_start runs the health, smoke and version checks in one task and names the one
+# that failed (the failure record's evidence ``check``); journals written before it name
+# the task of each check.
+CHECKED_BY_MODULE = ("health", "smoke", "version")
+FAILED_TASKS_BEFORE_COLOUR_START: dict[str, str] = {
     "Wait for the idle colour to answer its health check": "health",
     "Stop the release because the idle colour is not healthy": "health",
     "Stop the release when a smoke route answers wrongly": "smoke",
@@ -375,8 +381,15 @@ def _failure(records: Sequence[Mapping[str, Any]]) -> dict | None:
 def _failed_check(failure: Mapping[str, Any] | None) -> str | None:
     if failure is None:
         return None
-    task = str(_evidence(failure).get("task") or "")
-    return FAILED_TASKS.get(task) or FAILED_STEPS.get(str(failure.get("step")))
+    evidence = _evidence(failure)
+    if evidence.get("check") in CHECKED_BY_MODULE:
+        return str(evidence["check"])
+    task = str(evidence.get("task") or "")
+    return (
+        FAILED_TASKS.get(task)
+        or FAILED_TASKS_BEFORE_COLOUR_START.get(task)
+        or FAILED_STEPS.get(str(failure.get("step")))
+    )
 
 
 def readiness(records: Sequence[Mapping[str, Any]]) -> list[Check]:

@@ -136,6 +136,21 @@ def test_a_crash_before_the_switch_fails_health_and_leaves_the_rest_not_run(cras
     assert "traffic never moved" in crashed["rollback"]["note"]
 
 
+@pytest.mark.parametrize("check", ["health", "smoke", "version"])
+def test_colour_start_names_the_check_that_stopped_the_release(check: str) -> None:
+    records = entries("failed_before_switch")
+    for record in records:
+        if record["step"] == "deploy" and record["outcome"] == "failed":
+            record["evidence"] = {
+                "task": "Start the idle colour on its release and prove it healthy",
+                "check": check,
+            }
+    found = checks(build_report(records, inventory="lab"))
+    assert found[check]["status"] == "failed"
+    others = {"health", "smoke", "version"} - {check}
+    assert all(found[other]["status"] != "failed" for other in others)
+
+
 def test_an_automatic_rollback_shows_the_critical_signal_and_needs_no_rollback(
     rolled_back: dict,
 ) -> None:
