@@ -156,10 +156,8 @@ check:
   returned: failure
 """
 
-import hashlib
 import os
 import socket
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.colour_probe import Probe, link_target, unit_state, wait_for_colours
@@ -172,22 +170,7 @@ from ansible.module_utils.colour_state import (
     unit_name,
     version_mismatch_message,
 )
-
-
-def file_sha256(path: str) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
-        return None
-
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+from ansible.module_utils.file_system import file_sha256, read_text, write_text_atomic
 
 
 def point_link(link: str, target: str) -> None:
@@ -197,16 +180,6 @@ def point_link(link: str, target: str) -> None:
         os.unlink(temp)
     os.symlink(target, temp)
     os.replace(temp, link)
-
-
-def write_record(path: str, content: str) -> None:
-    handle, temp = tempfile.mkstemp(prefix=".bluegreen.", dir=os.path.dirname(path))
-    with os.fdopen(handle, "w", encoding="utf-8") as temp_file:
-        temp_file.write(content)
-        temp_file.flush()
-        os.fsync(temp_file.fileno())
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
 
 
 def systemctl(module: AnsibleModule, *args: str) -> str:
@@ -316,21 +289,9 @@ def main() -> None:
         point_link(link, params["release_dir"])
     start(module, unit, restart=bool(reason))
     if record_changed:
-        write_record(record_path, config_sha256 + "\n")
+        write_text_atomic(record_path, config_sha256 + "\n")
 
-    probe = Probe(
-        name=params["name"],
-        ports=params["ports"],
-        colours_dir=params["colours_dir"],
-        health_path=params["health_path"],
-        timeout=params["timeout"],
-        wait_healthy=params["wait_healthy"],
-        interval=params["interval"],
-        max_restarts=params["max_restarts"],
-        restarts_baseline={colour: restarts_before},
-        smoke=params["smoke"],
-        version_header=params["version_header"],
-    )
+    probe = Probe.from_params(params, restarts_baseline={colour: restarts_before})
     found = wait_for_colours(module, probe, [colour])
     result.update(found)
     check, message = failure(module, unit, found, host)

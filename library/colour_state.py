@@ -187,19 +187,7 @@ def main() -> None:
     problem = invalid_options(params["colours"], params["ports"])
     if problem:
         module.fail_json(msg=problem)
-    probe = Probe(
-        name=params["name"],
-        ports=params["ports"],
-        colours_dir=params["colours_dir"],
-        health_path=params["health_path"],
-        timeout=params["timeout"],
-        wait_healthy=params["wait_healthy"],
-        interval=params["interval"],
-        max_restarts=params["max_restarts"],
-        restarts_baseline=params["restarts_baseline"],
-        smoke=params["smoke"],
-        version_header=params["version_header"],
-    )
+    probe = Probe.from_params(params)
     module.exit_json(changed=False, **wait_for_colours(module, probe, params["colours"]))
 
 

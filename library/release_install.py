@@ -103,14 +103,13 @@ pip_output:
   returned: when changed and not in check mode
 """
 
-import hashlib
 import json
 import os
 import shutil
 import socket
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.file_system import file_sha256, read_text, write_text_atomic
 from ansible.module_utils.release_install import (
     ABSENT,
     INSTALLED,
@@ -127,45 +126,6 @@ from ansible.module_utils.release_install import (
 
 FILE_MODE = 0o644
 DIRECTORY_MODE = 0o755
-
-
-def file_sha256(path: str) -> str | None:
-    if not os.path.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def write_marker(path: str, content: str) -> None:
-    """The marker by rename, fsynced with its directory: it is the install's commit."""
-    directory = os.path.dirname(path)
-    handle, temp_path = tempfile.mkstemp(prefix=".bluegreen.", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp_file:
-            temp_file.write(content)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.chmod(temp_path, FILE_MODE)
-        os.replace(temp_path, path)
-    finally:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def run(module: AnsibleModule, argv: list[str], what: str) -> tuple[str, str]:
@@ -227,7 +187,7 @@ def install(module: AnsibleModule, host: str) -> list[str]:
             ),
             release_dir=release_dir,
         )
-    write_marker(os.path.join(release_dir, MARKER), params["sha256"].strip().lower() + "\n")
+    write_text_atomic(os.path.join(release_dir, MARKER), params["sha256"].strip().lower() + "\n")
     return output[-PIP_TAIL_LINES:]
 
 

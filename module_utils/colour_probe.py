@@ -39,6 +39,13 @@ class Probe:
     smoke: Sequence[Mapping[str, Any]] = ()
     version_header: str = "X-Bluegreen-Version"
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **changes: Any) -> Probe:
+        """The probe a module's parameters describe (colour_state's and colour_start's
+        share these names), with ``changes`` over them."""
+        names = [name for name in cls.__dataclass_fields__ if name in params]
+        return cls(**({name: params[name] for name in names} | changes))
+
 
 def link_target(path: str) -> str | None:
     try:

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 
 
 def make_directories(directory: str, mode: int) -> list[str]:
@@ -20,3 +22,46 @@ def make_directories(directory: str, mode: int) -> list[str]:
         os.mkdir(path)
         os.chmod(path, mode)
     return created
+
+
+def read_text(path: str) -> str | None:
+    """The file's text; None when it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def file_sha256(path: str) -> str | None:
+    """The file's SHA-256 (hex); None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+            return digest.hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def write_text_atomic(path: str, content: str, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``content`` by rename, fsynced with its directory: a reader
+    sees the old file or the new one, and a crash right after leaves the new one."""
+    directory = os.path.dirname(path) or "."
+    handle, temp_path = tempfile.mkstemp(prefix=".bluegreen.", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temp_file:
+            temp_file.write(content)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.chmod(temp_path, mode)
+        os.replace(temp_path, path)
+    finally:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
