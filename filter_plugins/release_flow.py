@@ -16,15 +16,19 @@ from typing import Any
 
 try:  # In the collection bluegreen.release.
     from ansible_collections.bluegreen.release.plugins.module_utils.release_flow import (
+        maintenance_request,
         record_from_facts,
         record_from_params,
         step_decision,
+        verify_report,
     )
 except ImportError:  # In the tree: the bluegreen package maps module_utils/ (pyproject).
     from bluegreen_module_utils.release_flow import (
+        maintenance_request,
         record_from_facts,
         record_from_params,
         step_decision,
+        verify_report,
     )
 
 
@@ -58,6 +62,17 @@ def bluegreen_step_runs(step: str, facts: Mapping[str, Any]) -> bool:
     return bool(bluegreen_step_gate(facts, step, command, facts.get("bluegreen_cli"))["run"])
 
 
+def bluegreen_maintenance_request(value: Any) -> str:
+    """'on' or 'off' as `bluegreen maintenance` asked (a YAML boolean counts); '' for
+    anything else, which the maintenance playbook refuses."""
+    return maintenance_request(value) or ""
+
+
+def bluegreen_verify_report(result: Mapping[str, Any] | None, colour: str) -> dict[str, str]:
+    """``{outcome, message}`` of `bluegreen verify` from the analysis of ``colour``."""
+    return verify_report(result, colour)
+
+
 class FilterModule:
     """bluegreen's filters."""
 
@@ -66,4 +81,6 @@ class FilterModule:
             "bluegreen_step_decision": bluegreen_step_decision,
             "bluegreen_step_gate": bluegreen_step_gate,
             "bluegreen_step_runs": bluegreen_step_runs,
+            "bluegreen_maintenance_request": bluegreen_maintenance_request,
+            "bluegreen_verify_report": bluegreen_verify_report,
         }

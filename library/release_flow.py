@@ -207,6 +207,14 @@ retry_after:
   description: With O(decide=maintenance), the Retry-After users are told, in seconds.
   returned: when decide is maintenance
   type: int
+state:
+  description: With O(decide=maintenance), the state asked for, V(on) or V(off).
+  returned: when decide is maintenance
+  type: str
+journal_outcome:
+  description: With O(decide=maintenance), the journal outcome of the toggle, V(ok) or V(failed).
+  returned: when decide is maintenance
+  type: str
 run:
   description: With O(decide=step), whether the step runs.
   returned: when decide is step

@@ -516,6 +516,7 @@ class MaintenanceReport:
     message: str
     changed: bool
     retry_after: int | None
+    state: str = "on"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -524,7 +525,30 @@ class MaintenanceReport:
             # Not "changed": that key is the module's own (it never changes anything).
             "changed_any": self.changed,
             "retry_after": self.retry_after,
+            "state": self.state,
+            # The journal's outcome for the toggle record.
+            "journal_outcome": "failed" if self.outcome == "failed" else "ok",
         }
+
+
+def verify_report(result: Mapping[str, Any] | None, colour: str) -> dict[str, str]:
+    """The outcome and message of `bluegreen verify`: the analysis' verdict of the live
+    colour. No decision (no analysis ran, or it said nothing) is inconclusive, never ok."""
+    decision = (result or {}).get("decision") or {}
+    verdict = str(decision.get("verdict") or "inconclusive")
+    action = decision.get("action") or "none"
+    reason = decision.get("reason") or "the analysis returned no decision"
+    return {"outcome": verdict, "message": f"{colour}: {action} ({verdict}): {reason}"}
+
+
+def maintenance_request(value: Any) -> str | None:
+    """The state `bluegreen maintenance` asks for, 'on' or 'off', from the CLI's input;
+    YAML reads a bare on/off in a vars file as a boolean, so both spellings count. None
+    for anything else."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    text = str(value or "").strip().lower()
+    return text if text in ("on", "off") else None
 
 
 def maintenance_report(
@@ -546,7 +570,7 @@ def maintenance_report(
             else f"maintenance mode was not turned {state}: {step} failed on"
             f" {failure.get('host', '?')}: {msg}"
         )
-        return MaintenanceReport("failed", message, changed, retry_after)
+        return MaintenanceReport("failed", message, changed, retry_after, state)
     if not changed:
         message = f"maintenance mode was {state} already on {names}; nothing changed"
     elif on:
@@ -556,7 +580,7 @@ def maintenance_report(
         )
     else:
         message = f"maintenance mode is off on {names}: users reach the live colour again"
-    return MaintenanceReport(f"maintenance_{state}", message, changed, retry_after)
+    return MaintenanceReport(f"maintenance_{state}", message, changed, retry_after, state)
 
 
 def record_from_facts(

@@ -22,6 +22,7 @@ from ansible.module_utils.release_flow import (
     RunRecord,
     analysis_failure,
     maintenance_report,
+    maintenance_request,
     record_from_facts,
     record_from_params,
     release_plan,
@@ -30,6 +31,7 @@ from ansible.module_utils.release_flow import (
     rolls_back,
     rules_table,
     step_decision,
+    verify_report,
 )
 from ansible.module_utils.release_outcome import CommandFacts, Failure, release_outcome
 
@@ -770,8 +772,31 @@ def test_the_maintenance_toggle_reports_where_users_are(
     outcome: str,
     message: str,
 ) -> None:
-    report = maintenance_report(on, lbs, failure)
-    assert (report.outcome, report.message) == (outcome, message)
+    report = maintenance_report(on, lbs, failure).as_dict()
+    assert (report["outcome"], report["message"]) == (outcome, message)
+    assert report["state"] == ("on" if on else "off")
+    assert report["journal_outcome"] == ("failed" if outcome == "failed" else "ok")
+
+
+def test_verify_reports_the_verdict_and_no_decision_as_inconclusive() -> None:
+    decision = {"verdict": "ok", "action": "pass", "reason": "2 measurements within the limits"}
+    assert verify_report({"decision": decision}, "blue") == {
+        "outcome": "ok",
+        "message": "blue: pass (ok): 2 measurements within the limits",
+    }
+    for nothing in (None, {}, {"decision": {}}, {"decision": None}):
+        report = verify_report(nothing, "green")
+        assert report["outcome"] == "inconclusive", nothing
+        assert report["message"] == "green: none (inconclusive): the analysis returned no decision"
+
+
+@pytest.mark.parametrize(
+    ("asked", "state"),
+    [("on", "on"), ("OFF", "off"), (" on ", "on"), (True, "on"), (False, "off"),
+     ("", None), (None, None), ("maybe", None), (1, None)],
+)  # fmt: skip
+def test_maintenance_reads_on_and_off_as_text_or_yaml_booleans(asked: Any, state: str | None):
+    assert maintenance_request(asked) == state
 
 
 def test_the_filter_asks_the_same_rules_and_reads_templated_text_as_booleans() -> None:
@@ -781,6 +806,7 @@ def test_the_filter_asks_the_same_rules_and_reads_templated_text_as_booleans() -
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
     decide = plugin.FilterModule().filters()["bluegreen_step_decision"]
+    assert plugin.FilterModule().filters()["bluegreen_maintenance_request"]("nope") == ""
 
     assert decide({"unchanged": "False"}, "deploy") == {"run": True, "reason": ""}
     assert decide({"unchanged": "True"}, "deploy") == {
