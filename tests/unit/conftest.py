@@ -9,10 +9,13 @@ with the modules in library/.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import importlib.util
 import json
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +66,16 @@ def run_module(capsys: pytest.CaptureFixture[str]) -> RunModule:
         return result
 
     return run
+
+
+@contextlib.contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 answering with ``handler``, in a thread; its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from ansible.module_utils.colour_state import (
     unhealthy_message,
     version_mismatch_message,
 )
-from conftest import RunModule
+from conftest import RunModule, serving
 
 
 def test_the_config_checksum_covers_the_release_and_every_file_in_order() -> None:
@@ -103,13 +102,9 @@ def service() -> Iterator[dict[str, Any]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state["port"] = server.server_address[1]
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as port:
+        state["port"] = port
+        yield state
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 
 import colour_state
@@ -16,6 +15,7 @@ from ansible.module_utils.colour_state import (
     invalid_options,
     release_version,
 )
+from conftest import serving
 
 
 def test_release_version_is_the_last_path_component_of_the_link() -> None:
@@ -70,12 +70,8 @@ def health_server() -> Iterator[int]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as port:
+        yield port
 
 
 def test_module_reads_link_unit_and_health(run_module, tmp_path, health_server, monkeypatch):

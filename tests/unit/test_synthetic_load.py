@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from ansible.module_utils.synthetic_load import (
     schedule,
     summarise,
 )
+from conftest import serving
 
 STEP = {
     "targets": ["http://10.0.0.12:8002", "http://10.0.0.13:8002/"],
@@ -125,12 +125,8 @@ def slow_server() -> Iterator[tuple[str, list[str]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as port:
+        yield f"http://127.0.0.1:{port}", seen
 
 
 def test_module_sends_the_whole_open_loop_step_even_to_a_slow_route(run_module, slow_server):
