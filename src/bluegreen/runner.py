@@ -289,11 +289,38 @@ def problem_summary(
     return f"ansible-playbook exited with code {rc}{log_hint}"
 
 
+DEFAULT_STRATEGY = "mitogen_linear"
+STRATEGY_VARIABLE = "BLUEGREEN_ANSIBLE_STRATEGY"
+
+
+def strategy_envvars(choice: str | None) -> dict[str, str]:
+    """The Ansible strategy a command runs with: Mitogen for Ansible's linear strategy
+    unless ``choice`` (``BLUEGREEN_ANSIBLE_STRATEGY``) names another, e.g. ``linear``.
+
+    Mitogen keeps one Python interpreter per host for the whole run instead of starting
+    one per task over SSH; a release runs ~50 remote tasks, and that start-up was half of
+    its time (docs/benchmarks.md, "Ansible's overhead"). Its plugin directory is found
+    from the installed package, so no path is written into ansible.cfg."""
+    strategy = choice or DEFAULT_STRATEGY
+    if not strategy.startswith("mitogen_"):
+        return {"ANSIBLE_STRATEGY": strategy}
+    try:
+        import ansible_mitogen
+    except ImportError as exc:
+        raise InputError(
+            f"{STRATEGY_VARIABLE}={strategy} needs Mitogen for Ansible, which is not installed: "
+            f"install it (pip install mitogen) or set {STRATEGY_VARIABLE}=linear"
+        ) from exc
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": strategy}
+
+
 def _envvars(project: Path) -> dict[str, str]:
     env = {
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
         # The controller's copy of the journal goes to <project>/state/journal/.
         "BLUEGREEN_STATE_DIR": str(project / "state"),
+        **strategy_envvars(os.environ.get(STRATEGY_VARIABLE)),
     }
     # Run the ansible-playbook installed next to this interpreter, even when the
     # virtualenv is not activated (e.g. `.venv/bin/bluegreen release ...`).

@@ -4,6 +4,7 @@ reported, and one real run of a tiny local playbook."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from bluegreen.runner import (
     resolve_inventory,
     result_message,
     run_playbook,
+    strategy_envvars,
 )
 
 
@@ -245,7 +247,11 @@ PLAYBOOK = """\
 """
 
 
-def test_real_run_reports_custom_stats_and_a_failing_task_exits_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize("strategy", ["mitogen_linear", "linear"])
+def test_real_run_reports_custom_stats_and_a_failing_task_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: str
+) -> None:
+    monkeypatch.setenv("BLUEGREEN_ANSIBLE_STRATEGY", strategy)
     project = make_project(tmp_path / "ops")
     (project / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = False\n")
     (project / "inventories" / "local").mkdir()
@@ -314,3 +320,23 @@ def test_the_commands_inputs_go_under_one_variable_and_role_settings_stay_on_top
     assert namespaced_extravars({"bluegreen_expected_app": "shop"}) == {
         "bluegreen_expected_app": "shop"
     }
+
+
+def test_commands_run_with_mitogens_strategy_found_in_the_installed_package() -> None:
+    env = strategy_envvars(None)
+
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
+    assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_linear.py").is_file()
+
+
+def test_another_strategy_is_taken_as_named_with_no_plugin_path() -> None:
+    assert strategy_envvars("linear") == {"ANSIBLE_STRATEGY": "linear"}
+
+
+def test_mitogen_asked_for_but_missing_is_bad_input_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "ansible_mitogen", None)
+
+    with pytest.raises(InputError, match=r"pip install mitogen.*BLUEGREEN_ANSIBLE_STRATEGY=linear"):
+        strategy_envvars("mitogen_free")
