@@ -11,6 +11,7 @@ names one artifact.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ MANIFEST = "bluegreen-artifact.json"
 PIP_TAIL_LINES = 15
 # The Python of the lab's Debian 12 hosts: the advice's default when the host's is unknown.
 FALLBACK_PYTHON = "3.11.2"
+# Where distributions keep the pip wheel that ensurepip installs (Debian, Ubuntu, Fedora).
+PIP_WHEEL_GLOBS = ("/usr/share/python-wheels/pip-*.whl",)
 
 INSTALLED = "installed"
 ABSENT = "absent"
@@ -70,19 +73,59 @@ def manifest_problem(manifest: Mapping[str, Any], artifact: str) -> str:
     )
 
 
+def wheel_version(path: str) -> tuple[int, ...]:
+    """The version in a wheel's file name (``pip-23.0.1-py3-none-any.whl`` -> (23, 0, 1)),
+    () when it has none that reads as numbers."""
+    parts = os.path.basename(path).split("-")
+    if len(parts) < 2:
+        return ()
+    numbers = []
+    for part in parts[1].split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)
+
+
+def newest_wheel(paths: Sequence[str]) -> str | None:
+    """The wheel of the highest version among ``paths`` (None when there is none)."""
+    return max(paths, key=wheel_version, default=None)
+
+
+def venv_arguments(python: str, release_dir: str, pip_wheel: str | None) -> list[str]:
+    """The command that creates the release's virtualenv. With a pip wheel to install
+    from, the virtualenv gets no pip of its own: ensurepip installing one took 2.7 of the
+    5.7 s a venv and an install took on a lab host (docs/benchmarks.md), and the service
+    never runs pip."""
+    argv = [python, "-m", "venv"]
+    if pip_wheel:
+        argv.append("--without-pip")
+    return [*argv, f"{release_dir}/venv"]
+
+
 def pip_arguments(
-    release_dir: str, manifest: Mapping[str, Any], package: str, version: str
+    release_dir: str,
+    manifest: Mapping[str, Any],
+    package: str,
+    version: str,
+    pip_wheel: str | None = None,
 ) -> list[str]:
     """pip's command line: offline, from the artifact's wheelhouse only. A wheel artifact
     installs the service's package at the version; a tree artifact (the project's files,
     now the release directory) what its requirements file names; both what was built
-    ``with`` them."""
+    ``with`` them. With ``pip_wheel`` the virtualenv's Python runs pip from that wheel
+    (pip runs from a zip), so it installs into the virtualenv."""
     if manifest.get("kind", "wheel") == "tree":
         wanted = ["-r", f"{release_dir}/{manifest['requirements']}"]
     else:
         wanted = [f"{package}=={version}"]
+    pip = (
+        [f"{release_dir}/venv/bin/python", f"{pip_wheel}/pip"]
+        if pip_wheel
+        else [f"{release_dir}/venv/bin/pip"]
+    )
     return [
-        f"{release_dir}/venv/bin/pip",
+        *pip,
         "install",
         "--no-index",
         "--no-cache-dir",

@@ -19,8 +19,11 @@ from ansible.module_utils.release_install import (
     checksum_problem,
     manifest_problem,
     marker_state,
+    newest_wheel,
     pip_arguments,
     pip_failure_message,
+    venv_arguments,
+    wheel_version,
 )
 from conftest import RunModule
 
@@ -79,6 +82,48 @@ def test_pip_installs_offline_what_the_artifact_names() -> None:
         "/r/requirements.txt",
         "gunicorn",
     ]
+
+
+def test_with_a_pip_wheel_the_venvs_python_runs_pip_from_it_and_the_venv_has_no_pip() -> None:
+    wheel = "/usr/share/python-wheels/pip-23.0.1-py3-none-any.whl"
+
+    assert venv_arguments("/usr/bin/python3", "/r", wheel) == [
+        "/usr/bin/python3",
+        "-m",
+        "venv",
+        "--without-pip",
+        "/r/venv",
+    ]
+    assert venv_arguments("/usr/bin/python3", "/r", None) == [
+        "/usr/bin/python3",
+        "-m",
+        "venv",
+        "/r/venv",
+    ]
+    assert pip_arguments("/r", {}, "shop", "2.0", wheel)[:3] == [
+        "/r/venv/bin/python",
+        f"{wheel}/pip",
+        "install",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [
+        ("pip-23.0.1-py3-none-any.whl", (23, 0, 1)),
+        ("/x/pip-24.2-py3-none-any.whl", (24, 2)),
+        ("pip-25.0rc1-py3-none-any.whl", (25,)),
+        ("pip.whl", ()),
+    ],
+)
+def test_a_wheels_version_is_read_from_its_name(name: str, version: tuple[int, ...]) -> None:
+    assert wheel_version(name) == version
+
+
+def test_the_newest_pip_wheel_is_chosen_by_version_not_by_name() -> None:
+    wheels = ["/a/pip-9.0.1-py3-none-any.whl", "/b/pip-23.0.1-py3-none-any.whl"]
+    assert newest_wheel(wheels) == "/b/pip-23.0.1-py3-none-any.whl"
+    assert newest_wheel([]) is None
 
 
 def test_a_pip_failure_quotes_pips_reason_and_the_build_that_fixes_it() -> None:
@@ -160,6 +205,47 @@ def test_installs_once_then_finds_it_installed(tmp_path: Path, run_module: RunMo
 
     again = run_module(release_install.main, args)
     assert (again["changed"], again["state"]) == (False, INSTALLED), again
+
+
+def test_the_install_runs_the_hosts_pip_wheel_and_leaves_no_pip_in_the_venv(
+    tmp_path: Path, run_module: RunModule
+) -> None:
+    path, sha256 = artifact(tmp_path, requirements="")
+    release_dir = tmp_path / "releases" / "2.0"
+    bundled = sorted((Path(sys.base_prefix) / "lib").glob("python3*/ensurepip/_bundled/pip-*.whl"))
+    assert bundled, "this Python keeps no pip wheel for ensurepip"
+
+    result = run_module(release_install.main, arguments(path, sha256, release_dir))
+
+    assert result["changed"] and not result.get("failed"), result
+    assert (release_dir / "venv" / "bin" / "python").exists()
+    assert not (release_dir / "venv" / "bin" / "pip").exists()
+
+
+def test_without_a_pip_wheel_the_venv_gets_its_own_pip(
+    tmp_path: Path, run_module: RunModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, sha256 = artifact(tmp_path, requirements="")
+    release_dir = tmp_path / "releases" / "2.0"
+    monkeypatch.setattr(release_install, "pip_wheel", lambda module: None)
+
+    result = run_module(release_install.main, arguments(path, sha256, release_dir))
+
+    assert result["changed"] and not result.get("failed"), result
+    assert (release_dir / "venv" / "bin" / "pip").exists()
+
+
+def test_a_named_pip_wheel_that_is_missing_is_refused_and_changes_nothing(
+    tmp_path: Path, run_module: RunModule
+) -> None:
+    path, sha256 = artifact(tmp_path)
+    release_dir = tmp_path / "releases" / "2.0"
+    args = arguments(path, sha256, release_dir) | {"pip_wheel": str(tmp_path / "pip-1-x.whl")}
+
+    result = run_module(release_install.main, args)
+
+    assert result["failed"] and "pip_wheel" in result["msg"] and "not a file" in result["msg"]
+    assert not release_dir.exists()
 
 
 def test_an_interrupted_install_is_removed_and_installed_again(
