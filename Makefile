@@ -7,7 +7,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 BLUEGREEN := $(BIN)/bluegreen
-SYSTEM_PACKAGES := docker.io mmdebstrap openssh-client nginx-light prometheus chromium
+# What the demo needs on the controller; the tests also run a real nginx, promtool and a
+# browser that renders the HTML report.
+DEMO_PACKAGES := docker.io mmdebstrap openssh-client
+TEST_PACKAGES := nginx-light prometheus chromium
+SYSTEM_PACKAGES := $(DEMO_PACKAGES) $(TEST_PACKAGES)
+DEMO_VERSIONS := 1.0.0 2.0.0
 SAMPLE_VERSIONS := 1.0.0 2.0.0 2.1.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500 \
   2.0.3+errors30.after200req 2.0.4+slow1500.after200req 2.0.5+migfail 2.0.6+breaking
 DJANGO_VERSIONS := 1.0.0 2.0.0
@@ -19,7 +24,7 @@ WAGTAIL_VERSIONS := 1.0.0 1.0.1
 LABS := lab lab-single lab-django lab-django-single
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
-.PHONY: help host-limits deps docker venv artifacts wagtail-artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean collection
+.PHONY: help host-limits deps demo-deps docker venv test-venv artifacts demo-artifacts wagtail-artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean collection
 
 help:
 	@echo "make demo   - install what is missing, start the lab, release 1.0.0 then 2.0.0"
@@ -28,14 +33,22 @@ help:
 	@echo "make bench  - run the benchmarks in bench/ against the lab"
 	@echo "make clean  - remove the lab containers, the venv and built artifacts"
 
+# $(1): Debian packages installed when missing.
+define install_packages
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+  echo "installing system packages:$$missing"; \
+  [ "$$(id -u)" = 0 ] || { echo "make deps must run as root to install:$$missing"; exit 2; }; \
+  apt-get update -qq; \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+fi
+endef
+
+demo-deps: docker
+	@$(call install_packages,$(DEMO_PACKAGES))
+
 deps: docker
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing system packages:$$missing"; \
-	  [ "$$(id -u)" = 0 ] || { echo "make deps must run as root to install:$$missing"; exit 2; }; \
-	  apt-get update -qq; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	@$(call install_packages,$(SYSTEM_PACKAGES))
 
 # Every systemd container takes inotify instances from the host's per-user budget (128
 # by default); with all the labs and molecule up, containers exit 255 without more.
@@ -59,23 +72,40 @@ docker: host-limits
 	  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see $(DOCKERD_LOG)"; exit 1; }; \
 	fi
 
+# bluegreen and Ansible: what the demo and the commands need.
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml examples/sampleapp/pyproject.toml examples/djangoapp/pyproject.toml
-	@echo "creating the virtualenv $(VENV) (bluegreen, ansible, molecule, the example apps)"
+$(VENV)/.installed: pyproject.toml
+	@echo "creating the virtualenv $(VENV) (bluegreen, Ansible)"
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e .
+	touch $@
+
+# What the tests add: pytest, molecule, the linters and the example apps.
+test-venv: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml examples/sampleapp/pyproject.toml examples/djangoapp/pyproject.toml
+	@echo "adding the test tools and the example apps to $(VENV) (pytest, molecule, ansible-lint, ruff)"
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]' -e examples/sampleapp -e examples/djangoapp
 	touch $@
 
-# An artifact older than any file of its example is rebuilt (--force): a version's
-# migrations come from the source tree, so a stale build would release the wrong schema.
-artifacts: venv
-	@for app_v in $(SAMPLE_VERSIONS:%=sampleapp:%) $(DJANGO_VERSIONS:%=djangoapp:%); do \
-	  app="$${app_v%%:*}"; v="$${app_v#*:}"; a="artifacts/$$app-$$v.tar.gz"; \
-	  if [ ! -f "$$a" ] || [ -n "$$(find examples/$$app -type f -newer "$$a" -not -path '*.egg-info*' -not -path '*__pycache__*' | head -1)" ]; then \
-	    $(BLUEGREEN) build "examples/$$app" --version "$$v" --force; \
-	  fi; \
-	done
+# $(1): app:version pairs. An artifact older than any file of its example is rebuilt
+# (--force): a version's migrations come from the source tree, so a stale build would
+# release the wrong schema.
+define build_artifacts
+for app_v in $(1); do \
+  app="$${app_v%%:*}"; v="$${app_v#*:}"; a="artifacts/$$app-$$v.tar.gz"; \
+  if [ ! -f "$$a" ] || [ -n "$$(find examples/$$app -type f -newer "$$a" -not -path '*.egg-info*' -not -path '*__pycache__*' | head -1)" ]; then \
+    $(BLUEGREEN) build "examples/$$app" --version "$$v" --force; \
+  fi; \
+done
+endef
+
+demo-artifacts: venv
+	@$(call build_artifacts,$(DEMO_VERSIONS:%=sampleapp:%))
+
+artifacts: test-venv
+	@$(call build_artifacts,$(SAMPLE_VERSIONS:%=sampleapp:%) $(DJANGO_VERSIONS:%=djangoapp:%))
 
 # The site is generated by wagtail's own `wagtail start` in a virtualenv of its own, and
 # built as it is (requirements.txt only) plus gunicorn, as its Dockerfile does.
@@ -87,7 +117,7 @@ $(WAGTAIL_SITE)/manage.py:
 	mkdir -p $(WAGTAIL_SITE)
 	build/wagtail-venv/bin/wagtail start wagtailsite $(WAGTAIL_SITE)
 
-wagtail-artifacts: venv $(WAGTAIL_SITE)/manage.py
+wagtail-artifacts: test-venv $(WAGTAIL_SITE)/manage.py
 	@for v in $(WAGTAIL_VERSIONS); do \
 	  [ -f "artifacts/wagtailsite-$$v.tar.gz" ] || \
 	    $(BLUEGREEN) build $(WAGTAIL_SITE) --name wagtailsite --version "$$v" --with gunicorn; \
@@ -112,16 +142,18 @@ second-labs:
 
 # Tests start from fresh lab containers (the image is cached): releases installed by an
 # earlier run, from other builds of the same versions, must not decide the outcome.
-fresh-lab: deps venv second-labs
+fresh-lab: deps test-venv second-labs
 	$(BLUEGREEN) lab down $(LABS) $(SECOND_LABS)
 	$(BLUEGREEN) lab up $(LABS) $(SECOND_LABS)
 
-demo: deps venv artifacts lab
+# Only what the demo needs: its packages, bluegreen, two artifacts and one lab.
+demo: demo-deps venv demo-artifacts
+	$(BLUEGREEN) lab up lab
 	$(BLUEGREEN) release --version 1.0.0
 	$(BLUEGREEN) release --version 2.0.0
 	$(BLUEGREEN) status
 
-lint: venv
+lint: test-venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-lint --profile production --offline -q
@@ -131,10 +163,10 @@ lint: venv
 
 # The bluegreen.release collection laid out from library/, module_utils/, roles/ and
 # playbooks/ (src/bluegreen/collection.py): build/bluegreen-release-<version>.tar.gz.
-collection: venv
+collection: test-venv
 	$(BIN)/python -m bluegreen.collection --output-dir build
 
-unit: venv
+unit: test-venv
 	$(BIN)/pytest -q tests/unit
 
 # The labs are independent, so their tests run side by side: one pytest per lab group
@@ -161,13 +193,13 @@ integration: fresh-lab artifacts
 	  cat test-artifacts/integration-$$g.log; \
 	done; exit $$status
 
-molecule: deps venv artifacts
+molecule: deps test-venv artifacts
 	PATH="$(CURDIR)/$(BIN):$$PATH" BLUEGREEN_LAB_IMAGE="$$($(BLUEGREEN) lab image)" $(BIN)/molecule test
 
 # Most of a lab test is waiting (SSH round trips, analysis windows, health checks), so
 # the unit tests and the molecule scenario run beside the lab tests; each one's output
 # is kept in test-artifacts/ and shown when it fails.
-test: deps venv artifacts lint
+test: deps test-venv artifacts lint
 	@mkdir -p test-artifacts
 	@$(BLUEGREEN) lab image >/dev/null  # built once, before the jobs that share it start
 	@$(MAKE) --no-print-directory unit >test-artifacts/unit.log 2>&1 & unit=$$!; \
