@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -357,16 +357,23 @@ def tool(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
-def run_cli(args: Sequence[str], timeout: float, started: float | None = None) -> CommandRun:
+def run_cli(
+    args: Sequence[str],
+    timeout: float,
+    started: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> CommandRun:
     """Run ``bluegreen ARGS --json`` in the project; stop its process group on timeout.
 
-    ``started`` lets a caller that starts measuring just before this call say so.
+    ``started`` lets a caller that starts measuring just before this call say so; ``env``
+    adds to the environment the command runs with.
     """
     argv = [tool("bluegreen"), *args, "--json"]
     began = time.time() if started is None else started
     process = subprocess.Popen(
         argv,
         cwd=PROJECT,
+        env=None if env is None else os.environ | dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -4,6 +4,7 @@ the same host, measured in the same run.
 
     .venv/bin/python bench/release_time.py -i lab-single
     .venv/bin/python bench/release_time.py -i lab --runs 3
+    .venv/bin/python bench/release_time.py --strategies mitogen_linear,linear
 
 Works on a copy of the inventory (``inventories/scratch-bench-<name>``, git-ignored) with
 the golden-signal analysis switched off, so the figures are Ansible's and the service's,
@@ -24,14 +25,18 @@ Ansible's own overhead is estimated from the same run: the cost of a task that d
 nothing is measured for three kinds (a module on a remote host, a module on the
 controller, an action that runs in the controller's process), each from a playbook of
 ``--floor-tasks`` such tasks against one of none; ``overhead_s`` is each task of the
-release counted at its kind's cost. The last line is one JSON object; the exit code is 1
-when a command failed.
+release counted at its kind's cost. With ``--strategies`` naming several Ansible
+strategies (``BLUEGREEN_ANSIBLE_STRATEGY``), each run releases once under each, in turn,
+so the machine's noise falls on all of them alike; the figures of the first lead the
+JSON, the others are under ``by_strategy``. The last line is one JSON object; the exit
+code is 1 when a command failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import statistics
@@ -61,6 +66,8 @@ from _load import (
 from rich.console import Console
 from rich.table import Table
 
+from bluegreen.runner import DEFAULT_STRATEGY, STRATEGY_VARIABLE, strategy_envvars
+
 TARGET_S = 20.0
 TARGET_RATIO = 1.5
 # Actions the strategy or an action plugin runs in the controller's process: their cost
@@ -86,6 +93,8 @@ IN_PROCESS = {
     "include_role",
     "include_tasks",
 }
+# The figures by_strategy compares.
+COMPARED = ("release_s", "plain_s", "ratio", "overhead_s", "overhead_share", "task_floor_s")
 ANALYSIS_OFF = {
     "bluegreen_analysis_enabled": False,
     "bluegreen_analysis_pre_switch_enabled": False,
@@ -95,6 +104,7 @@ ANALYSIS_OFF = {
 @dataclass
 class Run:
     release: CommandRun
+    strategy: str
     plain_s: float | None = None
     steps: dict[str, float] = field(default_factory=dict)
     tasks: dict[str, int] = field(default_factory=dict)
@@ -114,6 +124,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--floor-tasks", type=int, default=20, help="tasks per floor playbook")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per command")
     parser.add_argument("--top", type=int, default=12, help="costliest tasks shown")
+    parser.add_argument(
+        "--strategies",
+        default=os.environ.get(STRATEGY_VARIABLE) or DEFAULT_STRATEGY,
+        help="comma-separated Ansible strategies compared side by side (the CLI's by default)",
+    )
     return parser.parse_args(argv)
 
 
@@ -129,34 +144,57 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     inventory = bench_inventory(args.inventory)
     host = first_app_host(inventory)
-    floors = task_floors(inventory, host["name"], args.floor_tasks)
-    log(
-        "one task that does nothing costs "
-        + ", ".join(f"{kind} {seconds:.3f} s" for kind, seconds in floors.items())
-    )
-    runs: list[Run] = []
-    for number in range(1, args.runs + 1):
-        baseline = run_cli(["release", "--version", args.baseline, "-i", inventory], args.timeout)
-        if baseline.exit_code != 0:
-            raise BenchError(f"releasing {args.baseline} failed: {baseline.report.get('message')}")
-        remove_release(inventory, args.version)
-        release = run_cli(["release", "--version", args.version, "-i", inventory], args.timeout)
-        current = Run(release)
-        if release.exit_code == 0:
-            current.plain_s = plain_deploy(host, args.version, idle_colour(release))
-        add_steps(current, inventory)
-        add_overhead(current, floors)
-        runs.append(current)
+    strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
+    floors = {
+        name: task_floors(inventory, host["name"], args.floor_tasks, name) for name in strategies
+    }
+    for name, kinds in floors.items():
         log(
-            f"{number}/{args.runs} release {args.version}: exit {release.exit_code} in "
-            f"{current.release_s:.1f} s; plain deploy {_s(current.plain_s)} s; "
-            f"Ansible overhead about {current.overhead_s:.1f} s"
+            f"{name}: one task that does nothing costs "
+            + ", ".join(f"{kind} {seconds:.3f} s" for kind, seconds in kinds.items())
         )
-    print_runs(runs)
-    print_profile([r.release for r in runs], args.top)
-    summary = summarize(args, runs, floors)
+    runs: dict[str, list[Run]] = {name: [] for name in strategies}
+    for number in range(1, args.runs + 1):
+        for name in strategies:
+            current = release_once(args, inventory, name)
+            if current.release.exit_code == 0:
+                current.plain_s = plain_deploy(host, args.version, idle_colour(current.release))
+            add_steps(current, inventory)
+            add_overhead(current, floors[name])
+            runs[name].append(current)
+            log(
+                f"{number}/{args.runs} {name}: release {args.version} exit "
+                f"{current.release.exit_code} in {current.release_s:.1f} s; plain deploy "
+                f"{_s(current.plain_s)} s; Ansible overhead about {current.overhead_s:.1f} s"
+            )
+    for name in strategies:
+        print_runs(name, runs[name])
+    print_profile([r.release for r in runs[strategies[0]]], args.top)
+    summaries = {name: summarize(args, runs[name], floors[name]) for name in strategies}
+    summary = summaries[strategies[0]] | {"strategy": strategies[0]}
+    if len(strategies) > 1:
+        summary["by_strategy"] = {
+            name: {key: summaries[name][key] for key in COMPARED} for name in strategies
+        }
     print(json.dumps(summary))
-    return 0 if summary["failed_runs"] == 0 else 1
+    failed = sum(s["failed_runs"] for s in summaries.values())
+    return 0 if failed == 0 else 1
+
+
+def release_once(args: argparse.Namespace, inventory: str, strategy: str) -> Run:
+    """Release the baseline, remove the version's release directory, release the version:
+    both under ``strategy``."""
+    env = {STRATEGY_VARIABLE: strategy}
+    baseline = run_cli(
+        ["release", "--version", args.baseline, "-i", inventory], args.timeout, env=env
+    )
+    if baseline.exit_code != 0:
+        raise BenchError(f"releasing {args.baseline} failed: {baseline.report.get('message')}")
+    remove_release(inventory, args.version)
+    release = run_cli(
+        ["release", "--version", args.version, "-i", inventory], args.timeout, env=env
+    )
+    return Run(release, strategy)
 
 
 def bench_inventory(name: str) -> str:
@@ -205,9 +243,10 @@ def first_app_host(inventory: str) -> dict[str, Any]:
     }
 
 
-def task_floors(inventory: str, host: str, count: int) -> dict[str, float]:
-    """Seconds one task that does nothing costs, per kind: each kind's playbook with
-    ``count`` tasks, less the same playbook with none, over ``count``."""
+def task_floors(inventory: str, host: str, count: int, strategy: str) -> dict[str, float]:
+    """Seconds one task that does nothing costs under ``strategy``, per kind: each kind's
+    playbook with ``count`` tasks, less the same playbook with none, over ``count``."""
+    env = os.environ | strategy_envvars(strategy)
     kinds = {
         "remote module": {"hosts": host, "task": {"ansible.builtin.ping": {}}},
         "controller module": {"hosts": "localhost", "task": {"ansible.builtin.ping": {}}},
@@ -230,6 +269,7 @@ def task_floors(inventory: str, host: str, count: int) -> dict[str, float]:
                     capture_output=True,
                     text=True,
                     check=False,
+                    env=env,
                 )
                 if done.returncode != 0:
                     raise BenchError(f"the {kind} floor playbook failed: {done.stdout[-400:]}")
@@ -371,9 +411,12 @@ def add_overhead(current: Run, floors: dict[str, float]) -> None:
         current.overhead_s += floors[kind]
 
 
-def print_runs(runs: list[Run]) -> None:
+def print_runs(strategy: str, runs: list[Run]) -> None:
     console = Console(width=150, highlight=False)
-    table = Table(title="Releases of a new version, analysis off (s)", title_justify="left")
+    table = Table(
+        title=f"Releases of a new version, analysis off, strategy {strategy} (s)",
+        title_justify="left",
+    )
     for column in ("#", "exit", "release", "plain deploy", "ratio", "overhead", "tasks"):
         table.add_column(column, justify="right")
     for number, current in enumerate(runs, 1):
@@ -392,7 +435,7 @@ def print_runs(runs: list[Run]) -> None:
     for current in runs:
         for step, seconds in current.steps.items():
             steps.setdefault(step, []).append(seconds)
-    table = Table(title="Journaled steps (median, s)", title_justify="left")
+    table = Table(title=f"Journaled steps, {strategy} (median, s)", title_justify="left")
     table.add_column("step")
     table.add_column("s", justify="right")
     for step, values in steps.items():
