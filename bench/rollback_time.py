@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/rollback_time.py -i lab-single
     .venv/bin/python bench/rollback_time.py -i lab --runs 5
+    .venv/bin/python bench/rollback_time.py -i lab --clients 8
 
 Makes sure both colours run and are healthy (releasing the baseline, then the version,
 when they are not), then runs ``bluegreen rollback`` K times; each run goes back to the
@@ -14,7 +15,10 @@ colour: from then on, all traffic is on the old colour. ``command_s`` is the com
 wall time. The journal splits each run into: start-up (process and ansible-playbook start,
 up to the rollback's own ``started_at``), checks (lock, live colour, health) up to the
 ``switch`` step, and the switch itself; the run's job events say which tasks cost what.
-Prints a table of the runs, one of the plays and one of the costliest tasks, and as the
+With ``--clients N``, N clients (new connections, 25 req/s each, 10 % POST; bench/_load's
+Load) send traffic through nginx during every rollback, as a loaded service has; the
+JSON says how many of their requests got no answer. Prints a table of the runs, one of
+the plays and one of the costliest tasks, and as the
 last line one JSON object. Exits 1 when a rollback failed or traffic did not settle on
 the target colour.
 """
@@ -31,6 +35,8 @@ from dataclasses import dataclass, field
 from _load import (
     BenchError,
     CommandRun,
+    Load,
+    LoadSpec,
     answering_colour,
     inventory_url,
     live_colour,
@@ -130,6 +136,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between probes")
     parser.add_argument("--command-timeout", type=float, default=600.0, help="per command, s")
     parser.add_argument("--top", type=int, default=12, help="costliest tasks to list")
+    parser.add_argument(
+        "--clients", type=int, default=0, help="load clients during the rollbacks (0: quiet)"
+    )
     parser.add_argument("--journal", default="/var/lib/bluegreen/sampleapp/journal.jsonl")
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 50:
@@ -153,6 +162,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, url: str) -> int:
     ensure_warm(args)
+    if args.clients <= 0:
+        return measure(args, url, None)
+    spec = LoadSpec(
+        url=url,
+        new_clients=args.clients,
+        keepalive_clients=0,
+        max_seconds=args.runs * (args.command_timeout + 60) + 60,
+    )
+    log(f"load on {url}: {spec.new_clients} clients at {spec.rate:g} req/s each")
+    with Load(spec) as load:
+        time.sleep(2)
+        return measure(args, url, load)
+
+
+def measure(args: argparse.Namespace, url: str, load: Load | None) -> int:
     rollbacks: list[Rollback] = []
     for number in range(1, args.runs + 1):
         source = live_colour(url)
@@ -198,6 +222,9 @@ def run(args: argparse.Namespace, url: str) -> int:
         "startup_s": median(r.startup_s for r in rollbacks),
         "switch_step_s": median(r.switch_step_s for r in rollbacks),
         "per_run_rollback_s": [r.rollback_s for r in rollbacks],
+        "clients": args.clients,
+        "load_unanswered": None if load is None else sum(x.failed for x in load.samples),
+        "load_requests": None if load is None else len(load.samples),
         "target_s": TARGET_S,
     }
     print(json.dumps(summary))
