@@ -21,7 +21,7 @@ DJANGO_VERSIONS := 1.0.0 2.0.0
 WAGTAIL := 7.0.10
 WAGTAIL_SITE := build/wagtailsite
 WAGTAIL_VERSIONS := 1.0.0 1.0.1
-LABS := lab lab-single lab-django lab-django-single
+LABS := lab lab-single lab-django lab-django-single lab-fleet
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
 .PHONY: help host-limits deps demo-deps docker venv test-venv artifacts demo-artifacts lab-image wagtail-artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean collection
@@ -171,7 +171,7 @@ unit: test-venv
 # (tests/integration/conftest.py puts each test in the group of the lab it uses); each
 # group's output goes to test-artifacts/integration-<group>.log and is shown at the end.
 # Groups lab2 and single2 run their tests on the second copies of those labs.
-INTEGRATION_GROUPS := lab lab2 single single2 django
+INTEGRATION_GROUPS := lab lab2 single single2 django fleet
 # The django group builds the Wagtail site's artifacts first, while the others run.
 integration: fresh-lab artifacts
 	@mkdir -p test-artifacts

@@ -290,7 +290,7 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.5) -> bool:
 LAB_GROUPS = {LAB: "lab", SINGLE: "single", DJANGO: "django", DJANGO_SINGLE: "django"}
 # lab2 and single2 hold tests marked for them; `make integration` runs those groups with
 # BLUEGREEN_TEST_LAB / BLUEGREEN_TEST_SINGLE naming second copies of the two labs.
-GROUPS = ("lab", "lab2", "single", "single2", "django")
+GROUPS = ("lab", "lab2", "single", "single2", "django", "fleet")
 
 
 def _labs_named_by(value: object) -> set[str]:

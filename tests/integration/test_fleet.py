@@ -1,0 +1,72 @@
+"""A fleet: two load balancers, three app hosts per colour, PostgreSQL on its own host
+(inventories/lab-fleet). A release installs on every idle host, gates each one, and
+switches both load balancers once; one idle host whose colour cannot start stops the
+release before the switch, naming that host, and traffic stays where it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from conftest import BLUEGREEN, ROOT, bluegreen, live, published_port, shell
+
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("fleet")]
+
+FLEET = "lab-fleet"
+LB_URLS = [f"http://127.0.0.1:{published_port(FLEET, lb, 80)}" for lb in ("lb1", "lb2")]
+PORTS = {"blue": 8001, "green": 8002}
+
+
+@pytest.fixture(scope="module")
+def fleet() -> None:
+    completed = subprocess.run(
+        [*BLUEGREEN, "lab", "up", FLEET], cwd=ROOT, capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def serving() -> list[tuple[int, str | None, str | None]]:
+    """What each load balancer answers: (status, colour, version)."""
+    return [(a.status, a.colour, a.version) for a in map(live, LB_URLS)]
+
+
+def test_one_idle_host_that_cannot_start_stops_the_fleet_release_before_the_switch(
+    fleet: None,
+) -> None:
+    first = bluegreen("release", "--version", "1.0.0", "-i", FLEET)
+    assert first.exit_code == 0, first.report
+    live_colour = live(LB_URLS[0]).colour
+    assert live_colour in PORTS
+    assert serving() == [(200, live_colour, "1.0.0")] * 2
+    # Every host of the live colour runs it, each answering on its own.
+    for number in (1, 2, 3):
+        host = f"app-{live_colour}-{number}"
+        answer = shell(host, f"curl -s localhost:{PORTS[live_colour]}/health", FLEET)
+        health = json.loads(answer["stdout"] or "{}")
+        assert (health.get("version"), health.get("colour")) == ("1.0.0", live_colour), host
+
+    idle = "green" if live_colour == "blue" else "blue"
+    broken = f"app-{idle}-2"
+    # Another process holds the idle colour's port on one host (the colour's own unit,
+    # warm from an earlier release, stopped first): its unit crashes at start.
+    port = PORTS[idle]
+    taken = shell(
+        broken,
+        f"systemctl stop sampleapp@{idle}; "
+        f"setsid nohup python3 -m http.server {port} >/dev/null 2>&1 & sleep 1; "
+        f"ss -ltnpH '( sport = :{port} )'",
+        FLEET,
+    )
+    assert "python3" in taken["stdout"] and "gunicorn" not in taken["stdout"], taken
+    try:
+        failed = bluegreen("release", "--version", "2.0.0", "-i", FLEET)
+    finally:
+        shell(broken, "pkill -f 'http.server' || true", FLEET)
+
+    assert (failed.exit_code, failed.outcome) == (3, "failed_before_switch"), failed.report
+    assert "Traffic was not switched" in failed.message, failed.message
+    assert f"deploy failed on {broken}" in failed.message, failed.message
+    assert "Address already in use" in failed.message, failed.message
+    # Both load balancers still send everyone to the old colour.
+    assert serving() == [(200, live_colour, "1.0.0")] * 2
