@@ -212,11 +212,16 @@ def lab() -> Iterator[None]:
         artifact = ROOT / "artifacts" / f"sampleapp-{version}.tar.gz"
         if not artifact.exists():
             pytest.fail(f"{artifact} is missing; run `make artifacts` first")
+    labs_up(LAB, SINGLE)
+    yield
+
+
+def labs_up(*names: str) -> None:
+    """`bluegreen lab up` the labs (a lab already up is left as it is)."""
     completed = subprocess.run(
-        [*BLUEGREEN, "lab", "up", LAB, SINGLE], cwd=ROOT, capture_output=True, text=True
+        [*BLUEGREEN, "lab", "up", *names], cwd=ROOT, capture_output=True, text=True
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    yield
 
 
 @pytest.fixture(scope="session")
@@ -226,10 +231,7 @@ def django_lab() -> Iterator[None]:
         artifact = ROOT / "artifacts" / f"djangoapp-{version}.tar.gz"
         if not artifact.exists():
             pytest.fail(f"{artifact} is missing; run `make artifacts` first")
-    completed = subprocess.run(
-        [*BLUEGREEN, "lab", "up", DJANGO, DJANGO_SINGLE], cwd=ROOT, capture_output=True, text=True
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    labs_up(DJANGO, DJANGO_SINGLE)
     yield
 
 

@@ -6,10 +6,9 @@ release before the switch, naming that host, and traffic stays where it was."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-from conftest import BLUEGREEN, ROOT, bluegreen, live, published_port, shell
+from conftest import bluegreen, labs_up, live, published_port, shell
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_group("fleet")]
 
@@ -20,10 +19,7 @@ PORTS = {"blue": 8001, "green": 8002}
 
 @pytest.fixture(scope="module")
 def fleet() -> None:
-    completed = subprocess.run(
-        [*BLUEGREEN, "lab", "up", FLEET], cwd=ROOT, capture_output=True, text=True
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    labs_up(FLEET)
 
 
 def serving() -> list[tuple[int, str | None, str | None]]:
