@@ -7,28 +7,38 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: nginx_color
-short_description: Switch the live colour of a blue/green upstream in nginx, and prove it
+short_description: Switch a blue/green service's live colour in nginx, reload-free, and prove it
 description:
-  - Manages one nginx include file that defines the live upstream C(upstream <name>_live { ... })
-    and points it at the servers of one colour, blue or green.
-  - "The first line of the file is a marker comment,
-    C(# managed by bluegreen nginx_color: name=<name> colour=<colour>), and the live colour is
-    read from it. A file at O(path) without that marker is refused, never overwritten."
-  - Without O(colour) the module only reads the file and returns the active colour.
-  - With O(colour) it renders the upstream for that colour. If the file already has exactly that
-    content nothing is written or reloaded, but the module still probes, so a re-run proves that
-    traffic is where it should be.
-  - Otherwise the new content goes to a temporary file in the same directory and is renamed over
-    O(path). Then O(test_command) checks the configuration; if it fails the previous file is put
-    back (or the new file removed when there was none) and the task fails, so the previous colour
-    keeps serving. Then O(reload_command) reloads nginx gracefully; if that fails the previous
-    file is put back and nginx reloaded again.
+  - Manages one nginx include file that defines both colours' upstreams,
+    C(upstream <name>_blue { ... }) and C(upstream <name>_green { ... }), and one flag file,
+    O(flag_path). nginx routes to green while the flag file exists and to blue otherwise, because
+    the site tests it on every request with C(if -f), so a switch creates or removes the
+    flag, takes effect on the next request and reloads nothing. A reload would close the idle
+    keep-alive connections of clients and of any proxy in front of nginx, and a request already
+    on its way over one would get no answer.
+  - "The first line of the include is a marker comment,
+    C(# managed by bluegreen nginx_color: name=<name> flag=<flag_path>), and the live colour is
+    read from it and the flag. A file at O(path) without that marker is refused, never
+    overwritten. A file written by an older bluegreen (marker C(colour=<colour>), one
+    C(<name>_live) upstream) is read as serving that colour and rewritten on the next switch."
+  - Without O(colour) the module only reads the file and the flag and returns the active colour.
+  - With O(colour) it renders both upstreams. When the include already has exactly that
+    content only the flag changes, if it must. When the include changes (first install,
+    servers or options changed, an older file), the flag is first set for the colour serving
+    now, the new content goes to a temporary file in the same directory and is renamed over
+    O(path), O(test_command) checks the configuration and O(reload_command) reloads nginx
+    gracefully; only then does the flag move traffic. If the check or the reload fails, every
+    file is put back (and nginx reloaded again after a failed reload) and the task fails, so
+    the previous colour keeps serving.
   - Finally the module sends requests to O(probe_url) through nginx until O(probe_successes)
-    consecutive responses carry O(probe_header) with the new colour, which proves that the
-    reloaded workers route to the new colour. If that does not happen within O(probe_timeout)
-    the task fails and returns RV(previous_colour) so the caller can switch back.
-  - Include the file from an C(http) block, e.g. C(include /etc/nginx/bluegreen/*.conf;), and
-    C(proxy_pass http://<name>_live;) in the server that serves the application.
+    consecutive responses carry O(probe_header) with the new colour, which proves that nginx
+    routes to it. If that does not happen within O(probe_timeout) the task fails and returns
+    RV(previous_colour) so the caller can switch back. When nothing changed it still probes,
+    so a re-run proves that traffic is where it should be.
+  - "Include the file from an C(http) block, e.g. C(include /etc/nginx/bluegreen/*.conf;), and
+    in the server that serves the application a variable set to C(blue), set to C(green) by an
+    C(if -f) test of O(flag_path), and C(proxy_pass http://<name>_$variable;). The site that
+    the bluegreen_lb role renders does exactly this."
 version_added: "0.1.0"
 options:
   name:
@@ -58,6 +68,16 @@ options:
       - Defaults to C(/etc/nginx/bluegreen/<name>.upstream.conf). Missing directories are
         created with mode C(0755); the file is written with mode C(0644).
       - Temporary files in that directory end in C(.tmp), so an C(include *.conf) never reads one.
+    type: path
+  flag_path:
+    description:
+      - The flag file; green serves while it exists, blue otherwise. The site must test this
+        path (with C(if -f)) and nginx's workers must be able to see it.
+      - Defaults to the flag the include records, else C(<directory of path>/<name>.green-live).
+      - Giving a different path than the include records rewrites the include (and reloads
+        nginx once); the site must test the new path by then.
+      - An absolute path of letters, digits, C(.), C(_), C(-) and C(/), not ending in C(.conf).
+      - When Ansible cannot run, C(touch) on it sends traffic to green and C(rm) to blue.
     type: path
   keepalive:
     description:
@@ -242,10 +262,22 @@ path:
   returned: always
   type: str
   sample: /etc/nginx/bluegreen/sampleapp.upstream.conf
+flag_path:
+  description: The flag file that routes to green while it exists.
+  returned: always
+  type: str
+  sample: /etc/nginx/bluegreen/sampleapp.green-live
+reloaded:
+  description:
+    - Whether nginx was reloaded (only when the include itself changed).
+    - In check mode, whether it would be.
+  returned: always
+  type: bool
+  sample: false
 switch_ms:
   description:
-    - Milliseconds from the start of writing the file until the probes confirmed the new colour
-      (until the reload finished when probing is off).
+    - Milliseconds from the start of writing the flag (or the include) until the probes
+      confirmed the new colour (until the last file was written when probing is off).
     - V(null) when nothing was switched (no change, read only, or check mode).
   returned: always
   type: float
@@ -320,6 +352,7 @@ cmd:
 
 import http.client
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -328,16 +361,21 @@ from ansible.module_utils.nginx_color import (
     ProbeResult,
     ProbeSettings,
     SwitchRequest,
-    active_colour,
     build_diff,
     build_request,
     check_failed_message,
     default_path,
+    flag_diff,
+    flag_path_for,
+    live_colour,
     precheck_failed_message,
     probe_failed_message,
+    read_marker,
+    recorded_flag_path,
     reload_failed_message,
-    render_upstream,
+    render_upstreams,
     resolve_colour,
+    switch_changes,
     validate_name,
     wait_for_colour,
 )
@@ -356,6 +394,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     colour=dict(type="str", choices=["blue", "green", "other"]),
     servers=dict(type="dict"),
     path=dict(type="path"),
+    flag_path=dict(type="path"),
     keepalive=dict(type="int", default=32),
     server_options=dict(type="str", default="max_fails=0"),
     test_command=dict(type="list", elements="str", default=["nginx", "-t"]),
@@ -420,38 +459,69 @@ def precheck(request: SwitchRequest, path: str, version_header: str = "") -> dic
     }
 
 
-def write_test_reload(
+@dataclass(frozen=True)
+class Current:
+    """What is on disk before the task: the include, its flag and the colour they route to.
+
+    `flag_path` is the flag to use from now on; `recorded_flag` the one nginx tests now
+    (they differ when the caller moves the flag).
+    """
+
+    before: bytes | None
+    flag_path: str
+    flag_before: bytes | None
+    colour: str | None
+    recorded_flag: str
+    recorded_flag_before: bytes | None
+
+
+def read_current(name: str, path: str, requested_flag: str | None) -> Current:
+    """Read the include and its flag; raises NginxConfigError for a file bluegreen does not own."""
+    before = read_file(path)
+    marker = read_marker(as_text(before), name, path)
+    flag = flag_path_for(requested_flag, marker, path, name)
+    recorded = recorded_flag_path(marker, path, name)
+    recorded_before = read_file(recorded)
+    return Current(
+        before=before,
+        flag_path=flag,
+        flag_before=read_file(flag) if flag != recorded else recorded_before,
+        colour=live_colour(marker, recorded_before is not None),
+        recorded_flag=recorded,
+        recorded_flag_before=recorded_before,
+    )
+
+
+def apply_switch(
     module: AnsibleModule,
     request: SwitchRequest,
     colour: str,
-    before: bytes | None,
-    after: bytes,
-    previous_colour: str | None,
+    current: Current,
+    changes: list[FileChange],
 ) -> None:
-    """Write, check and reload; on any failure the previous file is put back and the task fails.
+    """Write the files in order (testing and reloading for the include); on any failure
+    every file is put back and the task fails.
 
-    After a failed reload nginx is reloaded once more, so it serves the file put back.
+    After a failed reload nginx is reloaded once more, so it serves the files put back.
     """
-    failed = apply_changes(
-        module,
-        [FileChange(request.path, before, after, loaded=True)],
-        request.test_command,
-        request.reload_command,
-    )
+    previous_colour = current.colour
+    failed = apply_changes(module, changes, request.test_command, request.reload_command)
     if failed is None:
         return
     if failed.step == "write":
         module.fail_json(
-            msg=f"could not write {request.path}: {failed.stderr}; the file was not changed, so "
+            msg=f"could not write {failed.path}: {failed.stderr}; every file was put back, so "
             "traffic is where it was. Check that its directory exists or can be created and is "
             "writable (become: true)",
             changed=False,
             path=request.path,
+            flag_path=current.flag_path,
             previous_colour=previous_colour,
             active_colour=previous_colour,
         )
     message = check_failed_message if failed.step == "test" else reload_failed_message
     details = {} if failed.step == "test" else {"second_reload_stderr": failed.second_reload_stderr}
+    restore_error = "; ".join(f"{path}: {error}" for path, error in failed.restore_errors.items())
     module.fail_json(
         msg=message(
             command=failed.command,
@@ -459,7 +529,7 @@ def write_test_reload(
             stderr=failed.stderr,
             colour=colour,
             previous_colour=previous_colour,
-            restore_error=failed.restore_errors.get(request.path),
+            restore_error=restore_error or None,
             **details,
         ),
         rc=failed.rc,
@@ -468,27 +538,46 @@ def write_test_reload(
         cmd=list(failed.command),
         changed=not failed.restored,
         path=request.path,
+        flag_path=current.flag_path,
         previous_colour=previous_colour,
         active_colour=previous_colour if failed.restored else colour,
     )
 
 
 def switch(
-    module: AnsibleModule,
-    request: SwitchRequest,
-    colour: str,
-    before: bytes | None,
-    previous_colour: str | None,
+    module: AnsibleModule, request: SwitchRequest, colour: str, current: Current
 ) -> dict[str, Any]:
-    """Make `request.path` route to `colour` and prove it; the result to return."""
-    after_text = render_upstream(
-        request.name, colour, request.servers, request.keepalive, request.server_options
+    """Make nginx route `request.name` to `colour` and prove it; the result to return."""
+    previous_colour = current.colour
+    after_text = render_upstreams(
+        request.name,
+        request.servers_by_colour,
+        request.keepalive,
+        request.server_options,
+        current.flag_path,
     )
     after = after_text.encode("utf-8")
-    changed = before != after
+    planned = switch_changes(
+        request.path,
+        current.before,
+        after,
+        current.flag_path,
+        current.flag_before,
+        previous_colour,
+        colour,
+        request.name,
+    )
+    if current.recorded_flag != current.flag_path:
+        # The flag moved: nginx tests the new one once the include is loaded.
+        planned.append(FileChange(current.recorded_flag, current.recorded_flag_before, None))
+    changes = [change for change in planned if change.before != change.after]
+    changed = bool(changes)
+    moves = colour != previous_colour
     result: dict[str, Any] = dict(
         changed=changed,
         path=request.path,
+        flag_path=current.flag_path,
+        reloaded=any(change.loaded for change in changes),
         previous_colour=previous_colour,
         active_colour=colour,
         switch_ms=None,
@@ -497,12 +586,17 @@ def switch(
     )
     result["precheck"] = {}
     if module._diff:
-        result["diff"] = build_diff(as_text(before) or "", after_text, request.path)
+        flag_changes = [change for change in changes if change.path == current.flag_path]
+        flag_after = flag_changes[-1].after if flag_changes else current.flag_before
+        result["diff"] = [
+            build_diff(as_text(current.before) or "", after_text, request.path),
+            flag_diff(current.flag_path, current.flag_before, flag_after),
+        ]
     if module.check_mode:
         return result
 
     started = time.monotonic()
-    if changed and module.params["precheck_path"]:
+    if moves and module.params["precheck_path"]:
         answers = precheck(
             request, module.params["precheck_path"], module.params["precheck_version_header"]
         )
@@ -516,13 +610,12 @@ def switch(
         )
         if refused:
             module.fail_json(
-                msg=refused, **dict(result, changed=False, active_colour=previous_colour)
+                msg=refused,
+                **dict(result, changed=False, reloaded=False, active_colour=previous_colour),
             )
     if changed:
-        write_test_reload(module, request, colour, before, after, previous_colour)
-        result["active_colour"] = active_colour(
-            as_text(read_file(request.path)), request.name, request.path
-        )
+        apply_switch(module, request, colour, current, changes)
+        result["active_colour"] = read_current(request.name, request.path, current.flag_path).colour
     if request.probe is not None:
         settings = request.probe
         outcome = wait_for_colour(
@@ -556,10 +649,9 @@ def main() -> None:
     try:
         name = validate_name(module.params["name"])
         path = module.params["path"] or default_path(name)
-        before = read_file(path)
-        previous_colour = active_colour(as_text(before), name, path)
+        current = read_current(name, path, module.params["flag_path"])
         request = build_request(
-            dict(module.params, colour=resolve_colour(module.params["colour"], previous_colour))
+            dict(module.params, colour=resolve_colour(module.params["colour"], current.colour))
         )
     except NginxConfigError as exc:
         module.fail_json(msg=str(exc), changed=False)
@@ -568,13 +660,15 @@ def main() -> None:
         module.exit_json(
             changed=False,
             path=request.path,
-            previous_colour=previous_colour,
-            active_colour=previous_colour,
+            flag_path=current.flag_path,
+            reloaded=False,
+            previous_colour=current.colour,
+            active_colour=current.colour,
             switch_ms=None,
             probes=0,
             last_probe=None,
         )
-    module.exit_json(**switch(module, request, request.colour, before, previous_colour))
+    module.exit_json(**switch(module, request, request.colour, current))
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ without an nginx host.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ansible.module_utils.nginx_config import NginxConfigError
+from ansible.module_utils.nginx_config import FileChange, NginxConfigError
 
 COLOURS = ("blue", "green")
 DEFAULT_DIRECTORY = "/etc/nginx/bluegreen"
@@ -26,9 +27,18 @@ PROBE_REQUEST_TIMEOUT = 2.0
 PROBE_REQUEST_MIN_TIMEOUT = 0.1
 
 _NAME_RE = re.compile(r"[a-z0-9_]+")
+# The flag file: green serves while it exists, blue otherwise. nginx tests it per request.
+FLAG_SUFFIX = ".green-live"
+# A colour without servers still needs a valid upstream block: one server that is down,
+# so a request routed there gets 502 at once rather than a connection attempt.
+NO_SERVER = "127.0.0.1:9 down"
+# `colour=` marks a file written before the switch became a flag (one `<name>_live`
+# upstream, switched by rewriting the file and reloading); it is read, never written.
 _MARKER_RE = re.compile(
-    re.escape(MARKER_PREFIX) + r" name=(?P<name>[a-z0-9_]+) colour=(?P<colour>blue|green)"
+    re.escape(MARKER_PREFIX)
+    + r" name=(?P<name>[a-z0-9_]+) (?:colour=(?P<colour>blue|green)|flag=(?P<flag>/\S+))"
 )
+_FLAG_PATH_RE = re.compile(r"/[A-Za-z0-9._/-]+")
 _HOST_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 # Characters that would end the server directive or the upstream block early, so a value
@@ -42,10 +52,15 @@ class NginxColorError(NginxConfigError):
 
 @dataclass(frozen=True)
 class Marker:
-    """What the first line of a managed file records."""
+    """What the first line of a managed file records.
+
+    A current file records the flag file that picks the colour (`flag`); a file from
+    before the flag switch records the one colour its `<name>_live` upstream serves.
+    """
 
     name: str
-    colour: str
+    colour: str | None = None
+    flag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,8 @@ class SwitchRequest:
     path: str
     colour: str | None
     servers: tuple[str, ...]
+    servers_by_colour: dict[str, tuple[str, ...]]
+    flag_path: str | None
     keepalive: int
     server_options: str
     test_command: tuple[str, ...]
@@ -108,7 +125,7 @@ def validate_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise NginxColorError(
             f"name {name!r} is not valid: use lowercase letters, digits and underscores only "
-            "(it becomes the nginx upstream '<name>_live')"
+            "(it names the nginx upstreams '<name>_blue' and '<name>_green')"
         )
     return name
 
@@ -160,8 +177,8 @@ def validate_server(server: object) -> str:
     )
 
 
-def servers_for(servers: Mapping[str, Any] | None, colour: str) -> tuple[str, ...]:
-    """Validate the whole colour -> servers mapping and return the servers of `colour`."""
+def servers_by_colour(servers: Mapping[str, Any] | None, colour: str) -> dict[str, tuple[str, ...]]:
+    """The validated colour -> servers mapping; the servers of `colour` must not be empty."""
     if not servers:
         raise NginxColorError(
             f"servers is required to switch to {colour}: give a mapping such as "
@@ -178,13 +195,34 @@ def servers_for(servers: Mapping[str, Any] | None, colour: str) -> tuple[str, ..
             )
         for entry in entries:
             validate_server(entry)
-    selected = servers.get(colour) or []
-    if not selected:
+    if not servers.get(colour):
         raise NginxColorError(
             f"servers.{colour} is empty or missing: list at least one host:port for {colour} "
             "before switching traffic to it"
         )
-    return tuple(selected)
+    return {key: tuple(servers.get(key) or ()) for key in COLOURS}
+
+
+def servers_for(servers: Mapping[str, Any] | None, colour: str) -> tuple[str, ...]:
+    """Validate the whole colour -> servers mapping and return the servers of `colour`."""
+    return servers_by_colour(servers, colour)[colour]
+
+
+def validate_flag_path(flag: object) -> str:
+    """An absolute path nginx can test in an `if (-f ...)` and an include glob never reads."""
+    if (
+        not isinstance(flag, str)
+        or not _FLAG_PATH_RE.fullmatch(flag)
+        or flag.endswith(".conf")
+        or "/../" in flag + "/"
+    ):
+        raise NginxColorError(
+            f"flag_path {flag!r} is not valid: give an absolute path of letters, digits, "
+            "'.', '_', '-' and '/' that does not end in .conf (nginx tests it on every "
+            "request; an include of *.conf must not read it), e.g. "
+            "/etc/nginx/bluegreen/sampleapp.green-live"
+        )
+    return flag
 
 
 def validate_server_options(options: object) -> str:
@@ -257,19 +295,39 @@ def default_path(name: str) -> str:
     return f"{DEFAULT_DIRECTORY}/{name}.upstream.conf"
 
 
+def default_flag_path(path: str, name: str) -> str:
+    """The flag file beside the managed include: `<directory>/<name>.green-live`."""
+    return posixpath.join(posixpath.dirname(path) or "/", f"{name}{FLAG_SUFFIX}")
+
+
+def flag_path_for(requested: str | None, marker: Marker | None, path: str, name: str) -> str:
+    """The flag file to use: the one asked for, else the one the file records, else the default."""
+    return validate_flag_path(requested or recorded_flag_path(marker, path, name))
+
+
+def recorded_flag_path(marker: Marker | None, path: str, name: str) -> str:
+    """The flag file nginx tests now: the one the include records, else the default."""
+    if marker is not None and marker.flag:
+        return marker.flag
+    return default_flag_path(path, name)
+
+
 def build_request(params: Mapping[str, Any]) -> SwitchRequest:
     """Turn the module parameters into a SwitchRequest, or raise NginxColorError."""
     name = validate_name(params.get("name"))
     colour = params.get("colour")
-    servers: tuple[str, ...] = ()
+    by_colour: dict[str, tuple[str, ...]] = {}
     if colour is not None:
         colour = validate_colour(colour)
-        servers = servers_for(params.get("servers"), colour)
+        by_colour = servers_by_colour(params.get("servers"), colour)
+    flag = params.get("flag_path")
     return SwitchRequest(
         name=name,
         path=params.get("path") or default_path(name),
         colour=colour,
-        servers=servers,
+        servers=by_colour.get(colour or "", ()),
+        servers_by_colour=by_colour,
+        flag_path=validate_flag_path(flag) if flag else None,
         keepalive=validate_keepalive(params.get("keepalive")),
         server_options=validate_server_options(params.get("server_options")),
         test_command=validate_command(params.get("test_command"), "test_command"),
@@ -278,28 +336,40 @@ def build_request(params: Mapping[str, Any]) -> SwitchRequest:
     )
 
 
-def marker_line(name: str, colour: str) -> str:
-    return f"{MARKER_PREFIX} name={name} colour={colour}"
+def marker_line(name: str, flag: str) -> str:
+    return f"{MARKER_PREFIX} name={name} flag={flag}"
 
 
-def render_upstream(
+def render_upstreams(
     name: str,
-    colour: str,
-    servers: tuple[str, ...] | list[str],
+    servers: Mapping[str, tuple[str, ...] | list[str]],
     keepalive: int,
     server_options: str,
+    flag: str,
 ) -> str:
-    """The full content of the managed include file for `colour`."""
+    """The full content of the managed include: both colours' upstreams, always defined.
+
+    Which one serves is not in this file: the site proxies to `<name>_green` while `flag`
+    exists and to `<name>_blue` otherwise, tested per request, so a switch needs no reload.
+    """
     suffix = f" {server_options}" if server_options else ""
     lines = [
-        marker_line(name, colour),
+        marker_line(name, flag),
         "# Written by bluegreen nginx_color; edits are replaced on the next switch.",
-        f"upstream {name}_live {{",
-        *(f"    server {server}{suffix};" for server in servers),
+        f"# Both colours stay defined. The site routes to {name}_green while {flag}",
+        f"# exists and to {name}_blue otherwise; creating or removing it switches, no reload.",
     ]
-    if keepalive:
-        lines.append(f"    keepalive {keepalive};")
-    lines.append("}")
+    for colour in COLOURS:
+        entries = servers.get(colour) or ()
+        lines.append(f"upstream {name}_{colour} {{")
+        if entries:
+            lines.extend(f"    server {server}{suffix};" for server in entries)
+        else:
+            lines.append(f"    # {colour} has no servers yet: its requests get 502 at once.")
+            lines.append(f"    server {NO_SERVER};")
+        if keepalive:
+            lines.append(f"    keepalive {keepalive};")
+        lines.append("}")
     return "\n".join(lines) + "\n"
 
 
@@ -308,18 +378,18 @@ def parse_marker(content: str) -> Marker | None:
     match = _MARKER_RE.fullmatch(content.split("\n", 1)[0].rstrip())
     if match is None:
         return None
-    return Marker(name=match.group("name"), colour=match.group("colour"))
+    return Marker(name=match.group("name"), colour=match.group("colour"), flag=match.group("flag"))
 
 
-def active_colour(content: str | None, name: str, path: str) -> str | None:
-    """The colour the file at `path` routes `name` to; None when the file does not exist."""
+def read_marker(content: str | None, name: str, path: str) -> Marker | None:
+    """The marker of the managed file at `path`; None when the file does not exist."""
     if content is None:
         return None
     marker = parse_marker(content)
     if marker is None:
         raise NginxColorError(
             f"{path} exists but is not managed by bluegreen: its first line is not "
-            f"'{marker_line(name, '<blue|green>')}'. Move the file aside (and any nginx include "
+            f"'{marker_line(name, '<flag file>')}'. Move the file aside (and any nginx include "
             "that depends on it), or point path at a file bluegreen owns, then run again"
         )
     if marker.name != name:
@@ -327,7 +397,58 @@ def active_colour(content: str | None, name: str, path: str) -> str | None:
             f"{path} is managed by bluegreen for name={marker.name}, not name={name}: "
             f"use path to give {name} its own file, or set name={marker.name}"
         )
-    return marker.colour
+    return marker
+
+
+def live_colour(marker: Marker | None, flag_exists: bool) -> str | None:
+    """The colour nginx routes to: the flag decides, or an older file's one upstream."""
+    if marker is None:
+        return None
+    if marker.colour is not None:
+        return marker.colour
+    return "green" if flag_exists else "blue"
+
+
+def flag_content(colour: str | None, name: str) -> bytes | None:
+    """What the flag file holds for `colour`: present for green, absent (None) otherwise."""
+    if colour != "green":
+        return None
+    return (
+        f"green is live for {name}: nginx routes to {name}_green while this file exists\n".encode()
+    )
+
+
+def switch_changes(
+    path: str,
+    before: bytes | None,
+    after: bytes,
+    flag: str,
+    flag_before: bytes | None,
+    previous_colour: str | None,
+    colour: str,
+    name: str,
+) -> list[FileChange]:
+    """The files to change, in order, to serve `colour` from `after`.
+
+    When the include itself changes (servers, options, an older file, the first install)
+    the flag is first set for the colour serving now, so the reload changes no route;
+    nginx loads the include (tested first); then the flag moves traffic. A plain switch is
+    the flag alone: nothing for nginx to load, so nothing to reload.
+    """
+    if before == after:
+        return [FileChange(flag, flag_before, flag_for(colour, flag_before, name))]
+    holding = flag_for(previous_colour or colour, flag_before, name)
+    return [
+        FileChange(flag, flag_before, holding),
+        FileChange(path, before, after, loaded=True),
+        FileChange(flag, holding, flag_for(colour, holding, name)),
+    ]
+
+
+def flag_for(colour: str, current: bytes | None, name: str) -> bytes | None:
+    """The flag's content to serve `colour`: what it holds when that says so already."""
+    wanted = flag_content(colour, name)
+    return current if (wanted is None) == (current is None) else wanted
 
 
 def next_streak(streak: int, result: ProbeResult, colour: str) -> int:
@@ -467,14 +588,23 @@ def probe_failed_message(
         else "there is no previous colour to switch back to"
     )
     return (
-        f"nginx was reloaded with {path} routing to {colour}, but {seen}. Traffic may not be "
-        f"reaching {colour} (or {colour} does not send {settings.header}): check the {colour} "
-        f"servers, or {way_back}"
+        f"nginx was told to route to {colour} ({path} and its flag file), but {seen}. "
+        f"Traffic may not be reaching {colour} (or {colour} does not send "
+        f"{settings.header}): check the {colour} servers, or {way_back}"
     )
 
 
 def build_diff(before: str, after: str, path: str) -> dict[str, str]:
     return {"before": before, "after": after, "before_header": path, "after_header": path}
+
+
+def flag_diff(flag: str, before: bytes | None, after: bytes | None) -> dict[str, str]:
+    """The flag's part of the diff: whether it exists, and so which colour serves."""
+
+    def state(content: bytes | None) -> str:
+        return "present: green serves\n" if content is not None else "absent: blue serves\n"
+
+    return build_diff(state(before), state(after), flag)
 
 
 def precheck_failed_message(

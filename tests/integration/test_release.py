@@ -217,7 +217,9 @@ def test_second_release_is_refused_at_once_naming_the_lock_holder() -> None:
     assert live().version == "2.0.0"
 
 
-def test_failed_nginx_check_leaves_traffic_on_the_live_colour() -> None:
+def test_broken_nginx_configuration_is_refused_before_anything_changes() -> None:
+    """A switch reloads nothing, so only the check before it can catch a configuration
+    nginx would not start with; the release stops there and the flag stays as it was."""
     ensure_live("2.0.0")
     before = live()
     shell("lb1", "echo 'this is not nginx configuration;' > /etc/nginx/conf.d/zz-broken.conf")
@@ -227,11 +229,12 @@ def test_failed_nginx_check_leaves_traffic_on_the_live_colour() -> None:
         shell("lb1", "rm -f /etc/nginx/conf.d/zz-broken.conf")
 
     assert result.exit_code in (3, 4), result.report
-    assert "nginx -t" in result.message
+    assert "nginx -t fails on lb1" in result.message
+    assert "zz-broken.conf" in result.message
     after = live()
     assert (after.colour, after.version) == (before.colour, "2.0.0")
-    upstream = shell("lb1", "head -1 /etc/nginx/bluegreen/sampleapp.upstream.conf")["stdout"]
-    assert f"colour={before.colour}" in upstream
+    flag = shell("lb1", "test -e /etc/nginx/bluegreen/sampleapp.green-live")
+    assert (flag["rc"] == 0) == (before.colour == "green")
 
 
 def test_missing_artifact_is_refused_before_anything_changes() -> None:

@@ -1,10 +1,11 @@
 """nginx_color and nginx_maintenance against a real, throwaway nginx on 127.0.0.1.
 
 Two tiny backends answer with their colour in X-Bluegreen-Colour; nginx proxies to the
-`sampleapp_live` upstream that nginx_color manages, unless the maintenance flag that
-nginx_maintenance manages exists. The tests prove that a switch moves real traffic, that
-maintenance mode answers users with the page and Retry-After, and that a configuration
-nginx rejects leaves everything as it was. Skipped where nginx is not installed. Every
+`sampleapp_blue` or `sampleapp_green` upstream that nginx_color manages, green while its
+flag file exists, unless the maintenance flag that nginx_maintenance manages exists. The
+tests prove that a switch moves real traffic without a reload and without losing a
+request of keep-alive clients, that maintenance mode answers users with the page and
+Retry-After, and that a configuration nginx rejects leaves everything as it was. Skipped where nginx is not installed. Every
 process started here is stopped before the test ends.
 """
 
@@ -28,7 +29,7 @@ from typing import Any
 import nginx_color
 import nginx_maintenance
 import pytest
-from ansible.module_utils.nginx_color import render_upstream
+from ansible.module_utils.nginx_color import render_upstreams
 
 NGINX = Path("/usr/sbin/nginx")
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,10 @@ class Nginx:
     conf: Path
     port: int
     upstream_file: Path
+
+    @property
+    def live_flag(self) -> Path:
+        return self.prefix / "bluegreen" / "sampleapp.green-live"
 
     @property
     def maintenance_include(self) -> Path:
@@ -158,12 +163,17 @@ http {{
     include {prefix}/bluegreen/*.conf;
     server {{
         listen 127.0.0.1:{port};
+        keepalive_requests 100000;
+        set $bluegreen_sampleapp_colour blue;
+        if (-f {prefix}/bluegreen/sampleapp.green-live) {{
+            set $bluegreen_sampleapp_colour green;
+        }}
         location / {{
             if (-f {prefix}/www/maintenance.on) {{
                 return 503;
             }}
             error_page 503 /_bluegreen/maintenance.html;
-            proxy_pass http://sampleapp_live;
+            proxy_pass http://sampleapp_$bluegreen_sampleapp_colour;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
@@ -203,7 +213,7 @@ def nginx(tmp_path: Path, backends: dict[str, list[str]]) -> Iterator[Nginx]:
     conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, user=user))
     server = Nginx(prefix, conf, port, prefix / "bluegreen" / "sampleapp.upstream.conf")
     server.upstream_file.write_text(
-        render_upstream("sampleapp", "blue", backends["blue"], 32, "max_fails=0")
+        render_upstreams("sampleapp", backends, 32, "max_fails=0", str(server.live_flag))
     )
     # As the role's first install leaves a load balancer: include and page, no flag.
     server.maintenance_include.parent.mkdir()
@@ -237,7 +247,7 @@ def module_args(nginx: Nginx, servers: dict[str, list[str]], **overrides: Any) -
     }
 
 
-def test_switch_moves_real_traffic_to_green_and_back(
+def test_switch_moves_real_traffic_to_green_and_back_without_a_reload(
     run_module, nginx: Nginx, backends: dict[str, list[str]]
 ) -> None:
     assert nginx.colours_served() == {"blue"}
@@ -246,7 +256,8 @@ def test_switch_moves_real_traffic_to_green_and_back(
 
     assert to_green["failed"] is False, to_green["msg"]
     assert (to_green["changed"], to_green["previous_colour"]) == (True, "blue")
-    assert to_green["active_colour"] == "green"
+    assert (to_green["active_colour"], to_green["reloaded"]) == ("green", False)
+    assert nginx.live_flag.exists()
     assert nginx.colours_served() == {"green"}
 
     again = run_module(nginx_color.main, module_args(nginx, backends, colour="green"))
@@ -257,7 +268,82 @@ def test_switch_moves_real_traffic_to_green_and_back(
     to_blue = run_module(nginx_color.main, module_args(nginx, backends, colour="blue"))
 
     assert (to_blue["changed"], to_blue["previous_colour"]) == (True, "green")
+    assert not nginx.live_flag.exists()
     assert nginx.colours_served() == {"blue"}
+    assert nginx.reloads() == 0
+
+
+class KeepAliveClients:
+    """Clients that each keep one connection open and pause between requests, as a
+    browser or a proxy in front of nginx does: the requests a reload would cut."""
+
+    def __init__(self, port: int, clients: int) -> None:
+        self.port = port
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answered: dict[str | None, int] = {}
+        self.failed: list[str] = []
+        self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(clients)]
+
+    def client(self) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        while not self.stop.is_set():
+            try:
+                connection.request("GET", "/")
+                response = connection.getresponse()
+                response.read()
+                colour = response.getheader("X-Bluegreen-Colour")
+                with self.lock:
+                    self.answered[colour] = self.answered.get(colour, 0) + 1
+            except (OSError, http.client.HTTPException) as exc:
+                with self.lock:
+                    self.failed.append(f"{type(exc).__name__}: {exc}")
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            self.stop.wait(0.005)
+        connection.close()
+
+    def __enter__(self) -> KeepAliveClients:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def test_keep_alive_clients_lose_no_request_over_ten_switches(
+    run_module, nginx: Nginx, backends: dict[str, list[str]]
+) -> None:
+    with KeepAliveClients(nginx.port, clients=4) as clients:
+        for colour in ["green", "blue"] * 5:
+            result = run_module(
+                nginx_color.main, module_args(nginx, backends, colour=colour, probe_successes=3)
+            )
+            assert (result["failed"], result["active_colour"]) == (False, colour), result
+            time.sleep(0.1)
+
+    assert clients.failed == []
+    assert set(clients.answered) == {"blue", "green"}
+    assert sum(clients.answered.values()) > 200
+    assert nginx.reloads() == 0
+
+
+def test_changed_servers_reload_once_and_keep_the_live_colour(
+    run_module, nginx: Nginx, backends: dict[str, list[str]]
+) -> None:
+    run_module(nginx_color.main, module_args(nginx, backends, colour="green"))
+    grown = {"blue": [*backends["blue"], "127.0.0.1:9"], "green": backends["green"]}
+
+    result = run_module(nginx_color.main, module_args(nginx, grown, colour="green"))
+
+    assert (result["changed"], result["reloaded"]) == (True, True)
+    assert "server 127.0.0.1:9 max_fails=0;" in nginx.upstream_file.read_text()
+    assert nginx.live_flag.exists()
+    assert nginx.colours_served() == {"green"}
+    assert nginx.reloads() == 1
 
 
 def test_failed_nginx_check_leaves_traffic_on_the_old_colour(

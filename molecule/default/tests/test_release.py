@@ -20,7 +20,8 @@ OLD_VERSION = "1.0.0"
 UPSTREAM_FILE = f"/etc/nginx/bluegreen/{SERVICE}.upstream.conf"
 JOURNAL = f"/var/lib/bluegreen/{SERVICE}/journal.jsonl"
 LOCK_DIR = f"/var/lib/bluegreen/{SERVICE}/lock"
-MARKER_RE = re.compile(rf"^# managed by bluegreen nginx_color: name={SERVICE} colour=(blue|green)$")
+FLAG = f"/etc/nginx/bluegreen/{SERVICE}.green-live"
+MARKER_RE = re.compile(rf"^# managed by bluegreen nginx_color: name={SERVICE} flag={FLAG}$")
 
 testinfra_hosts = ["ansible://lb"]
 
@@ -65,15 +66,20 @@ def test_both_colours_run_and_start_at_boot(host, colour):
     assert unit.is_enabled
 
 
-def test_the_upstream_include_names_the_colour_that_runs_the_new_version(host, new_colour):
+def test_the_flag_names_the_colour_that_runs_the_new_version(host, new_colour):
     include = host.file(UPSTREAM_FILE)
     assert include.is_file
     lines = include.content_string.splitlines()
-    marker = MARKER_RE.match(lines[0])
-    assert marker, f"first line of {UPSTREAM_FILE} is not a bluegreen marker: {lines[0]!r}"
-    assert marker.group(1) == new_colour
-    servers = [line.split()[1].rstrip(";") for line in lines if line.strip().startswith("server ")]
-    assert servers == [f"127.0.0.1:{PORTS[new_colour]}"]
+    assert MARKER_RE.match(lines[0]), f"first line of {UPSTREAM_FILE} is not a marker: {lines[0]!r}"
+    upstreams = {}
+    for line in lines:
+        words = line.split()
+        if line.startswith("upstream "):
+            current = upstreams.setdefault(words[1].removeprefix(f"{SERVICE}_"), [])
+        elif words[:1] == ["server"]:
+            current.append(words[1].rstrip(";"))
+    assert upstreams == {colour: [f"127.0.0.1:{port}"] for colour, port in PORTS.items()}
+    assert host.file(FLAG).exists == (new_colour == "green")
 
 
 def test_nginx_serves_the_new_version_from_the_live_colour(host, new_colour):
