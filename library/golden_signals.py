@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: golden_signals
-short_description: Judge a colour by its golden signals, from Prometheus or by scraping /metrics
+short_description: Judge a colour by its golden signals, from nginx's logs, Prometheus or /metrics
 description:
   - Measures the golden signals of one colour of a service over a time window and judges each
     against warning and critical thresholds, so a release can be verified (or rolled back) on
@@ -16,7 +16,7 @@ description:
     second), C(error_rate) (responses whose status matches O(error_status_regex) divided by all
     responses), C(latency_p95) and C(latency_p99) (seconds, from the latency histogram), and the
     saturation signals C(cpu), C(memory), C(disk) and C(db_connections) (percent)."
-  - "Two sources. V(prometheus) runs instant PromQL queries against a Prometheus server's HTTP
+  - "Three sources. V(prometheus) runs instant PromQL queries against a Prometheus server's HTTP
     API (C(/api/v1/query)), evaluated at the end of the window with range selectors of the
     window's length; the p95 latency, for example, is
     histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job=\"app\",
@@ -25,12 +25,28 @@ description:
     computes the signals from the growth of the counters and histogram buckets, summed over the
     targets. A counter that went down was reset by a restart, so its end value is what it
     counted; a changed C(<family>_created) series is a reset too."
-  - The quantiles are computed exactly as PromQL's C(histogram_quantile) computes them for
-    classic histograms (linear interpolation within a bucket, 0 as the lower bound of the first
-    bucket, the highest finite bound when the rank falls in the C(+Inf) bucket, monotonicity
-    forced), so both sources give the same number for the same data.
+  - "V(lb) judges the colour from what the load balancers measured: nginx's own log of every
+    request, read on each load balancer by the C(nginx_requests) module (C(state=read)) and
+    passed in O(lb_windows). It needs nothing from the service (no C(/metrics), no headers).
+    Requests, statuses and the exact request times (nginx's 1 ms resolution) of O(colour) are
+    added over the load balancers; traffic is their requests over the longest window;
+    the error rate counts the logged statuses that match O(error_status_regex); C(latency_p95)
+    and C(latency_p99) are exact nearest-rank quantiles of the individual request times (the
+    smallest time v with count(<= v) >= ceil(q * n)), not interpolations. C(targets_down)
+    comes from O(health_targets), requested once at evaluation time, and is V(not_configured)
+    without them; the saturation signals are always V(not_configured) with this source. When
+    a load balancer's log lost the part after its mark (C(lost)), or an entry of
+    O(lb_windows) has no window (its read failed or was skipped), every request signal is
+    V(inconclusive) and the reason names the load balancer."
+  - With V(prometheus) and V(scrape) the quantiles are computed exactly as PromQL's
+    C(histogram_quantile) computes them for classic histograms (linear interpolation within a
+    bucket, 0 as the lower bound of the first bucket, the highest finite bound when the rank
+    falls in the C(+Inf) bucket, monotonicity forced), so both sources give the same number for
+    the same data.
   - Requests to the routes in O(exclude_routes) (health checks and scrapes by default) are left
-    out of traffic, error rate and latency.
+    out of traffic, error rate and latency. With O(source=lb) C(nginx_requests) leaves routes
+    out as it reads the log (its own C(exclude_routes), counted in C(excluded)), and
+    O(exclude_routes) does not apply.
   - "Each signal gets a verdict: V(ok), V(warning), V(critical), or V(inconclusive) when there is
     no data, too few requests (O(min_requests)), an unreachable source or a missing metric; the
     reason says which. A signal whose source is not configured (no O(node_targets), say) is
@@ -40,23 +56,26 @@ description:
   - "The overall verdict is V(critical) if any signal is critical; else V(inconclusive) if any
     configured signal is inconclusive; else V(warning) if any is; else V(ok). An analysis
     without data is never V(ok)."
-  - Every measurement carries its evidence, the exact PromQL query or the raw counter and bucket
-    values at the start and the end per target, so a verdict can be explained afterwards.
+  - Every measurement carries its evidence, the exact PromQL query, the raw counter and bucket
+    values at the start and the end per target, or each load balancer's window, requests and
+    statuses, so a verdict can be explained afterwards.
   - The module only reads; RV(changed) is always false.
 version_added: "0.1.0"
 options:
   source:
     description:
       - Where the metrics come from.
-      - V(prometheus) queries O(prometheus_url); V(scrape) reads O(targets) directly.
+      - V(prometheus) queries O(prometheus_url); V(scrape) reads O(targets) directly; V(lb)
+        judges O(colour) from the load balancers' request logs in O(lb_windows).
     type: str
     required: true
-    choices: [prometheus, scrape]
+    choices: [prometheus, scrape, lb]
   mode:
     description:
       - V(analyse) measures the window and judges it.
       - V(sample) only takes a sample now and returns it as RV(sample), so the playbook can
         generate load and then call the module again with O(baseline) set to it.
+      - V(sample) is refused with O(source=lb), whose windows come from C(nginx_requests).
     type: str
     choices: [analyse, sample]
     default: analyse
@@ -121,6 +140,41 @@ options:
       - Only with O(source=scrape).
     type: list
     elements: str
+  lb_windows:
+    description:
+      - "With O(source=lb), one entry per load balancer: the result of C(nginx_requests) with
+        C(state=read) on that load balancer, plus a C(host) key naming it. The module reads
+        C(window) (C(since), C(until), C(seconds)), C(colours) (per colour C(requests),
+        C(statuses) and C(latency_ms), a histogram of whole milliseconds to counts), C(lost),
+        C(rotated), C(unrouted), C(excluded) and C(skipped)."
+      - List every load balancer that serves the colour, including one whose read failed (its
+        result without a window, e.g. registered with C(failed_when=false)). An entry with no
+        window or with C(lost=true) makes the request signals inconclusive, naming its host;
+        a load balancer left out of the list is simply not counted.
+      - Required with O(source=lb).
+    type: list
+    elements: dict
+  colour:
+    description:
+      - The colour judged, as the load balancers log it (a key of each window's C(colours)),
+        e.g. V(green).
+      - Required with O(source=lb).
+    type: str
+  compare_colour:
+    description:
+      - The other colour (the old one), measured in the same windows. When set, the colour is
+        compared with it (RV(comparison)).
+      - Only with O(source=lb).
+    type: str
+  health_targets:
+    description:
+      - The health check URLs of every instance of O(colour), requested once at evaluation
+        time with O(timeout); an instance that does not answer HTTP 200 counts as down in
+        C(targets_down).
+      - Without them C(targets_down) is V(not_configured) with O(source=lb).
+      - Only with O(source=lb).
+    type: list
+    elements: str
   window:
     description:
       - Length of the analysis window in seconds.
@@ -128,6 +182,7 @@ options:
       - With O(source=scrape) and no O(baseline) the module reads the targets, sleeps this long,
         and reads them again.
       - Ignored when O(baseline) is given; the window is then from the baseline to now.
+      - Ignored with O(source=lb), whose windows come with O(lb_windows).
     type: int
     default: 300
   baseline:
@@ -135,6 +190,7 @@ options:
       - The RV(sample) returned by an earlier call with the same O(source) and URLs (with
         O(mode=sample), or the previous measurement of an analysis loop). The window runs from
         that sample to now, and nothing sleeps.
+      - Refused with O(source=lb).
     type: dict
   min_requests:
     description:
@@ -144,7 +200,8 @@ options:
     default: 50
   timeout:
     description:
-      - Seconds to wait for each HTTP request (one scrape, or one query).
+      - Seconds to wait for each HTTP request (one scrape, one query, or one health check of
+        O(health_targets)).
     type: float
     default: 10
   thresholds_file:
@@ -165,22 +222,23 @@ options:
     default: {}
   latency_metric:
     description:
-      - Name of the latency histogram, without C(_bucket).
+      - Name of the latency histogram, without C(_bucket). Not used with O(source=lb).
     type: str
     default: http_request_duration_seconds
   requests_metric:
     description:
-      - Name of the request counter.
+      - Name of the request counter. Not used with O(source=lb).
     type: str
     default: http_requests_total
   route_label:
     description:
-      - Label of the request metrics that names the route.
+      - Label of the request metrics that names the route. Not used with O(source=lb).
     type: str
     default: route
   status_label:
     description:
-      - Label of the request metrics that holds the HTTP status code.
+      - Label of the request metrics that holds the HTTP status code. Not used with
+        O(source=lb).
     type: str
     default: status
   exclude_routes:
@@ -188,13 +246,16 @@ options:
       - Values of O(route_label) left out of traffic, error rate and latency (health checks and
         scrapes are not user traffic). Matched exactly.
       - An empty list counts every route.
+      - Not applied with O(source=lb); give the routes to C(nginx_requests) (its own
+        C(exclude_routes)), which leaves them out as it reads the log.
     type: list
     elements: str
     default: [/health, /metrics]
   error_status_regex:
     description:
       - Regular expression for the statuses that count as errors, matched against the whole
-        value of O(status_label).
+        value of O(status_label), or with O(source=lb) against each status the load balancers
+        logged (the keys of C(statuses)).
     type: str
     default: 5..
   disk_mountpoint:
@@ -204,8 +265,8 @@ options:
     default: /
   headers:
     description:
-      - HTTP headers sent with every request, e.g. C(Authorization) for a Prometheus behind a
-        proxy that wants a token.
+      - HTTP headers sent with every request (scrapes, queries, health checks), e.g.
+        C(Authorization) for a Prometheus behind a proxy that wants a token.
     type: dict
   validate_certs:
     description:
@@ -258,11 +319,15 @@ attributes:
     platforms: posix
 notes:
   - "Run it on the controller (C(delegate_to: localhost), C(run_once: true)); it only needs
-    network access to Prometheus or to the targets."
+    network access to Prometheus or to the targets (with O(source=lb), to the
+    O(health_targets) only)."
   - With O(source=scrape) the module uses prometheus_client's parser when the interpreter has
     it, and its own parser of the text exposition format otherwise.
   - PromQL's C(rate) extrapolates to the window's edges while a scrape counts exactly what
     happened between two reads, so the two sources can differ slightly on the same traffic.
+  - With O(source=lb) nginx's request time runs from the first byte of the request to the last
+    byte of the response, so it includes the network to the client; a service's own histogram
+    does not. The two can differ on the same traffic.
 seealso:
   - name: histogram_quantile
     description: The PromQL function whose semantics the quantiles follow.
@@ -339,6 +404,52 @@ EXAMPLES = r"""
   delegate_to: localhost
   run_once: true
   register: previous
+
+- name: Mark the request log on each load balancer before green takes traffic
+  nginx_requests:
+    path: /var/log/nginx/bluegreen-sampleapp.requests.log
+    state: mark
+  delegate_to: "{{ item }}"
+  loop: "{{ groups['lb'] }}"
+  run_once: true
+  become: true
+  register: lb_marks
+
+- name: Read what each load balancer logged since its mark
+  nginx_requests:
+    path: /var/log/nginx/bluegreen-sampleapp.requests.log
+    state: read
+    since: "{{ lb_mark.mark }}"
+    exclude_routes: [/health, /metrics]
+  delegate_to: "{{ lb_mark.item }}"
+  loop: "{{ lb_marks.results }}"
+  loop_control:
+    loop_var: lb_mark
+    label: "{{ lb_mark.item }}"
+  run_once: true
+  become: true
+  register: lb_reads
+  failed_when: false  # a load balancer that cannot be read makes the verdict inconclusive
+
+- name: Name each read after its load balancer
+  ansible.builtin.set_fact:
+    lb_windows: "{{ lb_windows | default([]) + [item | combine({'host': item.lb_mark.item})] }}"
+  loop: "{{ lb_reads.results }}"
+  loop_control:
+    label: "{{ item.lb_mark.item }}"
+  run_once: true
+
+- name: Judge green from what the load balancers measured, against blue
+  golden_signals:
+    source: lb
+    colour: green
+    compare_colour: blue
+    lb_windows: "{{ lb_windows }}"
+    health_targets: ["http://10.0.0.11:8002/health", "http://10.0.0.12:8002/health"]
+    min_requests: 100
+  delegate_to: localhost
+  run_once: true
+  register: green_signals
 """
 
 RETURN = r"""
@@ -399,8 +510,25 @@ signals:
       type: list
       elements: str
     targets:
-      description: For C(targets_down) with O(source=scrape), each target and C(up) or its error.
+      description:
+        - For C(targets_down) with O(source=scrape), each target and C(up) or its error.
+        - With O(source=lb), each of O(health_targets) and C(up) (it answered 200) or the error.
       type: dict
+    windows:
+      description:
+        - "For the request signals with O(source=lb), per load balancer the window it read and
+          what it logged for O(colour): C(since), C(until), C(seconds), C(requests), C(errors)
+          (statuses matching O(error_status_regex)), C(statuses), C(lost), C(rotated),
+          C(unrouted), C(excluded), C(skipped); or C(error) when it gave no window."
+      type: dict
+    p50:
+      description: For C(latency_p95) and C(latency_p99) with O(source=lb), the exact median in
+        seconds.
+      type: float
+    observations:
+      description: For C(latency_p95) and C(latency_p99) with O(source=lb), the number of request
+        times the quantile was taken from.
+      type: int
   sample:
     traffic:
       value: 6.11
@@ -415,10 +543,11 @@ signals:
 comparison:
   description:
     - The new colour against the old one over the same window; V(null) without
-      O(compare_selector) or O(compare_targets).
+      O(compare_selector), O(compare_targets) or O(compare_colour).
     - C(latency_p95_ratio) (new p95 / old p95) and C(error_rate_diff) (new error rate - old),
       each shaped like an entry of RV(signals); C(baseline) and C(new) hold the values compared
-      (and the old colour's queries or samples); C(verdict) is the worse of the two.
+      (and the old colour's queries, samples, or C(colour) and C(windows)); C(verdict) is the
+      worse of the two.
   returned: always
   type: dict
   sample:
@@ -428,20 +557,27 @@ comparison:
     new: {latency_p95: 0.144, error_rate: 0.003}
     verdict: ok
 window_s:
-  description: Length of the window analysed, in seconds; V(null) with O(mode=sample).
+  description:
+    - Length of the window analysed, in seconds; V(null) with O(mode=sample).
+    - With O(source=lb) the longest of the load balancers' windows (V(null) when none gave a
+      window); traffic is the requests divided by it.
   returned: always
   type: float
   sample: 300.0
 requests:
   description:
     - Requests of the colour under analysis in the window, excluded routes left out (with
-      O(source=prometheus) the traffic rate times the window, as PromQL's C(increase)).
-    - V(null) when unknown.
+      O(source=prometheus) the traffic rate times the window, as PromQL's C(increase); with
+      O(source=lb) the sum over the load balancers).
+    - V(null) when unknown, e.g. with O(source=lb) when a load balancer's window is missing
+      or lost.
   returned: always
   type: float
   sample: 1834.0
 evaluated_at:
-  description: Unix time of the end of the window.
+  description:
+    - Unix time of the end of the window.
+    - With O(source=lb) the latest C(until) of the load balancers' windows.
   returned: always
   type: float
   sample: 1767261600.0
@@ -449,7 +585,8 @@ sample:
   description:
     - The sample taken at the end of this call; pass it as O(baseline) to the next call. With
       O(source=scrape) it holds the relevant raw series of every URL; with
-      O(source=prometheus) only the time.
+      O(source=prometheus) and O(source=lb) only the time (a sample of O(source=lb) is not a
+      baseline).
   returned: always
   type: dict
 thresholds:
@@ -460,7 +597,7 @@ thresholds:
 parser:
   description:
     - The exposition parser used, V(prometheus_client) or V(builtin).
-    - V(null) with O(source=prometheus).
+    - V(null) with O(source=prometheus) and O(source=lb).
   returned: always
   type: str
   sample: prometheus_client
@@ -521,12 +658,14 @@ from ansible.module_utils.golden_signals import (
     Sample,
     Settings,
     TargetSample,
+    analyse_lb,
     analyse_prometheus,
     analyse_scrape,
     analysis_decision,
     build_settings,
     exposition_parser,
     keep_relevant,
+    lb_window_end,
     merge_thresholds,
     parse_exposition,
     parse_query_answer,
@@ -538,7 +677,7 @@ from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
-    source=dict(type="str", required=True, choices=["prometheus", "scrape"]),
+    source=dict(type="str", required=True, choices=["prometheus", "scrape", "lb"]),
     mode=dict(type="str", default="analyse", choices=["analyse", "sample"]),
     prometheus_url=dict(type="str"),
     selector=dict(type="str", default=""),
@@ -549,6 +688,10 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     compare_targets=dict(type="list", elements="str"),
     node_targets=dict(type="list", elements="str"),
     db_targets=dict(type="list", elements="str"),
+    lb_windows=dict(type="list", elements="dict"),
+    colour=dict(type="str"),
+    compare_colour=dict(type="str"),
+    health_targets=dict(type="list", elements="str"),
     window=dict(type="int", default=300),
     baseline=dict(type="dict"),
     min_requests=dict(type="int", default=50),
@@ -626,6 +769,21 @@ def take_sample(fetch: Fetch, settings: Settings) -> Sample:
         for (group, url), target in zip(jobs, results, strict=True):
             sample.groups.setdefault(group, {})[url] = target
     return sample
+
+
+def check_health(fetch: Fetch, urls: tuple[str, ...]) -> dict[str, str]:
+    """Request every health URL once, in parallel: "up" for a 200, else what went wrong."""
+
+    def state(url: str) -> str:
+        status, _, error = fetch(url)
+        if status == 200:
+            return "up"
+        return error or (f"HTTP {status}, not 200" if status is not None else "no answer")
+
+    if not urls:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+        return dict(zip(urls, pool.map(state, urls), strict=True))
 
 
 def run_queries(
@@ -738,6 +896,19 @@ def measure_prometheus(
     return analyse_prometheus(settings, thresholds, window_s, queries, answers), end
 
 
+def measure_lb(
+    fetch: Fetch, settings: Settings, thresholds: Mapping[str, Any], baseline: Sample | None
+) -> tuple[Analysis, Sample]:
+    """Judge the windows the load balancers read; only the health URLs are requested, now."""
+    health = check_health(fetch, settings.health_targets)
+    end_of_window = lb_window_end(settings)
+    end = Sample(source="lb", taken_at=time.time() if end_of_window is None else end_of_window)
+    return analyse_lb(settings, thresholds, health), end
+
+
+MEASURES = {"scrape": measure_scrape, "prometheus": measure_prometheus, "lb": measure_lb}
+
+
 def analysis_limits(options: Mapping[str, Any] | None) -> AnalysisLimits | None:
     if options is None:
         return None
@@ -756,6 +927,7 @@ def main() -> None:
         required_if=[
             ("source", "prometheus", ["prometheus_url"]),
             ("source", "scrape", ["targets"]),
+            ("source", "lb", ["lb_windows", "colour"]),
         ],
     )
     params = module.params
@@ -776,8 +948,7 @@ def main() -> None:
             )
             module.exit_json(**result_of(settings, thresholds, now))
 
-        measure = measure_scrape if settings.source == "scrape" else measure_prometheus
-        analysis, end = measure(fetch, settings, thresholds, baseline)
+        analysis, end = MEASURES[settings.source](fetch, settings, thresholds, baseline)
         result = result_of(settings, thresholds, end, analysis)
         if limits is not None:
             history = [

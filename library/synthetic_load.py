@@ -143,6 +143,14 @@ statuses:
   returned: always
   type: dict
   sample: {"200": 50}
+latency_histogram_ms:
+  description:
+    - Client-side latency of the answered requests as a histogram, whole milliseconds to the
+      number of answers that took that long; exact at 1 ms and mergeable by adding counts.
+    - Also in each entry of RV(by_route) and RV(by_target).
+  returned: always
+  type: dict
+  sample: {"3": 40, "4": 9, "12": 1}
 errors:
   description: Requests without an answer, per kind of error.
   returned: always

@@ -3,9 +3,10 @@
 """The pure decisions behind golden_signals.
 
 Parsing of the Prometheus text exposition format, counter deltas with reset detection,
-PromQL's histogram_quantile, the PromQL queries, threshold files, verdicts per signal and
-overall, the comparison of two colours and the trip logic of an analysis loop. Nothing here
-does I/O or reads the clock: the module fetches, this file decides.
+PromQL's histogram_quantile, the PromQL queries, the load balancers' request-log windows and
+their exact quantiles, threshold files, verdicts per signal and overall, the comparison of
+two colours and the trip logic of an analysis loop. Nothing here does I/O or reads the
+clock: the module fetches, this file decides.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 try:
@@ -689,6 +691,10 @@ class Settings:
     compare_targets: tuple[str, ...] = ()
     node_targets: tuple[str, ...] = ()
     db_targets: tuple[str, ...] = ()
+    colour: str | None = None
+    compare_colour: str | None = None
+    health_targets: tuple[str, ...] = ()
+    lb_windows: tuple[LbWindow, ...] = ()
 
     @property
     def bucket_metric(self) -> str:
@@ -698,27 +704,29 @@ class Settings:
     def compares(self) -> bool:
         if self.source == "prometheus":
             return self.compare_selector is not None
+        if self.source == "lb":
+            return self.compare_colour is not None
         return bool(self.compare_targets)
 
     @property
     def has_nodes(self) -> bool:
-        return (
-            self.node_selector is not None
-            if self.source == "prometheus"
-            else bool(self.node_targets)
-        )
+        if self.source == "prometheus":
+            return self.node_selector is not None
+        return bool(self.node_targets)
 
     @property
     def has_db(self) -> bool:
-        return (
-            self.db_selector is not None if self.source == "prometheus" else bool(self.db_targets)
-        )
+        if self.source == "prometheus":
+            return self.db_selector is not None
+        return bool(self.db_targets)
 
     def group(self, name: str) -> tuple[str, ...]:
         return getattr(self, name)
 
 
-def _http_urls(option: str, urls: Any) -> tuple[str, ...]:
+def _http_urls(
+    option: str, urls: Any, example: str = "URLs of /metrics, e.g. http://10.0.0.5:8002/metrics"
+) -> tuple[str, ...]:
     if urls is None:
         return ()
     if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) for u in urls):
@@ -726,8 +734,7 @@ def _http_urls(option: str, urls: Any) -> tuple[str, ...]:
     for url in urls:
         if not url.startswith(("http://", "https://")):
             raise GoldenSignalsError(
-                f"{option} has {url!r}: give full http:// or https:// URLs of /metrics, "
-                "e.g. http://10.0.0.5:8002/metrics"
+                f"{option} has {url!r}: give full http:// or https:// {example}"
             )
     if len(set(urls)) != len(urls):
         raise GoldenSignalsError(f"{option} lists the same URL twice: {list(urls)}")
@@ -783,6 +790,14 @@ def build_settings(params: Mapping[str, Any]) -> Settings:
         error_status_regex=regex,
         disk_mountpoint=params.get("disk_mountpoint") or "/",
     )
+    if source == "lb":
+        return _lb_settings(params, common)
+    lb_only = [o for o in _LB_OPTIONS if params.get(o)]
+    if lb_only:
+        raise GoldenSignalsError(
+            f"{', '.join(lb_only)} apply to source=lb; with source={source} the colour is "
+            "chosen by selector or targets"
+        )
     if source == "prometheus":
         url = params.get("prometheus_url") or ""
         if not url.startswith(("http://", "https://")):
@@ -807,7 +822,7 @@ def build_settings(params: Mapping[str, Any]) -> Settings:
             db_selector=_selector("db_selector", params.get("db_selector")),
         )
     if source != "scrape":
-        raise GoldenSignalsError(f"source must be prometheus or scrape, got {source!r}")
+        raise GoldenSignalsError(f"source must be prometheus, scrape or lb, got {source!r}")
     prometheus_only = [
         o
         for o in ("prometheus_url", "compare_selector", "node_selector", "db_selector")
@@ -838,6 +853,70 @@ def build_settings(params: Mapping[str, Any]) -> Settings:
             "colour must be different instances"
         )
     return settings
+
+
+_LB_OPTIONS = ("lb_windows", "colour", "compare_colour", "health_targets")
+
+
+def _colour_name(option: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise GoldenSignalsError(f"{option} must be a colour name such as green, got {value!r}")
+    return value.strip()
+
+
+def _lb_settings(params: Mapping[str, Any], common: dict[str, Any]) -> Settings:
+    """Settings for source=lb: the colour, its health URLs and the windows the lbs read."""
+    if common["mode"] == "sample" or params.get("baseline") is not None:
+        option = "mode=sample" if common["mode"] == "sample" else "baseline"
+        raise GoldenSignalsError(
+            f"{option} does not apply to source=lb: the window is the one nginx_requests read "
+            "on each load balancer (state=read, since its mark); pass those results in "
+            "lb_windows and call golden_signals once, with mode=analyse and no baseline"
+        )
+    others = [
+        o
+        for o in (
+            "prometheus_url",
+            "selector",
+            "compare_selector",
+            "node_selector",
+            "db_selector",
+            "targets",
+            "compare_targets",
+            "node_targets",
+            "db_targets",
+        )
+        if params.get(o)
+    ]
+    if others:
+        raise GoldenSignalsError(
+            f"{', '.join(others)} do not apply to source=lb, which judges the colour from "
+            "lb_windows (and health_targets); for cpu, memory, disk and db_connections make a "
+            "second golden_signals call with source=scrape or source=prometheus"
+        )
+    colour = _colour_name("colour", params.get("colour"))
+    if colour is None:
+        raise GoldenSignalsError(
+            "colour is required with source=lb: the colour judged, as nginx logged it (green)"
+        )
+    compare_colour = _colour_name("compare_colour", params.get("compare_colour"))
+    if compare_colour == colour:
+        raise GoldenSignalsError(
+            f"compare_colour is {colour}, the colour judged: give the other colour (the old one)"
+        )
+    return Settings(
+        **common,
+        colour=colour,
+        compare_colour=compare_colour,
+        health_targets=_http_urls(
+            "health_targets",
+            params.get("health_targets"),
+            "URLs of the colour's health check, e.g. http://10.0.0.5:8002/health",
+        ),
+        lb_windows=lb_windows_from_params(params.get("lb_windows")),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -1170,7 +1249,7 @@ class Analysis:
     p0: bool
     signals: dict[str, SignalResult]
     comparison: dict[str, Any] | None
-    window_s: float
+    window_s: float | None
     requests: float | None
 
     def as_dict(self) -> dict[str, Any]:
@@ -1252,7 +1331,7 @@ def compare(
 def _finish(
     signals: dict[str, SignalResult],
     comparison: dict[str, Any] | None,
-    window_s: float,
+    window_s: float | None,
     requests: float | None,
 ) -> Analysis:
     verdicts = [r.verdict for r in signals.values()]
@@ -1278,20 +1357,26 @@ def _resource_signals(
     measure,
 ) -> dict[str, SignalResult]:
     signals: dict[str, SignalResult] = {}
+    lb = (
+        "source=lb measures no hosts: judge saturation with a source=scrape or "
+        "source=prometheus call"
+    )
     for name in ("cpu", "memory", "disk"):
         if settings.has_nodes:
             signals[name] = judge_signal(name, measure(name), thresholds)
         else:
             option = "node_selector" if settings.source == "prometheus" else "node_targets"
-            signals[name] = not_configured(name, f"no {option} given", thresholds.get(name, {}))
+            reason = lb if settings.source == "lb" else f"no {option} given"
+            signals[name] = not_configured(name, reason, thresholds.get(name, {}))
     if settings.has_db:
         signals["db_connections"] = judge_signal(
             "db_connections", measure("db_connections"), thresholds
         )
     else:
         option = "db_selector" if settings.source == "prometheus" else "db_targets"
+        reason = lb if settings.source == "lb" else f"no {option} given"
         signals["db_connections"] = not_configured(
-            "db_connections", f"no {option} given", thresholds.get("db_connections", {})
+            "db_connections", reason, thresholds.get("db_connections", {})
         )
     return signals
 
@@ -1363,6 +1448,382 @@ def analyse_scrape(
             {"samples": old.samples, "resets": old.resets},
         )
     return _finish(signals, comparison, window_s, stats.requests)
+
+
+# --------------------------------------------------------------------------------------
+# Load balancer request logs (source=lb)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColourCounts:
+    """What one load balancer logged for one colour: requests, statuses, exact times in ms."""
+
+    requests: int
+    statuses: dict[str, int]
+    latency_ms: dict[int, int]
+
+
+@dataclass(frozen=True)
+class LbWindow:
+    """One load balancer's read of its request log (nginx_requests state=read).
+
+    `problem` says why its counts cannot stand for what the load balancer served (no window
+    came back, or the log lost the part after the mark); None when they can.
+    """
+
+    host: str
+    since: float | None = None
+    until: float | None = None
+    seconds: float | None = None
+    colours: dict[str, ColourCounts] = field(default_factory=dict)
+    lost: bool = False
+    rotated: bool = False
+    unrouted: int | None = None
+    excluded: int | None = None
+    skipped: int | None = None
+    problem: str | None = None
+
+    def counts(self, colour: str) -> ColourCounts:
+        return self.colours.get(colour) or ColourCounts(0, {}, {})
+
+
+def _whole(value: Any, where: str) -> int:
+    """A count: a whole number >= 0 (JSON may carry it as 12.0)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or value != int(value)
+    ):
+        raise GoldenSignalsError(f"{where} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise GoldenSignalsError(f"{where} must be a number of seconds, got {value!r}")
+    return float(value)
+
+
+def _mapping(value: Any, where: str) -> Mapping[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise GoldenSignalsError(f"{where} must be a mapping, got {value!r}")
+    return value
+
+
+def _colour_counts(data: Any, where: str) -> ColourCounts:
+    data = _mapping(data, where)
+    if "requests" not in data:
+        raise GoldenSignalsError(f"{where} has no requests count")
+    statuses = {
+        str(status): _whole(count, f"{where}.statuses[{status!r}]")
+        for status, count in _mapping(data.get("statuses"), f"{where}.statuses").items()
+    }
+    latency: dict[int, int] = {}
+    for ms, count in _mapping(data.get("latency_ms"), f"{where}.latency_ms").items():
+        text = str(ms)
+        if not text.isdigit():
+            raise GoldenSignalsError(
+                f"{where}.latency_ms has the key {ms!r}: keys are whole milliseconds, e.g. '12'"
+            )
+        latency[int(text)] = latency.get(int(text), 0) + _whole(
+            count, f"{where}.latency_ms[{ms!r}]"
+        )
+    return ColourCounts(_whole(data["requests"], f"{where}.requests"), statuses, latency)
+
+
+def _optional_count(entry: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = entry.get(key)
+    return None if value is None else _whole(value, f"{where}.{key}")
+
+
+def lb_window_from_dict(entry: Any, index: int) -> LbWindow:
+    """One entry of lb_windows: an nginx_requests result with the load balancer's `host`.
+
+    A result without a window (the read failed, the host was unreachable, the task was
+    skipped) becomes a window with a problem, so the verdict can name the load balancer.
+    """
+    where = f"lb_windows[{index}]"
+    if not isinstance(entry, Mapping):
+        raise GoldenSignalsError(f"{where} must be the result of nginx_requests, not {entry!r}")
+    host = entry.get("host")
+    if not isinstance(host, str) or not host.strip():
+        raise GoldenSignalsError(
+            f"{where} has no host: add the load balancer's name to each nginx_requests "
+            "result, e.g. item | combine({'host': item.item}) over a loop's results"
+        )
+    host = host.strip()
+    where = f"lb_windows[{index}] ({host})"
+    window = entry.get("window")
+    failed = entry.get("failed") is True or entry.get("unreachable") is True
+    if failed or entry.get("skipped") is True or not isinstance(window, Mapping):
+        why = entry.get("msg") or entry.get("skip_reason")
+        return LbWindow(
+            host,
+            problem=f"load balancer {host} gave no window" + (f" ({why})" if why else ""),
+        )
+    for key in ("since", "until", "seconds"):
+        if key not in window:
+            raise GoldenSignalsError(f"{where}.window has no {key}")
+    seconds = _seconds(window["seconds"], f"{where}.window.seconds")
+    if seconds < 0:
+        raise GoldenSignalsError(f"{where}.window.seconds is {seconds:g}, below 0")
+    for key in ("lost", "rotated"):
+        if not isinstance(entry.get(key, False), bool):
+            raise GoldenSignalsError(f"{where}.{key} must be true or false")
+    colours = {
+        str(name): _colour_counts(counts, f"{where}.colours.{name}")
+        for name, counts in _mapping(entry.get("colours"), f"{where}.colours").items()
+    }
+    lost = entry.get("lost", False)
+    return LbWindow(
+        host,
+        since=_seconds(window["since"], f"{where}.window.since"),
+        until=_seconds(window["until"], f"{where}.window.until"),
+        seconds=seconds,
+        colours=colours,
+        lost=lost,
+        rotated=entry.get("rotated", False),
+        unrouted=_optional_count(entry, "unrouted", where),
+        excluded=_optional_count(entry, "excluded", where),
+        skipped=None
+        if isinstance(entry.get("skipped"), bool)
+        else _optional_count(entry, "skipped", where),
+        problem=(
+            f"the log of {host} was rotated or truncated and the part after the mark was lost"
+            if lost
+            else None
+        ),
+    )
+
+
+def lb_windows_from_params(data: Any) -> tuple[LbWindow, ...]:
+    if not isinstance(data, (list, tuple)) or not data:
+        raise GoldenSignalsError(
+            "lb_windows is required with source=lb: one nginx_requests (state=read) result per "
+            "load balancer, each with its host"
+        )
+    windows = tuple(lb_window_from_dict(entry, i) for i, entry in enumerate(data))
+    hosts = [w.host for w in windows]
+    twice = sorted({h for h in hosts if hosts.count(h) > 1})
+    if twice:
+        raise GoldenSignalsError(
+            f"lb_windows has {', '.join(twice)} more than once: one window per load balancer"
+        )
+    return windows
+
+
+def lb_window_end(settings: Settings) -> float | None:
+    """The latest end of the load balancers' windows: when the analysed window ended."""
+    ends = [w.until for w in settings.lb_windows if w.until is not None]
+    return max(ends) if ends else None
+
+
+def nearest_rank(q: float, n: int) -> int:
+    """ceil(q n), at least 1: the rank of the q-quantile among n sorted values.
+
+    q is taken as the decimal it is written as (0.95, not the binary float just below it),
+    so 95% of 20 is rank 19 exactly.
+    """
+    if not 0 <= q <= 1:
+        raise ValueError(f"a quantile is between 0 and 1, got {q}")
+    return max(1, math.ceil(Fraction(repr(q)) * n))
+
+
+def exact_quantile_ms(q: float, latency_ms: Mapping[int, int]) -> int | None:
+    """The nearest-rank q-quantile of exact times: the smallest v with count(<= v) >= ceil(q n).
+
+    `latency_ms` maps a time in whole milliseconds to how many requests took it, so this is
+    the quantile of the individual times, not an interpolation. None without observations.
+    """
+    n = sum(latency_ms.values())
+    if n == 0:
+        return None
+    rank = nearest_rank(q, n)
+    seen = 0
+    for ms in sorted(latency_ms):
+        seen += latency_ms[ms]
+        if seen >= rank:
+            return ms
+    raise AssertionError("unreachable: the rank is at most the number of observations")
+
+
+@dataclass
+class LbStats:
+    """One colour's requests, responses by status and exact times, summed over the windows."""
+
+    colour: str
+    requests: int
+    errors: int
+    responses: int
+    latency_ms: dict[int, int]
+    windows: dict[str, Any]
+    problem: str | None
+    intact: list[str]
+
+    def error_rate(self) -> Measured:
+        if self.responses == 0:
+            return Measured(None, f"no responses of {self.colour} in the window")
+        return Measured(
+            self.errors / self.responses,
+            f"{self.errors} of {self.responses} responses failed",
+        )
+
+    def latency(self, q: float) -> Measured:
+        n = sum(self.latency_ms.values())
+        value = exact_quantile_ms(q, self.latency_ms)
+        if value is None:
+            return Measured(None, f"no request times of {self.colour} in the window")
+        p50 = exact_quantile_ms(0.5, self.latency_ms)
+        assert p50 is not None
+        return Measured(
+            value / 1000,
+            f"the request time of rank {nearest_rank(q, n)} of {n}",
+            {"p50": p50 / 1000, "observations": n},
+        )
+
+
+def lb_stats(settings: Settings, colour: str) -> LbStats:
+    """Sum one colour over every load balancer's window; evidence per host.
+
+    Windows with a problem are named in `problem` and left out of the sums, so the values
+    cover the intact windows only (and the request signals are not judged).
+    """
+    error_re = re.compile(settings.error_status_regex)
+    requests = errors = responses = 0
+    latency: dict[int, int] = {}
+    windows: dict[str, Any] = {}
+    problems: list[str] = []
+    intact: list[str] = []
+    for window in settings.lb_windows:
+        if window.seconds is None:
+            windows[window.host] = {"error": window.problem}
+            problems.append(window.problem or f"load balancer {window.host} gave no window")
+            continue
+        counts = window.counts(colour)
+        failed = sum(c for s, c in counts.statuses.items() if error_re.fullmatch(s))
+        windows[window.host] = {
+            "since": window.since,
+            "until": window.until,
+            "seconds": window.seconds,
+            "requests": counts.requests,
+            "errors": failed,
+            "statuses": dict(sorted(counts.statuses.items())),
+            "lost": window.lost,
+            "rotated": window.rotated,
+            "unrouted": window.unrouted,
+            "excluded": window.excluded,
+            "skipped": window.skipped,
+        }
+        if window.problem is not None:
+            problems.append(window.problem)
+            continue
+        intact.append(window.host)
+        requests += counts.requests
+        errors += failed
+        responses += sum(counts.statuses.values())
+        for ms, count in counts.latency_ms.items():
+            latency[ms] = latency.get(ms, 0) + count
+    problem = None
+    if problems:
+        cover = (
+            f"the values shown cover {', '.join(intact)} only"
+            if intact
+            else "no load balancer gave a usable window"
+        )
+        problem = "; ".join(problems) + f"; {cover}"
+    return LbStats(colour, requests, errors, responses, latency, windows, problem, intact)
+
+
+def analyse_lb(
+    settings: Settings,
+    thresholds: Mapping[str, Mapping[str, float | None]],
+    health: Mapping[str, str] | None = None,
+) -> Analysis:
+    """Every signal of settings.colour from the load balancers' windows.
+
+    `health` maps each of settings.health_targets to "up" (it answered 200) or the error.
+    Traffic is the requests over the longest window; saturation is not measured here.
+    """
+    assert settings.colour is not None
+    lengths = [w.seconds for w in settings.lb_windows if w.seconds is not None]
+    window_s = max(lengths) if lengths else None
+    signals: dict[str, SignalResult] = {}
+
+    if settings.health_targets:
+        states = {url: (health or {}).get(url, "not requested") for url in settings.health_targets}
+        down = [url for url, state in states.items() if state != "up"]
+        reason = (
+            f"{len(down)} of {len(states)} health targets did not answer 200: "
+            + "; ".join(f"{url}: {states[url]}" for url in down)
+            if down
+            else f"{len(states)} of {len(states)} health targets answered 200"
+        )
+        signals["targets_down"] = judge_signal(
+            "targets_down",
+            Measured(len(down) / len(states), reason, {"targets": states}),
+            thresholds,
+        )
+    else:
+        signals["targets_down"] = not_configured(
+            "targets_down",
+            "no health_targets given: source=lb requests no targets itself",
+            thresholds.get("targets_down", {}),
+        )
+
+    stats = lb_stats(settings, settings.colour)
+    requests = None if stats.problem else float(stats.requests)
+    if stats.problem is not None:
+        gate: str | None = stats.problem
+    else:
+        gate = request_gate(requests, None, settings.min_requests, window_s or 0.0)
+        if gate is not None and stats.requests == 0:
+            seen = sorted({c for w in settings.lb_windows for c in w.colours})
+            if settings.colour not in seen:
+                gate += (
+                    f"; no load balancer logged a request of colour {settings.colour!r}"
+                    f" (colours logged: {', '.join(seen) or 'none'})"
+                )
+    if not stats.intact:
+        traffic = Measured(None, "no load balancer gave a usable window")
+    elif window_s:
+        traffic = Measured(stats.requests / window_s)
+    else:
+        traffic = Measured(None, "the load balancers' windows are 0 s long")
+    p95 = stats.latency(0.95)
+    error_rate = stats.error_rate()
+    measures = {
+        "traffic": traffic,
+        "error_rate": error_rate,
+        "latency_p95": p95,
+        "latency_p99": stats.latency(0.99),
+    }
+    for name, measured in measures.items():
+        measured.evidence = {**measured.evidence, "windows": stats.windows}
+        signals[name] = judge_signal(name, measured, thresholds, gate)
+    if gate is None:
+        hosts = ", ".join(stats.intact)
+        signals["traffic"].reason += f" ({stats.requests} requests in {window_s:g} s at {hosts})"
+
+    signals.update(_resource_signals(settings, thresholds, None))
+
+    comparison = None
+    if settings.compare_colour is not None:
+        old = lb_stats(settings, settings.compare_colour)
+        old_requests = None if old.problem else float(old.requests)
+        comparison = compare(
+            thresholds,
+            settings.min_requests,
+            window_s or 0.0,
+            (requests, stats.problem, p95, error_rate),
+            (old_requests, old.problem, old.latency(0.95), old.error_rate()),
+            {"colour": old.colour, "windows": old.windows},
+        )
+    return _finish(signals, comparison, window_s, requests)
 
 
 # --------------------------------------------------------------------------------------

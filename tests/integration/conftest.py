@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,6 +273,18 @@ class SteadyTraffic:
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout=15)
+
+
+@contextmanager
+def inventory_vars(inventory: str, values: dict) -> Iterator[None]:
+    """Variables for every host of `inventory` (a group_vars/all file) while the block runs,
+    as a team sets them in its inventory."""
+    path = ROOT / "inventories" / inventory / "group_vars" / "all" / "zz-test.yml"
+    path.write_text(yaml.safe_dump(values))
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def wait_until(predicate, timeout: float = 30, interval: float = 0.5) -> bool:

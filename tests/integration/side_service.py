@@ -50,7 +50,7 @@ class SideService:
             f"systemctl disable '{app}@blue' '{app}@green' 2>/dev/null; "
             f"rm -rf /opt/{app} /var/lib/{app} /etc/{app} /var/lib/bluegreen/{app} "
             f"/var/www/bluegreen/{app} /etc/nginx/conf.d/{app}.conf /etc/nginx/bluegreen/{app}.* "
-            f"/etc/systemd/system/{app}@.service; "
+            f"/etc/systemd/system/{app}@.service /var/log/nginx/bluegreen-{app}.requests.log*; "
             "systemctl daemon-reload; nginx -t -q && systemctl reload nginx; true"
         )
         (ROOT / "state" / "journal" / self.inventory / f"{app}.jsonl").unlink(missing_ok=True)
@@ -60,6 +60,21 @@ class SideService:
         lines = self.on_host(f"cat /var/lib/bluegreen/{self.name}/journal.jsonl").splitlines()
         records = [json.loads(line) for line in lines]
         return {r["step"]: r for r in records if r["release_id"] == release_id}
+
+    @property
+    def _traffic_loop(self) -> str:
+        url = f"http://127.0.0.1:{self.public_port}/"
+        return f"while :; do curl -s -o /dev/null {url}; sleep 0.05; done"
+
+    def traffic(self, clients: int = 2) -> None:
+        """Start `clients` loops of requests to / through nginx on the host (stop_traffic
+        ends them): steady user traffic for a release to be judged on."""
+        for _ in range(clients):
+            self.on_host(f"setsid nohup sh -c '{self._traffic_loop}' >/dev/null 2>&1 &")
+
+    def stop_traffic(self) -> None:
+        # "[w]hile" matches the loops but not this command's own shell.
+        self.on_host(f"pkill -f '[w]{self._traffic_loop[1:]}'; true")
 
     def maintenance_on(self) -> bool:
         flag = f"/var/www/bluegreen/{self.name}/maintenance.on"

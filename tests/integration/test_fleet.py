@@ -66,3 +66,66 @@ def test_one_idle_host_that_cannot_start_stops_the_fleet_release_before_the_swit
     assert "Address already in use" in failed.message, failed.message
     # Both load balancers still send everyone to the old colour.
     assert serving() == [(200, live_colour, "1.0.0")] * 2
+
+
+FLAG = "/etc/nginx/bluegreen/sampleapp.green-live"
+
+
+def flags() -> list[bool]:
+    """Whether each load balancer's flag routes to green."""
+    return [shell(lb, f"test -e {FLAG}", FLEET)["rc"] == 0 for lb in ("lb1", "lb2")]
+
+
+def test_a_switch_that_fails_on_lb2_leaves_both_load_balancers_on_the_old_colour(
+    fleet: None,
+) -> None:
+    released = bluegreen("release", "--version", "2.0.0", "-i", FLEET)
+    assert released.exit_code == 0, released.report
+    live_colour = live(LB_URLS[0]).colour
+    assert serving() == [(200, live_colour, "2.0.0")] * 2
+    before = flags()
+
+    # lb2's nginx is down when the rollback switches: lb1 switches, lb2's probe fails.
+    shell("lb2", "systemctl stop nginx", FLEET)
+    try:
+        failed = bluegreen("rollback", "-i", FLEET)
+    finally:
+        shell("lb2", "systemctl start nginx", FLEET)
+
+    assert failed.exit_code != 0, failed.report
+    assert "lb2" in failed.message, failed.message
+    assert "sent back" in failed.message, failed.message
+    assert flags() == before
+    assert serving() == [(200, live_colour, "2.0.0")] * 2
+
+
+def test_an_unreachable_load_balancer_stops_the_release_before_any_switch(fleet: None) -> None:
+    before = serving()
+    flags_before = flags()
+    assert before[0][2] == "2.0.0"
+
+    shell("lb2", "systemctl stop ssh.socket ssh.service", FLEET)
+    try:
+        failed = bluegreen("release", "--version", "1.0.0", "-i", FLEET)
+    finally:
+        shell("lb2", "systemctl start ssh.service", FLEET)
+
+    assert failed.exit_code == 3, failed.report
+    assert "lb2" in failed.message, failed.message
+    assert "none was switched" in failed.message, failed.message
+    assert flags() == flags_before
+    assert serving() == before
+
+
+def test_a_broken_nginx_configuration_on_lb2_is_refused_naming_it(fleet: None) -> None:
+    before = serving()
+
+    shell("lb2", "echo 'not nginx;' > /etc/nginx/conf.d/zz-broken.conf", FLEET)
+    try:
+        failed = bluegreen("release", "--version", "1.0.0", "-i", FLEET)
+    finally:
+        shell("lb2", "rm -f /etc/nginx/conf.d/zz-broken.conf", FLEET)
+
+    assert failed.exit_code == 3, failed.report
+    assert "nginx -t fails on lb2" in failed.message, failed.message
+    assert serving() == before

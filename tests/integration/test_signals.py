@@ -1,4 +1,6 @@
-"""Post-switch analysis on real traffic: bad golden signals send traffic back by themselves."""
+"""Post-switch analysis on real traffic: bad golden signals send traffic back by themselves,
+measured at the load balancer (source lb): what nginx served each colour, nothing from the
+service's own /metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import JOURNAL_PATH, SteadyTraffic, bluegreen, ensure_live, live, shell
+from conftest import (
+    JOURNAL_PATH,
+    LAB,
+    SteadyTraffic,
+    bluegreen,
+    ensure_live,
+    inventory_vars,
+    live,
+    shell,
+)
 from reports import rolled_back_report_matches
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab2"), pytest.mark.usefixtures("lab")]
@@ -22,7 +33,7 @@ def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_and_repo
     # this build from an earlier run must start counting afresh, as a new deploy does.
     shell(f"app-{idle}", f"systemctl restart sampleapp@{idle}")
 
-    with SteadyTraffic():
+    with SteadyTraffic(), inventory_vars(LAB, {"bluegreen_analysis_source": "lb"}):
         result = bluegreen("release", "--version", "2.0.3+errors30.after200req")
 
     assert result.exit_code == 4, result.report
@@ -40,7 +51,11 @@ def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_and_repo
     # The fault starts after 200 requests: past the smoke probes and the pre-switch step.
     assert steps["pre_switch_analysis"]["outcome"] == "ok"
     assert steps["analysis"]["outcome"] == "failed"
-    assert steps["analysis"]["evidence"]["signals"]["error_rate"]["verdict"] == "critical"
+    error_rate = steps["analysis"]["evidence"]["signals"]["error_rate"]
+    assert error_rate["verdict"] == "critical"
+    # Judged from what lb1 logged it served the new colour, not from the service.
+    assert "lb1" in json.dumps(error_rate["evidence"]), error_rate
+    assert 0.2 < error_rate["value"] < 0.45, error_rate
     assert steps["rollback"]["outcome"] == "ok"
     assert steps["rollback"]["evidence"]["bad_version"] == "2.0.3+errors30.after200req"
     rolled_back_report_matches(result, "2.0.3+errors30.after200req", tmp_path)

@@ -69,9 +69,22 @@ def test_wagtail_site_first_release_on_an_empty_database_is_planned_and_applied(
     assert page("/admin/login/")[0] == 200
     assert not SERVICE.maintenance_on()
 
-    # The next release has nothing to migrate: no window, the site keeps answering.
-    second = bluegreen("release", "--version", "1.0.1", "-i", SERVICE.inventory, timeout=1200)
+    # The next release has nothing to migrate: no window, the site keeps answering. Under
+    # steady traffic it is judged on signals the load balancer measured, before and after
+    # the switch, though the site serves no /metrics and names no colour or version.
+    SERVICE.traffic()
+    try:
+        second = bluegreen("release", "--version", "1.0.1", "-i", SERVICE.inventory, timeout=1200)
+    finally:
+        SERVICE.stop_traffic()
     assert second.exit_code == 0, second.report
     steps = SERVICE.journal(second.report["custom_stats"]["bluegreen_release_id"])
     assert steps["deploy"]["evidence"]["migration"]["applied"] == []
     assert page("/")[0] == 200
+    pre_switch = steps["pre_switch_analysis"]["evidence"]
+    assert pre_switch["verdict"] == "ok", pre_switch
+    analysis = steps["analysis"]["evidence"]
+    assert (analysis["decision"]["action"], analysis["verdict"]) == ("pass", "ok"), analysis
+    assert analysis["signals"]["error_rate"]["verdict"] == "ok"
+    assert analysis["signals"]["latency_p95"]["verdict"] == "ok"
+    assert analysis["requests"] >= 50, analysis

@@ -104,7 +104,9 @@ def test_summary_counts_statuses_unanswered_and_unexpected_per_route_and_target(
         "unanswered": 1,
         "unexpected": 1,
         "statuses": {"500": 1},
+        "latency_histogram_ms": {"20": 1},
     }
+    assert summary["latency_histogram_ms"] == {"10": 1, "20": 1, "30": 1}
     assert summary["latency_ms"] == {"p50": 20.0, "p95": 30.0, "max": 30.0}
     assert summary["step"]["planned_requests"] == 20
 
