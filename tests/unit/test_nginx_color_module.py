@@ -25,7 +25,6 @@ import yaml
 from ansible.module_utils import nginx_config
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.nginx_color import (
-    NginxColorError,
     ProbeResult,
     ProbeSettings,
     flag_content,

@@ -5,8 +5,9 @@ Two tiny backends answer with their colour in X-Bluegreen-Colour; nginx proxies 
 flag file exists, unless the maintenance flag that nginx_maintenance manages exists. The
 tests prove that a switch moves real traffic without a reload and without losing a
 request of keep-alive clients, that maintenance mode answers users with the page and
-Retry-After, and that a configuration nginx rejects leaves everything as it was. Skipped where nginx is not installed. Every
-process started here is stopped before the test ends.
+Retry-After, and that a configuration nginx rejects leaves everything as it was.
+Skipped where nginx is not installed. Every process started here is stopped before the
+test ends.
 """
 
 from __future__ import annotations
