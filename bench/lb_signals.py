@@ -57,8 +57,8 @@ SERVERS = {"blue": "127.0.0.1:8001", "green": "127.0.0.1:8002"}
 LOG_FORMAT = (
     "log_format bluegreen escape=json "
     """'{"time":$msec,"colour":"blue","status":$status,"request_time":$request_time,'"""
-    """'"upstream_time":"$upstream_response_time","upstream":"$upstream_addr",'"""
-    """'"method":"$request_method","uri":"$uri","bytes":$body_bytes_sent}';"""
+    """ '"upstream_time":"$upstream_response_time","upstream":"$upstream_addr",'"""
+    """ '"method":"$request_method","uri":"$uri","bytes":$body_bytes_sent}';"""
 )
 
 

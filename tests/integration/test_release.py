@@ -117,9 +117,11 @@ def test_release_moves_traffic_keeps_the_data_journals_every_step_and_reports_it
     assert pre_switch["load"]["unanswered"] == 0
     judged = by_step["pre_switch_analysis"]
     assert judged["outcome"] == "ok"
-    # The verdict can be explained afterwards: raw samples per target, the load as sent.
+    # The verdict can be explained afterwards: what each server answered the load step
+    # (judged at the load balancer's way, the default source), and the load as sent.
     latency = judged["evidence"]["signals"]["latency_p95"]
-    assert latency["verdict"] == "ok" and latency["samples"]
+    assert latency["verdict"] == "ok", latency
+    assert sum(window["requests"] for window in latency["windows"].values()) >= 20, latency
     assert judged["evidence"]["load"]["step"]["routes"] == ["GET /", "GET /notes?limit=1"]
     assert judged["evidence"]["comparison"] is None
     assert judged["finished_at"] < switch["started_at"]
