@@ -81,10 +81,12 @@ def test_wagtail_site_first_release_on_an_empty_database_is_planned_and_applied(
     steps = SERVICE.journal(second.report["custom_stats"]["bluegreen_release_id"])
     assert steps["deploy"]["evidence"]["migration"]["applied"] == []
     assert page("/")[0] == 200
-    pre_switch = steps["pre_switch_analysis"]["evidence"]
-    assert pre_switch["verdict"] == "ok", pre_switch
-    analysis = steps["analysis"]["evidence"]
-    assert (analysis["decision"]["action"], analysis["verdict"]) == ("pass", "ok"), analysis
-    assert analysis["signals"]["error_rate"]["verdict"] == "ok"
-    assert analysis["signals"]["latency_p95"]["verdict"] == "ok"
-    assert analysis["requests"] >= 50, analysis
+    # Judged, not inconclusive: on a loaded machine a cold Wagtail's slowest answers can
+    # cross the 0.5 s latency warning, which passes by policy; errors must be none.
+    for step in ("pre_switch_analysis", "analysis"):
+        judged = steps[step]["evidence"]
+        assert judged["decision"]["action"] == "pass", judged
+        assert judged["verdict"] in ("ok", "warning"), judged
+        assert judged["signals"]["error_rate"]["verdict"] == "ok", judged
+        assert judged["signals"]["latency_p95"]["verdict"] in ("ok", "warning"), judged
+    assert steps["analysis"]["evidence"]["requests"] >= 50, steps["analysis"]
