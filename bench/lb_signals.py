@@ -122,7 +122,7 @@ def accuracy(args: argparse.Namespace, url: str) -> dict[str, Any]:
              "min_requests": 1},
         )  # fmt: skip
         closed = time.time()
-    window = {key: read[key] for key in ("window", "colours", "unrouted", "excluded", "skipped",
+    window = {key: read[key] for key in ("window", "colours", "unrouted", "excluded", "unparsed",
                                          "rotated", "lost", "lines")}  # fmt: skip
     judged = adhoc(
         args.inventory, lb, "golden_signals",

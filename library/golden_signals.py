@@ -146,7 +146,7 @@ options:
         C(state=read) on that load balancer, plus a C(host) key naming it. The module reads
         C(window) (C(since), C(until), C(seconds)), C(colours) (per colour C(requests),
         C(statuses) and C(latency_ms), a histogram of whole milliseconds to counts), C(lost),
-        C(rotated), C(unrouted), C(excluded) and C(skipped)."
+        C(rotated), C(unrouted), C(excluded) and C(unparsed)."
       - List every load balancer that serves the colour, including one whose read failed (its
         result without a window, e.g. registered with C(failed_when=false)). An entry with no
         window or with C(lost=true) makes the request signals inconclusive, naming its host;
@@ -519,7 +519,7 @@ signals:
         - "For the request signals with O(source=lb), per load balancer the window it read and
           what it logged for O(colour): C(since), C(until), C(seconds), C(requests), C(errors)
           (statuses matching O(error_status_regex)), C(statuses), C(lost), C(rotated),
-          C(unrouted), C(excluded), C(skipped); or C(error) when it gave no window."
+          C(unrouted), C(excluded), C(unparsed); or C(error) when it gave no window."
       type: dict
     p50:
       description: For C(latency_p95) and C(latency_p99) with O(source=lb), the exact median in

@@ -21,7 +21,7 @@ description:
     C($body_bytes_sent). The bluegreen_lb role renders that format and the C(access_log).'
   - The fields read are C(status), C(request_time), C(upstream), C(uri), C(bytes) and, for a
     routed request, C(colour); numbers may be strings. A line that is not a JSON object or
-    lacks one of them is counted in RV(skipped), never an error. A line whose C(upstream) is
+    lacks one of them is counted in RV(unparsed), never an error. A line whose C(upstream) is
     empty (or C(-)) was answered by nginx itself (a maintenance 503, say) and is counted in
     RV(unrouted), for no colour.
   - V(mark) remembers the end of the log now, as RV(mark). V(read) reads every complete line
@@ -87,7 +87,7 @@ notes:
     and histogram bucket adds across load balancers.
   - nginx writes to the rotated file until it reopens its logs (logrotate's C(postrotate)
     signal), so lines it writes there after a read that followed the rotation are not counted.
-    A line cut short at the end of a rotated file is counted in RV(skipped).
+    A line cut short at the end of a rotated file is counted in RV(unparsed).
   - The task needs read access to the log; nginx's logs are often readable by root and the
     C(adm) group only, so use C(become).
 seealso:
@@ -210,15 +210,17 @@ excluded:
   returned: success and O(state=read)
   type: int
   sample: 12
-skipped:
-  description: Lines that are not a request (not JSON, a field missing or unreadable).
+unparsed:
+  description:
+    - Lines that are not a request (not JSON, a field missing or unreadable).
+    - Not called C(skipped), which Ansible reads as "the task was skipped".
   returned: success and O(state=read)
   type: int
   sample: 0
 lines:
   description:
     - Complete lines read; the requests of every colour plus RV(unrouted), RV(excluded) and
-      RV(skipped).
+      RV(unparsed).
   returned: success and O(state=read)
   type: int
   sample: 15
@@ -323,7 +325,7 @@ def read_lines(fd: int, start: int, end: int, tally: Tally, final: bool = False)
     """Count the complete lines from ``start`` to ``end``; the offset after the last one.
 
     A last line without its newline is left for the next read, or, when ``final`` (a
-    rotated file, never read again), counted as skipped.
+    rotated file, never read again), counted as unparsed.
     """
     os.lseek(fd, start, os.SEEK_SET)
     position = start

@@ -1590,9 +1590,7 @@ def lb_window_from_dict(entry: Any, index: int) -> LbWindow:
         rotated=entry.get("rotated", False),
         unrouted=_optional_count(entry, "unrouted", where),
         excluded=_optional_count(entry, "excluded", where),
-        skipped=None
-        if isinstance(entry.get("skipped"), bool)
-        else _optional_count(entry, "skipped", where),
+        skipped=_optional_count(entry, "unparsed", where),
         problem=(
             f"the log of {host} was rotated or truncated and the part after the mark was lost"
             if lost
@@ -1717,7 +1715,7 @@ def lb_stats(settings: Settings, colour: str) -> LbStats:
             "rotated": window.rotated,
             "unrouted": window.unrouted,
             "excluded": window.excluded,
-            "skipped": window.skipped,
+            "unparsed": window.skipped,
         }
         if window.problem is not None:
             problems.append(window.problem)

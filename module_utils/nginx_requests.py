@@ -31,7 +31,7 @@ OTHER_ROUTE = "other"
 # $upstream_addr when nginx answered the request itself (escape=json logs an unset
 # variable as "", the default escaping as "-").
 NO_UPSTREAM = ("", "-")
-# Highest status taken as an HTTP status; anything else makes the line skipped.
+# Highest status taken as an HTTP status; anything else makes the line unparsed.
 MAX_STATUS = 999
 _INFINITY = math.inf
 _decode = json.JSONDecoder().decode
@@ -243,7 +243,7 @@ def latency_ms(seconds: float) -> int:
 
 
 def parse_line(line: str | bytes) -> Request | None:
-    """One log line as a Request, or None when it is not one (counted as skipped).
+    """One log line as a Request, or None when it is not one (counted as unparsed).
 
     Needs status, request_time, upstream, uri and bytes, and a colour when upstream
     names one; numbers may be strings. time, upstream_time and method are not read.
@@ -374,7 +374,7 @@ class Tally:
         self.exclude = frozenset(exclude_routes)
         self.colours: dict[str, ColourStats] = {}
         self.lines = 0
-        self.skipped = 0
+        self.unparsed = 0
         self.excluded = 0
         self.unrouted = 0
 
@@ -382,14 +382,14 @@ class Tally:
         self.lines += 1
         request = parse_line(line)
         if request is None:
-            self.skipped += 1
+            self.unparsed += 1
         else:
             self.add(request)
 
     def add_fragment(self) -> None:
         """A line cut short that will never be completed (the end of a rotated file)."""
         self.lines += 1
-        self.skipped += 1
+        self.unparsed += 1
 
     def add(self, request: Request) -> None:
         if request.uri in self.exclude:
@@ -409,7 +409,7 @@ class Tally:
             },
             "unrouted": self.unrouted,
             "excluded": self.excluded,
-            "skipped": self.skipped,
+            "unparsed": self.unparsed,
             "lines": self.lines,
         }
 

@@ -64,7 +64,7 @@ def read(
         "colours": colours,
         "unrouted": 0,
         "excluded": 12,
-        "skipped": 0,
+        "unparsed": 0,
         "rotated": False,
         "lost": False,
         "lines": 262,
@@ -206,7 +206,7 @@ class TestSignals:
             "rotated": False,
             "unrouted": 0,
             "excluded": 12,
-            "skipped": 0,
+            "unparsed": 0,
         }
         assert (windows["lb2"]["requests"], windows["lb2"]["until"]) == (100, SINCE + 12)
 

@@ -224,7 +224,7 @@ def test_lines_are_counted_per_colour_with_statuses_latency_bytes_and_routes() -
             },
         },
     }
-    assert (counted["lines"], counted["skipped"], counted["unrouted"], counted["excluded"]) == (
+    assert (counted["lines"], counted["unparsed"], counted["unrouted"], counted["excluded"]) == (
         5,
         0,
         0,
@@ -246,7 +246,7 @@ def test_unrouted_excluded_and_skipped_lines_count_for_no_colour() -> None:
 
     assert list(counted["colours"]) == ["green"]
     assert counted["colours"]["green"]["requests"] == 1
-    assert (counted["unrouted"], counted["excluded"], counted["skipped"]) == (1, 3, 2)
+    assert (counted["unrouted"], counted["excluded"], counted["unparsed"]) == (1, 3, 2)
     assert counted["lines"] == 7
 
 
@@ -490,7 +490,7 @@ def test_a_read_counts_the_lines_appended_since_the_mark(run_module, log: Path) 
     assert result["colours"]["blue"]["routes"] == {
         "/a": {"requests": 1, "errors": 0, "latency_ms": {"12": 1}}
     }
-    assert (result["lines"], result["skipped"], result["rotated"], result["lost"]) == (
+    assert (result["lines"], result["unparsed"], result["rotated"], result["lost"]) == (
         3,
         0,
         False,
@@ -532,9 +532,9 @@ def test_a_line_being_written_is_left_for_the_next_read(run_module, log: Path) -
     append(log, half[20:])
     second = read(run_module, log, first["mark"])
 
-    assert (first["lines"], first["skipped"], first["mark"]["offset"]) == (1, 0, len(whole))
+    assert (first["lines"], first["unparsed"], first["mark"]["offset"]) == (1, 0, len(whole))
     assert list(first["colours"]["green"]["routes"]) == ["/done"]
-    assert (second["lines"], second["skipped"]) == (1, 0)
+    assert (second["lines"], second["unparsed"]) == (1, 0)
     assert list(second["colours"]["green"]["routes"]) == ["/later"]
 
 
@@ -549,7 +549,7 @@ def test_a_mark_taken_while_a_line_is_written_starts_before_that_line(
     result = read(run_module, log, marked)
 
     assert marked["offset"] == len(whole)
-    assert (result["lines"], result["skipped"]) == (1, 0)
+    assert (result["lines"], result["unparsed"]) == (1, 0)
     assert list(result["colours"]["green"]["routes"]) == ["/during"]
 
 
@@ -565,7 +565,7 @@ def test_lines_across_read_chunks_are_counted_once(
 
     assert result["colours"]["green"]["requests"] == 40
     assert result["colours"]["green"]["latency_ms"] == {str(i): 1 for i in range(40)}
-    assert (result["lines"], result["skipped"]) == (41, 1)
+    assert (result["lines"], result["unparsed"]) == (41, 1)
     assert result["mark"]["offset"] == log.stat().st_size - 15
 
 
@@ -585,7 +585,7 @@ def test_unrouted_excluded_and_skipped_lines_through_the_module(run_module, log:
     result = read(run_module, log, marked, exclude_routes=["/healthz", "/metrics"])
 
     assert requests_of(result) == {"green": 1}
-    assert (result["unrouted"], result["excluded"], result["skipped"], result["lines"]) == (
+    assert (result["unrouted"], result["excluded"], result["unparsed"], result["lines"]) == (
         1,
         2,
         3,
@@ -655,9 +655,9 @@ def test_a_rotated_log_without_a_new_one_yet_is_read(run_module, log: Path) -> N
 
     result = read(run_module, log, marked)
 
-    # The cut line at the end of the rotated file will never be finished: skipped.
+    # The cut line at the end of the rotated file will never be finished: unparsed.
     assert (result["rotated"], result["lost"], requests_of(result)) == (True, False, {"green": 1})
-    assert (result["lines"], result["skipped"]) == (2, 1)
+    assert (result["lines"], result["unparsed"]) == (2, 1)
     assert (result["mark"]["inode"], result["mark"]["offset"]) == (None, 0)
 
 
@@ -709,7 +709,7 @@ def test_copytruncate_written_past_the_mark_again_is_noticed(run_module, log: Pa
 
     assert result["lost"] is True
     assert requests_of(result) == {"green": 2}
-    assert result["skipped"] == 0
+    assert result["unparsed"] == 0
 
 
 def test_a_log_that_does_not_exist_yet_is_an_empty_window(run_module, log: Path) -> None:
