@@ -1381,6 +1381,24 @@ def _resource_signals(
     return signals
 
 
+def targets_down_signal(
+    states: Mapping[str, str],
+    what: str,
+    answer: str,
+    thresholds: Mapping[str, Mapping[str, float | None]],
+) -> SignalResult:
+    """`targets_down` from each target's state ("up", or why it is not), judged."""
+    down = [url for url, state in states.items() if state != "up"]
+    reason = (
+        f"{len(down)} of {len(states)} {what} did not {answer}: "
+        + "; ".join(f"{url}: {states[url]}" for url in down)
+        if down
+        else f"{len(states)} of {len(states)} {what} {answer.replace('answer', 'answered')}"
+    )
+    measured = Measured(len(down) / len(states), reason, {"targets": dict(states)})
+    return judge_signal("targets_down", measured, thresholds)
+
+
 def analyse_scrape(
     settings: Settings,
     thresholds: Mapping[str, Mapping[str, float | None]],
@@ -1397,16 +1415,14 @@ def analyse_scrape(
     signals: dict[str, SignalResult] = {}
 
     states = {url: end.target("targets", url) for url in settings.targets}
-    down = [url for url, state in states.items() if state.series is None]
-    up_evidence = {"targets": {url: state.error or "up" for url, state in states.items()}}
-    down_reason = (
-        f"{len(down)} of {len(states)} targets did not answer: "
-        + "; ".join(f"{url}: {states[url].error}" for url in down)
-        if down
-        else f"{len(states)} of {len(states)} targets answered"
-    )
-    signals["targets_down"] = judge_signal(
-        "targets_down", Measured(len(down) / len(states), down_reason, up_evidence), thresholds
+    signals["targets_down"] = targets_down_signal(
+        {
+            url: "up" if state.series is not None else str(state.error)
+            for url, state in states.items()
+        },
+        "targets",
+        "answer",
+        thresholds,
     )
 
     stats = request_stats(settings, start, end, "targets")
@@ -1754,17 +1770,8 @@ def analyse_lb(
 
     if settings.health_targets:
         states = {url: (health or {}).get(url, "not requested") for url in settings.health_targets}
-        down = [url for url, state in states.items() if state != "up"]
-        reason = (
-            f"{len(down)} of {len(states)} health targets did not answer 200: "
-            + "; ".join(f"{url}: {states[url]}" for url in down)
-            if down
-            else f"{len(states)} of {len(states)} health targets answered 200"
-        )
-        signals["targets_down"] = judge_signal(
-            "targets_down",
-            Measured(len(down) / len(states), reason, {"targets": states}),
-            thresholds,
+        signals["targets_down"] = targets_down_signal(
+            states, "health targets", "answer 200", thresholds
         )
     else:
         signals["targets_down"] = not_configured(
