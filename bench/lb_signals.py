@@ -8,8 +8,11 @@ nginx (bench/_load's clients), the same window is measured two ways by the modul
 release uses, run ad hoc on the primary load balancer: ``golden_signals source=scrape``
 from the live colour's own /metrics histogram (sample, load, analyse from that baseline)
 and ``nginx_requests`` (mark, load, read) judged by ``golden_signals source=lb``.
-Printed: both p95 and p99 and their difference, the requests each counted, and what the
-clients saw.
+Printed: the load balancer's p95 and p99 of the request time (what users got) and of the
+upstream time (what the colour's server took), the service's own p95 and p99, the
+requests each counted, and what the clients saw. ``within_5pct`` compares the upstream
+p95 with the service's: both time the service, without the client's connection, which
+the request time includes.
 
 Cost: two throwaway nginx on 127.0.0.1 answering ``return 200`` (no backend), one with
 bluegreen's per-request log and one without, get the same requests in alternating
@@ -95,6 +98,17 @@ def first_lb(inventory: str) -> str:
     return json.loads(done.stdout)["lb"]["hosts"][0]
 
 
+def ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def diff_pct(value: float | None, reference: float | None) -> float | None:
+    """How far ``value`` is from ``reference``, in % of it; None without both."""
+    if value is None or not reference:
+        return None
+    return round((value - reference) / reference * 100, 1)
+
+
 def accuracy(args: argparse.Namespace, url: str) -> dict[str, Any]:
     lb = first_lb(args.inventory)
     colour = live_colour(url)
@@ -133,24 +147,32 @@ def accuracy(args: argparse.Namespace, url: str) -> dict[str, Any]:
     new = population_stats(clients, "new").as_dict()
 
     def figure(result: dict[str, Any], signal_name: str) -> float | None:
-        value = result["signals"][signal_name]["value"]
-        return None if value is None else round(value * 1000, 2)
+        return ms(result["signals"][signal_name]["value"])
 
+    upstream = judged["signals"]["latency_p95"]["upstream"]
     lb_p95, service_p95 = figure(judged, "latency_p95"), figure(scraped, "latency_p95")
+    upstream_p95 = ms(upstream["p95"])
+    upstream_diff = diff_pct(upstream_p95, service_p95)
+    log(
+        f"p95: load balancer {lb_p95} ms request time, {upstream_p95} ms upstream; "
+        f"service {service_p95} ms; upstream against service {upstream_diff} %"
+    )
     return {
         "colour": colour,
         "window_s": round(read["window"]["seconds"], 2),
         "lb_requests": judged["requests"],
         "service_requests": scraped["requests"],
         "lb_p95_ms": lb_p95,
+        "lb_upstream_p95_ms": upstream_p95,
         "service_p95_ms": service_p95,
-        "p95_diff_pct": (
-            round((lb_p95 - service_p95) / service_p95 * 100, 1)
-            if lb_p95 is not None and service_p95
-            else None
-        ),
+        "p95_diff_pct": diff_pct(lb_p95, service_p95),
+        "upstream_p95_diff_pct": upstream_diff,
+        "within_5pct": None if upstream_diff is None else abs(upstream_diff) <= 5,
         "lb_p99_ms": figure(judged, "latency_p99"),
+        "lb_upstream_p99_ms": ms(upstream["p99"]),
         "service_p99_ms": figure(scraped, "latency_p99"),
+        "lb_upstream_times": upstream["observations"],
+        "lb_no_upstream_time": upstream["no_upstream_time"],
         "lb_error_rate": judged["signals"]["error_rate"]["value"],
         "service_error_rate": scraped["signals"]["error_rate"]["value"],
         "client_p50_ms": new.get("p50_ms"),

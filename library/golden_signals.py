@@ -529,6 +529,14 @@ signals:
       description: For C(latency_p95) and C(latency_p99) with O(source=lb), the number of request
         times the quantile was taken from.
       type: int
+    upstream:
+      description:
+        - For C(latency_p95) and C(latency_p99) with O(source=lb), the time nginx waited on the
+          colour's servers (C($upstream_response_time)), shown beside the request time that is
+          judged. C(p50), C(p95), C(p99) in seconds (V(null) without observations), exact
+          nearest-rank over every load balancer's window; C(observations) and
+          C(no_upstream_time) (requests nginx answered itself).
+      type: dict
   sample:
     traffic:
       value: 6.11

@@ -12,7 +12,8 @@ description:
   - Reads the per-request JSON log that nginx writes for one service on a load balancer and
     counts, per colour nginx routed to, the requests, errors, statuses, latency and bytes, and
     the same per route. These are the golden signals as users got them, measured without any
-    help from the service.
+    help from the service. Beside them, per colour, the time nginx waited on the colour's
+    servers (C($upstream_response_time)), which times the service alone.
   - 'The log has one JSON object per line, written by a C(log_format ... escape=json), for
     example C({"time":1733500000.123,"colour":"green","status":200,"request_time":0.012,
     "upstream_time":"0.011","upstream":"10.0.0.5:8002","method":"GET","uri":"/notes",
@@ -20,10 +21,17 @@ description:
     C($upstream_response_time), C($upstream_addr), C($request_method), C($uri) and
     C($body_bytes_sent). The bluegreen_lb role renders that format and the C(access_log).'
   - The fields read are C(status), C(request_time), C(upstream), C(uri), C(bytes) and, for a
-    routed request, C(colour); numbers may be strings. A line that is not a JSON object or
-    lacks one of them is counted in RV(unparsed), never an error. A line whose C(upstream) is
-    empty (or C(-)) was answered by nginx itself (a maintenance 503, say) and is counted in
-    RV(unrouted), for no colour.
+    routed request, C(colour) and C(upstream_time); numbers may be strings. A line that is not
+    a JSON object or lacks one of them (C(upstream_time) aside) is counted in RV(unparsed),
+    never an error. A line whose C(upstream) is empty (or C(-)) was answered by nginx itself (a
+    maintenance 503, say) and is counted in RV(unrouted), for no colour.
+  - C(upstream_time) is one time (C(0.011)), or one per upstream server tried, separated by a
+    comma (a retry to the next server, C(0.002, 0.010)) or a colon (an internal redirect), any
+    of them C(-) for a server that gave no response. A request's upstream time is the sum of
+    its times (the answering server's time when nginx tried one), rounded to whole
+    milliseconds. A value of C(-) only, empty, missing or unreadable gives the request no
+    upstream time; it is counted in C(no_upstream_time) of its colour, and in every other
+    figure as usual, never in RV(unparsed).
   - V(mark) remembers the end of the log now, as RV(mark). V(read) reads every complete line
     written after a mark given as O(since) and returns the new RV(mark) at the end of what it
     read, so windows chained mark to mark count each line exactly once.
@@ -185,7 +193,14 @@ colours:
     - C(requests), C(errors) (status 500 or more), C(statuses) (count per status, the status
       as a string key), C(latency_ms) (count per C(request_time) in whole milliseconds,
       rounded, as a string key; nginx logs milliseconds, so the histogram is exact and adds
-      up across load balancers), C(bytes) (response body bytes) and C(routes).
+      up across load balancers), C(bytes) (response body bytes), C(upstream_ms),
+      C(no_upstream_time) and C(routes).
+    - C(upstream_ms) counts the requests per upstream time in whole milliseconds, as
+      C(latency_ms) does per request time. The upstream time (the sum of
+      C($upstream_response_time)) is what the colour's servers took, without the client's
+      connection.
+      C(no_upstream_time) counts the requests that had none (C(-), as no server answered, or a
+      value missing or unreadable); the two add up to C(requests).
     - C(routes) maps each of the O(max_routes) busiest C(uri)s, and C(other) for the rest,
       to its C(requests), C(errors) and C(latency_ms).
   returned: success and O(state=read)
@@ -197,6 +212,8 @@ colours:
       statuses: {"200": 2, "502": 1}
       latency_ms: {"11": 1, "12": 1, "30": 1}
       bytes: 246
+      upstream_ms: {"10": 1, "11": 1}
+      no_upstream_time: 1
       routes:
         /notes: {"requests": 2, "errors": 0, "latency_ms": {"11": 1, "12": 1}}
         /notes/new: {"requests": 1, "errors": 1, "latency_ms": {"30": 1}}

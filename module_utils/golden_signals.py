@@ -1473,11 +1473,17 @@ def analyse_scrape(
 
 @dataclass(frozen=True)
 class ColourCounts:
-    """What one load balancer logged for one colour: requests, statuses, exact times in ms."""
+    """What one load balancer logged for one colour: requests, statuses, exact times in ms.
+
+    `upstream_ms` holds the exact upstream times, `no_upstream_time` the requests without one
+    (both empty from an nginx_requests that did not count them yet).
+    """
 
     requests: int
     statuses: dict[str, int]
     latency_ms: dict[int, int]
+    upstream_ms: dict[int, int] = field(default_factory=dict)
+    no_upstream_time: int = 0
 
 
 @dataclass(frozen=True)
@@ -1531,6 +1537,19 @@ def _mapping(value: Any, where: str) -> Mapping[Any, Any]:
     return value
 
 
+def _ms_histogram(data: Mapping[str, Any], key: str, where: str) -> dict[int, int]:
+    """The histogram `data[key]` (count per whole millisecond, keys as strings) by int."""
+    counts: dict[int, int] = {}
+    for ms, count in _mapping(data.get(key), f"{where}.{key}").items():
+        text = str(ms)
+        if not text.isdigit():
+            raise GoldenSignalsError(
+                f"{where}.{key} has the key {ms!r}: keys are whole milliseconds, e.g. '12'"
+            )
+        counts[int(text)] = counts.get(int(text), 0) + _whole(count, f"{where}.{key}[{ms!r}]")
+    return counts
+
+
 def _colour_counts(data: Any, where: str) -> ColourCounts:
     data = _mapping(data, where)
     if "requests" not in data:
@@ -1539,17 +1558,13 @@ def _colour_counts(data: Any, where: str) -> ColourCounts:
         str(status): _whole(count, f"{where}.statuses[{status!r}]")
         for status, count in _mapping(data.get("statuses"), f"{where}.statuses").items()
     }
-    latency: dict[int, int] = {}
-    for ms, count in _mapping(data.get("latency_ms"), f"{where}.latency_ms").items():
-        text = str(ms)
-        if not text.isdigit():
-            raise GoldenSignalsError(
-                f"{where}.latency_ms has the key {ms!r}: keys are whole milliseconds, e.g. '12'"
-            )
-        latency[int(text)] = latency.get(int(text), 0) + _whole(
-            count, f"{where}.latency_ms[{ms!r}]"
-        )
-    return ColourCounts(_whole(data["requests"], f"{where}.requests"), statuses, latency)
+    return ColourCounts(
+        _whole(data["requests"], f"{where}.requests"),
+        statuses,
+        _ms_histogram(data, "latency_ms", where),
+        _ms_histogram(data, "upstream_ms", where),
+        _optional_count(data, "no_upstream_time", where) or 0,
+    )
 
 
 def _optional_count(entry: Mapping[str, Any], key: str, where: str) -> int | None:
@@ -1668,7 +1683,11 @@ def exact_quantile_ms(q: float, latency_ms: Mapping[int, int]) -> int | None:
 
 @dataclass
 class LbStats:
-    """One colour's requests, responses by status and exact times, summed over the windows."""
+    """One colour's requests, responses by status and exact times, summed over the windows.
+
+    `latency_ms` are the request times (what users got, and what is judged); `upstream_ms`
+    the upstream times (what the colour's servers took), shown beside them.
+    """
 
     colour: str
     requests: int
@@ -1678,6 +1697,8 @@ class LbStats:
     windows: dict[str, Any]
     problem: str | None
     intact: list[str]
+    upstream_ms: dict[int, int]
+    no_upstream_time: int
 
     def error_rate(self) -> Measured:
         if self.responses == 0:
@@ -1700,6 +1721,19 @@ class LbStats:
             {"p50": p50 / 1000, "observations": n},
         )
 
+    def upstream(self) -> dict[str, Any]:
+        """The exact upstream time quantiles in seconds (None without observations), the
+        number of upstream times and of requests without one."""
+        quantiles = {
+            name: exact_quantile_ms(q, self.upstream_ms)
+            for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+        }
+        return {
+            **{name: None if ms is None else ms / 1000 for name, ms in quantiles.items()},
+            "observations": sum(self.upstream_ms.values()),
+            "no_upstream_time": self.no_upstream_time,
+        }
+
 
 def lb_stats(settings: Settings, colour: str) -> LbStats:
     """Sum one colour over every load balancer's window; evidence per host.
@@ -1708,8 +1742,9 @@ def lb_stats(settings: Settings, colour: str) -> LbStats:
     cover the intact windows only (and the request signals are not judged).
     """
     error_re = re.compile(settings.error_status_regex)
-    requests = errors = responses = 0
+    requests = errors = responses = no_upstream_time = 0
     latency: dict[int, int] = {}
+    upstream: dict[int, int] = {}
     windows: dict[str, Any] = {}
     problems: list[str] = []
     intact: list[str] = []
@@ -1742,6 +1777,9 @@ def lb_stats(settings: Settings, colour: str) -> LbStats:
         responses += sum(counts.statuses.values())
         for ms, count in counts.latency_ms.items():
             latency[ms] = latency.get(ms, 0) + count
+        for ms, count in counts.upstream_ms.items():
+            upstream[ms] = upstream.get(ms, 0) + count
+        no_upstream_time += counts.no_upstream_time
     problem = None
     if problems:
         cover = (
@@ -1750,7 +1788,18 @@ def lb_stats(settings: Settings, colour: str) -> LbStats:
             else "no load balancer gave a usable window"
         )
         problem = "; ".join(problems) + f"; {cover}"
-    return LbStats(colour, requests, errors, responses, latency, windows, problem, intact)
+    return LbStats(
+        colour,
+        requests,
+        errors,
+        responses,
+        latency,
+        windows,
+        problem,
+        intact,
+        upstream_ms=upstream,
+        no_upstream_time=no_upstream_time,
+    )
 
 
 def analyse_lb(
@@ -1807,8 +1856,11 @@ def analyse_lb(
         "latency_p95": p95,
         "latency_p99": stats.latency(0.99),
     }
+    # Judged on the request time (what users got); the upstream time is shown beside it.
+    upstream = {"upstream": stats.upstream()}
     for name, measured in measures.items():
-        measured.evidence = {**measured.evidence, "windows": stats.windows}
+        extra = upstream if name.startswith("latency_") else {}
+        measured.evidence = {**measured.evidence, **extra, "windows": stats.windows}
         signals[name] = judge_signal(name, measured, thresholds, gate)
     if gate is None:
         hosts = ", ".join(stats.intact)

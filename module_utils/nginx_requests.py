@@ -14,7 +14,15 @@ reads every complete line after it. This file says where to read from (``plan_re
 the same file, the rotated one then the new one, or from 0 after a truncation), parses
 each line (``parse_line``) and counts the lines per colour (``Tally``): requests,
 errors, statuses, a latency histogram in whole milliseconds, bytes, and the same per
-route. The module does the reading.
+route; and per colour the upstream time, in the same kind of histogram. The module does
+the reading.
+
+``upstream_time`` is ``$upstream_response_time``: ``-`` when no upstream server
+answered, one time (``0.011``), or one per server tried, ``, ``-separated for retries
+(``proxy_next_upstream``) and `` : ``-separated across internal redirects, any of which
+may be ``-``. A request's upstream time is the sum of its times, the whole time nginx
+waited on the colour's servers: without a retry that is the answering server's time.
+``request_time`` minus it is nginx's and the client connection's share.
 """
 
 from __future__ import annotations
@@ -42,7 +50,8 @@ class NginxRequestsError(Exception):
 
 
 class Request(NamedTuple):
-    """One parsed log line. ``colour`` is "" when nginx answered itself (not routed)."""
+    """One parsed log line. ``colour`` is "" when nginx answered itself (not routed);
+    ``upstream_ms`` is None when the line has no upstream time (see ``upstream_ms()``)."""
 
     colour: str
     routed: bool
@@ -50,6 +59,7 @@ class Request(NamedTuple):
     latency_ms: int
     uri: str
     bytes: int
+    upstream_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -242,11 +252,49 @@ def latency_ms(seconds: float) -> int:
     return math.floor(seconds * 1000.0 + 0.5)
 
 
+def upstream_ms(value: Any) -> int | None:
+    """``$upstream_response_time`` in whole milliseconds, or None when it gives no time.
+
+    The sum of its times (``0.002, 0.010`` and ``0.002 : 0.010`` are 12 ms), its ``-``
+    parts left out. None for ``-`` alone, an empty or missing value, and junk (a part that
+    is neither ``-`` nor a time of 0 or more): the line's status and request time are
+    still good, so junk here costs the request its upstream time only, never its count.
+    A JSON number is read as seconds, as nginx's string would be.
+    """
+    if type(value) is not str:
+        seconds = _finite(value)
+        return None if seconds is None or seconds < 0 else latency_ms(seconds)
+    # Almost every line carries one time, which float() takes as it is.
+    try:
+        seconds = float(value)
+    except ValueError:
+        return _summed_upstream_ms(value)
+    return latency_ms(seconds) if 0.0 <= seconds < _INFINITY else None
+
+
+def _summed_upstream_ms(value: str) -> int | None:
+    """``upstream_ms()`` of a value that is not a single time: several, ``-`` or junk."""
+    times = []
+    for part in value.replace(":", ",").split(","):
+        part = part.strip()
+        if part == "-":
+            continue
+        try:
+            seconds = float(part)
+        except ValueError:
+            return None
+        if not 0.0 <= seconds < _INFINITY:
+            return None
+        times.append(latency_ms(seconds))
+    return sum(times) if times else None
+
+
 def parse_line(line: str | bytes) -> Request | None:
     """One log line as a Request, or None when it is not one (counted as unparsed).
 
     Needs status, request_time, upstream, uri and bytes, and a colour when upstream
-    names one; numbers may be strings. time, upstream_time and method are not read.
+    names one; numbers may be strings. upstream_time is read when there, but never makes
+    a line unparsed (see ``upstream_ms()``); time and method are not read.
     The checks first try the types nginx writes, as this runs for every line.
     """
     try:
@@ -273,11 +321,12 @@ def parse_line(line: str | bytes) -> Request | None:
     if seconds is None or seconds < 0 or sent is None or sent < 0:
         return None
     if upstream.strip() in NO_UPSTREAM:
-        return Request("", False, status, latency_ms(seconds), uri, sent)
+        return Request("", False, status, latency_ms(seconds), uri, sent, None)
     colour = entry.get("colour")
     if type(colour) is not str or not colour.strip():
         return None
-    return Request(colour.strip(), True, status, latency_ms(seconds), uri, sent)
+    upstream_time = upstream_ms(entry.get("upstream_time"))
+    return Request(colour.strip(), True, status, latency_ms(seconds), uri, sent, upstream_time)
 
 
 class RouteStats:
@@ -312,24 +361,32 @@ class RouteStats:
 
 
 class ColourStats(RouteStats):
-    """A colour's figures: those of RouteStats, plus statuses, bytes and its routes."""
+    """A colour's figures: those of RouteStats, plus statuses, bytes, the upstream time
+    histogram, the requests without an upstream time, and its routes."""
 
-    __slots__ = ("bytes", "routes", "statuses")
+    __slots__ = ("bytes", "no_upstream_time", "routes", "statuses", "upstream")
 
     def __init__(self) -> None:
         super().__init__()
         self.statuses: dict[int, int] = {}
         self.bytes = 0
+        self.upstream: dict[int, int] = {}
+        self.no_upstream_time = 0
         self.routes: dict[str, RouteStats] = {}
 
     def add(self, request: Request) -> None:
         # RouteStats.add written out twice: this runs for every line.
-        _colour, _routed, status, ms, uri, sent = request
+        _colour, _routed, status, ms, uri, sent, upstream_time = request
         self.requests += 1
         self.bytes += sent
         statuses, latency = self.statuses, self.latency
         statuses[status] = statuses.get(status, 0) + 1
         latency[ms] = latency.get(ms, 0) + 1
+        if upstream_time is None:
+            self.no_upstream_time += 1
+        else:
+            upstream = self.upstream
+            upstream[upstream_time] = upstream.get(upstream_time, 0) + 1
         route = self.routes.get(uri)
         if route is None:
             route = self.routes[uri] = RouteStats()
@@ -345,6 +402,8 @@ class ColourStats(RouteStats):
             **super().as_dict(),
             "statuses": histogram(self.statuses),
             "bytes": self.bytes,
+            "upstream_ms": histogram(self.upstream),
+            "no_upstream_time": self.no_upstream_time,
             "routes": cap_routes(self.routes, max_routes),
         }
 

@@ -76,8 +76,27 @@ def read(
 # lb1 and lb2 each saw part of green's traffic. Merged, the 350 times sorted are
 # 9 ms x60, 12 ms x100, 15 ms x180, 800 ms x10: p50 is rank 175 (15 ms), p95 rank 333
 # (15 ms), p99 rank 347 (800 ms). lb2 alone has a p95 of 800 ms; the merge is by counts.
-LB1_GREEN = counts({"200": 247, "502": 3}, {"12": 100, "15": 150})
-LB2_GREEN = counts({"200": 96, "404": 2, "503": 2}, {"9": 60, "15": 30, "800": 10})
+# Their upstream times, 4 requests without one: 7 ms x60, 10 ms x100, 12 ms x28, 13 ms x148,
+# 790 ms x10; p50 is rank 173 of 346 (12 ms), p95 rank 329 (13 ms), p99 rank 343 (790 ms).
+LB1_GREEN = counts(
+    {"200": 247, "502": 3},
+    {"12": 100, "15": 150},
+    upstream_ms={"10": 100, "13": 148},
+    no_upstream_time=2,
+)
+LB2_GREEN = counts(
+    {"200": 96, "404": 2, "503": 2},
+    {"9": 60, "15": 30, "800": 10},
+    upstream_ms={"7": 60, "12": 28, "790": 10},
+    no_upstream_time=2,
+)
+MERGED_UPSTREAM = {
+    "p50": 0.012,
+    "p95": 0.013,
+    "p99": 0.79,
+    "observations": 346,
+    "no_upstream_time": 4,
+}
 
 
 def two_lbs(**lb2: Any) -> list[dict[str, Any]]:
@@ -210,6 +229,50 @@ class TestSignals:
         }
         assert (windows["lb2"]["requests"], windows["lb2"]["until"]) == (100, SINCE + 12)
 
+    def test_upstream_quantiles_are_shown_beside_the_request_times_merged_by_counts(
+        self,
+    ) -> None:
+        signals = analyse()["signals"]
+
+        for name in ("latency_p95", "latency_p99"):
+            assert signals[name]["upstream"] == MERGED_UPSTREAM, name
+        assert (signals["latency_p95"]["value"], signals["latency_p99"]["value"]) == (0.015, 0.8)
+        assert "upstream" not in signals["traffic"]
+        assert "upstream" not in signals["error_rate"]
+
+    def test_latency_is_judged_on_the_request_time_not_the_upstream_time(self) -> None:
+        # The service answered in 5 ms; users waited over a second (a slow client, a
+        # saturated nginx): that is what the verdict is about.
+        slow_clients = counts({"200": 100}, {"1200": 100}, upstream_ms={"5": 100})
+        result = analyse(lb_windows=[read("lb1", {"green": slow_clients})])
+
+        p95 = result["signals"]["latency_p95"]
+        assert (p95["value"], p95["verdict"]) == (1.2, CRITICAL)
+        assert (p95["upstream"]["p95"], p95["upstream"]["observations"]) == (0.005, 100)
+
+    @pytest.mark.parametrize(
+        ("green", "without"),
+        [
+            # From an nginx_requests that did not count upstream times yet.
+            (counts({"200": 60}, {"7": 60}), 0),
+            # No server of the colour answered: nginx logged "-" for each request.
+            (counts({"502": 60}, {"3": 60}, upstream_ms={}, no_upstream_time=60), 60),
+        ],
+    )
+    def test_without_upstream_times_their_quantiles_are_none(
+        self, green: dict[str, Any], without: int
+    ) -> None:
+        p95 = analyse(lb_windows=[read("lb1", {"green": green})])["signals"]["latency_p95"]
+
+        assert p95["value"] is not None
+        assert p95["upstream"] == {
+            "p50": None,
+            "p95": None,
+            "p99": None,
+            "observations": 0,
+            "no_upstream_time": without,
+        }
+
     def test_latency_is_in_seconds_and_judged_against_the_thresholds(self) -> None:
         slow = counts({"200": 100}, {"400": 90, "1200": 6, "2500": 4})
         result = analyse(lb_windows=[read("lb1", {"green": slow})])
@@ -294,6 +357,13 @@ class TestIncompleteWindows:
         assert (result["verdict"], result["p0"]) == (INCONCLUSIVE, False)
         # What is left is shown, from lb1 alone, and lb2's own read is in the evidence.
         assert result["signals"]["latency_p99"]["value"] == 0.015
+        assert result["signals"]["latency_p99"]["upstream"] == {
+            "p50": 0.013,
+            "p95": 0.013,
+            "p99": 0.013,
+            "observations": 248,
+            "no_upstream_time": 2,
+        }
         assert result["signals"]["traffic"]["value"] == pytest.approx(250 / 12)
         assert result["signals"]["traffic"]["windows"]["lb2"]["lost"] is True
 
@@ -439,6 +509,14 @@ class TestSettings:
                 "latency_ms has the key '1.5': keys are whole milliseconds",
             ),
             (
+                {"lb_windows": [read("lb1", {"green": counts({}, {}, upstream_ms={"-": 1})})]},
+                "upstream_ms has the key '-': keys are whole milliseconds",
+            ),
+            (
+                {"lb_windows": [read("lb1", {"green": counts({}, {}, no_upstream_time=-1)})]},
+                "colours.green.no_upstream_time must be a whole number",
+            ),
+            (
                 {"lb_windows": [read("lb1", {"green": counts({"200": -1}, {})})]},
                 "lb_windows[0] (lb1).colours.green.statuses['200'] must be a whole number",
             ),
@@ -558,6 +636,7 @@ class TestModule:
             "(the request time of rank 333 of 350)",
             "p50": 0.015,
             "observations": 350,
+            "upstream": MERGED_UPSTREAM,
             "windows": signals["traffic"]["windows"],
         }
         assert result["window_s"] == 12.0  # `window` is ignored

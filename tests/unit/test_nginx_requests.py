@@ -33,6 +33,7 @@ from ansible.module_utils.nginx_requests import (
     parse_mark,
     plan_read,
     rotated_candidates,
+    upstream_ms,
     validate_max_routes,
     window,
 )
@@ -78,7 +79,13 @@ def tally_of(*lines: str, exclude: tuple[str, ...] = (), max_routes: int = 50) -
 
 def test_a_line_as_nginx_writes_it_is_a_request_of_its_colour() -> None:
     assert parse_line(line().rstrip("\n")) == Request(
-        colour="green", routed=True, status=200, latency_ms=12, uri="/notes", bytes=123
+        colour="green",
+        routed=True,
+        status=200,
+        latency_ms=12,
+        uri="/notes",
+        bytes=123,
+        upstream_ms=11,
     )
 
 
@@ -177,6 +184,77 @@ def test_every_millisecond_nginx_can_log_lands_in_its_own_bucket() -> None:
     assert all(latency_ms(float(f"{ms / 1000:.3f}")) == ms for ms in range(0, 120_001))
 
 
+@pytest.mark.parametrize(
+    ("value", "ms"),
+    [
+        # One server answered.
+        ("0.011", 11),
+        ("0.000", 0),
+        ("12.345", 12_345),
+        (" 0.011 ", 11),
+        # A retry (proxy_next_upstream): the sum of every server's time.
+        ("0.002, 0.010", 12),
+        ("0.002, 0.003, 0.010", 15),
+        # An internal redirect to another upstream request: summed as well.
+        ("0.002 : 0.010", 12),
+        ("0.002, 0.003 : 0.010", 15),
+        # A server that gave no response adds nothing; the others still count.
+        ("-, 0.010", 10),
+        ("0.004 : -", 4),
+        # A log_format that does not quote the variable.
+        (0.011, 11),
+        (2, 2000),
+    ],
+)
+def test_upstream_time_in_each_form_nginx_writes_is_summed_in_milliseconds(
+    value: Any, ms: int
+) -> None:
+    assert upstream_ms(value) == ms
+    request = parse_line(line(upstream_time=value))
+    assert request is not None
+    assert request.upstream_ms == ms
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # No upstream server answered.
+        "-",
+        "-, -",
+        "- : -",
+        # Empty (escape=json writes an unset variable as "") or not logged at all.
+        "",
+        None,
+        # Junk: no upstream time, but the request is still counted (not unparsed).
+        "abc",
+        "0.01x",
+        "0.002,,0.010",
+        "0.002, abc",
+        "0.002; 0.010",
+        "-0.001",
+        -0.001,
+        "NaN",
+        "inf",
+        True,
+        [0.011],
+        {"time": 0.011},
+    ],
+)
+def test_a_missing_or_unreadable_upstream_time_is_none_and_the_request_still_counts(
+    value: Any,
+) -> None:
+    request = parse_line(line(upstream_time=value, status=502))
+
+    assert upstream_ms(value) is None
+    assert request is not None
+    assert (request.colour, request.status, request.latency_ms) == ("green", 502, 12)
+    assert request.upstream_ms is None
+
+
+def test_every_millisecond_nginx_can_log_is_its_own_upstream_bucket() -> None:
+    assert all(upstream_ms(f"{ms / 1000:.3f}") == ms for ms in range(0, 120_001))
+
+
 def test_histogram_keys_are_strings_in_numeric_order() -> None:
     assert list(histogram({100: 1, 9: 2, 10: 3})) == ["9", "10", "100"]
     assert histogram({100: 1, 9: 2}) == {"9": 2, "100": 1}
@@ -210,6 +288,8 @@ def test_lines_are_counted_per_colour_with_statuses_latency_bytes_and_routes() -
             "latency_ms": {"3": 2},
             "statuses": {"404": 1, "500": 1},
             "bytes": 7,
+            "upstream_ms": {"11": 2},
+            "no_upstream_time": 0,
             "routes": {"/notes": {"requests": 2, "errors": 1, "latency_ms": {"3": 2}}},
         },
         "green": {
@@ -218,6 +298,8 @@ def test_lines_are_counted_per_colour_with_statuses_latency_bytes_and_routes() -
             "latency_ms": {"11": 1, "12": 1, "30": 1},
             "statuses": {"200": 2, "502": 1},
             "bytes": 123,
+            "upstream_ms": {"11": 3},
+            "no_upstream_time": 0,
             "routes": {
                 "/notes": {"requests": 2, "errors": 0, "latency_ms": {"11": 1, "12": 1}},
                 "/notes/new": {"requests": 1, "errors": 1, "latency_ms": {"30": 1}},
@@ -230,6 +312,31 @@ def test_lines_are_counted_per_colour_with_statuses_latency_bytes_and_routes() -
         0,
         0,
     )
+
+
+def test_upstream_times_are_counted_per_colour_beside_the_request_times() -> None:
+    counted = tally_of(
+        line(request_time=0.015, upstream_time="0.011"),
+        line(request_time=0.020, upstream_time="0.011"),
+        line(request_time=0.250, upstream_time="0.200, 0.040"),
+        line(request_time=0.003, upstream_time="-", status=502),
+        line(request_time=0.004, upstream_time="garbage"),
+        line(colour="blue", request_time=0.009, upstream_time="0.008"),
+        # Neither excluded nor unrouted lines count for a colour's upstream time.
+        line(uri="/healthz", upstream_time="0.500"),
+        line(upstream="", status=503, upstream_time=""),
+        exclude=("/healthz",),
+    )
+
+    green, blue = counted["colours"]["green"], counted["colours"]["blue"]
+    assert green["latency_ms"] == {"3": 1, "4": 1, "15": 1, "20": 1, "250": 1}
+    assert green["upstream_ms"] == {"11": 2, "240": 1}
+    assert green["no_upstream_time"] == 2
+    assert (blue["upstream_ms"], blue["no_upstream_time"]) == ({"8": 1}, 0)
+    # Every request of a colour has an upstream time or is counted without one.
+    for stats in (green, blue):
+        assert sum(stats["upstream_ms"].values()) + stats["no_upstream_time"] == stats["requests"]
+    assert "upstream_ms" not in green["routes"]["/notes"]
 
 
 def test_unrouted_excluded_and_skipped_lines_count_for_no_colour() -> None:
@@ -486,6 +593,8 @@ def test_a_read_counts_the_lines_appended_since_the_mark(run_module, log: Path) 
     assert requests_of(result) == {"blue": 1, "green": 2}
     assert result["colours"]["green"]["statuses"] == {"200": 1, "502": 1}
     assert result["colours"]["green"]["latency_ms"] == {"12": 1, "200": 1}
+    assert result["colours"]["green"]["upstream_ms"] == {"11": 2}
+    assert result["colours"]["green"]["no_upstream_time"] == 0
     assert result["colours"]["green"]["errors"] == 1
     assert result["colours"]["blue"]["routes"] == {
         "/a": {"requests": 1, "errors": 0, "latency_ms": {"12": 1}}
