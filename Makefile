@@ -145,10 +145,14 @@ fresh-lab: deps test-venv second-labs
 	$(BLUEGREEN) lab up $(LABS) $(SECOND_LABS)
 
 # Only what the demo needs: its packages, bluegreen, two artifacts and one lab.
+# Users' traffic runs through both releases (curl, about 20 requests/s), so the
+# post-switch analysis judges real answers and the releases end verified, not unverified.
 demo: demo-deps venv demo-artifacts
 	$(BLUEGREEN) lab up lab
-	$(BLUEGREEN) release --version 1.0.0
-	$(BLUEGREEN) release --version 2.0.0
+	@echo "sending user traffic to http://127.0.0.1:8080/ while the releases run"
+	@( while :; do curl -s -o /dev/null --max-time 5 http://127.0.0.1:8080/ || true; \
+	     sleep 0.05; done ) & traffic=$$!; trap 'kill $$traffic' EXIT; \
+	  $(BLUEGREEN) release --version 1.0.0 && $(BLUEGREEN) release --version 2.0.0
 	$(BLUEGREEN) status
 
 lint: test-venv

@@ -193,7 +193,11 @@ def measure(args: argparse.Namespace, url: str, load: Load | None) -> int:
         prober = threading.Thread(target=probe.run, name="probe", daemon=True)
         prober.start()
         started = time.time()
-        done = run_cli(["rollback", "-i", args.inventory], args.command_timeout, started=started)
+        done = run_cli(
+            ["rollback", "--allow-unverified", "-i", args.inventory],
+            args.command_timeout,
+            started=started,
+        )
         probe.command_done.set()
         prober.join(timeout=probe.max_seconds)
         rollback = Rollback(source, target, done, probe)

@@ -133,7 +133,11 @@ def run(args: argparse.Namespace, url: str, began: float) -> int:
         time.sleep(args.settle)
         for index in range(args.switches):
             kind = "release" if index % 2 == 0 else "rollback"
-            command = ["release", "--version", args.version] if kind == "release" else ["rollback"]
+            command = (
+                ["release", "--version", args.version]
+                if kind == "release"
+                else ["rollback", "--allow-unverified"]
+            )
             done = run_cli([*command, *inventory], args.command_timeout)
             runs.append((kind, done))
             log(

@@ -46,6 +46,14 @@ options:
       - With O(state=read), the command that is reading, which is open itself and so
         never RV(unfinished).
     type: str
+  allow_unverified:
+    description:
+      - With O(state=read), leave out of RV(rollback_refused_versions) the versions that
+        were never verified but never marked bad either (a release that went live
+        unverified, or one recovered before it was judged). The operator accepts them as
+        a rollback target with C(bluegreen rollback --allow-unverified).
+    type: bool
+    default: false
   live_colours:
     description:
       - With O(state=read), the live colour each load balancer reports now (load
@@ -303,10 +311,17 @@ recovery:
 rollback_refused_versions:
   description:
     - Versions the journal knows as bad or never verified, with the reason; a rollback
-      refuses a colour that runs one of them.
+      refuses a colour that runs one of them. With O(allow_unverified), bad ones only.
   returned: success and O(state=read)
   type: dict
   sample: {"2.0.1+crash": "marked bad"}
+version_states:
+  description:
+    - Each version's newest release, not counting ones that found it live already. Its
+      C(state) (V(verified), V(unverified), V(bad)...), C(release_id) and C(message).
+  returned: success and O(state=read)
+  type: dict
+  sample: {"2.0.0": {"state": "unverified", "release_id": "20261206T1015Z-0a1b2c"}}
 last_verified:
   description:
     - The newest release that passed its analysis and was not found bad since; its
@@ -331,6 +346,7 @@ from ansible.module_utils.release_history import (
     rollback_refused_versions,
     summarize,
     unfinished_release,
+    version_states,
 )
 from ansible.module_utils.release_journal import (
     OUTCOMES,
@@ -434,8 +450,9 @@ def read(module: AnsibleModule) -> None:
         recovery=recovery,
         releases=[s.as_dict() for s in (summaries[-limit:] if limit > 0 else summaries)],
         unfinished=unfinished.as_dict() if unfinished else None,
-        rollback_refused_versions=rollback_refused_versions(summaries),
+        rollback_refused_versions=rollback_refused_versions(summaries, params["allow_unverified"]),
         last_verified=verified.as_dict() if verified else None,
+        version_states=version_states(summaries),
         skipped_lines=[
             {"line_number": line.line_number, "reason": line.reason} for line in records.skipped
         ],
@@ -450,6 +467,7 @@ def main() -> None:
             unfinished_lock_id=dict(type="str"),
             live_colours=dict(type="dict", default={}),
             exclude_release_id=dict(type="str"),
+            allow_unverified=dict(type="bool", default=False),
             recovery_command=dict(type="str", choices=["release", "rollback"]),
             limit=dict(type="int", default=50),
             release_id=dict(type="str"),

@@ -58,6 +58,9 @@ UNCHANGED = "unchanged"
 FAILED_BEFORE_SWITCH = "failed_before_switch"
 FAILED = "failed"
 FAILURE_OUTCOMES = (FAILED_BEFORE_SWITCH, FAILED)
+# A release that went live while nothing measured it healthy (its post-switch analysis
+# was inconclusive or off): live, but never called verified nor a rollback target.
+UNVERIFIED = "unverified"
 
 # A run the operator stopped (Ctrl-C): the CLI reports this outcome itself, with the exit
 # code of what the recovery of the stopped command did (release_history's RecoveryAction).
@@ -94,6 +97,7 @@ COMMANDS: dict[str, Command] = {
             "release",
             {
                 "released": ExitCode.OK,
+                UNVERIFIED: ExitCode.OK,
                 UNCHANGED: ExitCode.OK,
                 FAILED_BEFORE_SWITCH: ExitCode.FAILED_BEFORE_SWITCH,
                 "rolled_back": ExitCode.ROLLED_BACK,
@@ -186,6 +190,7 @@ STATES: tuple[str, ...] = (
     "prepared",
     "active",
     "verified",
+    "unverified",
     "rolled-back",
     "bad",
     "failed",
@@ -214,6 +219,7 @@ EVENTS: dict[str, Event] = {
         Event("success", "succeeded", "good", "info"),
         Event("failure", "FAILED", "danger", "critical"),
         Event("rollback", "ROLLED BACK", "warning", "warning"),
+        Event("unverified", "went live UNVERIFIED", "warning", "warning"),
     )
 }
 # An outcome nobody knows is announced as a failure: it may hide one.
@@ -237,6 +243,13 @@ OUTCOMES: dict[str, Outcome] = {
     outcome.name: outcome
     for outcome in (
         Outcome("released", "released: the new version serves all traffic", "success", "good"),
+        Outcome(
+            UNVERIFIED,
+            "unverified: the new version serves all traffic, but nothing measured that it is "
+            "healthy (its post-switch analysis was inconclusive or off)",
+            "unverified",
+            "neutral",
+        ),
         Outcome(
             UNCHANGED,
             "unchanged: the version was live already, nothing was deployed",

@@ -6,7 +6,8 @@ The journal (``release_journal``) is a flat list of step records. This file fold
 into one summary per release, with the release state machine of DESIGN.md:
 
     prepared -> active -> verified -> rolled-back
-       |           |
+       |           |    +-> unverified -> rolled-back   (live, but its post-switch
+       |           |                                    analysis was inconclusive or off)
        +-----------+-> bad           (a failed deploy, migration or analysis)
 
 plus ``failed`` for a release that stopped before anything of it ran (preflight, lock,
@@ -28,7 +29,7 @@ from typing import Any
 
 # The closing steps are release_contract's (its STATES are the states folded here): the
 # CLI and the report read the same table.
-from ansible.module_utils.release_contract import CLOSING_STEPS, FAILURE_OUTCOMES
+from ansible.module_utils.release_contract import CLOSING_STEPS, FAILURE_OUTCOMES, UNVERIFIED
 
 # Steps after which a failure means the version itself misbehaved.
 VERSION_STEPS = ("deploy", "migrate", "health", "pre_switch_analysis", "analysis", "switch")
@@ -184,6 +185,8 @@ def _state(summary: ReleaseSummary, records: Sequence[Mapping[str, Any]]) -> str
         return "done" if summary.outcome not in FAILURE_OUTCOMES else "failed"
     if summary.outcome == "released":
         return "verified"
+    if summary.outcome == UNVERIFIED:
+        return "unverified"
     if summary.outcome == "unchanged":
         return "unchanged"
     if summary.outcome == "rolled_back":
@@ -218,7 +221,7 @@ def _apply_rollbacks(summaries: Sequence[ReleaseSummary]) -> None:
         if summary.command != "rollback" or summary.outcome != "rolled_back":
             continue
         for earlier in reversed(summaries[:index]):
-            if earlier.command == "release" and earlier.state == "verified":
+            if earlier.command == "release" and earlier.state in ("verified", "unverified"):
                 if earlier.colour == summary.previous_colour:
                     earlier.state = "rolled-back"
                 break
@@ -260,7 +263,7 @@ def last_verified(
 ) -> ReleaseSummary | None:
     """The newest release that passed its analysis and was not found bad since."""
     excluded = set(exclude_versions)
-    refused = rollback_refused_versions(summaries)
+    refused = rollback_refused_versions(summaries, allow_unverified=True)
     for summary in reversed(summaries):
         if summary.command != "release" or summary.version in excluded:
             continue
@@ -269,14 +272,31 @@ def last_verified(
     return None
 
 
-def rollback_refused_versions(summaries: Sequence[ReleaseSummary]) -> dict[str, str]:
+def version_states(summaries: Sequence[ReleaseSummary]) -> dict[str, dict[str, Any]]:
+    """Each version's newest release: its state (verified, unverified, bad...), id and
+    message, for `bluegreen status` to say what a colour runs is worth."""
+    states: dict[str, dict[str, Any]] = {}
+    for summary in summaries:
+        if summary.command == "release" and summary.version and summary.state != "unchanged":
+            states[summary.version] = {
+                "state": summary.state,
+                "release_id": summary.release_id,
+                "message": summary.message,
+            }
+    return states
+
+
+def rollback_refused_versions(
+    summaries: Sequence[ReleaseSummary], allow_unverified: bool = False
+) -> dict[str, str]:
     """Versions a rollback must not send traffic to, each with the reason.
 
     The newest verdict on a version decides: bad after verified is bad, verified after
-    bad is verified again. A version with neither (interrupted, or recovered before it
-    was judged) was never verified. Versions the journal does not know (installed
-    before it began) are not listed: nothing says they are bad, and refusing them would
-    leave an operator without a rollback in an emergency.
+    bad is verified again. A version with neither was never verified: interrupted,
+    recovered before it was judged, or live but unverified (nothing measured it);
+    ``allow_unverified`` accepts those, never a bad one. Versions the journal does not know
+    (installed before it began) are not listed: nothing says they are bad, and refusing
+    them would leave an operator without a rollback in an emergency.
     """
     verdicts: dict[str, str] = {}
     seen: dict[str, ReleaseSummary] = {}
@@ -291,10 +311,17 @@ def rollback_refused_versions(summaries: Sequence[ReleaseSummary]) -> dict[str, 
             verdicts[version] = ""
     refused = {version: reason for version, reason in verdicts.items() if reason}
     for version, summary in seen.items():
-        if version not in verdicts:
-            refused[version] = (
-                f"never verified (release {summary.release_id} ended {summary.state})"
-            )
+        if version in verdicts or allow_unverified:
+            continue
+        what = (
+            "went live but nothing measured it healthy"
+            if summary.state == "unverified"
+            else f"ended {summary.state}"
+        )
+        refused[version] = (
+            f"never verified (release {summary.release_id} {what}): roll back to it with "
+            "--allow-unverified"
+        )
     return refused
 
 

@@ -31,6 +31,7 @@ from ansible.module_utils.release_contract import (
     FAILED_BEFORE_SWITCH,
     FINISHED_COMMANDS,
     UNCHANGED,
+    UNVERIFIED,
 )
 
 # The commands this file finishes, and the outcomes it can decide (release_contract has
@@ -39,7 +40,7 @@ COMMANDS = FINISHED_COMMANDS
 SUCCESS_OUTCOMES = tuple(
     dict.fromkeys(str(CONTRACT_COMMANDS[name].success_outcome) for name in COMMANDS)
 )
-OUTCOMES = (*SUCCESS_OUTCOMES, UNCHANGED, FAILED_BEFORE_SWITCH, FAILED)
+OUTCOMES = (*SUCCESS_OUTCOMES, UNVERIFIED, UNCHANGED, FAILED_BEFORE_SWITCH, FAILED)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,26 @@ def release_outcome(facts: CommandFacts) -> str:
     """The command's outcome, one of OUTCOMES."""
     if facts.failure is not None:
         return failure_outcome(facts.switched, facts.switched_back)
-    return UNCHANGED if facts.unchanged else facts.success_outcome
+    if facts.unchanged:
+        return UNCHANGED
+    if facts.success_outcome == "released" and unverified_reason(facts.analysis):
+        return UNVERIFIED
+    return facts.success_outcome
+
+
+def unverified_reason(analysis: Mapping[str, Any] | None) -> str:
+    """Why a release that went live is not verified ('' when its post-switch analysis
+    passed: ok, or warnings within the limits). An inconclusive analysis kept by policy
+    measured nothing, and a critical one kept by policy is no evidence of health."""
+    if not analysis:
+        return "its post-switch analysis is off"
+    decision = analysis.get("decision") or {}
+    verdict = decision.get("verdict")
+    if decision.get("action") == "pass":
+        return ""
+    return f"its post-switch analysis was {verdict or 'not decided'}: " + str(
+        decision.get("reason") or "no reason given"
+    )
 
 
 def analysis_note(analysis: Mapping[str, Any] | None) -> str:
@@ -169,13 +189,19 @@ def analysis_note(analysis: Mapping[str, Any] | None) -> str:
     return f"; post-switch analysis {verdict}, release kept by policy: {reason}"
 
 
-def released_message(facts: CommandFacts) -> str:
+def released_message(facts: CommandFacts, outcome: str = "released") -> str:
     """A release that went live: where, what stays warm, what the analysis said."""
     if facts.nothing_served_before:
         kept = "there is no previous release to roll back to"
     else:
         kept = f"{facts.live_colour} stays warm for a rollback"
-    return f"{facts.version} is live on {facts.idle_colour}; {kept}" + analysis_note(facts.analysis)
+    live = f"{facts.version} is live on {facts.idle_colour}"
+    if outcome == UNVERIFIED:
+        return (
+            f"{live} but UNVERIFIED: {unverified_reason(facts.analysis)}; a rollback goes back "
+            f"to it only with --allow-unverified; {kept}"
+        )
+    return f"{live}; {kept}" + analysis_note(facts.analysis)
 
 
 def failed_message(facts: CommandFacts, outcome: str) -> str:
@@ -210,8 +236,8 @@ def succeeded_message(facts: CommandFacts, outcome: str) -> str | None:
         if facts.unchanged:
             return f"traffic is on {facts.live_colour} already"
         return f"traffic is back on {facts.idle_colour}; {facts.live_colour} stays warm"
-    if outcome == "released":
-        return released_message(facts)
+    if outcome in ("released", UNVERIFIED):
+        return released_message(facts, outcome)
     if outcome == "unchanged":
         return f"{facts.version} is live on {facts.live_colour} already; nothing to do"
     return None

@@ -557,6 +557,7 @@ class DataMethod(StrEnum):
         "bluegreen rollback --wait 2m",
         "bluegreen rollback --with-data",
         "bluegreen rollback --with-data --accept-data-loss",
+        "bluegreen rollback --allow-unverified",
     ),
 )
 def rollback(
@@ -586,6 +587,14 @@ def rollback(
             "restore), downgrade (refuse unless it can), or restore (the snapshot).",
         ),
     ] = DataMethod.auto,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Also go back to a version no analysis verified (it went live unverified, "
+            "or was recovered before it was judged); never to one marked bad.",
+        ),
+    ] = False,
     inventory: InventoryOption = None,
     app_name: AppOption = None,
     wait: WaitOption = None,
@@ -595,10 +604,10 @@ def rollback(
     """Switch traffic back to the previous colour (which is still warm).
 
     Only to a version that passed its analysis: a colour running a release marked bad
-    or never verified is refused. A release its controller left unfinished is what
-    gets rolled back. Without --with-data the database is not touched. Exits 0 when
-    rolled back (or nothing to roll back), 2 when a data rollback is refused, 3 when it
-    failed before traffic moved, 1 otherwise.
+    is refused, and one never verified unless --allow-unverified is given. A release
+    its controller left unfinished is what gets rolled back. Without --with-data the
+    database is not touched. Exits 0 when rolled back (or nothing to roll back), 2 when
+    a data rollback is refused, 3 when it failed before traffic moved, 1 otherwise.
     """
     with _reported(ctx, json_output):
         result = _run(
@@ -607,6 +616,7 @@ def rollback(
             {
                 **lock_extravars(wait, app_name),
                 **rollback_extravars(with_data, accept_data_loss, method),
+                **({"allow_unverified": True} if allow_unverified else {}),
             },
             inventory,
             json_output,
@@ -887,6 +897,7 @@ def _confirm(question: str) -> None:
 
 HISTORY_STATE_STYLES = {
     "verified": "green",
+    "unverified": "bold yellow",
     "rolled-back": "yellow",
     "bad": "bold red",
     "failed": "red",
@@ -911,7 +922,8 @@ def history(
     """Show past releases, rollbacks and other commands with their states.
 
     Read from the journal on the primary load balancer, which every controller writes.
-    States: prepared, active, verified, rolled-back, bad, failed, interrupted.
+    States: prepared, active, verified, unverified (live, but nothing measured it
+    healthy), rolled-back, bad, failed, interrupted.
     Exits 0 when the journal was read, 1 otherwise.
     """
     with _reported(ctx, json_output):
@@ -1192,14 +1204,17 @@ def status_view(report: Mapping[str, Any]) -> RenderableType:
     """The ``bluegreen_status`` stats as a table of colours and a table of load balancers."""
     active = report.get("active_colour")
     colours = Table(title="Colours", title_justify="left")
-    for column in ("colour", "version", "healthy", "traffic"):
+    for column in ("colour", "version", "release state", "healthy", "traffic"):
         colours.add_column(column)
+    states = report.get("version_states") or {}
     for colour, info in (report.get("colours") or {}).items():
         info = info if isinstance(info, Mapping) else {}
         healthy = info.get("healthy")
+        state = str((states.get(info.get("version")) or {}).get("state") or "-")
         colours.add_row(
             Text(str(colour), style="bold blue" if colour == "blue" else "bold green"),
             str(info.get("version") or "-"),
+            Text(state, style=HISTORY_STATE_STYLES.get(state, "")),
             Text("yes", style="green")
             if healthy
             else Text("no", style="red")
@@ -1294,6 +1309,7 @@ def report(
         "bluegreen build examples/sampleapp",
         "bluegreen build ~/src/shop-api --version 2.0.1 --output /srv/artifacts",
         "bluegreen build ~/src/mysite --name mysite --version 1.0.0 --with gunicorn",
+        "bluegreen build ~/src/shop-api --include alembic.ini --include migrations",
         "bluegreen build . --version 2.0.1 --python-version 3.12.3",
         "bluegreen build . --version 2.0.1 --force --json",
     )

@@ -116,7 +116,7 @@ class TestPostgreSQL:
         self,
     ) -> None:
         with writing(LAB_URL, "pg-rollback") as writer:
-            rolled = bluegreen("rollback", "--with-data")
+            rolled = bluegreen("rollback", "--with-data", "--allow-unverified")
         assert rolled.exit_code == 0, rolled.report
         assert "downgraded" in rolled.message
         assert health(LAB_URL)["version"] == BASE
@@ -158,7 +158,7 @@ class TestSQLite:
 
     def test_rollback_with_data_downgrades_and_keeps_every_write(self) -> None:
         with writing(SINGLE_URL, "sqlite-rollback") as writer:
-            rolled = bluegreen("rollback", "--with-data", "-i", SINGLE)
+            rolled = bluegreen("rollback", "--with-data", "--allow-unverified", "-i", SINGLE)
         assert rolled.exit_code == 0, rolled.report
         assert health(SINGLE_URL)["version"] == BASE
         assert schema(SQLITE) == (COLUMNS_1_0, "0001")  # notes.author is gone
@@ -198,7 +198,9 @@ class TestSQLite:
         note = request(SINGLE_URL, "/notes", {"body": "written after the release"})
         assert note.status == 201
 
-        refused = bluegreen("rollback", "--with-data", "--method", "restore", "-i", SINGLE)
+        refused = bluegreen(
+            "rollback", "--with-data", "--method", "restore", "--allow-unverified", "-i", SINGLE
+        )
 
         assert refused.exit_code == 2, refused.report
         assert refused.outcome == "refused"

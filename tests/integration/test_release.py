@@ -18,7 +18,13 @@ from conftest import (
     request,
     shell,
 )
-from reports import failed_before_switch_report_matches, released_report_matches, version_on
+from reports import (
+    failed_before_switch_report_matches,
+    journal_copy,
+    released_report_matches,
+    report,
+    version_on,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab2"), pytest.mark.usefixtures("lab")]
 
@@ -129,16 +135,52 @@ def test_release_moves_traffic_keeps_the_data_journals_every_step_and_reports_it
     released_report_matches(result, "1.0.0", tmp_path)
 
 
+def test_a_release_nothing_measured_is_unverified_and_no_rollback_target(tmp_path: Path) -> None:
+    ensure_live("2.0.0")  # verified under traffic by the release test above
+
+    # Nobody sends traffic: the post-switch analysis has nothing to judge.
+    quiet = bluegreen("release", "--version", "2.1.0")
+
+    assert quiet.exit_code == 0, quiet.report
+    assert quiet.outcome == "unverified"
+    assert "UNVERIFIED" in quiet.message and "--allow-unverified" in quiet.message
+    release_id = quiet.report["custom_stats"]["bluegreen_release_id"]
+    history = bluegreen("history").report["history"]
+    row = next(r for r in history["releases"] if r["release_id"] == release_id)
+    assert (row["state"], row["verified"]) == ("unverified", False)
+    assert "--allow-unverified" in history["rollback_refused_versions"]["2.1.0"]
+    status = bluegreen("status").report["custom_stats"]["bluegreen_status"]
+    assert status["version_states"]["2.1.0"]["state"] == "unverified"
+    assert status["version_states"]["2.0.0"]["state"] == "verified"
+    journal, _ = journal_copy(tmp_path)
+    document = json.loads(report(journal, release_id))
+    assert document["decision"]["outcome"] == "unverified"
+    assert "nothing measured" in document["decision"]["summary"]
+
+    # Back to the verified 2.0.0: allowed. Back again to the unverified 2.1.0: refused,
+    # naming it and the option; with the option it goes.
+    assert bluegreen("rollback").outcome == "rolled_back"
+    assert live().version == "2.0.0"
+    refused = bluegreen("rollback")
+    assert refused.exit_code == 3, refused.report
+    assert "2.1.0" in refused.message and "never verified" in refused.message
+    assert "--allow-unverified" in refused.message
+    assert live().version == "2.0.0"
+    allowed = bluegreen("rollback", "--allow-unverified")
+    assert allowed.exit_code == 0, allowed.report
+    assert live().version == "2.1.0"
+    assert bluegreen("rollback").outcome == "rolled_back"  # 2.0.0 live, 2.1.0 warm
+
+
 def test_rollback_refuses_an_unhealthy_colour_then_returns_to_the_warm_one() -> None:
     ensure_live("2.0.0")
     new_colour = live().colour
     old_colour = "blue" if new_colour == "green" else "green"
-    if version_on(old_colour) != "1.0.0":  # the release test above leaves it so
-        ensure_live("1.0.0")
-        ensure_live("2.0.0")
+    warm = version_on(old_colour)  # the tests above leave a healthy version there
+    assert warm is not None
     shell(f"app-{old_colour}", f"systemctl stop sampleapp@{old_colour}")
     try:
-        refused = bluegreen("rollback")
+        refused = bluegreen("rollback", "--allow-unverified")
     finally:
         shell(f"app-{old_colour}", f"systemctl start sampleapp@{old_colour}")
 
@@ -146,12 +188,12 @@ def test_rollback_refuses_an_unhealthy_colour_then_returns_to_the_warm_one() -> 
     assert f"refusing to switch to {old_colour}" in refused.message
     assert live().colour == new_colour
 
-    result = bluegreen("rollback")
+    result = bluegreen("rollback", "--allow-unverified")
 
     assert result.exit_code == 0, result.report
     assert result.outcome == "rolled_back"
     answer = live()
-    assert (answer.version, answer.colour) == ("1.0.0", old_colour)
+    assert (answer.version, answer.colour) == (warm, old_colour)
 
 
 def test_releasing_the_live_version_again_changes_nothing() -> None:

@@ -53,7 +53,8 @@ def test_wagtail_site_first_release_on_an_empty_database_is_planned_and_applied(
     first = bluegreen("release", "--version", "1.0.0", "-i", SERVICE.inventory, timeout=1200)
 
     assert first.exit_code == 0, first.report
-    assert first.outcome == "released"
+    # Nobody sends traffic yet: live, but unverified (the next release is judged).
+    assert first.outcome == "unverified"
     assert "there is no previous release to roll back to" in first.message, first.message
     steps = SERVICE.journal(first.report["custom_stats"]["bluegreen_release_id"])
     migration = steps["deploy"]["evidence"]["migration"]
@@ -78,6 +79,7 @@ def test_wagtail_site_first_release_on_an_empty_database_is_planned_and_applied(
     finally:
         SERVICE.stop_traffic()
     assert second.exit_code == 0, second.report
+    assert second.outcome == "released", second.message  # verified on what it served
     steps = SERVICE.journal(second.report["custom_stats"]["bluegreen_release_id"])
     assert steps["deploy"]["evidence"]["migration"]["applied"] == []
     assert page("/")[0] == 200

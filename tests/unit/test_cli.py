@@ -297,6 +297,34 @@ def test_status_view_is_plain_when_everything_agrees() -> None:
     assert "2.0.0" in out and "disagree" not in out
 
 
+def test_status_view_says_what_the_journal_says_of_each_colours_version() -> None:
+    console = Console(file=io.StringIO(), width=100)
+    console.print(
+        cli.status_view(
+            {
+                "active_colour": "green",
+                "lb": {"lb1": "green"},
+                "colours": {
+                    "blue": {"version": "1.0.0", "healthy": True},
+                    "green": {"version": "2.0.0", "healthy": True},
+                },
+                "version_states": {
+                    "1.0.0": {"state": "verified", "release_id": "r1"},
+                    "2.0.0": {"state": "unverified", "release_id": "r2"},
+                },
+            }
+        )
+    )
+
+    rows = {
+        line.split()[1]: line
+        for line in console.file.getvalue().splitlines()
+        if "│" in line and ("blue" in line or "green" in line)
+    }
+    assert "unverified" in rows["green"] and "verified" in rows["blue"]
+    assert "unverified" not in rows["blue"]
+
+
 @dataclasses.dataclass
 class FakeArtifact:
     name: str

@@ -192,6 +192,7 @@ def test_a_pure_module_runs_by_its_fqcn_from_a_playbook_outside_the_tree(
                 idle_colour: green
                 version: 2.0.0
                 live_version: 1.0.0
+                analysis: {decision: {action: pass, verdict: ok, reason: 2 measurements ok}}
               register: decided
 
             - name: Report it
@@ -204,7 +205,10 @@ def test_a_pure_module_runs_by_its_fqcn_from_a_playbook_outside_the_tree(
     stats = custom_stats(installed, book)
 
     assert stats["outcome"] == "released"
-    assert stats["message"] == "2.0.0 is live on green; blue stays warm for a rollback"
+    assert stats["message"] == (
+        "2.0.0 is live on green; blue stays warm for a rollback; "
+        "post-switch analysis passed (ok): 2 measurements ok"
+    )
 
 
 def test_a_short_module_name_in_a_playbook_of_ones_own_is_not_found(installed: Installed) -> None:

@@ -98,6 +98,7 @@ def test_every_outcome_of_every_command_has_a_label_and_an_event() -> None:
 # (command, outcome, exit code, event): the table in docs/architecture.md.
 CONTRACT = [
     ("release", "released", 0, "success"),
+    ("release", "unverified", 0, "unverified"),
     ("release", "unchanged", 0, "success"),
     ("release", "failed_before_switch", 3, "failure"),
     ("release", "rolled_back", 4, "rollback"),

@@ -229,6 +229,8 @@ def walk(
         switched=switched,
         switched_back=switched_back,
         unchanged=record.unchanged,
+        # The post-switch analysis passed where it ran (its verdicts have tests of their own).
+        analysis={"decision": {"action": "pass", "verdict": "ok"}} if "analysis" in ran else None,
     )
     outcome = release_outcome(facts)
     return {"ran": ran, "outcome": outcome, "exit": OUTCOME_EXIT_CODES["release"][outcome]}

@@ -45,14 +45,16 @@ def lock(release_id: str, version: str, colour: str = "green", previous: str = "
 def released(release_id: str, version: str, outcome: str = "released", **kw: Any) -> list[dict]:
     """A whole release that got as far as its outcome says."""
     records = [lock(release_id, version, **kw), record(release_id, "snapshot")]
-    if outcome in ("released", "rolled_back"):
+    if outcome in ("released", "unverified", "rolled_back"):
         records += [record(release_id, "deploy"), record(release_id, "switch")]
-        records.append(record(release_id, "analysis", "ok" if outcome == "released" else "failed"))
+        records.append(
+            record(release_id, "analysis", "failed" if outcome == "rolled_back" else "ok")
+        )
         if outcome == "rolled_back":
             records.append(record(release_id, "rollback"))
     elif outcome == "failed_before_switch":
         records.append(record(release_id, "deploy", "failed"))
-    final = "failed" if outcome != "released" else "ok"
+    final = "ok" if outcome in ("released", "unverified") else "failed"
     records.append(record(release_id, "release", final, outcome=outcome, version=version))
     return records
 
@@ -143,6 +145,45 @@ def test_rollback_refuses_bad_and_never_verified_versions() -> None:
     assert set(refused) == {"2.0.1+crash", "2.0.0"}
     assert "marked bad by release r2" in refused["2.0.1+crash"]
     assert "never verified" in refused["2.0.0"]
+
+
+def test_a_release_nothing_measured_is_unverified_and_no_rollback_target() -> None:
+    records = released("r1", "1.0.0") + released("r2", "2.0.0", "unverified")
+    summaries = summarize(records)
+
+    assert states(records) == {"r1": "verified", "r2": "unverified"}
+    assert not summaries[1].verified
+    refused = rollback_refused_versions(summaries)
+    assert set(refused) == {"2.0.0"}
+    assert "nothing measured it healthy" in refused["2.0.0"]
+    assert "--allow-unverified" in refused["2.0.0"]
+    assert last_verified(summaries).version == "1.0.0"
+
+
+def test_allow_unverified_accepts_never_verified_versions_but_never_bad_ones() -> None:
+    records = released("r1", "2.0.0", "unverified") + released("r2", "2.0.1", "rolled_back")
+    records += [lock("r3", "2.0.2"), record("r3", "deploy")]
+    records += [record("r4", "recover", recovered_release_id="r3", state="rolled-back")]
+
+    refused = rollback_refused_versions(summarize(records), allow_unverified=True)
+
+    assert set(refused) == {"2.0.1"}
+
+
+def test_verified_once_stays_a_target_after_an_unverified_release_of_it() -> None:
+    records = released("r1", "2.0.0") + released("r2", "2.0.0", "unverified")
+
+    assert "2.0.0" not in rollback_refused_versions(summarize(records))
+
+
+def test_a_rollback_from_an_unverified_release_marks_it_rolled_back() -> None:
+    records = released("r1", "1.0.0") + released("r2", "2.0.0", "unverified")
+    records += [
+        record("r3", "lock", command="rollback", lock_id="lock-r3"),
+        record("r3", "rollback", outcome="rolled_back", previous_colour="green", colour="blue"),
+    ]
+
+    assert states(records)["r2"] == "rolled-back"
 
 
 def test_the_newest_verdict_on_a_version_decides() -> None:

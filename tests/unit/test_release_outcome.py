@@ -43,7 +43,7 @@ DEPLOY = Failure("deploy", "app-green", "green is not healthy after 60 s")
 SWITCH = Failure("switch", "lb1", "nginx -t failed")
 ANALYSIS = Failure("analysis", "localhost", "post-switch analysis of green failed (critical): P0")
 PASSED = {"decision": {"action": "pass", "verdict": "ok", "reason": "3 measurements ok"}}
-KEPT = {"decision": {"action": "fail", "verdict": "warning", "reason": "2 of 3 warning"}}
+KEPT = {"decision": {"action": "fail", "verdict": "inconclusive", "reason": "no traffic"}}
 COLOURS: dict[str, Any] = {"live_colour": "blue", "idle_colour": "green", "version": "2.0.0"}
 RECOVERED = "interrupted release R0 of 1.9.0 rolled back: traffic never left blue"
 
@@ -54,10 +54,11 @@ def facts(command: str = "release", **values: Any) -> CommandFacts:
 
 # (facts, outcome, message): every branch of the decision tree, with today's wording.
 CASES: dict[str, tuple[CommandFacts, str, str]] = {
-    "released": (
+    "released, analysis off": (
         facts(),
-        "released",
-        "2.0.0 is live on green; blue stays warm for a rollback",
+        "unverified",
+        "2.0.0 is live on green but UNVERIFIED: its post-switch analysis is off; a rollback "
+        "goes back to it only with --allow-unverified; blue stays warm for a rollback",
     ),
     "released, analysis passed": (
         facts(analysis=PASSED),
@@ -65,22 +66,24 @@ CASES: dict[str, tuple[CommandFacts, str, str]] = {
         "2.0.0 is live on green; blue stays warm for a rollback; "
         "post-switch analysis passed (ok): 3 measurements ok",
     ),
-    "released, analysis bad but kept by policy": (
+    "released, analysis inconclusive and kept by policy": (
         facts(analysis=KEPT),
-        "released",
-        "2.0.0 is live on green; blue stays warm for a rollback; "
-        "post-switch analysis warning, release kept by policy: 2 of 3 warning",
+        "unverified",
+        "2.0.0 is live on green but UNVERIFIED: its post-switch analysis was inconclusive: "
+        "no traffic; a rollback goes back to it only with --allow-unverified; blue stays "
+        "warm for a rollback",
     ),
     "released after recovering an interrupted release": (
-        facts(recover_action="close", recover_message=RECOVERED),
+        facts(recover_action="close", recover_message=RECOVERED, analysis=PASSED),
         "released",
-        "2.0.0 is live on green; blue stays warm for a rollback"
-        f" (before this release: {RECOVERED})",
+        "2.0.0 is live on green; blue stays warm for a rollback; post-switch analysis "
+        f"passed (ok): 3 measurements ok (before this release: {RECOVERED})",
     ),
     "released with a known previous version": (
-        facts(live_version="1.0.0"),
+        facts(live_version="1.0.0", analysis=PASSED),
         "released",
-        "2.0.0 is live on green; blue stays warm for a rollback",
+        "2.0.0 is live on green; blue stays warm for a rollback; "
+        "post-switch analysis passed (ok): 3 measurements ok",
     ),
     "version live already": (
         facts(unchanged=True),
@@ -207,10 +210,12 @@ CASES: dict[str, tuple[CommandFacts, str, str]] = {
         "switch failed on lb1: nginx -t failed -- nothing was serving before this release "
         "and nothing was switched",
     ),
-    "first release released": (
+    "first release, analysis off": (
         facts(live_version=""),
-        "released",
-        "2.0.0 is live on green; there is no previous release to roll back to",
+        "unverified",
+        "2.0.0 is live on green but UNVERIFIED: its post-switch analysis is off; a rollback "
+        "goes back to it only with --allow-unverified; there is no previous release to "
+        "roll back to",
     ),
     "first release released, analysis passed": (
         facts(live_version="", analysis=PASSED),
