@@ -10,6 +10,7 @@ of two kinds, written in its manifest (``kind``; a manifest without it is a whee
       <name>-<version>/
         bluegreen-artifact.json                    what was built, for which target, checksums
         wheelhouse/*.whl                           the project's wheel and every dependency's
+        alembic.ini, migrations/, ...              what the project includes (see below)
 
     pip install --no-index --find-links <release>/wheelhouse <name>==<version>
 
@@ -30,13 +31,34 @@ so a project that pins its dependencies there gets exactly those versions. Requi
 given ``with`` the project (``--with gunicorn``: a server the project does not require)
 are resolved with it too, listed in the manifest and installed beside it.
 
+A wheel project carries the files its service needs at run time besides its wheel
+(``alembic.ini``, ``migrations/``) when pyproject.toml lists them in ``[tool.bluegreen]
+include`` or they are given with ``--include``: they land at the release root
+(``<name>-<version>/alembic.ini``), directories walked with the same rules as a tree's
+files, and are listed in the manifest (``files``, as a tree's are).
+
+A lock file in the project directory (``uv.lock``, ``poetry.lock`` or PEP 751's
+``pylock.toml``; one at most) constrains the resolution: every package it pins from an
+index that the hosts need is shipped at the locked version, checked after resolving, and
+the manifest names the lock (``lock``). The project's Requires-Python (from its wheel's
+metadata) is recorded (``requires_python``) and a target Python it excludes is refused.
+
 Dependencies are resolved for the *target*, not for the build machine: uv resolves every
 environment marker (``python_full_version``, ``platform_machine``, ``sys_platform``,
 ``implementation_name``...) for CPython at the target's full version (default 3.11.2,
 Debian 12's python3) on a manylinux platform (default glibc 2.36 on x86_64, Debian 12),
-using the indexes pip is configured with; pip then downloads exactly those pins as wheels
-for that target. This works from a laptop for Linux servers as long as every dependency
-publishes wheels.
+using the indexes pip is configured with, from wheels only when that resolves, else
+allowing sdists. pip then downloads each pin's wheel for that target; a pin that has
+none is built here from its sdist, and kept only when the wheel fits the target
+(``py3-none-any``, or a tag the hosts' pip accepts): a compiled one must be built on a
+host like the target, or replaced.
+
+The same project files give the same artifact, byte for byte: every timestamp (the
+tarball's, the manifest's ``built_at``, the zip entries of every wheel built here, which
+get it as SOURCE_DATE_EPOCH) is SOURCE_DATE_EPOCH when it is set, else the newest mtime
+of the project's files that go into the build. That needs no git and follows
+uncommitted edits; a fresh clone gets new mtimes, so a build meant to match across
+clones sets ``SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)``.
 
 ``<name>`` is normalized as PEP 503 says: the distribution's name for a wheel project,
 the given name for a tree (``my_site`` gives ``my-site-1.0.0.tar.gz``); ``<version>`` is
@@ -64,6 +86,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import Message
 from email.parser import HeaderParser
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as distribution_version
@@ -71,7 +94,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from bluegreen.errors import BluegreenError, InputError
@@ -87,6 +112,8 @@ DEFAULT_PYTHON_VERSION = "3.11.2"
 DEFAULT_PLATFORM = "manylinux_2_36_x86_64"
 # What a tree artifact's release directory holds besides the project's files.
 RELEASE_NAMES = (MANIFEST_NAME, WHEELHOUSE, "venv", ".bluegreen-installed")
+# Lock files whose pins a build keeps to.
+LOCK_FILES = ("uv.lock", "poetry.lock", "pylock.toml")
 
 # Never part of a build, wherever they are in the tree (a virtualenv of any name is left
 # out too: see _ignorer).
@@ -112,6 +139,12 @@ COPY_IGNORE_ANYWHERE = (
 COPY_IGNORE_TOP = ("build", "dist")
 # How many lines of pip's (or uv's) output an error message carries.
 PIP_TAIL_LINES = 20
+# 1980-01-01: a zip entry cannot be older, so neither can a build's timestamp.
+_ZIP_EPOCH = 315532800
+# The Python that builds is not the hosts': what the project requires of theirs is
+# judged against theirs (python_requirement_problem, the resolution).
+_PIP_WHEEL = ("wheel", "--no-deps", "--ignore-requires-python")
+_PIN_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 
 _TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(?:#.*)?$")
 _VERSION_LINE = re.compile(r"""^(\s*version\s*=\s*)("[^"\n]*"|'[^'\n]*')(\s*(?:#.*)?)$""")
@@ -210,6 +243,23 @@ class Project:
     directory: Path
     kind: str
     pyproject: Path | None
+
+
+@dataclass(frozen=True)
+class LockedPin:
+    """A version a lock file pins, and where it applies (``marker``; None: everywhere)."""
+
+    name: str
+    version: str
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A lock file of the project and what it pins of packages from an index."""
+
+    path: Path
+    pins: tuple[LockedPin, ...]
 
 
 def normalized_version(version: str) -> str:
@@ -359,6 +409,7 @@ def build_artifact(
     *,
     name: str | None = None,
     with_requirements: Sequence[str] = (),
+    include: Sequence[str] = (),
     force: bool = False,
     python: str | None = None,
     on_step: Callable[[str], None] | None = None,
@@ -370,12 +421,14 @@ def build_artifact(
     A tree project (requirements.txt only) needs ``name`` and ``version``; for a wheel
     project ``name``, when given, must be the project's own. ``with_requirements`` are
     installed beside the project (a server the project does not require, such as
-    gunicorn), their wheels resolved with the rest. ``python_version`` (X.Y.Z)
-    and ``platform`` (manylinux_2_N_<arch>) describe the hosts. An existing artifact of
-    the same name and version raises ArtifactExists unless ``force`` is set, in which
-    case it is replaced. The tarball and its .sha256 are written to temporary files and
-    renamed, so a reader never sees half an artifact. ``python`` is the interpreter whose
-    pip builds (default: this one); ``on_step`` is told each step as it starts.
+    gunicorn), their wheels resolved with the rest. ``include`` adds to the files of a
+    wheel project that its ``[tool.bluegreen] include`` packs at the release root.
+    ``python_version`` (X.Y.Z) and ``platform`` (manylinux_2_N_<arch>) describe the
+    hosts. An existing artifact of the same name and version raises ArtifactExists
+    unless ``force`` is set, in which case it is replaced. The tarball and its .sha256
+    are written to temporary files and renamed, so a reader never sees half an artifact.
+    ``python`` is the interpreter whose pip builds (default: this one); ``on_step`` is
+    told each step as it starts.
     """
     step = on_step or (lambda _message: None)
     project_dir = Path(project_dir).expanduser().resolve()
@@ -385,45 +438,76 @@ def build_artifact(
     hosts = target(python_version, platform)
     extras = [requirement_text(text) for text in with_requirements]
     project = checked_project(project_dir, requested, wanted_name)
+    lock = project_lock(project_dir)
 
-    files: list[tuple[str, Path]] = []
     if project.kind == TREE:
         # checked_project refuses a tree project without a name and a version.
         assert wanted_name is not None and requested is not None
+        if include:
+            raise ProjectError(
+                f"--include {include[0]}: every file of {project_dir} is in its artifact "
+                "already (it is a requirements.txt project, built as a tree of its files): "
+                "drop --include"
+            )
         files = project_files(project_dir, output_dir)
         _refuse_existing(artifact_path(output_dir, wanted_name, requested), force)
-    elif (declared := _declared_name_version(project.pyproject)) and (requested or declared[1]):
-        _refuse_existing(artifact_path(output_dir, declared[0], requested or declared[1]), force)
+    else:
+        files = included_files(
+            project_dir, output_dir, [*_declared_includes(project.pyproject), *include]
+        )
+        declared = _declared_name_version(project.pyproject)
+        if declared and (requested or declared[1]):
+            destination = artifact_path(output_dir, declared[0], requested or declared[1])
+            _refuse_existing(destination, force)
+    epoch = _source_epoch(project_dir, output_dir)
 
     python = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="bluegreen-build-") as tmp:
         workdir = Path(tmp)
         project_wheel: Path | None = None
+        requires_python: str | None = None
         if project.kind == WHEEL:
             step(f"Building the wheel of {project_dir}")
             project_wheel = _build_project_wheel(
-                python, project_dir, output_dir, requested, workdir
+                python, project_dir, output_dir, requested, workdir, epoch
             )
             built_name, built_version = _checked_wheel(
                 project_wheel, project_dir, requested, wanted_name
             )
+            requires_python = _wheel_headers(project_wheel).get("Requires-Python")
+            problem = python_requirement_problem(requires_python, hosts.python_full_version)
+            if problem:
+                raise ProjectError(
+                    f"{problem} (--python-version): build with --python-version set to the "
+                    "python3 of hosts it accepts (`python3 -V` on a host), or widen the "
+                    f"project's requires-python if it runs on {hosts.python_full_version}"
+                )
         else:
             built_name, built_version = wanted_name, requested
         destination = artifact_path(output_dir, built_name, built_version)
         _refuse_existing(destination, force)
 
         step(f"Resolving the dependencies for Python {hosts.python_full_version} on {platform}")
-        pins = _resolved_pins(python, project, project_wheel, built_name, extras, hosts, workdir)
+        pins = _resolved_pins(
+            python, project, project_wheel, built_name, extras, hosts, workdir, lock, epoch
+        )
         step(f"Downloading the dependency wheels for Python {hosts.python_full_version}")
-        wheelhouse = workdir / WHEELHOUSE
-        _download_wheels(python, pins, wheelhouse, hosts)
+        wheelhouse = _filled_wheelhouse(python, pins, hosts, workdir, epoch)
         if project_wheel is not None:
             shutil.copy2(project_wheel, wheelhouse / project_wheel.name)
 
         step(f"Writing {destination.name}")
-        built_at = _build_time()
         manifest = artifact_manifest(
-            built_name, built_version, hosts, built_at, wheelhouse, project_wheel, extras
+            built_name,
+            built_version,
+            hosts,
+            datetime.fromtimestamp(epoch, UTC),
+            wheelhouse,
+            project_wheel,
+            extras,
+            lock=lock.path.name if lock is not None else None,
+            requires_python=requires_python,
+            files=[relative for relative, _ in files],
         )
         root = destination.name.removesuffix(".tar.gz")
         members: list[tuple[str, Path | bytes]] = [
@@ -435,7 +519,7 @@ def build_artifact(
             *((f"{root}/{relative}", path) for relative, path in files),
         ]
         output_dir.mkdir(parents=True, exist_ok=True)
-        write_tarball(destination, members, mtime=int(built_at.timestamp()))
+        write_tarball(destination, members, mtime=epoch)
 
     digest = file_sha256(destination)
     _write_atomically(checksum_path(destination), f"{digest}  {destination.name}\n".encode())
@@ -456,11 +540,16 @@ def artifact_manifest(
     wheelhouse: Path,
     project_wheel: Path | None = None,
     with_requirements: Sequence[str] = (),
+    *,
+    lock: str | None = None,
+    requires_python: str | None = None,
+    files: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The content of bluegreen-artifact.json: what was built, for which target, checksums.
 
     Without ``project_wheel`` the artifact is a tree: hosts install its requirements file.
-    Hosts install ``with`` beside the project in both kinds.
+    Hosts install ``with`` beside the project in both kinds. ``lock`` is the lock file the
+    versions were kept to, ``files`` the release's files besides the manifest and wheels.
     """
     normalized = canonicalize_name(name)
     manifest: dict[str, Any] = {
@@ -489,6 +578,9 @@ def artifact_manifest(
     manifest["install"] = shlex.join(
         ["pip", "install", "--no-index", "--find-links", WHEELHOUSE, *wanted, *with_requirements]
     )
+    manifest["lock"] = lock
+    manifest["requires_python"] = requires_python
+    manifest["files"] = sorted(files)
     manifest["wheels"] = [
         {"filename": wheel.name, "sha256": file_sha256(wheel), "size": wheel.stat().st_size}
         for wheel in sorted(wheelhouse.glob("*.whl"))
@@ -546,26 +638,7 @@ def checked_project(project_dir: Path, version: str | None, name: str | None) ->
 def project_files(project_dir: Path, output_dir: Path) -> list[tuple[str, Path]]:
     """The files of a tree project (path relative to it, and the file), sorted; caches,
     virtualenvs, SQLite databases and the output directory are left out."""
-    ignore = _ignorer(project_dir, output_dir)
-    files: list[tuple[str, Path]] = []
-    for directory, dirnames, filenames in os.walk(project_dir):
-        here = Path(directory)
-        ignored = ignore(directory, [*dirnames, *filenames])
-        dirnames[:] = sorted(d for d in dirnames if d not in ignored)
-        filenames = [f for f in filenames if f not in ignored]
-        for entry in [*dirnames, *filenames]:
-            path = here / entry
-            if path.is_symlink() and (entry in dirnames or not path.exists()):
-                raise ProjectError(
-                    f"{path} is a symbolic link to {os.readlink(path)}, which is a directory or "
-                    "missing; an artifact carries files only: replace the link with what it "
-                    "points to, or remove it"
-                )
-        files += [
-            ((here / f).relative_to(project_dir).as_posix(), here / f)
-            for f in filenames
-            if (here / f).is_file()
-        ]
+    files = _walked_files(project_dir, project_dir, _ignorer(project_dir, output_dir))
     taken = sorted({relative.split("/")[0] for relative, _ in files} & set(RELEASE_NAMES))
     if taken:
         raise ProjectError(
@@ -575,15 +648,152 @@ def project_files(project_dir: Path, output_dir: Path) -> list[tuple[str, Path]]
     return sorted(files)
 
 
+def included_files(
+    project_dir: Path, output_dir: Path, paths: Sequence[str]
+) -> list[tuple[str, Path]]:
+    """The files ``paths`` name (files or directories, relative to the project) as the
+    release root carries them: path relative to the project, and the file, sorted. A
+    directory's caches, virtualenvs and SQLite databases are left out, as in a tree."""
+    ignore = _ignorer(project_dir, output_dir)
+    files: dict[str, Path] = {}
+    for text in paths:
+        relative = Path(os.path.normpath(text))
+        path = project_dir / relative
+        if relative.is_absolute() or relative.parts[:1] in ((), (os.pardir,)):
+            raise ProjectError(
+                f"include {text!r} is not inside {project_dir}: name a file or directory of "
+                "the project, relative to it (e.g. alembic.ini, migrations)"
+            )
+        if not path.exists():
+            raise ProjectError(
+                f"include {text!r} does not exist in {project_dir}: fix the path in "
+                "[tool.bluegreen] include or --include (relative to the project)"
+            )
+        if not path.resolve().is_relative_to(project_dir):
+            raise ProjectError(
+                f"include {text!r} leads out of {project_dir} (to {path.resolve()}): an "
+                "artifact carries the project's own files; copy the file into the project"
+            )
+        if relative.parts[0] in RELEASE_NAMES:
+            raise ProjectError(
+                f"include {text!r} would land on {relative.parts[0]} in the release directory, "
+                f"where bluegreen keeps its own {', '.join(RELEASE_NAMES)}: rename or move it"
+            )
+        if path.is_dir():
+            files.update(_walked_files(project_dir, path, ignore))
+        else:
+            files[relative.as_posix()] = path
+    return sorted(files.items())
+
+
+def project_lock(project_dir: Path) -> Lock | None:
+    """The lock file whose versions a build of ``project_dir`` keeps to, if it has one."""
+    found = [project_dir / name for name in LOCK_FILES if (project_dir / name).is_file()]
+    if len(found) > 1:
+        raise ProjectError(
+            f"{project_dir} holds {' and '.join(lock.name for lock in found)}: a build keeps to "
+            "the versions of one lock file, so remove the one the project no longer updates"
+        )
+    return Lock(found[0], tuple(locked_pins(found[0]))) if found else None
+
+
+def locked_pins(lock: Path) -> list[LockedPin]:
+    """What ``lock`` (uv.lock, poetry.lock or pylock.toml) pins of packages from an index.
+
+    The project itself and packages from a path, a VCS or a URL are left out: the hosts'
+    wheels come from the index, where those are not. A uv.lock package resolved at
+    several versions says for which environments in its resolution-markers.
+    """
+    try:
+        data = tomllib.loads(lock.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProjectError(
+            f"{lock} is not valid TOML ({exc}): write it again with the tool that made it"
+        ) from None
+    if lock.name == "uv.lock":
+        return [
+            LockedPin(
+                package["name"],
+                package["version"],
+                " or ".join(f"({m})" for m in package.get("resolution-markers", [])) or None,
+            )
+            for package in data.get("package", [])
+            if "registry" in package.get("source", {}) and "version" in package
+        ]
+    if lock.name == "poetry.lock":
+        return [
+            LockedPin(package["name"], package["version"])
+            for package in data.get("package", [])
+            if package.get("source", {}).get("type", "legacy") == "legacy"
+        ]
+    return [
+        LockedPin(package["name"], package["version"], package.get("marker"))
+        for package in data.get("packages", [])
+        if "version" in package and not {"vcs", "directory", "archive"} & package.keys()
+    ]
+
+
+def lock_constraints(pins: Iterable[LockedPin]) -> list[str]:
+    """Constraint lines (``name==version``) that hold a resolution to ``pins``.
+
+    A package locked at several versions with nothing to tell which applies where
+    (poetry.lock) is held to their range; the check after resolving then holds it to one
+    of the versions.
+    """
+    by_name: dict[str, list[LockedPin]] = {}
+    for pin in pins:
+        by_name.setdefault(canonicalize_name(pin.name), []).append(pin)
+    lines: list[str] = []
+    for name, entries in sorted(by_name.items()):
+        if len(entries) == 1 or all(entry.marker for entry in entries):
+            lines += [
+                f"{name}=={entry.version}" + (f" ; {entry.marker}" if entry.marker else "")
+                for entry in entries
+            ]
+        else:
+            versions = sorted(Version(entry.version) for entry in entries)
+            lines.append(f"{name}>={versions[0]},<={versions[-1]}")
+    return lines
+
+
+def python_requirement_problem(requires_python: str | None, host_python: str) -> str | None:
+    """Why hosts running Python ``host_python`` cannot run a project that declares
+    ``requires_python`` (its Requires-Python), or None when they can."""
+    if not requires_python:
+        return None
+    try:
+        accepted = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return (
+            f"the project's Requires-Python {requires_python!r} is not a version specifier: "
+            "write it as e.g. '>=3.11' (requires-python in pyproject.toml, python_requires in "
+            "setup.py)"
+        )
+    try:
+        host = Version(host_python)
+    except InvalidVersion:
+        return f"{host_python!r} is not a Python version: give it as X.Y.Z, e.g. 3.11.2"
+    # Judged by the release, as pip does: a host on 3.12.0rc1 runs what needs >=3.12.
+    if accepted.contains(host.base_version):
+        return None
+    return f"the project requires Python {requires_python} but the hosts run {host_python}"
+
+
+def target_tags(hosts: Target) -> frozenset[Tag]:
+    """The wheel tags the hosts' pip installs: CPython at their version on their platform."""
+    version = tuple(int(part) for part in hosts.python_version.split("."))
+    platforms = target_platforms(hosts.platform)
+    return frozenset(
+        [
+            *cpython_tags(version, [hosts.abi], platforms),
+            *compatible_tags(version, hosts.abi, platforms),
+        ]
+    )
+
+
 def wheel_name_version(wheel: Path) -> tuple[str, str]:
     """Name and normalized version from a wheel's METADATA (not its file name)."""
-    with zipfile.ZipFile(wheel) as archive:
-        metadata_files = [
-            n for n in archive.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)
-        ]
-        if len(metadata_files) != 1:
-            raise BuildError(f"{wheel.name} is not a valid wheel: no single .dist-info/METADATA")
-        headers = HeaderParser().parsestr(archive.read(metadata_files[0]).decode("utf-8"))
+    headers = _wheel_headers(wheel)
     return headers["Name"], normalized_version(headers["Version"])
 
 
@@ -683,6 +893,74 @@ def _checked_wheel(
     return built_name, built_version
 
 
+def _wheel_headers(wheel: Path) -> Message:
+    """The headers of a wheel's METADATA."""
+    with zipfile.ZipFile(wheel) as archive:
+        metadata_files = [
+            n for n in archive.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)
+        ]
+        if len(metadata_files) != 1:
+            raise BuildError(f"{wheel.name} is not a valid wheel: no single .dist-info/METADATA")
+        return HeaderParser().parsestr(archive.read(metadata_files[0]).decode("utf-8"))
+
+
+def _walked_files(
+    project_dir: Path, top: Path, ignore: Callable[[str, list[str]], set[str]]
+) -> list[tuple[str, Path]]:
+    """The files under ``top`` that ``ignore`` keeps, relative to ``project_dir``."""
+    files: list[tuple[str, Path]] = []
+    for directory, dirnames, filenames in os.walk(top):
+        here = Path(directory)
+        ignored = ignore(directory, [*dirnames, *filenames])
+        dirnames[:] = sorted(d for d in dirnames if d not in ignored)
+        filenames = [f for f in filenames if f not in ignored]
+        for entry in [*dirnames, *filenames]:
+            path = here / entry
+            if path.is_symlink() and (entry in dirnames or not path.exists()):
+                raise ProjectError(
+                    f"{path} is a symbolic link to {os.readlink(path)}, which is a directory or "
+                    "missing; an artifact carries files only: replace the link with what it "
+                    "points to, or remove it"
+                )
+        files += [
+            ((here / f).relative_to(project_dir).as_posix(), here / f)
+            for f in filenames
+            if (here / f).is_file()
+        ]
+    return files
+
+
+def _declared_includes(pyproject: Path | None) -> list[str]:
+    """The paths of ``[tool.bluegreen] include`` in pyproject.toml."""
+    if pyproject is None:
+        return []
+    table = _parse_toml(pyproject.read_text(encoding="utf-8"))
+    paths = table.get("tool", {}).get("bluegreen", {}).get("include", [])
+    if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+        raise ProjectError(
+            "[tool.bluegreen] include in pyproject.toml must be a list of paths relative to "
+            'the project, e.g. include = ["alembic.ini", "migrations"]'
+        )
+    return paths
+
+
+def _source_epoch(project_dir: Path, output_dir: Path) -> int:
+    """SOURCE_DATE_EPOCH when set, else the newest mtime of the files a build takes from
+    ``project_dir``: the same files give the same timestamps, hence the same bytes."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return int(epoch)
+    ignore = _ignorer(project_dir, output_dir)
+    newest = _ZIP_EPOCH
+    for directory, dirnames, filenames in os.walk(project_dir):
+        ignored = ignore(directory, [*dirnames, *filenames])
+        dirnames[:] = [d for d in dirnames if d not in ignored]
+        for filename in filenames:
+            if filename not in ignored:
+                newest = max(newest, int(os.lstat(os.path.join(directory, filename)).st_mtime))
+    return newest
+
+
 def _parse_toml(text: str) -> dict:
     try:
         return tomllib.loads(text)
@@ -707,7 +985,12 @@ def _declared_name_version(pyproject: Path | None) -> tuple[str, str | None] | N
 
 
 def _build_project_wheel(
-    python: str, project_dir: Path, output_dir: Path, version: str | None, workdir: Path
+    python: str,
+    project_dir: Path,
+    output_dir: Path,
+    version: str | None,
+    workdir: Path,
+    epoch: int,
 ) -> Path:
     """Build the wheel from a scratch copy, so neither the version rewrite nor build
     leftovers ever touch the user's tree."""
@@ -721,8 +1004,9 @@ def _build_project_wheel(
     dist = workdir / "dist"
     _pip(
         python,
-        ["wheel", "--no-deps", "--wheel-dir", str(dist), str(source)],
+        [*_PIP_WHEEL, "--wheel-dir", str(dist), str(source)],
         f"building the wheel of {project_dir}",
+        epoch=epoch,
     )
     wheels = sorted(dist.glob("*.whl"))
     if len(wheels) != 1:
@@ -741,10 +1025,12 @@ def _resolved_pins(
     extras: Sequence[str],
     hosts: Target,
     workdir: Path,
+    lock: Lock | None,
+    epoch: int,
 ) -> Path:
     """A requirements file pinning every dependency (not the project itself) as resolved
     for ``hosts``: environment markers are judged for the hosts' interpreter and platform,
-    which pip cannot do for another machine than its own."""
+    which pip cannot do for another machine than its own. ``lock``'s pins hold it."""
     inputs: list[str] = []
     # The project's own wheel is resolved with its dependencies, but is not a pin.
     own: list[str] = []
@@ -760,48 +1046,84 @@ def _resolved_pins(
     requirements = project.directory / REQUIREMENTS_FILE
     if requirements.is_file():
         inputs.append(str(requirements))
+    locked: list[str] = []
+    if lock is not None:
+        constraints = workdir / "lock-constraints.txt"
+        constraints.write_text(
+            "".join(f"{line}\n" for line in lock_constraints(lock.pins)),
+            encoding="utf-8",
+        )
+        locked = ["--constraint", str(constraints)]
     pins = workdir / "pins.txt"
-    _run(
-        [
-            _uv(),
-            "pip",
-            "compile",
-            "--quiet",
-            "--color",
-            "never",
-            "--python",
-            python,
-            "--python-version",
-            hosts.python_full_version,
-            "--python-platform",
-            hosts.uv_platform,
-            "--only-binary",
-            ":all:",
-            "--no-header",
-            "--no-annotate",
-            *own,
-            *uv_index_options(_pip_config(python)),
-            "--output-file",
-            str(pins),
-            *inputs,
-        ],
+    command = [
+        _uv(),
+        "pip",
+        "compile",
+        "--quiet",
+        "--color",
+        "never",
+        "--python",
+        python,
+        "--python-version",
+        hosts.python_full_version,
+        "--python-platform",
+        hosts.uv_platform,
+        "--no-header",
+        "--no-annotate",
+        *own,
+        *locked,
+        *uv_index_options(_pip_config(python)),
+        "--output-file",
+        str(pins),
+        *inputs,
+    ]
+    what = (
         f"resolving the dependencies of {project.directory} for Python "
-        f"{hosts.python_full_version} on {hosts.platform} (only wheels are used: a dependency "
-        "without a wheel for that target has to be built on a matching host, or replaced)",
-        tool="uv",
+        f"{hosts.python_full_version} on {hosts.platform}"
+        + (f" at the versions {lock.path.name} pins" if lock is not None else "")
     )
+    try:
+        _run([*command, "--only-binary", ":all:"], what, tool="uv", epoch=epoch)
+    except PipError:
+        # Wheels only first, as pip's --prefer-binary: otherwise a release whose wheels are
+        # not out yet would win over the one before it that has them, and be built here.
+        _run(command, what, tool="uv", epoch=epoch)
+    if lock is not None:
+        _refuse_unlocked_versions(pins, lock)
     return pins
 
 
-def _download_wheels(python: str, pins: Path, wheelhouse: Path, hosts: Target) -> None:
-    """Fill ``wheelhouse`` with the wheel of every pin in ``pins``, for ``hosts``."""
-    wheelhouse.mkdir()
+def _refuse_unlocked_versions(pins: Path, lock: Lock) -> None:
+    """Refuse a resolution that left a version ``lock`` pins."""
+    allowed: dict[str, set[Version]] = {}
+    for pin in lock.pins:
+        allowed.setdefault(canonicalize_name(pin.name), set()).add(Version(pin.version))
+    for line in pins.read_text(encoding="utf-8").splitlines():
+        match = _PIN_LINE.fullmatch(line.strip())
+        if not match:
+            continue
+        name, version = canonicalize_name(match.group(1)), match.group(2)
+        if name in allowed and Version(version) not in allowed[name]:
+            raise ProjectError(
+                f"{lock.path.name} locks {name} at {' or '.join(map(str, sorted(allowed[name])))} "
+                f"but it resolved to {version} for the hosts: lock the project again (uv lock, "
+                "poetry lock...) so that the lock holds a version for the hosts' Python and "
+                "platform"
+            )
+
+
+def _filled_wheelhouse(python: str, pins: Path, hosts: Target, workdir: Path, epoch: int) -> Path:
+    """A directory holding a wheel for ``hosts`` of every pin in ``pins``: the index's
+    where it has one, else one built here from the pin's sdist."""
+    downloads = workdir / "downloads"
+    downloads.mkdir()
+    # With --no-deps pip may take sdists while downloading for another platform: for each
+    # pin it takes the wheel for the hosts when there is one, else the sdist.
     _pip(
         python,
         [
             "download",
             "--no-deps",
-            "--only-binary=:all:",
             "--python-version",
             hosts.python_full_version,
             "--implementation",
@@ -810,13 +1132,47 @@ def _download_wheels(python: str, pins: Path, wheelhouse: Path, hosts: Target) -
             hosts.abi,
             *[arg for tag in target_platforms(hosts.platform) for arg in ("--platform", tag)],
             "--dest",
-            str(wheelhouse),
+            str(downloads),
             "--requirement",
             str(pins),
         ],
-        f"downloading the dependency wheels for Python {hosts.python_full_version} on "
-        f"{hosts.platform}",
+        f"downloading the dependencies for Python {hosts.python_full_version} on {hosts.platform}",
+        epoch=epoch,
     )
+    wheelhouse = workdir / WHEELHOUSE
+    wheelhouse.mkdir()
+    for download in sorted(downloads.iterdir()):
+        wheel = (
+            download
+            if download.suffix == ".whl"
+            else _built_dependency_wheel(python, download, hosts, workdir, epoch)
+        )
+        shutil.move(wheel, wheelhouse / wheel.name)
+    return wheelhouse
+
+
+def _built_dependency_wheel(
+    python: str, sdist: Path, hosts: Target, workdir: Path, epoch: int
+) -> Path:
+    """The wheel built here from a dependency's ``sdist``, when the hosts can install it."""
+    built = workdir / "built" / sdist.name
+    where = f"for Python {hosts.python_full_version} on {hosts.platform}"
+    _pip(
+        python,
+        [*_PIP_WHEEL, "--wheel-dir", str(built), str(sdist)],
+        f"building a wheel of {sdist.name} (the index has none {where})",
+        epoch=epoch,
+    )
+    (wheel,) = built.glob("*.whl")
+    name, version, _, tags = parse_wheel_filename(wheel.name)
+    if not tags & target_tags(hosts):
+        raise ProjectError(
+            f"{name} {version} has no wheel {where} on the index, and its sdist builds here "
+            f"into {wheel.name}, which such hosts cannot install: build its wheel on a host "
+            "like the target and add it to an index or find-links directory pip uses, or "
+            "replace it with a package that publishes wheels"
+        )
+    return wheel
 
 
 def _refuse_existing(path: Path, force: bool) -> None:
@@ -877,17 +1233,20 @@ def _uv() -> str:
         ) from None
 
 
-def _pip(python: str, args: list[str], what: str) -> str:
-    return _run([python, "-m", "pip", *args], what, tool="pip")
+def _pip(python: str, args: list[str], what: str, epoch: int | None = None) -> str:
+    return _run([python, "-m", "pip", *args], what, tool="pip", epoch=epoch)
 
 
-def _run(command: list[str], what: str, tool: str) -> str:
+def _run(command: list[str], what: str, tool: str, epoch: int | None = None) -> str:
     """The output of ``command``; its failure raises PipError with the tail of its output.
 
     stdout and stderr are read as one stream: pip writes part of its reasons (the
-    explanation of a ResolutionImpossible, for one) to stdout.
+    explanation of a ResolutionImpossible, for one) to stdout. ``epoch`` is given to the
+    build backends it runs as SOURCE_DATE_EPOCH, which stamps their wheels' zip entries.
     """
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    if epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = str(epoch)
     try:
         result = subprocess.run(
             command,
@@ -902,14 +1261,6 @@ def _run(command: list[str], what: str, tool: str) -> str:
     if result.returncode != 0:
         raise PipError(what, command, result.returncode, result.stdout, tool=tool)
     return result.stdout
-
-
-def _build_time() -> datetime:
-    # SOURCE_DATE_EPOCH makes the manifest and every mtime reproducible.
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), UTC)
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _builder_version() -> str:

@@ -1355,6 +1355,16 @@ def build(
             "itself, e.g. gunicorn; repeatable.",
         ),
     ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            metavar="PATH",
+            help="A file or directory of a package that the service needs at run time "
+            "(alembic.ini, migrations), packed at the release root; adds to "
+            "\\[tool.bluegreen] include in pyproject.toml; repeatable.",
+        ),
+    ] = None,
     python_version: Annotated[
         str | None,
         typer.Option(
@@ -1392,6 +1402,9 @@ def build(
 
     Every dependency is resolved and downloaded as a wheel for the hosts' Python
     and platform (--python-version, --platform), not for this machine's.
+
+    A uv.lock, poetry.lock or pylock.toml holds each dependency to its locked version;
+    one published only as an sdist is built here if its wheel fits the hosts.
     """
     with _reported(ctx, json_output):
         if version is not None:
@@ -1405,6 +1418,7 @@ def build(
             for key, value in (
                 ("name", name),
                 ("with_requirements", with_requirements),
+                ("include", include),
                 ("python_version", python_version),
                 ("platform", platform),
             )

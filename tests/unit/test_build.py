@@ -1,5 +1,6 @@
 """bluegreen build: version rewriting, project checks, targets, the tarball, offline builds
-of a requirements-only project from tiny local wheels, and real builds from PyPI (slow)."""
+from tiny local wheels and sdists (a requirements-only project, lock files, included files,
+Requires-Python, reproducibility), and real builds from PyPI (slow)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,31 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 import tomllib
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from packaging.tags import Tag
 
 from bluegreen.build import (
     MANIFEST_NAME,
     ArtifactExists,
+    LockedPin,
     PipError,
     ProjectError,
     artifact_path,
     build_artifact,
+    lock_constraints,
     normalized_version,
+    project_lock,
+    python_requirement_problem,
     rewrite_version,
     target,
     target_platforms,
+    target_tags,
     uv_index_options,
     write_tarball,
 )
@@ -517,6 +526,455 @@ def test_tarball_is_sorted_owned_by_root_and_reproducible(tmp_path: Path) -> Non
     )
 
 
+TINY_BACKEND = '''\
+"""A PEP 517 backend in a few lines: a wheel of [project], stamped with SOURCE_DATE_EPOCH
+as real backends do, else with the time of the build; [tool.tiny] sets its tag or a
+failure."""
+
+import base64
+import hashlib
+import os
+import time
+import tomllib
+import zipfile
+
+
+def _project():
+    with open("pyproject.toml", "rb") as handle:
+        data = tomllib.load(handle)
+    return data["project"], data.get("tool", {}).get("tiny", {})
+
+
+def _metadata(project):
+    lines = ["Metadata-Version: 2.1", "Name: " + project["name"], "Version: " + project["version"]]
+    if "requires-python" in project:
+        lines.append("Requires-Python: " + project["requires-python"])
+    lines += ["Requires-Dist: " + requirement for requirement in project.get("dependencies", [])]
+    return "\\n".join(lines) + "\\n"
+
+
+def _dist_info(project):
+    return project["name"].replace("-", "_") + "-" + project["version"] + ".dist-info"
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    project, _ = _project()
+    os.makedirs(os.path.join(metadata_directory, _dist_info(project)))
+    with open(os.path.join(metadata_directory, _dist_info(project), "METADATA"), "w") as out:
+        out.write(_metadata(project))
+    return _dist_info(project)
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    project, tiny = _project()
+    if "fail" in tiny:
+        raise RuntimeError(tiny["fail"])
+    tag = tiny.get("tag", "py3-none-any")
+    package = project["name"].replace("-", "_")
+    info = _dist_info(project)
+    stamp = os.environ.get("SOURCE_DATE_EPOCH")
+    files = {
+        package + "/__init__.py": "BUILT = " + repr(stamp or time.time_ns()) + "\\n",
+        info + "/METADATA": _metadata(project),
+        info + "/WHEEL": "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: " + tag + "\\n",
+    }
+    record = ""
+    for path, text in files.items():
+        digest = hashlib.sha256(text.encode()).digest()
+        record += path + ",sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        record += "," + str(len(text.encode())) + "\\n"
+    files[info + "/RECORD"] = record + info + "/RECORD,,\\n"
+    date = time.gmtime(int(stamp) if stamp else time.time())[:6]
+    name = package + "-" + project["version"] + "-" + tag + ".whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as archive:
+        for path, text in files.items():
+            archive.writestr(zipfile.ZipInfo(path, date), text)
+    return name
+'''
+
+
+def tiny_project(
+    directory: Path,
+    name: str,
+    version: str,
+    dependencies: tuple[str, ...] = (),
+    more: str = "",
+) -> Path:
+    """A package built by TINY_BACKEND, needing nothing from an index to build;
+    ``more`` is appended to its pyproject.toml."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tiny_backend.py").write_text(TINY_BACKEND)
+    (directory / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "tiny_backend"\nbackend-path = ["."]\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\n'
+        f"dependencies = {list(dependencies)!r}\n" + more
+    )
+    return directory
+
+
+def tiny_sdist(directory: Path, name: str, version: str, more: str = "") -> Path:
+    """An sdist of a TINY_BACKEND package (and no wheel of it) in ``directory``."""
+    source = tiny_project(
+        directory.parent / "sdist-sources" / f"{name}-{version}", name, version, more=more
+    )
+    (source / "PKG-INFO").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    sdist = directory / f"{name}-{version}.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        tar.add(source, arcname=source.name)
+    return sdist
+
+
+def manifest_of(artifact: Path) -> dict:
+    with tarfile.open(artifact) as tar:
+        root = tar.getnames()[0].split("/")[0]
+        return json.loads(tar.extractfile(f"{root}/{MANIFEST_NAME}").read())
+
+
+def uv_lock(version: str) -> str:
+    return (
+        'version = 1\nrequires-python = ">=3.11"\n\n'
+        # The project's own entry, at the version it had when it was locked.
+        '[[package]]\nname = "demo-svc"\nversion = "0.9.0"\nsource = { editable = "." }\n'
+        'dependencies = [{ name = "dep" }]\n\n'
+        f'[[package]]\nname = "dep"\nversion = "{version}"\n'
+        'source = { registry = "../wheels" }\n'
+    )
+
+
+def poetry_lock(version: str) -> str:
+    return (
+        f'[[package]]\nname = "dep"\nversion = "{version}"\n'
+        'description = ""\noptional = false\n'
+        'python-versions = "*"\nfiles = []\n\n'
+        '[metadata]\nlock-version = "2.0"\npython-versions = "^3.11"\ncontent-hash = "0"\n'
+    )
+
+
+def pylock(version: str, marker: str | None = None) -> str:
+    return (
+        'lock-version = "1.0"\ncreated-by = "uv"\nrequires-python = ">=3.11"\n\n'
+        f'[[packages]]\nname = "dep"\nversion = "{version}"\n'
+        + (f"marker = {marker!r}\n" if marker else "")
+        + 'index = "https://pypi.org/simple"\n'
+    )
+
+
+def test_a_lock_file_gets_exactly_its_versions_not_the_newest(
+    tmp_path: Path, local_index: Path
+) -> None:
+    for version in ("1.0", "2.0"):
+        tiny_wheel(local_index, "dep", version)
+    project = tiny_project(tmp_path / "svc", "demo-svc", "1.0.0", ("dep",))
+    (project / "uv.lock").write_text(uv_lock("1.0"))
+
+    artifact = build_artifact(project, tmp_path / "out", version="1.0.1")
+
+    manifest = manifest_of(artifact.path)
+    assert [w["filename"] for w in manifest["wheels"]] == [
+        "demo_svc-1.0.1-py3-none-any.whl",
+        "dep-1.0-py3-none-any.whl",
+    ]
+    assert manifest["lock"] == "uv.lock"
+
+
+@pytest.mark.parametrize(
+    ("lock", "content"),
+    [
+        ("uv.lock", uv_lock("1.0")),
+        ("poetry.lock", poetry_lock("1.0")),
+        ("pylock.toml", pylock("1.0")),
+    ],
+)
+def test_each_kind_of_lock_pins_what_it_took_from_an_index(
+    tmp_path: Path, lock: str, content: str
+) -> None:
+    (tmp_path / lock).write_text(
+        content
+        # Not from an index: a pin on them would hold the hosts to a package of that name
+        # on the index, which is not the one locked.
+        + {
+            "uv.lock": '\n[[package]]\nname = "tool"\nversion = "0.1"\n'
+            'source = { git = "https://example.invalid/tool.git" }\n',
+            "poetry.lock": '\n[[package]]\nname = "tool"\nversion = "0.1"\n'
+            '[package.source]\ntype = "git"\nurl = "https://example.invalid/tool.git"\n',
+            "pylock.toml": '\n[[packages]]\nname = "tool"\nversion = "0.1"\n'
+            'vcs = { type = "git", url = "https://example.invalid/tool.git" }\n',
+        }[lock]
+    )
+    lock_found = project_lock(tmp_path)
+    assert lock_found is not None
+    assert lock_constraints(lock_found.pins) == ["dep==1.0"]
+
+
+def test_a_package_locked_at_several_versions_is_held_to_them() -> None:
+    pins = [
+        LockedPin("numpy", "1.26.4", 'python_full_version >= "3.9"'),
+        LockedPin("numpy", "1.24.4", 'python_full_version < "3.9"'),
+        LockedPin("Django", "4.2.1"),
+        LockedPin("django", "5.0.6"),
+    ]
+    assert lock_constraints(pins) == [
+        "django>=4.2.1,<=5.0.6",
+        'numpy==1.26.4 ; python_full_version >= "3.9"',
+        'numpy==1.24.4 ; python_full_version < "3.9"',
+    ]
+
+
+def test_a_lock_the_requirements_contradict_fails_naming_the_lock(
+    tmp_path: Path, local_index: Path
+) -> None:
+    for version in ("1.0", "2.0"):
+        tiny_wheel(local_index, "dep", version)
+    project = tiny_project(tmp_path / "svc", "demo-svc", "1.0.0", ("dep>=2",))
+    (project / "uv.lock").write_text(uv_lock("1.0"))
+
+    with pytest.raises(PipError, match=r"at the versions uv\.lock pins") as caught:
+        build_artifact(project, tmp_path / "out")
+    assert "dep" in str(caught.value) and "No solution found" in str(caught.value)
+
+
+def test_a_resolution_that_leaves_a_locked_version_is_refused_naming_both(
+    tmp_path: Path, local_index: Path
+) -> None:
+    # The lock pins dep for Windows only, so nothing holds the hosts' dep to it.
+    for version in ("1.0", "2.0"):
+        tiny_wheel(local_index, "dep", version)
+    project = tiny_project(tmp_path / "svc", "demo-svc", "1.0.0", ("dep",))
+    (project / "pylock.toml").write_text(pylock("1.0", marker='sys_platform == "win32"'))
+
+    with pytest.raises(
+        ProjectError, match=r"pylock\.toml locks dep at 1\.0 but it resolved to 2\.0"
+    ):
+        build_artifact(project, tmp_path / "out")
+
+
+def test_two_lock_files_are_refused(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path / "svc", "demo-svc", "1.0.0")
+    (project / "uv.lock").write_text(uv_lock("1.0"))
+    (project / "poetry.lock").write_text(poetry_lock("1.0"))
+    with pytest.raises(ProjectError, match=r"holds uv\.lock and poetry\.lock"):
+        build_artifact(project, tmp_path / "out")
+
+
+def test_two_builds_of_the_same_files_are_byte_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_index: Path
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    tiny_wheel(local_index, "dep", "1.0")
+    tiny_sdist(local_index, "from-sdist", "1.0")
+    project = tiny_project(tmp_path / "svc", "demo-svc", "1.0.0", ("dep", "from-sdist"))
+    for path in project.iterdir():
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    os.utime(project / "pyproject.toml", (1_700_000_100, 1_700_000_100))
+
+    first = build_artifact(project, tmp_path / "one")
+    second = build_artifact(project, tmp_path / "two")
+
+    assert first.sha256 == second.sha256
+    assert first.path.read_bytes() == second.path.read_bytes()
+    manifest = manifest_of(first.path)
+    newest = datetime.fromtimestamp(1_700_000_100, UTC)
+    assert manifest["built_at"] == newest.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with tarfile.open(first.path) as tar:
+        assert {member.mtime for member in tar.getmembers()} == {1_700_000_100}
+        built = tar.extractfile("demo-svc-1.0.0/wheelhouse/from_sdist-1.0-py3-none-any.whl")
+        with zipfile.ZipFile(io.BytesIO(built.read())) as wheel:
+            assert {entry.date_time for entry in wheel.infolist()} == {newest.timetuple()[:6]}
+
+
+@pytest.mark.parametrize(
+    ("requires_python", "host", "problem"),
+    [
+        (">=3.12", "3.11.2", "the project requires Python >=3.12 but the hosts run 3.11.2"),
+        (">=3.11", "3.11.2", None),
+        ("~=3.11", "3.13.5", None),
+        ("~=3.11.0", "3.13.5", "requires Python ~=3.11.0 but the hosts run 3.13.5"),
+        (">=3.12", "3.12.0rc1", None),
+        (None, "3.11.2", None),
+        ("", "3.11.2", None),
+        (">=3.x", "3.11.2", "Requires-Python '>=3.x' is not a version specifier"),
+        (">=3.11", "3.11.2+", "'3.11.2+' is not a Python version"),
+    ],
+)
+def test_python_requirement_problem_says_why_the_hosts_cannot_run_the_project(
+    requires_python: str | None, host: str, problem: str | None
+) -> None:
+    found = python_requirement_problem(requires_python, host)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+@pytest.mark.usefixtures("local_index")
+def test_a_project_the_hosts_python_cannot_run_is_refused_naming_both(tmp_path: Path) -> None:
+    project = tiny_project(
+        tmp_path / "svc", "demo-svc", "1.0.0", more='requires-python = ">=3.12"\n'
+    )
+    with pytest.raises(
+        ProjectError,
+        match=r"requires Python >=3\.12 but the hosts run 3\.11\.2 \(--python-version\)",
+    ):
+        build_artifact(project, tmp_path / "out")
+    assert not (tmp_path / "out" / "demo-svc-1.0.0.tar.gz").exists()
+
+    artifact = build_artifact(project, tmp_path / "out", python_version="3.12.3")
+    assert manifest_of(artifact.path)["requires_python"] == ">=3.12"
+
+
+def write_service_files(project: Path) -> None:
+    """What a service reads at run time besides its code, and junk beside it."""
+    for path, text in {
+        "alembic.ini": "[alembic]\n",
+        "migrations/env.py": "",
+        "migrations/versions/0001_first.py": "",
+        "migrations/__pycache__/env.cpython-311.pyc": "junk",
+        "scripts/seed.sql": "select 1;\n",
+        "scripts/other.sql": "not included",
+        "README.md": "not included",
+    }.items():
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(text)
+
+
+@pytest.mark.usefixtures("local_index")
+def test_included_files_land_at_the_release_root_and_in_the_manifest(tmp_path: Path) -> None:
+    project = tiny_project(
+        tmp_path / "svc",
+        "demo-svc",
+        "1.0.0",
+        more='[tool.bluegreen]\ninclude = ["alembic.ini", "migrations/"]\n',
+    )
+    write_service_files(project)
+
+    artifact = build_artifact(project, tmp_path / "out", include=["./scripts/seed.sql"])
+
+    files = [
+        "alembic.ini",
+        "migrations/env.py",
+        "migrations/versions/0001_first.py",
+        "scripts/seed.sql",
+    ]
+    with tarfile.open(artifact.path) as tar:
+        names = {name for name in tar.getnames() if tar.getmember(name).isfile()}
+        assert tar.extractfile("demo-svc-1.0.0/alembic.ini").read() == b"[alembic]\n"
+    assert names == {
+        f"demo-svc-1.0.0/{MANIFEST_NAME}",
+        "demo-svc-1.0.0/wheelhouse/demo_svc-1.0.0-py3-none-any.whl",
+        *(f"demo-svc-1.0.0/{path}" for path in files),
+    }
+    manifest = manifest_of(artifact.path)
+    assert manifest["files"] == files
+    assert (manifest["lock"], manifest["requires_python"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("include", "complaint"),
+    [
+        ("nothing.ini", "'nothing.ini' does not exist in"),
+        ("../outside.ini", "'../outside.ini' is not inside"),
+        (".", "'.' is not inside"),
+        ("/etc/hostname", "'/etc/hostname' is not inside"),
+        ("link.ini", "'link.ini' leads out of"),
+        ("wheelhouse", "'wheelhouse' would land on wheelhouse in the release directory"),
+    ],
+)
+def test_an_include_that_is_missing_leaves_the_project_or_collides_is_refused(
+    tmp_path: Path, include: str, complaint: str
+) -> None:
+    project = tiny_project(tmp_path / "svc", "demo-svc", "1.0.0")
+    (tmp_path / "outside.ini").write_text("")
+    (project / "link.ini").symlink_to(tmp_path / "outside.ini")
+    (project / "wheelhouse").mkdir()
+    with pytest.raises(ProjectError, match=complaint):
+        build_artifact(project, tmp_path / "out", include=[include])
+
+
+def test_include_is_refused_for_a_tree_that_carries_every_file_already(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "site")
+    with pytest.raises(ProjectError, match="drop --include"):
+        build_artifact(site, tmp_path / "out", name="mysite", version="1.0", include=["manage.py"])
+
+
+def test_the_hosts_accept_their_own_platforms_tags_and_pure_python_only() -> None:
+    tags = target_tags(target("3.11.2", "manylinux_2_36_x86_64"))
+    for accepted in (
+        "py3-none-any",
+        "cp311-cp311-manylinux_2_17_x86_64",
+        "cp311-abi3-manylinux_2_28_x86_64",
+        "cp39-abi3-manylinux2014_x86_64",
+    ):
+        assert Tag(*accepted.split("-")) in tags, accepted
+    for refused in (
+        "cp311-cp311-linux_x86_64",
+        "cp312-cp312-manylinux_2_17_x86_64",
+        "cp311-cp311-manylinux_2_39_x86_64",
+        "cp311-cp311-manylinux_2_17_aarch64",
+        "py2-none-any",
+    ):
+        assert Tag(*refused.split("-")) not in tags, refused
+
+
+def test_a_dependency_published_only_as_an_sdist_is_built_here(
+    tmp_path: Path, local_index: Path
+) -> None:
+    tiny_sdist(local_index, "only-sdist", "1.0")
+    site = write_site(tmp_path / "site", "site-core\nonly-sdist\n")
+
+    artifact = build_artifact(site, tmp_path / "out", name="mysite", version="1.0")
+
+    assert {w["filename"] for w in manifest_of(artifact.path)["wheels"]} == {
+        "needed_b-2.0-py3-none-any.whl",
+        "only_sdist-1.0-py3-none-any.whl",
+        "site_core-1.0-py3-none-any.whl",
+    }
+
+
+def test_a_release_with_wheels_wins_over_a_newer_one_without(
+    tmp_path: Path, local_index: Path
+) -> None:
+    tiny_wheel(local_index, "dep", "1.0")
+    tiny_sdist(local_index, "dep", "2.0")
+    site = write_site(tmp_path / "site", "dep\n")
+
+    artifact = build_artifact(site, tmp_path / "out", name="mysite", version="1.0")
+
+    assert [w["filename"] for w in manifest_of(artifact.path)["wheels"]] == [
+        "dep-1.0-py3-none-any.whl"
+    ]
+
+
+def test_an_sdist_that_builds_a_wheel_the_hosts_cannot_install_is_refused(
+    tmp_path: Path, local_index: Path
+) -> None:
+    tiny_sdist(local_index, "compiled", "1.0", '[tool.tiny]\ntag = "cp311-cp311-linux_x86_64"\n')
+    site = write_site(tmp_path / "site", "compiled\n")
+
+    with pytest.raises(
+        ProjectError, match=r"compiled 1\.0 has no wheel for Python 3\.11\.2"
+    ) as caught:
+        build_artifact(site, tmp_path / "out", name="mysite", version="1.0")
+    assert "compiled-1.0-cp311-cp311-linux_x86_64.whl" in str(caught.value)
+    assert "build its wheel on a host like the target" in str(caught.value)
+    assert not (tmp_path / "out" / "mysite-1.0.tar.gz").exists()
+
+
+def test_a_dependency_that_fails_to_build_shows_the_backends_error(
+    tmp_path: Path, local_index: Path
+) -> None:
+    tiny_sdist(
+        local_index,
+        "broken-ext",
+        "1.0",
+        '[tool.tiny]\nfail = "gcc: error: Python.h: not found"\n',
+    )
+    site = write_site(tmp_path / "site", "broken-ext\n")
+
+    with pytest.raises(PipError, match=r"building a wheel of broken-ext-1\.0\.tar\.gz") as caught:
+        build_artifact(site, tmp_path / "out", name="mysite", version="1.0")
+    assert "RuntimeError: gcc: error: Python.h: not found" in str(caught.value)
+
+
 def offline_pip_env() -> dict[str, str]:
     """An environment in which pip sees no index, no config and no extra find-links."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
@@ -661,3 +1119,27 @@ def test_build_never_touches_the_project_tree_and_keeps_nested_build_packages(
         names = wheel.namelist()
     assert "demo_svc/build/__init__.py" in names
     assert not any("stale" in name or "notes" in name for name in names)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("requires", "backend"),
+    [("setuptools>=68", "setuptools.build_meta"), ("hatchling", "hatchling.build")],
+)
+def test_real_backends_build_the_same_wheel_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, requires: str, backend: str
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    project = write_project(
+        tmp_path / "svc",
+        f'[build-system]\nrequires = ["{requires}"]\nbuild-backend = "{backend}"\n'
+        '[project]\nname = "demo-svc"\nversion = "0.3.0"\n',
+    )
+    (project / "demo_svc").mkdir()
+    (project / "demo_svc" / "__init__.py").write_text("")
+
+    first = build_artifact(project, tmp_path / "one")
+    time.sleep(2)  # a zip entry's time has two seconds' resolution
+    second = build_artifact(project, tmp_path / "two")
+
+    assert first.path.read_bytes() == second.path.read_bytes()
