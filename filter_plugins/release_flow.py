@@ -15,6 +15,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 try:  # In the collection bluegreen.release.
+    from ansible_collections.bluegreen.release.plugins.module_utils.python_requirement import (
+        python_requirement_problem,
+    )
     from ansible_collections.bluegreen.release.plugins.module_utils.release_flow import (
         maintenance_request,
         record_from_facts,
@@ -23,6 +26,7 @@ try:  # In the collection bluegreen.release.
         verify_report,
     )
 except ImportError:  # In the tree: the bluegreen package maps module_utils/ (pyproject).
+    from bluegreen_module_utils.python_requirement import python_requirement_problem
     from bluegreen_module_utils.release_flow import (
         maintenance_request,
         record_from_facts,
@@ -73,6 +77,12 @@ def bluegreen_verify_report(result: Mapping[str, Any] | None, colour: str) -> di
     return verify_report(result, colour)
 
 
+def bluegreen_python_requirement_problem(requires_python: str | None, host_python: str) -> str:
+    """Why a host running ``host_python`` cannot run an artifact whose project requires
+    ``requires_python``; '' when it can (or the artifact declares nothing)."""
+    return python_requirement_problem(requires_python or None, str(host_python)) or ""
+
+
 class FilterModule:
     """bluegreen's filters."""
 
@@ -83,4 +93,5 @@ class FilterModule:
             "bluegreen_step_runs": bluegreen_step_runs,
             "bluegreen_maintenance_request": bluegreen_maintenance_request,
             "bluegreen_verify_report": bluegreen_verify_report,
+            "bluegreen_python_requirement_problem": bluegreen_python_requirement_problem,
         }

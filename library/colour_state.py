@@ -112,6 +112,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+python_version:
+  description:
+    - The version of the Python this module ran with on the host (its C(python3) unless
+      C(ansible_python_interpreter) says otherwise), for the release's check of the
+      artifact's Requires-Python.
+  returned: always
+  type: str
+  sample: 3.11.2
 colours:
   description: One entry per colour the host runs.
   returned: always
@@ -160,6 +168,8 @@ gave_up:
   sample: "sampleapp@green.service restarted 3 times"
 """
 
+import platform
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.colour_probe import Probe, wait_for_colours
 from ansible.module_utils.colour_state import invalid_options
@@ -188,7 +198,11 @@ def main() -> None:
     if problem:
         module.fail_json(msg=problem)
     probe = Probe.from_params(params)
-    module.exit_json(changed=False, **wait_for_colours(module, probe, params["colours"]))
+    module.exit_json(
+        changed=False,
+        python_version=platform.python_version(),
+        **wait_for_colours(module, probe, params["colours"]),
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ options:
       - The command that ended with O(outcome); its exit code depends on it.
     type: str
     default: release
-    choices: [release, rollback, backup, restore, maintenance, lock]
+    choices: [release, rollback, promote, backup, restore, maintenance, lock]
   outcome:
     description:
       - The outcome to look up. An outcome the contract does not know (or an empty one)
@@ -37,7 +37,7 @@ options:
         its preflight); empty for the outcome's.
     type: str
     default: ""
-    choices: ["", start, success, failure, rollback, unverified]
+    choices: ["", start, success, failure, rollback, unverified, paused]
 extends_documentation_fragment:
   - action_common_attributes
 attributes:

@@ -114,9 +114,10 @@ options:
     default: proceed
   on_inconclusive:
     description:
-      - With O(decide=analysis), what an inconclusive verdict does.
+      - With O(decide=analysis), what an inconclusive verdict does. V(pause) keeps the
+        colour live and holds the release for a person (RV(pause)).
     type: str
-    choices: [proceed, rollback]
+    choices: [proceed, rollback, pause]
     default: proceed
   message:
     description:
@@ -247,6 +248,13 @@ rollback:
   description: With O(decide=analysis), whether the verdict sends traffic back.
   returned: when decide is analysis
   type: bool
+pause:
+  description:
+    - With O(decide=analysis), whether the release holds for a person (O(on_inconclusive)
+      V(pause) and nothing measured the colour healthy), to be finished by
+      C(bluegreen promote) or C(bluegreen rollback).
+  returned: when decide is analysis
+  type: bool
 message:
   description:
     - With O(decide=plan), the plan's journal line; with O(decide=analysis), why the
@@ -264,6 +272,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_flow import (
     analysis_failure,
     maintenance_report,
+    pauses,
     record_from_params,
     release_plan,
     restore_failed_message,
@@ -292,7 +301,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     result=dict(type="dict", default={}),
     colour=dict(type="str", default=""),
     on_warning=dict(type="str", choices=["proceed", "rollback"], default="proceed"),
-    on_inconclusive=dict(type="str", choices=["proceed", "rollback"], default="proceed"),
+    on_inconclusive=dict(type="str", choices=["proceed", "rollback", "pause"], default="proceed"),
     message=dict(type="str", default=""),
     snapshot_id=dict(type="str", default=""),
     error=dict(type="str", default=""),
@@ -325,8 +334,10 @@ def decided(params: dict[str, Any]) -> dict[str, Any]:
         }
     if decide == "analysis":
         policy = (params["on_warning"], params["on_inconclusive"])
+        decision = params["result"].get("decision") or {}
         return {
-            "rollback": rolls_back(params["result"].get("decision") or {}, *policy),
+            "rollback": rolls_back(decision, *policy),
+            "pause": pauses(decision, *policy),
             "message": analysis_failure(params["result"], params["colour"], *policy),
         }
     if decide == "maintenance":

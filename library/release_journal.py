@@ -315,6 +315,12 @@ rollback_refused_versions:
   returned: success and O(state=read)
   type: dict
   sample: {"2.0.1+crash": "marked bad"}
+paused:
+  description:
+    - The release that went live unverified and waits for a person (C(bluegreen promote)
+      or C(bluegreen rollback)), as in RV(releases); V(null) when none does.
+  returned: success and O(state=read)
+  type: dict
 version_states:
   description:
     - Each version's newest release, not counting ones that found it live already. Its
@@ -342,6 +348,7 @@ from datetime import datetime
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_history import (
     last_verified,
+    paused_release,
     recovery_action,
     rollback_refused_versions,
     summarize,
@@ -453,6 +460,7 @@ def read(module: AnsibleModule) -> None:
         rollback_refused_versions=rollback_refused_versions(summaries, params["allow_unverified"]),
         last_verified=verified.as_dict() if verified else None,
         version_states=version_states(summaries),
+        paused=paused.as_dict() if (paused := paused_release(summaries)) else None,
         skipped_lines=[
             {"line_number": line.line_number, "reason": line.reason} for line in records.skipped
         ],

@@ -36,8 +36,12 @@ options:
       - V(present) takes the lock (or confirms that O(lock_id) still holds it).
       - V(absent) releases the lock held under O(lock_id), or any lock with O(force=true).
       - V(query) only reports the lock (RV(holder), RV(stale), RV(age_seconds)).
+      - V(paused) keeps the lock held under O(lock_id) for a release that went live
+        unverified and waits for a person. A paused lock never goes stale and is not
+        taken over when its controller has gone; only a task given O(takeover_paused)
+        (C(bluegreen promote), C(bluegreen rollback)) takes it over.
     type: str
-    choices: [ absent, present, query ]
+    choices: [ absent, paused, present, query ]
     default: present
   owner:
     description:
@@ -77,6 +81,12 @@ options:
       - The holder taken over is returned in RV(taken_over); the caller is expected to
         recover that release (the journal says how far it got).
     type: str
+  takeover_paused:
+    description:
+      - With O(takeover_lock_id), take over the lock of a paused release (see
+        V(paused) in O(state)); without it such a lock is refused, naming what to do.
+    type: bool
+    default: false
   controller:
     description:
       - With O(takeover_lock_id), the name of the controller asking (as recorded in
@@ -231,6 +241,7 @@ from ansible.module_utils.release_lock import (
     ObservedLock,
     acquire_refused_message,
     decide_acquire,
+    decide_pause,
     decide_release,
     decide_takeover,
     lock_age_seconds,
@@ -240,6 +251,7 @@ from ansible.module_utils.release_lock import (
     owner_json,
     owner_process_gone,
     owner_record,
+    paused_record,
     release_refused_message,
     takeover_refused_message,
 )
@@ -348,7 +360,9 @@ def take_over(module: AnsibleModule, now: datetime) -> dict:
             observed.holder, params["controller"] or "", params["holder_process_started"] or None
         )
         stale = lock_is_stale(observed, now, params["lease_seconds"])
-        decision = decide_takeover(observed, params["takeover_lock_id"], gone, stale)
+        decision = decide_takeover(
+            observed, params["takeover_lock_id"], gone, stale, params["takeover_paused"]
+        )
         if decision.action == "refuse":
             refuse(
                 module,
@@ -374,6 +388,46 @@ def take_over(module: AnsibleModule, now: datetime) -> dict:
         age_seconds=0,
         taken_over=observed.holder if decision.action == "takeover" else None,
         owner_gone=gone,
+        diff=diff_of(path, observed.holder, record),
+    )
+
+
+def write_owner(module: AnsibleModule, path: str, record: dict) -> None:
+    """Replace owner.json of a held lock atomically."""
+    fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path)
+    with os.fdopen(fd, "w", encoding="utf-8") as temp_file:
+        temp_file.write(owner_json(record))
+        temp_file.flush()
+        os.fsync(temp_file.fileno())
+    os.chmod(temp_path, 0o644)
+    module.atomic_move(temp_path, os.path.join(path, OWNER_FILE))
+
+
+def pause(module: AnsibleModule, now: datetime) -> dict:
+    """Keep our lock for a release that waits for a person."""
+    params = module.params
+    path = params["path"]
+    observed = read_lock(path)
+    decision = decide_pause(observed, params["lock_id"])
+    if decision.action == "refuse":
+        refuse(
+            module,
+            release_refused_message(
+                path, observed, now, params["lease_seconds"], params["lock_id"]
+            ).replace("so it was not released", "so it was not paused"),
+            observed,
+            now,
+        )
+    record = paused_record(observed.holder or {}, now) if decision.changed else observed.holder
+    if decision.changed and not module.check_mode:
+        write_owner(module, path, record or {})
+    return dict(
+        changed=decision.changed,
+        acquired=True,
+        lock_id=observed.lock_id,
+        holder=record,
+        stale=False,
+        age_seconds=lock_age_seconds(observed, now),
         diff=diff_of(path, observed.holder, record),
     )
 
@@ -464,11 +518,14 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            state=dict(type="str", default="present", choices=["absent", "present", "query"]),
+            state=dict(
+                type="str", default="present", choices=["absent", "paused", "present", "query"]
+            ),
             owner=dict(type="dict", default={}),
             lock_id=dict(type="str"),
             force=dict(type="bool", default=False),
             takeover_lock_id=dict(type="str"),
+            takeover_paused=dict(type="bool", default=False),
             controller=dict(type="str"),
             holder_process_started=dict(type="str"),
             lease_seconds=dict(type="int", default=3600),
@@ -488,10 +545,15 @@ def main() -> None:
             msg="state=absent needs the lock_id returned when the lock was taken"
             " (or force=true to break a lock whatever its id)"
         )
+    if params["state"] == "paused" and not params["lock_id"]:
+        module.fail_json(
+            msg="state=paused needs the lock_id returned when the lock was taken: only the"
+            " release that holds the lock can keep it paused"
+        )
 
     now = datetime.now(UTC)
     try:
-        actions = {"present": acquire, "absent": release, "query": query}
+        actions = {"present": acquire, "absent": release, "query": query, "paused": pause}
         result = actions[params["state"]](module, now)
     except PermissionError as exc:
         module.fail_json(

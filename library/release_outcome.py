@@ -27,7 +27,7 @@ options:
       - The command being finished.
     type: str
     required: true
-    choices: [release, rollback, backup, restore]
+    choices: [release, rollback, promote, backup, restore]
   failure:
     description:
       - The failed step as the failure entry point of the C(bluegreen_release) role recorded
@@ -54,7 +54,7 @@ options:
     description:
       - The outcome when the command succeeded and changed something.
     type: str
-    choices: [released, rolled_back, backed_up, restored]
+    choices: [released, rolled_back, promoted, backed_up, restored]
     default: released
   success_message:
     description:
@@ -67,6 +67,14 @@ options:
       - The post-switch analysis result (C(golden_signals) with C(analysis)), whose
         C(decision) the released message quotes; none when it did not run.
     type: dict
+  paused:
+    description:
+      - Whether the post-switch analysis held the release for a person (nothing measured
+        the new colour healthy and the policy is to pause). A release that did not fail
+        then ends V(paused), live with the lock held until C(bluegreen promote) or
+        C(bluegreen rollback).
+    type: bool
+    default: false
   recover_action:
     description:
       - What the recovery of an interrupted release did (C(bluegreen_recover_plan.action),
@@ -152,8 +160,8 @@ EXAMPLES = r"""
 RETURN = r"""
 outcome:
   description:
-    - V(released), V(rolled_back), V(backed_up), V(restored), V(unchanged),
-      V(failed_before_switch) or V(failed).
+    - V(released), V(unverified), V(paused), V(rolled_back), V(backed_up),
+      V(restored), V(promoted), V(unchanged), V(failed_before_switch) or V(failed).
   returned: always
   type: str
   sample: failed_before_switch
@@ -184,6 +192,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     success_outcome=dict(type="str", choices=list(SUCCESS_OUTCOMES), default="released"),
     success_message=dict(type="str", default=""),
     analysis=dict(type="dict"),
+    paused=dict(type="bool", default=False),
     recover_action=dict(type="str"),
     recover_message=dict(type="str"),
     recover_only=dict(type="bool", default=False),

@@ -32,6 +32,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     FAILED_BEFORE_SWITCH = 3
     ROLLED_BACK = 4
+    PAUSED = 5
 
 
 # What each exit code means, as ``bluegreen --help`` lists it.
@@ -41,6 +42,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.USAGE: "bad usage or input",
     ExitCode.FAILED_BEFORE_SWITCH: "release failed before the switch; traffic unchanged",
     ExitCode.ROLLED_BACK: "release switched, then rolled back to the previous colour",
+    ExitCode.PAUSED: "release live but unverified, paused for `bluegreen promote` or rollback",
 }
 
 # What the CLI's closing line says before the command's message, by exit code.
@@ -50,6 +52,7 @@ CLOSING_LABELS: dict[ExitCode, str] = {
     ExitCode.USAGE: "refused, nothing changed: ",
     ExitCode.FAILED_BEFORE_SWITCH: "failed before the switch, traffic unchanged: ",
     ExitCode.ROLLED_BACK: "rolled back to the previous colour: ",
+    ExitCode.PAUSED: "paused, waiting for a person: ",
 }
 
 # The outcomes bluegreen_release's finish (the release_outcome module) decides itself,
@@ -61,6 +64,9 @@ FAILURE_OUTCOMES = (FAILED_BEFORE_SWITCH, FAILED)
 # A release that went live while nothing measured it healthy (its post-switch analysis
 # was inconclusive or off): live, but never called verified nor a rollback target.
 UNVERIFIED = "unverified"
+# The same, held for a person (policy pause): live, lock held, until `bluegreen promote`
+# keeps it or `bluegreen rollback` sends traffic back.
+PAUSED = "paused"
 
 # A run the operator stopped (Ctrl-C): the CLI reports this outcome itself, with the exit
 # code of what the recovery of the stopped command did (release_history's RecoveryAction).
@@ -98,6 +104,7 @@ COMMANDS: dict[str, Command] = {
             {
                 "released": ExitCode.OK,
                 UNVERIFIED: ExitCode.OK,
+                PAUSED: ExitCode.PAUSED,
                 UNCHANGED: ExitCode.OK,
                 FAILED_BEFORE_SWITCH: ExitCode.FAILED_BEFORE_SWITCH,
                 "rolled_back": ExitCode.ROLLED_BACK,
@@ -120,6 +127,18 @@ COMMANDS: dict[str, Command] = {
             closing_step="rollback",
             success_outcome="rolled_back",
             moves_traffic=True,
+        ),
+        # Keeps a paused release (its colour stays live) and frees the lock: moves nothing.
+        Command(
+            "promote",
+            {
+                "promoted": ExitCode.OK,
+                "refused": ExitCode.USAGE,
+                FAILED_BEFORE_SWITCH: ExitCode.FAILED,
+                FAILED: ExitCode.FAILED,
+            },
+            closing_step="promote",
+            success_outcome="promoted",
         ),
         # A backup or a restore moves no traffic: failing "before the switch" is failing.
         Command(
@@ -191,6 +210,8 @@ STATES: tuple[str, ...] = (
     "active",
     "verified",
     "unverified",
+    "paused",
+    "promoted",
     "rolled-back",
     "bad",
     "failed",
@@ -220,6 +241,7 @@ EVENTS: dict[str, Event] = {
         Event("failure", "FAILED", "danger", "critical"),
         Event("rollback", "ROLLED BACK", "warning", "warning"),
         Event("unverified", "went live UNVERIFIED", "warning", "warning"),
+        Event("paused", "PAUSED, waiting for a person", "warning", "warning"),
     )
 }
 # An outcome nobody knows is announced as a failure: it may hide one.
@@ -249,6 +271,19 @@ OUTCOMES: dict[str, Outcome] = {
             "healthy (its post-switch analysis was inconclusive or off)",
             "unverified",
             "neutral",
+        ),
+        Outcome(
+            PAUSED,
+            "paused: the new version serves all traffic but nothing measured it healthy; "
+            "the release holds the lock until `bluegreen promote` or `bluegreen rollback`",
+            "paused",
+            "neutral",
+        ),
+        Outcome(
+            "promoted",
+            "promoted: a person kept the paused release; the lock is free",
+            "success",
+            "good",
         ),
         Outcome(
             UNCHANGED,

@@ -320,6 +320,7 @@ COMMAND_RULES: dict[str, dict[str, Rule]] = {
     "rollback": {**ROLLBACK_RULES, **RECOVER_RULES},
     "restore": RESTORE_RULES,
     "maintenance": {"lock": Rule((NOT_FAILED,)), "maintenance_toggle": Rule((NOT_FAILED,))},
+    "promote": {"lock": Rule((NOT_FAILED,)), "finish": Rule()},
 }
 COMMAND_STEPS: dict[str, tuple[str, ...]] = {
     "release": RELEASE_STEPS,
@@ -335,6 +336,7 @@ COMMAND_STEPS: dict[str, tuple[str, ...]] = {
     ),
     "restore": tuple(RESTORE_RULES),
     "maintenance": ("lock", "maintenance_toggle"),
+    "promote": ("lock", "finish"),
 }
 
 
@@ -456,6 +458,15 @@ def rolls_back(decision: Mapping[str, Any], on_warning: str, on_inconclusive: st
     if action != "fail":
         return False
     return verdict == "critical" or (verdict == "inconclusive" and on_inconclusive == "rollback")
+
+
+def pauses(decision: Mapping[str, Any], on_warning: str, on_inconclusive: str) -> bool:
+    """Whether the release holds for a person: the colour stays live but nothing measured
+    it healthy (the analysis did not pass) and the policy for that is ``pause``. A
+    verdict that sends traffic back never pauses."""
+    if decision.get("action") == "pass" or rolls_back(decision, on_warning, on_inconclusive):
+        return False
+    return on_inconclusive == "pause"
 
 
 def analysis_failure(

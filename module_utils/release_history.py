@@ -7,7 +7,9 @@ into one summary per release, with the release state machine of DESIGN.md:
 
     prepared -> active -> verified -> rolled-back
        |           |    +-> unverified -> rolled-back   (live, but its post-switch
-       |           |                                    analysis was inconclusive or off)
+       |           |    |                               analysis was inconclusive or off)
+       |           |    +-> paused -> promoted | rolled-back   (the same, held for a
+       |           |                                    person: promote or rollback)
        +-----------+-> bad           (a failed deploy, migration or analysis)
 
 plus ``failed`` for a release that stopped before anything of it ran (preflight, lock,
@@ -31,6 +33,8 @@ from typing import Any
 # CLI and the report read the same table.
 from ansible.module_utils.release_contract import CLOSING_STEPS, FAILURE_OUTCOMES, UNVERIFIED
 
+# States of a release whose version went live and stayed live when it ended.
+LIVE_STATES = ("verified", "unverified", "paused", "promoted")
 # Steps after which a failure means the version itself misbehaved.
 VERSION_STEPS = ("deploy", "migrate", "health", "pre_switch_analysis", "analysis", "switch")
 
@@ -54,6 +58,8 @@ class ReleaseSummary:
     steps: list[str] = field(default_factory=list)
     failed_step: str | None = None
     recovered_by: str | None = None
+    # For a promote: the paused release it kept.
+    promoted: str | None = None
     # Passed its post-switch analysis (or was kept by policy) at some point.
     verified: bool = False
     # What each host of the target colour ran before: where a recovery puts it back.
@@ -146,6 +152,7 @@ def _summarize(release_id: str, records: Sequence[Mapping[str, Any]]) -> Release
             summary.version = evidence.get("version") or summary.version
             summary.colour = evidence.get("colour") or summary.colour
             summary.previous_colour = evidence.get("previous_colour") or summary.previous_colour
+            summary.promoted = evidence.get("promoted") or summary.promoted
     summary.state = _state(summary, records)
     summary.verified = summary.state == "verified" and summary.command == "release"
     return summary
@@ -187,6 +194,8 @@ def _state(summary: ReleaseSummary, records: Sequence[Mapping[str, Any]]) -> str
         return "verified"
     if summary.outcome == UNVERIFIED:
         return "unverified"
+    if summary.outcome == "paused":
+        return "paused"
     if summary.outcome == "unchanged":
         return "unchanged"
     if summary.outcome == "rolled_back":
@@ -215,13 +224,23 @@ def _apply_recoveries(
         target.verified = target.state == "verified"
 
 
+def _apply_promotions(summaries: Mapping[str, ReleaseSummary]) -> None:
+    """A promote keeps the paused release it names: a person accepted it."""
+    for summary in summaries.values():
+        if summary.command != "promote" or summary.outcome != "promoted":
+            continue
+        target = summaries.get(str(summary.promoted))
+        if target is not None and target.state == "paused":
+            target.state = "promoted"
+
+
 def _apply_rollbacks(summaries: Sequence[ReleaseSummary]) -> None:
     """A manual rollback takes traffic from the release live on its colour."""
     for index, summary in enumerate(summaries):
         if summary.command != "rollback" or summary.outcome != "rolled_back":
             continue
         for earlier in reversed(summaries[:index]):
-            if earlier.command == "release" and earlier.state in ("verified", "unverified"):
+            if earlier.command == "release" and earlier.state in LIVE_STATES:
                 if earlier.colour == summary.previous_colour:
                     earlier.state = "rolled-back"
                 break
@@ -232,6 +251,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[ReleaseSummary]:
     record_list = list(records)
     summaries = {rid: _summarize(rid, recs) for rid, recs in _grouped(record_list).items()}
     _apply_recoveries(summaries, record_list)
+    _apply_promotions(summaries)
     ordered = list(summaries.values())
     _apply_rollbacks(ordered)
     for summary in ordered:
@@ -256,6 +276,11 @@ def unfinished_release(
         if lock_id is None or summary.lock_id == lock_id:
             return summary
     return None
+
+
+def paused_release(summaries: Sequence[ReleaseSummary]) -> ReleaseSummary | None:
+    """The release that waits for a person (`bluegreen promote` or rollback), if any."""
+    return next((s for s in reversed(summaries) if s.state == "paused"), None)
 
 
 def last_verified(
@@ -307,7 +332,7 @@ def rollback_refused_versions(
         seen[version] = summary
         if summary.state == "bad":
             verdicts[version] = f"marked bad by release {summary.release_id}"
-        elif summary.verified:
+        elif summary.verified or summary.state == "promoted":
             verdicts[version] = ""
     refused = {version: reason for version, reason in verdicts.items() if reason}
     for version, summary in seen.items():

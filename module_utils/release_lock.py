@@ -24,7 +24,7 @@ UTC = timezone.utc  # noqa: UP017
 
 OWNER_FILE = "owner.json"
 # Keys the lock itself writes into owner.json; the caller's owner dict may not reuse them.
-RESERVED_OWNER_KEYS = ("lock_id", "acquired_at", "lease_seconds")
+RESERVED_OWNER_KEYS = ("lock_id", "acquired_at", "lease_seconds", "paused")
 BREAK_COMMAND = "bluegreen lock break {lock_id}"
 FORCE_BREAK_COMMAND = "bluegreen lock break --force"
 
@@ -52,16 +52,21 @@ class ObservedLock:
     def lock_id(self) -> str | None:
         return None if self.holder is None else self.holder.get("lock_id")
 
+    @property
+    def paused(self) -> bool:
+        """Held by a release that went live unverified and waits for a person."""
+        return self.holder is not None and isinstance(self.holder.get("paused"), dict)
+
 
 @dataclass(frozen=True)
 class LockDecision:
     """What the module should do, and whether that changes anything."""
 
-    action: Literal["acquire", "keep", "release", "none", "refuse", "takeover"]
+    action: Literal["acquire", "keep", "release", "none", "refuse", "takeover", "pause"]
 
     @property
     def changed(self) -> bool:
-        return self.action in ("acquire", "release", "takeover")
+        return self.action in ("acquire", "release", "takeover", "pause")
 
 
 def format_utc(moment: datetime) -> str:
@@ -146,6 +151,8 @@ def lock_is_stale(observed: ObservedLock, now: datetime, default_lease_seconds: 
     and only an operator (or a later liveness check of the owner's process, which
     belongs in this function) can tell that it is dead.
     """
+    if observed.paused:
+        return False  # it waits for a person, however long that takes
     age = lock_age_seconds(observed, now)
     return age is not None and age > lease_of(observed, default_lease_seconds)
 
@@ -160,15 +167,44 @@ def decide_acquire(observed: ObservedLock, lock_id: str | None) -> LockDecision:
 
 
 def decide_takeover(
-    observed: ObservedLock, takeover_lock_id: str, holder_gone: bool, stale: bool
+    observed: ObservedLock,
+    takeover_lock_id: str,
+    holder_gone: bool,
+    stale: bool,
+    takeover_paused: bool = False,
 ) -> LockDecision:
     """Take over the lock of a dead release: only the lock that was examined (its id),
-    and only when its owner is known to be gone or it outlived its lease."""
+    and only when its owner is known to be gone or it outlived its lease. A paused
+    release's lock is taken over only by a command that finishes it (promote, rollback),
+    never because its controller has gone: pausing is how it ends."""
     if not observed.exists:
         return LockDecision("acquire")
     if observed.lock_id != takeover_lock_id:
         return LockDecision("refuse")
+    if observed.paused:
+        return LockDecision("takeover" if takeover_paused else "refuse")
     return LockDecision("takeover" if holder_gone or stale else "refuse")
+
+
+def decide_pause(observed: ObservedLock, lock_id: str | None) -> LockDecision:
+    """Mark the lock held under lock_id as paused (once); anyone else's is refused."""
+    if not observed.exists or not lock_id or observed.lock_id != lock_id:
+        return LockDecision("refuse")
+    return LockDecision("keep" if observed.paused else "pause")
+
+
+def paused_record(holder: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """owner.json of a lock its release keeps while it waits for a person."""
+    return {**holder, "paused": {"since": format_utc(now)}}
+
+
+def paused_advice(observed: ObservedLock) -> str:
+    """What to do about a paused release's lock."""
+    since = (observed.holder or {}).get("paused", {}).get("since", "an unknown time")
+    return (
+        f"that release went live unverified and is PAUSED for a person since {since}: run "
+        "`bluegreen promote` to keep it or `bluegreen rollback` to send traffic back"
+    )
 
 
 def takeover_refused_message(
@@ -185,6 +221,8 @@ def takeover_refused_message(
             f"{summary}; it is no longer lock {takeover_lock_id}, which was to be taken over,"
             " so another release took the lock meanwhile: wait for it to finish"
         )
+    if observed.paused:
+        return f"{summary}; {paused_advice(observed)}"
     return (
         f"{summary}; its owner is not known to be gone and its lease has not run out, so it"
         f" was not taken over: wait for it to finish, or {break_advice(observed)}"
@@ -296,6 +334,8 @@ def acquire_refused_message(
             f"{summary}. Another release may be taking the lock at this very moment, or one"
             f" crashed while taking it; {break_advice(observed)}"
         )
+    if observed.paused:
+        return f"{summary}; {paused_advice(observed)}"
     return f"{summary}; wait for it to finish, or {break_advice(observed)}"
 
 

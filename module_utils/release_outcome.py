@@ -30,6 +30,7 @@ from ansible.module_utils.release_contract import (
     FAILED,
     FAILED_BEFORE_SWITCH,
     FINISHED_COMMANDS,
+    PAUSED,
     UNCHANGED,
     UNVERIFIED,
 )
@@ -40,7 +41,7 @@ COMMANDS = FINISHED_COMMANDS
 SUCCESS_OUTCOMES = tuple(
     dict.fromkeys(str(CONTRACT_COMMANDS[name].success_outcome) for name in COMMANDS)
 )
-OUTCOMES = (*SUCCESS_OUTCOMES, UNVERIFIED, UNCHANGED, FAILED_BEFORE_SWITCH, FAILED)
+OUTCOMES = (*SUCCESS_OUTCOMES, UNVERIFIED, PAUSED, UNCHANGED, FAILED_BEFORE_SWITCH, FAILED)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class CommandFacts:
     success_outcome: str = "released"
     success_message: str = ""
     analysis: Mapping[str, Any] | None = None
+    paused: bool = False
     recover_action: str | None = None
     recover_message: str | None = None
     recover_only: bool = False
@@ -130,6 +132,7 @@ def facts_from_params(params: Mapping[str, Any]) -> CommandFacts:
         success_outcome=text("success_outcome", "released"),
         success_message=text("success_message", ""),
         analysis=params.get("analysis"),
+        paused=bool(params.get("paused")),
         recover_action=params.get("recover_action"),
         recover_message=params.get("recover_message"),
         recover_only=bool(params.get("recover_only")),
@@ -159,7 +162,7 @@ def release_outcome(facts: CommandFacts) -> str:
     if facts.unchanged:
         return UNCHANGED
     if facts.success_outcome == "released" and unverified_reason(facts.analysis):
-        return UNVERIFIED
+        return PAUSED if facts.paused else UNVERIFIED
     return facts.success_outcome
 
 
@@ -196,6 +199,12 @@ def released_message(facts: CommandFacts, outcome: str = "released") -> str:
     else:
         kept = f"{facts.live_colour} stays warm for a rollback"
     live = f"{facts.version} is live on {facts.idle_colour}"
+    if outcome == PAUSED:
+        return (
+            f"{live} but {unverified_reason(facts.analysis)}; the release is PAUSED for a "
+            "person, holding the lock: `bluegreen promote` keeps it, `bluegreen rollback` "
+            f"sends traffic back; {kept}"
+        )
     if outcome == UNVERIFIED:
         return (
             f"{live} but UNVERIFIED: {unverified_reason(facts.analysis)}; a rollback goes back "
@@ -236,7 +245,7 @@ def succeeded_message(facts: CommandFacts, outcome: str) -> str | None:
         if facts.unchanged:
             return f"traffic is on {facts.live_colour} already"
         return f"traffic is back on {facts.idle_colour}; {facts.live_colour} stays warm"
-    if outcome in ("released", UNVERIFIED):
+    if outcome in ("released", UNVERIFIED, PAUSED):
         return released_message(facts, outcome)
     if outcome == "unchanged":
         return f"{facts.version} is live on {facts.live_colour} already; nothing to do"

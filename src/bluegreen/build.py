@@ -94,12 +94,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from bluegreen.errors import BluegreenError, InputError
+from bluegreen_module_utils.python_requirement import python_requirement_problem
 
 MANIFEST_NAME = "bluegreen-artifact.json"
 MANIFEST_FORMAT = 1
@@ -754,29 +754,6 @@ def lock_constraints(pins: Iterable[LockedPin]) -> list[str]:
             versions = sorted(Version(entry.version) for entry in entries)
             lines.append(f"{name}>={versions[0]},<={versions[-1]}")
     return lines
-
-
-def python_requirement_problem(requires_python: str | None, host_python: str) -> str | None:
-    """Why hosts running Python ``host_python`` cannot run a project that declares
-    ``requires_python`` (its Requires-Python), or None when they can."""
-    if not requires_python:
-        return None
-    try:
-        accepted = SpecifierSet(requires_python)
-    except InvalidSpecifier:
-        return (
-            f"the project's Requires-Python {requires_python!r} is not a version specifier: "
-            "write it as e.g. '>=3.11' (requires-python in pyproject.toml, python_requires in "
-            "setup.py)"
-        )
-    try:
-        host = Version(host_python)
-    except InvalidVersion:
-        return f"{host_python!r} is not a Python version: give it as X.Y.Z, e.g. 3.11.2"
-    # Judged by the release, as pip does: a host on 3.12.0rc1 runs what needs >=3.12.
-    if accepted.contains(host.base_version):
-        return None
-    return f"the project requires Python {requires_python} but the hosts run {host_python}"
 
 
 def target_tags(hosts: Target) -> frozenset[Tag]:

@@ -429,6 +429,7 @@ _CLOSING_STYLES = {
     ExitCode.USAGE: ("✘", "bold red"),
     ExitCode.FAILED_BEFORE_SWITCH: ("✘", "bold yellow"),
     ExitCode.ROLLED_BACK: ("↩", "bold yellow"),
+    ExitCode.PAUSED: ("⏸", "bold yellow"),
 }
 
 
@@ -623,6 +624,36 @@ def rollback(
             verbose,
         )
         _finish("rollback", result, json_output)
+
+
+@app.command(
+    epilog=_examples("bluegreen promote", "bluegreen promote -i lab --json"),
+)
+def promote(
+    ctx: typer.Context,
+    inventory: InventoryOption = None,
+    app_name: AppOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """Keep the release that is paused for a person, and free the release lock.
+
+    A release pauses when its post-switch analysis measured nothing healthy and the
+    inventory's policy is to pause (the default for production inventories): its colour
+    serves all traffic, but nobody has vouched for it. Promote keeps it (it becomes a
+    rollback target); `bluegreen rollback` sends traffic back instead. Exits 0 when
+    promoted, 2 when nothing is paused, 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        result = _run(
+            "promote",
+            _project(ctx),
+            lock_extravars(None, app_name),
+            inventory,
+            json_output,
+            verbose,
+        )
+        _finish("promote", result, json_output)
 
 
 @app.command(
@@ -898,6 +929,8 @@ def _confirm(question: str) -> None:
 HISTORY_STATE_STYLES = {
     "verified": "green",
     "unverified": "bold yellow",
+    "paused": "bold yellow",
+    "promoted": "green",
     "rolled-back": "yellow",
     "bad": "bold red",
     "failed": "red",
@@ -923,7 +956,8 @@ def history(
 
     Read from the journal on the primary load balancer, which every controller writes.
     States: prepared, active, verified, unverified (live, but nothing measured it
-    healthy), rolled-back, bad, failed, interrupted.
+    healthy), paused (the same, waiting for `bluegreen promote` or rollback), promoted,
+    rolled-back, bad, failed, interrupted.
     Exits 0 when the journal was read, 1 otherwise.
     """
     with _reported(ctx, json_output):

@@ -478,7 +478,7 @@ def rollback_advice(
     previous, colour = ev.get("previous_colour"), ev.get("colour")
     command = f"bluegreen rollback -i {inventory}"
     playbook = f"ansible-playbook -i inventories/{inventory} playbooks/rollback.yml"
-    if outcome in ("released", "unverified"):
+    if outcome in ("released", "unverified", "paused"):
         note = (
             f"sends traffic back from {colour} to {previous}, which stayed warm on the"
             " previous release; data is not touched"

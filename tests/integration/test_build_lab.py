@@ -8,6 +8,7 @@ environment marker for the wrong Python leaves behind.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -64,9 +65,15 @@ def rewheeled(wheel: bytes, old: str, new: str) -> bytes:
     return output.getvalue()
 
 
-def repacked_without(source: Path, destination: Path, missing: str) -> None:
-    """``source`` as version BROKEN_VERSION, its wheel of ``missing`` left out."""
-    old_root, new_root = f"sampleapp-{SOURCE_VERSION}", f"sampleapp-{BROKEN_VERSION}"
+def repacked(
+    source: Path,
+    destination: Path,
+    version: str,
+    missing: str | None = None,
+    manifest_changes: dict | None = None,
+) -> None:
+    """``source`` as ``version``: its wheel of ``missing`` left out, its manifest changed."""
+    old_root, new_root = f"sampleapp-{SOURCE_VERSION}", f"sampleapp-{version}"
     contents: dict[str, bytes] = {}
     with tarfile.open(source) as tar:
         for member in tar.getmembers():
@@ -75,13 +82,14 @@ def repacked_without(source: Path, destination: Path, missing: str) -> None:
                 contents[member.name.removeprefix(f"{old_root}/")] = extracted.read()
     manifest = json.loads(contents.pop(MANIFEST_NAME))
     old_wheel = f"{WHEELHOUSE}/{manifest['project_wheel']}"
-    new_wheel = f"{WHEELHOUSE}/sampleapp-{BROKEN_VERSION}-py3-none-any.whl"
-    contents[new_wheel] = rewheeled(contents.pop(old_wheel), SOURCE_VERSION, BROKEN_VERSION)
-    dropped = [name for name in contents if name.startswith(f"{WHEELHOUSE}/{missing}-")]
-    assert len(dropped) == 1, sorted(contents)
-    del contents[dropped[0]]
-    manifest |= {
-        "version": BROKEN_VERSION,
+    new_wheel = f"{WHEELHOUSE}/sampleapp-{version}-py3-none-any.whl"
+    contents[new_wheel] = rewheeled(contents.pop(old_wheel), SOURCE_VERSION, version)
+    if missing:
+        dropped = [name for name in contents if name.startswith(f"{WHEELHOUSE}/{missing}-")]
+        assert len(dropped) == 1, sorted(contents)
+        del contents[dropped[0]]
+    manifest |= (manifest_changes or {}) | {
+        "version": version,
         "project_wheel": new_wheel.removeprefix(f"{WHEELHOUSE}/"),
         "wheels": [
             {"filename": name.removeprefix(f"{WHEELHOUSE}/")}
@@ -94,17 +102,25 @@ def repacked_without(source: Path, destination: Path, missing: str) -> None:
     checksum_path(destination).write_text(f"{file_sha256(destination)}  {destination.name}\n")
 
 
-@pytest.fixture
-def broken_artifact() -> Iterator[Path]:
-    """artifacts/sampleapp-BROKEN_VERSION.tar.gz (and .sha256), removed afterwards."""
+@contextlib.contextmanager
+def published(version: str, **changes: object) -> Iterator[Path]:
+    """artifacts/sampleapp-<version>.tar.gz (and .sha256) repacked from SOURCE_VERSION,
+    removed afterwards."""
     source = ROOT / "artifacts" / f"sampleapp-{SOURCE_VERSION}.tar.gz"
-    destination = source.with_name(f"sampleapp-{BROKEN_VERSION}.tar.gz")
-    repacked_without(source, destination, MISSING)
+    destination = source.with_name(f"sampleapp-{version}.tar.gz")
+    repacked(source, destination, version, **changes)
     try:
         yield destination
     finally:
         destination.unlink(missing_ok=True)
         checksum_path(destination).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def broken_artifact() -> Iterator[Path]:
+    """artifacts/sampleapp-BROKEN_VERSION.tar.gz without the wheel of MISSING."""
+    with published(BROKEN_VERSION, missing=MISSING) as path:
+        yield path
 
 
 @pytest.mark.usefixtures("broken_artifact")
@@ -120,6 +136,23 @@ def test_failed_pip_install_names_pips_reason_and_leaves_traffic_alone() -> None
     assert "single1" in message and f"/releases/{BROKEN_VERSION}/venv" in message, message
     assert "--python-version 3.11.2" in message, message
     # Whatever served before (nothing, on a lab's first release) still does.
+    after = live(SINGLE_URL)
+    assert (after.status, after.colour, after.version) == (
+        before.status,
+        before.colour,
+        before.version,
+    )
+
+
+def test_an_artifact_whose_python_the_hosts_lack_is_refused_before_anything_changes() -> None:
+    before = live(SINGLE_URL)
+    with published("1.0.98", manifest_changes={"requires_python": ">=3.12"}):
+        result = bluegreen("release", "--version", "1.0.98", "-i", SINGLE)
+
+    assert result.exit_code == 3, result.report
+    message = result.message
+    assert "requires Python >=3.12 but the hosts run 3.11" in message, message
+    assert "single1" in message and "nothing was changed" in message, message
     after = live(SINGLE_URL)
     assert (after.status, after.colour, after.version) == (
         before.status,

@@ -82,7 +82,7 @@ def test_every_closing_step_is_a_command() -> None:
 
 def test_the_commands_playbooks_close_with_a_journal_step_of_their_name() -> None:
     # recover closes another command's release, not its own: it is no closing step.
-    assert CLOSING_STEPS == ("release", "rollback", "backup", "restore", "maintenance")
+    assert CLOSING_STEPS == ("release", "rollback", "promote", "backup", "restore", "maintenance")
 
 
 def test_every_outcome_of_every_command_has_a_label_and_an_event() -> None:
@@ -99,6 +99,11 @@ def test_every_outcome_of_every_command_has_a_label_and_an_event() -> None:
 CONTRACT = [
     ("release", "released", 0, "success"),
     ("release", "unverified", 0, "unverified"),
+    ("release", "paused", 5, "paused"),
+    ("promote", "promoted", 0, "success"),
+    ("promote", "refused", 2, "failure"),
+    ("promote", "failed_before_switch", 1, "failure"),
+    ("promote", "failed", 1, "failure"),
     ("release", "unchanged", 0, "success"),
     ("release", "failed_before_switch", 3, "failure"),
     ("release", "rolled_back", 4, "rollback"),

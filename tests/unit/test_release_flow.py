@@ -23,6 +23,7 @@ from ansible.module_utils.release_flow import (
     analysis_failure,
     maintenance_report,
     maintenance_request,
+    pauses,
     record_from_facts,
     record_from_params,
     release_plan,
@@ -818,6 +819,22 @@ def test_the_filter_asks_the_same_rules_and_reads_templated_text_as_booleans() -
     assert decide({"failure": {"step": "lock"}}, "snapshot", "backup")["run"] is False
 
 
+def test_the_filter_says_why_a_hosts_python_cannot_run_the_artifact() -> None:
+    path = ROOT / "filter_plugins" / "release_flow.py"
+    spec = importlib.util.spec_from_file_location("bluegreen_filter_release_flow", path)
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    problem = plugin.FilterModule().filters()["bluegreen_python_requirement_problem"]
+
+    assert problem(">=3.12", "3.11.2") == (
+        "the project requires Python >=3.12 but the hosts run 3.11.2"
+    )
+    assert problem(">=3.11", "3.11.2") == ""
+    # An artifact built before the manifest recorded it declares nothing: not refused.
+    assert problem(None, "3.11.2") == "" and problem("", "3.13.5") == ""
+
+
 def test_the_gate_reads_the_controllers_facts_and_the_commands_inputs() -> None:
     facts = {
         "bluegreen_release_unchanged": False,
@@ -834,3 +851,23 @@ def test_the_gate_reads_the_controllers_facts_and_the_commands_inputs() -> None:
     assert (record.quiesced, record.maintenance_was_on, record.data_rollback) == (True, False, True)
     assert record.analysis is False and record.recover_restore is False
     assert record_from_params(record_from_facts({})) == RunRecord()
+
+
+@pytest.mark.parametrize(
+    ("decision", "inconclusive", "paused"),
+    [
+        ({"action": "fail", "verdict": "inconclusive"}, "pause", True),
+        ({"action": "fail", "verdict": "inconclusive"}, "proceed", False),
+        # The rollback policy wins: traffic goes back, nothing waits.
+        ({"action": "fail", "verdict": "inconclusive"}, "rollback", False),
+        # Measured healthy: nothing to wait for.
+        ({"action": "pass", "verdict": "ok"}, "pause", False),
+        ({"action": "pass", "verdict": "warning"}, "pause", False),
+        # Critical always rolls back.
+        ({"action": "fail", "verdict": "critical"}, "pause", False),
+    ],
+)
+def test_only_an_unmeasured_colour_pauses_and_only_when_told_to(
+    decision: dict, inconclusive: str, paused: bool
+) -> None:
+    assert pauses(decision, "proceed", inconclusive) is paused

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from ansible.module_utils.release_history import (
     last_verified,
+    paused_release,
     recovery_action,
     rollback_refused_versions,
     summarize,
@@ -45,7 +46,7 @@ def lock(release_id: str, version: str, colour: str = "green", previous: str = "
 def released(release_id: str, version: str, outcome: str = "released", **kw: Any) -> list[dict]:
     """A whole release that got as far as its outcome says."""
     records = [lock(release_id, version, **kw), record(release_id, "snapshot")]
-    if outcome in ("released", "unverified", "rolled_back"):
+    if outcome in ("released", "unverified", "paused", "rolled_back"):
         records += [record(release_id, "deploy"), record(release_id, "switch")]
         records.append(
             record(release_id, "analysis", "failed" if outcome == "rolled_back" else "ok")
@@ -54,7 +55,7 @@ def released(release_id: str, version: str, outcome: str = "released", **kw: Any
             records.append(record(release_id, "rollback"))
     elif outcome == "failed_before_switch":
         records.append(record(release_id, "deploy", "failed"))
-    final = "ok" if outcome in ("released", "unverified") else "failed"
+    final = "ok" if outcome in ("released", "unverified", "paused") else "failed"
     records.append(record(release_id, "release", final, outcome=outcome, version=version))
     return records
 
@@ -282,3 +283,50 @@ def test_recovery_closes_a_maintenance_window_left_open_restoring_its_snapshot_f
     assert action.action == "restore_idle"
     if closes:
         assert "maintenance window is closed" in action.reason
+
+
+def promote(release_id: str, promoted: str, outcome: str = "promoted") -> list[dict]:
+    return [
+        record(release_id, "lock", command="promote", lock_id=f"lock-{release_id}"),
+        record(release_id, "promote", outcome=outcome, promoted=promoted),
+    ]
+
+
+def test_a_paused_release_waits_and_is_no_rollback_target_until_promoted() -> None:
+    records = released("r1", "1.0.0") + released("r2", "2.0.0", "paused")
+    summaries = summarize(records)
+
+    assert states(records) == {"r1": "verified", "r2": "paused"}
+    assert paused_release(summaries).release_id == "r2"
+    assert "2.0.0" in rollback_refused_versions(summaries)
+    # Not interrupted: it closed itself, so no recovery picks it up.
+    assert unfinished_release(records) is None
+
+
+def test_promote_keeps_the_paused_release_as_a_rollback_target() -> None:
+    records = released("r1", "1.0.0") + released("r2", "2.0.0", "paused") + promote("r3", "r2")
+    summaries = summarize(records)
+
+    assert states(records) == {"r1": "verified", "r2": "promoted", "r3": "done"}
+    assert paused_release(summaries) is None
+    assert "2.0.0" not in rollback_refused_versions(summaries)
+    # A person accepted it; no analysis verified it.
+    assert not summaries[1].verified
+    assert last_verified(summaries).version == "1.0.0"
+
+
+def test_a_failed_promote_leaves_the_release_paused() -> None:
+    records = released("r2", "2.0.0", "paused") + promote("r3", "r2", outcome="failed")
+
+    assert states(records)["r2"] == "paused"
+
+
+def test_a_rollback_of_a_paused_release_ends_it_rolled_back() -> None:
+    records = released("r1", "1.0.0") + released("r2", "2.0.0", "paused")
+    records += [
+        record("r3", "lock", command="rollback", lock_id="lock-r3"),
+        record("r3", "rollback", outcome="rolled_back", previous_colour="green", colour="blue"),
+    ]
+
+    assert states(records)["r2"] == "rolled-back"
+    assert paused_release(summarize(records)) is None

@@ -539,3 +539,96 @@ def test_query_reports_the_holder_without_changing_it(run_module, lock_path: Pat
 
     assert not result["changed"] and result["lock_id"] == first["lock_id"]
     assert result["holder"]["user"] == "alice" and result["age_seconds"] is not None
+
+
+# A release paused for a person keeps its lock
+
+
+def paused_lock(run_module, lock_path: Path) -> dict:
+    """A lock whose controller is gone, kept by its release while it waits for a person."""
+    first = dead_lock(run_module, lock_path)
+    paused = run_module(
+        release_lock.main,
+        {"path": str(lock_path), "state": "paused", "lock_id": first["lock_id"]},
+        diff=True,
+    )
+    assert paused["changed"] and paused["acquired"], paused
+    return first
+
+
+def test_pausing_marks_the_holder_once_and_shows_it_in_the_diff(
+    run_module, lock_path: Path
+) -> None:
+    first = paused_lock(run_module, lock_path)
+
+    on_disk = owner_on_disk(lock_path)
+    assert on_disk["lock_id"] == first["lock_id"] and "since" in on_disk["paused"]
+    again = run_module(
+        release_lock.main, {"path": str(lock_path), "state": "paused", "lock_id": first["lock_id"]}
+    )
+    assert not again["changed"]
+    assert owner_on_disk(lock_path) == on_disk
+
+
+def test_only_the_holder_can_pause_its_lock(run_module, lock_path: Path) -> None:
+    dead_lock(run_module, lock_path)
+
+    other = run_module(
+        release_lock.main, {"path": str(lock_path), "state": "paused", "lock_id": "not-mine"}
+    )
+    missing = run_module(release_lock.main, {"path": str(lock_path), "state": "paused"})
+
+    assert other["failed"] and "not paused" in other["msg"]
+    assert missing["failed"] and "needs the lock_id" in missing["msg"]
+    assert "paused" not in owner_on_disk(lock_path)
+
+
+def test_a_paused_lock_is_not_taken_over_though_its_controller_is_gone(
+    run_module, lock_path: Path
+) -> None:
+    first = paused_lock(run_module, lock_path)
+
+    refused = take(
+        run_module,
+        lock_path,
+        owner=BOB,
+        takeover_lock_id=first["lock_id"],
+        controller="ctl",
+        holder_process_started="",
+    )
+    plain = take(run_module, lock_path, owner=BOB)
+
+    for result in (refused, plain):
+        assert result["failed"] and not result["acquired"]
+        assert "PAUSED" in result["msg"] and "bluegreen promote" in result["msg"]
+        assert "bluegreen rollback" in result["msg"]
+    assert owner_on_disk(lock_path)["lock_id"] == first["lock_id"]
+
+
+def test_promote_and_rollback_take_a_paused_lock_over(run_module, lock_path: Path) -> None:
+    first = paused_lock(run_module, lock_path)
+
+    result = take(
+        run_module,
+        lock_path,
+        owner=BOB,
+        takeover_lock_id=first["lock_id"],
+        takeover_paused=True,
+        controller="another-controller",
+    )
+
+    assert result["changed"] and result["acquired"]
+    assert result["taken_over"]["paused"]
+    assert owner_on_disk(lock_path)["user"] == "bob"
+    assert "paused" not in owner_on_disk(lock_path)
+
+
+def test_a_paused_lock_never_goes_stale() -> None:
+    holder = {"lock_id": "L", "acquired_at": "2026-11-20T00:00:00Z", "lease_seconds": 60}
+    running = observe_lock(True, json.dumps(holder), None)
+    paused = observe_lock(True, json.dumps({**holder, "paused": {"since": "x"}}), None)
+
+    assert lock_is_stale(running, NOW, 60)
+    assert not lock_is_stale(paused, NOW, 60)
+    assert decide_takeover(paused, "L", holder_gone=True, stale=True).action == "refuse"
+    assert decide_takeover(paused, "L", False, False, takeover_paused=True).action == "takeover"

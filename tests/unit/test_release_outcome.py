@@ -73,6 +73,19 @@ CASES: dict[str, tuple[CommandFacts, str, str]] = {
         "no traffic; a rollback goes back to it only with --allow-unverified; blue stays "
         "warm for a rollback",
     ),
+    "released, analysis inconclusive and paused by policy": (
+        facts(analysis=KEPT, paused=True),
+        "paused",
+        "2.0.0 is live on green but its post-switch analysis was inconclusive: no traffic; "
+        "the release is PAUSED for a person, holding the lock: `bluegreen promote` keeps it, "
+        "`bluegreen rollback` sends traffic back; blue stays warm for a rollback",
+    ),
+    "paused asked, but the analysis passed": (
+        facts(analysis=PASSED, paused=True),
+        "released",
+        "2.0.0 is live on green; blue stays warm for a rollback; "
+        "post-switch analysis passed (ok): 3 measurements ok",
+    ),
     "released after recovering an interrupted release": (
         facts(recover_action="close", recover_message=RECOVERED, analysis=PASSED),
         "released",
