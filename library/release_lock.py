@@ -284,18 +284,23 @@ def read_lock(path: str) -> ObservedLock:
     return observe_lock(True, owner_text, mtime)
 
 
+def write_owner(module: AnsibleModule, path: str, record: dict) -> None:
+    """Replace owner.json of a held lock atomically."""
+    fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path)
+    with os.fdopen(fd, "w", encoding="utf-8") as temp_file:
+        temp_file.write(owner_json(record))
+        temp_file.flush()
+        os.fsync(temp_file.fileno())
+    os.chmod(temp_path, 0o644)
+    module.atomic_move(temp_path, os.path.join(path, OWNER_FILE))
+
+
 def create_lock(module: AnsibleModule, path: str, record: dict) -> None:
     """mkdir the lock (raises FileExistsError when taken), then write owner.json atomically."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     os.mkdir(path, 0o755)
     try:
-        fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path)
-        with os.fdopen(fd, "w", encoding="utf-8") as temp_file:
-            temp_file.write(owner_json(record))
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.chmod(temp_path, 0o644)
-        module.atomic_move(temp_path, os.path.join(path, OWNER_FILE))
+        write_owner(module, path, record)
     except BaseException:
         # Do not leave an incomplete lock behind because owner.json could not be written.
         with contextlib.suppress(OSError, LockError):
@@ -390,17 +395,6 @@ def take_over(module: AnsibleModule, now: datetime) -> dict:
         owner_gone=gone,
         diff=diff_of(path, observed.holder, record),
     )
-
-
-def write_owner(module: AnsibleModule, path: str, record: dict) -> None:
-    """Replace owner.json of a held lock atomically."""
-    fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path)
-    with os.fdopen(fd, "w", encoding="utf-8") as temp_file:
-        temp_file.write(owner_json(record))
-        temp_file.flush()
-        os.fsync(temp_file.fileno())
-    os.chmod(temp_path, 0o644)
-    module.atomic_move(temp_path, os.path.join(path, OWNER_FILE))
 
 
 def pause(module: AnsibleModule, now: datetime) -> dict:

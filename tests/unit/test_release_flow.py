@@ -802,14 +802,19 @@ def test_maintenance_reads_on_and_off_as_text_or_yaml_booleans(asked: Any, state
     assert maintenance_request(asked) == state
 
 
-def test_the_filter_asks_the_same_rules_and_reads_templated_text_as_booleans() -> None:
+def filters() -> dict[str, Any]:
+    """The filters of filter_plugins/release_flow.py, loaded as Ansible loads them."""
     path = ROOT / "filter_plugins" / "release_flow.py"
     spec = importlib.util.spec_from_file_location("bluegreen_filter_release_flow", path)
     assert spec is not None and spec.loader is not None
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
-    decide = plugin.FilterModule().filters()["bluegreen_step_decision"]
-    assert plugin.FilterModule().filters()["bluegreen_maintenance_request"]("nope") == ""
+    return plugin.FilterModule().filters()
+
+
+def test_the_filter_asks_the_same_rules_and_reads_templated_text_as_booleans() -> None:
+    decide = filters()["bluegreen_step_decision"]
+    assert filters()["bluegreen_maintenance_request"]("nope") == ""
 
     assert decide({"unchanged": "False"}, "deploy") == {"run": True, "reason": ""}
     assert decide({"unchanged": "True"}, "deploy") == {
@@ -820,12 +825,7 @@ def test_the_filter_asks_the_same_rules_and_reads_templated_text_as_booleans() -
 
 
 def test_the_filter_says_why_a_hosts_python_cannot_run_the_artifact() -> None:
-    path = ROOT / "filter_plugins" / "release_flow.py"
-    spec = importlib.util.spec_from_file_location("bluegreen_filter_release_flow", path)
-    assert spec is not None and spec.loader is not None
-    plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plugin)
-    problem = plugin.FilterModule().filters()["bluegreen_python_requirement_problem"]
+    problem = filters()["bluegreen_python_requirement_problem"]
 
     assert problem(">=3.12", "3.11.2") == (
         "the project requires Python >=3.12 but the hosts run 3.11.2"
