@@ -1020,7 +1020,7 @@ class Alembic:
         else:
             dialect = self.database.dialect if self.database else "postgresql"
             statements = split_statements(completed.stdout, dialect)
-            _, sections = alembic_sql_sections(statements)
+            _, sections = alembic_sql_sections(statements, direction)
             tables = sqlite_tables(self.database.sqlite_path) if self.database else []
             classify_pending(pending, sections, Classifier(dialect, seeded_schema(tables, dialect)))
             plan.executed_sql = [statement.text for statement in statements if statement.tokens]

@@ -189,17 +189,21 @@ def alembic_plan(
     )
 
 
-_MARKER_RE = re.compile(r"^--\s*Running (upgrade|downgrade) (.*?)\s*->\s*(.*?)\s*$")
+# Alembic names the migration function it runs ("upgrade", "downgrade", or whatever a
+# decorator called its wrapper), then the revisions on each side of the arrow.
+_MARKER_RE = re.compile(r"^--\s*Running (\w+) (.*?)\s*->\s*(.*?)\s*$")
 
 
 def alembic_sql_sections(
-    statements: Sequence[Statement],
+    statements: Sequence[Statement], direction: str = "upgrade"
 ) -> tuple[list[Statement], dict[str, list[Statement]]]:
     """Offline SQL split by the ``-- Running upgrade a -> b`` comments Alembic writes.
 
     Returns the statements before the first marker (the version table, BEGIN) and the
     statements of each revision: the new revision for an upgrade, the undone one for a
-    downgrade.
+    downgrade. ``direction`` is the SQL's (``alembic upgrade --sql`` or ``downgrade``):
+    a migration whose function is decorated is marked with its wrapper's name instead
+    of the direction, and its statements must still count for its own revision.
     """
     preamble: list[Statement] = []
     sections: dict[str, list[Statement]] = {}
@@ -208,8 +212,9 @@ def alembic_sql_sections(
         for comment in statement.comments:
             match = _MARKER_RE.match(comment.strip())
             if match:
-                direction, left, right = match.groups()
-                revision = right if direction == "upgrade" else left
+                name, left, right = match.groups()
+                ran = name if name in ("upgrade", "downgrade") else direction
+                revision = right if ran == "upgrade" else left
                 sections.setdefault(revision, [])
         if not statement.tokens:
             continue

@@ -131,6 +131,23 @@ class TestAlembic:
         assert list(sections) == ["0001", "0002"]
         assert sections["0002"][0].text == "ALTER TABLE items ADD COLUMN note TEXT"
 
+    @pytest.mark.parametrize(
+        ("direction", "owner"), [("upgrade", "06884b17c50f"), ("downgrade", "7a9b38559992")]
+    )
+    def test_a_decorated_migrations_statements_are_its_own(
+        self, direction: str, owner: str
+    ) -> None:
+        # ihatemoney 7.x decorates a migration: Alembic names the wrapper, not the direction.
+        sql = (
+            "-- Running wrapper 7a9b38559992 -> 06884b17c50f\n\n"
+            "ALTER TABLE project ALTER COLUMN logging_preference TYPE loggingmode;\n"
+        )
+
+        _, sections = alembic_sql_sections(split_statements(sql), direction)
+
+        assert list(sections) == [owner]
+        assert sections[owner][0].text.startswith("ALTER TABLE project ALTER COLUMN")
+
     def test_downgrade_sections_belong_to_the_undone_revision(self) -> None:
         sql = "-- Running downgrade 0003 -> 0002\n\nALTER TABLE items ADD COLUMN c TEXT;\n"
 
