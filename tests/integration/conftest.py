@@ -38,6 +38,7 @@ DJANGO_SINGLE = os.environ.get("BLUEGREEN_TEST_DJANGO_SINGLE", "lab-django-singl
 INVENTORY_COMMANDS = {
     "release",
     "rollback",
+    "promote",
     "status",
     "verify",
     "backup",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -174,12 +176,22 @@ def test_a_release_nothing_measured_is_unverified_and_no_rollback_target(tmp_pat
     assert bluegreen("rollback").outcome == "rolled_back"  # 2.0.0 live, 2.1.0 warm
 
 
+@contextlib.contextmanager
+def promoted_at_the_end() -> Iterator[None]:
+    """Whatever the test found, no paused release holds the lab's lock afterwards."""
+    try:
+        yield
+    finally:
+        if bluegreen("lock", "status").outcome == "locked":
+            bluegreen("promote")
+
+
 def test_a_production_inventory_pauses_an_unmeasured_release_until_promoted() -> None:
     ensure_live("2.0.0")
     nothing = bluegreen("promote")
     assert nothing.exit_code == 2 and "nothing is paused" in nothing.message, nothing.report
 
-    with inventory_vars(LAB, {"bluegreen_service_production": True}):
+    with inventory_vars(LAB, {"bluegreen_service_production": True}), promoted_at_the_end():
         paused = bluegreen("release", "--version", "2.1.0")  # nobody sends traffic
 
         assert paused.exit_code == 5, paused.report
