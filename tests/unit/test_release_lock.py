@@ -482,17 +482,24 @@ def dead_lock(run_module, lock_path: Path) -> dict:
     return take(run_module, lock_path, owner=owner)
 
 
-def test_takeover_replaces_the_lock_of_a_gone_owner(run_module, lock_path: Path) -> None:
-    first = dead_lock(run_module, lock_path)
-
-    result = take(
+def take_over(run_module, lock_path: Path, lock_id: str, started: str, **args: Any) -> dict:
+    """Bob, on the holder's controller "ctl", taking over lock ``lock_id`` whose holder's
+    process now reads as started at ``started`` ('' when it no longer runs)."""
+    return take(
         run_module,
         lock_path,
         owner=BOB,
-        takeover_lock_id=first["lock_id"],
+        takeover_lock_id=lock_id,
         controller="ctl",
-        holder_process_started="",
+        holder_process_started=started,
+        **args,
     )
+
+
+def test_takeover_replaces_the_lock_of_a_gone_owner(run_module, lock_path: Path) -> None:
+    first = dead_lock(run_module, lock_path)
+
+    result = take_over(run_module, lock_path, first["lock_id"], "")
 
     assert result["changed"] and result["acquired"] and result["owner_gone"]
     assert result["taken_over"]["lock_id"] == first["lock_id"]
@@ -503,14 +510,7 @@ def test_takeover_replaces_the_lock_of_a_gone_owner(run_module, lock_path: Path)
 def test_takeover_refuses_a_living_owner_and_keeps_its_lock(run_module, lock_path: Path) -> None:
     first = dead_lock(run_module, lock_path)
 
-    result = take(
-        run_module,
-        lock_path,
-        owner=BOB,
-        takeover_lock_id=first["lock_id"],
-        controller="ctl",
-        holder_process_started=STARTED,
-    )
+    result = take_over(run_module, lock_path, first["lock_id"], STARTED)
 
     assert result["failed"] and not result["acquired"]
     assert "was not taken over" in result["msg"]
@@ -520,14 +520,7 @@ def test_takeover_refuses_a_living_owner_and_keeps_its_lock(run_module, lock_pat
 def test_takeover_of_a_lock_that_changed_hands_is_refused(run_module, lock_path: Path) -> None:
     dead_lock(run_module, lock_path)
 
-    result = take(
-        run_module,
-        lock_path,
-        owner=BOB,
-        takeover_lock_id="an-older-lock",
-        controller="ctl",
-        holder_process_started="",
-    )
+    result = take_over(run_module, lock_path, "an-older-lock", "")
 
     assert result["failed"] and "another release took the lock meanwhile" in result["msg"]
 
@@ -588,14 +581,7 @@ def test_a_paused_lock_is_not_taken_over_though_its_controller_is_gone(
 ) -> None:
     first = paused_lock(run_module, lock_path)
 
-    refused = take(
-        run_module,
-        lock_path,
-        owner=BOB,
-        takeover_lock_id=first["lock_id"],
-        controller="ctl",
-        holder_process_started="",
-    )
+    refused = take_over(run_module, lock_path, first["lock_id"], "")
     plain = take(run_module, lock_path, owner=BOB)
 
     for result in (refused, plain):
