@@ -5,10 +5,12 @@ release before the switch, naming that host, and traffic stays where it was."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 
 import pytest
-from conftest import bluegreen, labs_up, live, published_port, shell
+from conftest import bluegreen, inventory_vars, labs_up, live, published_port, shell
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_group("fleet")]
 
@@ -129,3 +131,45 @@ def test_a_broken_nginx_configuration_on_lb2_is_refused_naming_it(fleet: None) -
     assert failed.exit_code == 3, failed.report
     assert "nginx -t fails on lb2" in failed.message, failed.message
     assert serving() == before
+
+
+@contextlib.contextmanager
+def promoted_at_the_end() -> Iterator[None]:
+    """Whatever the test found, no paused release holds the fleet's lock afterwards."""
+    try:
+        yield
+    finally:
+        if bluegreen("lock", "status", "-i", FLEET).outcome == "locked":
+            bluegreen("promote", "-i", FLEET)
+
+
+def test_a_production_fleet_pauses_an_unmeasured_release_until_promoted(fleet: None) -> None:
+    before = live(LB_URLS[0]).version
+    target = "1.0.0" if before == "2.0.0" else "2.0.0"
+    nothing = bluegreen("promote", "-i", FLEET)
+    assert nothing.exit_code == 2 and "nothing is paused" in nothing.message, nothing.report
+
+    with inventory_vars(FLEET, {"bluegreen_service_production": True}), promoted_at_the_end():
+        paused = bluegreen("release", "--version", target, "-i", FLEET)  # nobody sends traffic
+
+        assert paused.exit_code == 5, paused.report
+        assert paused.outcome == "paused" and "bluegreen promote" in paused.message
+        colour = live(LB_URLS[0]).colour
+        assert serving() == [(200, colour, target)] * 2  # live on both, held for a person
+        release_id = paused.report["custom_stats"]["bluegreen_release_id"]
+        assert bluegreen("lock", "status", "-i", FLEET).outcome == "locked"
+        # No other release starts meanwhile, and it says why.
+        blocked = bluegreen("release", "--version", str(before), "-i", FLEET)
+        assert blocked.exit_code == 3, blocked.report
+        assert "PAUSED" in blocked.message and "bluegreen promote" in blocked.message
+        assert serving() == [(200, colour, target)] * 2
+
+        promoted = bluegreen("promote", "-i", FLEET)
+
+    assert promoted.exit_code == 0, promoted.report
+    assert promoted.outcome == "promoted" and release_id in promoted.message
+    assert bluegreen("lock", "status", "-i", FLEET).outcome == "free"
+    history = bluegreen("history", "-i", FLEET).report["history"]
+    row = next(r for r in history["releases"] if r["release_id"] == release_id)
+    assert row["state"] == "promoted"
+    assert target not in history["rollback_refused_versions"]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import (
-    LAB,
     LAB_URL,
     ROOT,
     Outcome,
@@ -17,7 +14,6 @@ from conftest import (
     ansible,
     bluegreen,
     ensure_live,
-    inventory_vars,
     live,
     request,
     shell,
@@ -174,49 +170,6 @@ def test_a_release_nothing_measured_is_unverified_and_no_rollback_target(tmp_pat
     assert allowed.exit_code == 0, allowed.report
     assert live().version == "2.1.0"
     assert bluegreen("rollback").outcome == "rolled_back"  # 2.0.0 live, 2.1.0 warm
-
-
-@contextlib.contextmanager
-def promoted_at_the_end() -> Iterator[None]:
-    """Whatever the test found, no paused release holds the lab's lock afterwards."""
-    try:
-        yield
-    finally:
-        if bluegreen("lock", "status").outcome == "locked":
-            bluegreen("promote")
-
-
-def test_a_production_inventory_pauses_an_unmeasured_release_until_promoted() -> None:
-    ensure_live("2.0.0")
-    nothing = bluegreen("promote")
-    assert nothing.exit_code == 2 and "nothing is paused" in nothing.message, nothing.report
-
-    with inventory_vars(LAB, {"bluegreen_service_production": True}), promoted_at_the_end():
-        paused = bluegreen("release", "--version", "2.1.0")  # nobody sends traffic
-
-        assert paused.exit_code == 5, paused.report
-        assert paused.outcome == "paused"
-        assert "bluegreen promote" in paused.message
-        assert live().version == "2.1.0"  # live, but held for a person
-        release_id = paused.report["custom_stats"]["bluegreen_release_id"]
-        assert bluegreen("lock", "status").outcome == "locked"
-        # No other release starts meanwhile, and it says why.
-        blocked = bluegreen("release", "--version", "2.0.0")
-        assert blocked.exit_code == 3, blocked.report
-        assert "PAUSED" in blocked.message and "bluegreen promote" in blocked.message
-        assert live().version == "2.1.0"
-
-        promoted = bluegreen("promote")
-
-    assert promoted.exit_code == 0, promoted.report
-    assert promoted.outcome == "promoted" and release_id in promoted.message
-    assert bluegreen("lock", "status").outcome == "free"
-    history = bluegreen("history").report["history"]
-    row = next(r for r in history["releases"] if r["release_id"] == release_id)
-    assert row["state"] == "promoted"
-    assert "2.1.0" not in history["rollback_refused_versions"]
-    assert bluegreen("rollback").outcome == "rolled_back"  # 2.0.0 live again
-    assert live().version == "2.0.0"
 
 
 def test_rollback_refuses_an_unhealthy_colour_then_returns_to_the_warm_one() -> None:
