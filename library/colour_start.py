@@ -77,11 +77,70 @@ options:
     default: 3
   smoke:
     description:
-      - Routes to request once healthy, each a dict with C(path), the expected C(status)
-        (default 200) and C(method) (default GET).
+      - Routes to request once the colour is healthy, in order. Each answer must have the
+        route's O(smoke[].status) and, when the route says so, contain
+        O(smoke[].expect_text) and hold O(smoke[].expect_json); a wrong answer fails the
+        task, whose message names each wrong one. Only the first MiB of a body is read.
+      - The routes are checked before anything is changed; one that cannot be sent fails
+        the task, named by its index and path, with what to write instead.
+      - Header values and bodies may be secrets from vault. They never appear in the
+        result, a message or a log; routes are shown by header names and body length.
     type: list
     elements: dict
     default: []
+    suboptions:
+      path:
+        description:
+          - Path (and query) to request on 127.0.0.1 at the colour's port. Required; it must
+            start with C(/).
+        type: str
+      method:
+        description: HTTP method.
+        type: str
+        default: GET
+      headers:
+        description:
+          - Request headers, name to value, e.g. C(Authorization) with a bearer token from
+            vault. Each value must be a string.
+          - The values are hidden (C(no_log)) from the result, messages and logs, which name
+            the headers only. They go with a redirect to the same host, never to another.
+        type: dict
+      body:
+        description:
+          - A string sent as the body, as is (UTF-8). Without a C(Content-Type) header urllib
+            sends C(application/x-www-form-urlencoded), as C(curl -d) does.
+          - Hidden like the header values; answers and messages give its length only.
+          - Give O(smoke[].body) or O(smoke[].json), not both.
+        type: raw
+      json:
+        description:
+          - "Any value, sent JSON-encoded, with the header C(Content-Type: application/json)
+            unless O(smoke[].headers) names a Content-Type. V(null) sends no body."
+          - Answers and messages give the body's length only, but the task's arguments show
+            its values as any option's; a secret belongs in O(smoke[].headers), or in
+            O(smoke[].body) (for example C("{{ payload | to_json }}")), which are hidden.
+        type: raw
+      status:
+        description: Status the answer must have.
+        type: int
+        default: 200
+      expect_text:
+        description: Text the answer's body must contain (of its first MiB, the most that is read).
+        type: str
+      expect_json:
+        description:
+          - "Values the answer's JSON body must hold, dotted path to value, e.g.
+            C({status: ok, data.0.id: 1}); a number in the path indexes a list."
+          - The answer must be JSON. Values compare as JSON, so C(1) and C(1.0) are equal but
+            C(1), C("1") and C(true) differ.
+        type: dict
+      follow_redirects:
+        description:
+          - Follow redirects and judge the last answer, as urllib does (a POST's 301, 302 or
+            303 is followed with a GET; its 307 or 308 is not followed).
+          - "V(false) judges the redirect itself, e.g. with O(smoke[].status=302)."
+        type: bool
+        default: true
   version_header:
     description: Response header in which the service names its version; '' skips the check.
     type: str
@@ -93,11 +152,15 @@ options:
   host:
     description: Name of the host in messages (the inventory name); the host's own name by default.
     type: str
+extends_documentation_fragment:
+  - action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - bluegreen contributors
 """
@@ -118,6 +181,32 @@ EXAMPLES = r"""
     smoke: [{path: /}]
     host: "{{ inventory_hostname }}"
   register: started
+
+- name: Start the idle colour and prove it reaches its database, with a token from vault
+  colour_start:
+    name: projects
+    colour: blue
+    version: 1.4.2
+    release_dir: /opt/projects/releases/1.4.2
+    colours_dir: /opt/projects/colours
+    ports: {blue: 8001, green: 8002}
+    smoke:
+      - path: /healthz
+        expect_text: ok
+      - method: POST
+        path: /api/projects
+        headers:
+          Authorization: "Bearer {{ vault_projects_smoke_token }}"
+        json: {name: smoke-test, temporary: true}
+        status: 201
+      - path: /api/status
+        headers:
+          Authorization: "Bearer {{ vault_projects_smoke_token }}"
+        expect_json: {status: ok, data.0.id: 1}
+      - path: /old-login
+        status: 302
+        follow_redirects: false
+    host: "{{ inventory_hostname }}"
 """
 
 RETURN = r"""
@@ -139,9 +228,48 @@ colours:
   type: dict
   returned: unless in check mode
 smoke:
-  description: The smoke routes' answers, per colour.
+  description:
+    - The smoke routes' answers, per colour, in the order of O(smoke).
+    - Header values and bodies are not in them; header names and the body's length are.
   type: dict
   returned: unless in check mode
+  contains:
+    method:
+      description: Method sent.
+      type: str
+    path:
+      description: Path requested.
+      type: str
+    expected:
+      description: Status the answer had to have.
+      type: int
+    status:
+      description: Status of the answer (the last, when redirects were followed); null for none.
+      type: int
+    version:
+      description: Value of O(version_header) in the answer.
+      type: str
+    ok:
+      description: Whether the answer was right (status, text, JSON values).
+      type: bool
+    problem:
+      description: What was wrong with the answer, '' when it was right.
+      type: str
+    error:
+      description: Why nothing answered (or the body could not be read), when so.
+      type: str
+    headers:
+      description: Names of the headers sent (their values are hidden).
+      type: list
+      elements: str
+    body_bytes:
+      description: Length of the body sent, 0 for none.
+      type: int
+  sample:
+    green:
+      - {method: POST, path: /api/projects, expected: 201, status: 500, version: 2.0.0,
+         ok: false, problem: "POST /api/projects answered 500, expected 201", error: null,
+         headers: [Authorization], body_bytes: 42}
 waited_s:
   description: Seconds spent waiting for the colour to get healthy.
   type: float
@@ -156,8 +284,10 @@ check:
   returned: failure
 """
 
+import dataclasses
 import os
 import socket
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.colour_probe import Probe, link_target, unit_state, wait_for_colours
@@ -165,12 +295,40 @@ from ansible.module_utils.colour_state import (
     config_checksum,
     invalid_options,
     restart_reason,
-    smoke_failure_message,
     unhealthy_message,
     unit_name,
     version_mismatch_message,
 )
 from ansible.module_utils.file_system import file_sha256, read_text, write_text_atomic
+from ansible.module_utils.smoke_routes import (
+    ARGUMENT_SPEC_OPTIONS,
+    SmokeRouteError,
+    smoke_failure_message,
+)
+
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "name": {"type": "str", "required": True},
+    "colour": {"type": "str", "required": True, "choices": ["blue", "green"]},
+    "version": {"type": "str", "required": True},
+    "release_dir": {"type": "path", "required": True},
+    "colours_dir": {"type": "path", "required": True},
+    "config_files": {"type": "list", "elements": "path", "default": []},
+    "ports": {"type": "dict", "required": True},
+    "health_path": {"type": "str", "default": "/health"},
+    "timeout": {"type": "float", "default": 5.0},
+    "wait_healthy": {"type": "float", "default": 60.0},
+    "interval": {"type": "float", "default": 0.5},
+    "max_restarts": {"type": "int", "default": 3},
+    "smoke": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": ARGUMENT_SPEC_OPTIONS,
+    },
+    "version_header": {"type": "str", "default": "X-Bluegreen-Version"},
+    "log_lines": {"type": "int", "default": 20},
+    "host": {"type": "str"},
+}
 
 
 def point_link(link: str, target: str) -> None:
@@ -237,32 +395,16 @@ def failure(module: AnsibleModule, unit: str, found: dict, host: str) -> tuple[s
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "name": {"type": "str", "required": True},
-            "colour": {"type": "str", "required": True, "choices": ["blue", "green"]},
-            "version": {"type": "str", "required": True},
-            "release_dir": {"type": "path", "required": True},
-            "colours_dir": {"type": "path", "required": True},
-            "config_files": {"type": "list", "elements": "path", "default": []},
-            "ports": {"type": "dict", "required": True},
-            "health_path": {"type": "str", "default": "/health"},
-            "timeout": {"type": "float", "default": 5.0},
-            "wait_healthy": {"type": "float", "default": 60.0},
-            "interval": {"type": "float", "default": 0.5},
-            "max_restarts": {"type": "int", "default": 3},
-            "smoke": {"type": "list", "elements": "dict", "default": []},
-            "version_header": {"type": "str", "default": "X-Bluegreen-Version"},
-            "log_lines": {"type": "int", "default": 20},
-            "host": {"type": "str"},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     colour = params["colour"]
     problem = invalid_options([colour], params["ports"])
     if problem:
         module.fail_json(msg=problem)
+    try:
+        probe = Probe.from_params(params)
+    except SmokeRouteError as exc:
+        module.fail_json(msg=f"{exc}. Nothing was changed.")
     host = params["host"] or socket.gethostname()
     unit = unit_name(params["name"], colour)
     link = os.path.join(params["colours_dir"], colour)
@@ -291,7 +433,7 @@ def main() -> None:
     if record_changed:
         write_text_atomic(record_path, config_sha256 + "\n")
 
-    probe = Probe.from_params(params, restarts_baseline={colour: restarts_before})
+    probe = dataclasses.replace(probe, restarts_baseline={colour: restarts_before})
     found = wait_for_colours(module, probe, [colour])
     result.update(found)
     check, message = failure(module, unit, found, host)

@@ -36,7 +36,13 @@ options:
       - The requests sent, in turn. Each is a path or a dict with C(path), C(method) (default
         C(GET)) and the expected C(status) (default 200; answers with another status are
         counted as RV(unexpected)).
-      - The release passes the service's smoke routes (C(bluegreen_service_smoke_routes)).
+      - A route sends its method and path only. A smoke route that sets C(headers), C(body)
+        or C(json) is refused rather than sent without them; give headers for every request
+        in O(headers). Other keys of a smoke route (C(expect_text), C(expect_json),
+        C(follow_redirects)) are ignored.
+      - The release passes the service's smoke routes (C(bluegreen_service_smoke_routes))
+        that only read and set no headers and no body (the C(bluegreen_load_step_routes)
+        filter).
     type: list
     elements: raw
     required: true
@@ -212,6 +218,7 @@ from ansible.module_utils.synthetic_load import (
     Route,
     load_step,
     request_cycle,
+    route_secrets,
     schedule,
     summarise,
 )
@@ -307,6 +314,7 @@ def closed_loop(step: LoadStep, send: Send) -> list[Outcome]:
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
+    module.no_log_values.update(route_secrets(params["routes"]))
     try:
         step = load_step(params)
     except LoadError as exc:

@@ -2,10 +2,11 @@
 # Apache License 2.0 (see LICENSE)
 """Reading a colour on its app host: its link, its systemd unit, its health endpoint and
 smoke routes, and waiting for it to get healthy. The I/O colour_state and colour_start
-share; the decisions are module_utils/colour_state.py's."""
+share; the decisions are module_utils/colour_state.py's and module_utils/smoke_routes.py's."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import time
 import urllib.error
@@ -13,13 +14,20 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ansible.module_utils.colour_state import (
     colour_record,
     health_url,
     hopeless,
-    smoke_answer,
     unit_name,
+)
+from ansible.module_utils.smoke_routes import (
+    MAX_BODY_BYTES,
+    Reply,
+    SmokeRoute,
+    smoke_answer,
+    smoke_routes,
 )
 
 
@@ -36,15 +44,18 @@ class Probe:
     interval: float = 0.5
     max_restarts: int = 3
     restarts_baseline: Mapping[str, Any] = field(default_factory=dict)
-    smoke: Sequence[Mapping[str, Any]] = ()
+    smoke: Sequence[SmokeRoute] = ()
     version_header: str = "X-Bluegreen-Version"
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **changes: Any) -> Probe:
         """The probe a module's parameters describe (colour_state's and colour_start's
-        share these names), with ``changes`` over them."""
+        share these names), with ``changes`` over them. Raises SmokeRouteError, naming
+        each route that cannot be sent and its fix."""
         names = [name for name in cls.__dataclass_fields__ if name in params]
-        return cls(**({name: params[name] for name in names} | changes))
+        values = {name: params[name] for name in names} | changes
+        values["smoke"] = tuple(smoke_routes(values.get("smoke") or [], "smoke"))
+        return cls(**values)
 
 
 def link_target(path: str) -> str | None:
@@ -79,18 +90,75 @@ def request(
         return None, None, str(getattr(exc, "reason", exc))
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects as urllib does, but takes the route's headers (their values may
+    be secrets) to the same host only."""
+
+    def __init__(self, route_headers: Sequence[str]) -> None:
+        self.route_headers = route_headers
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urlsplit(newurl).netloc != urlsplit(req.full_url).netloc:
+            for name in self.route_headers:
+                new.remove_header(name.capitalize())  # urllib keeps names capitalized
+        return new
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Leaves a redirect unanswered, so it is judged itself (urllib raises it)."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        return None
+
+
+def _reply(response: Any, status: int, route: SmokeRoute, header: str | None) -> Reply:
+    version = response.headers.get(header) if header else None
+    if not route.reads_body:
+        return Reply(status, version)
+    try:
+        body = response.read(MAX_BODY_BYTES + 1)
+    except (OSError, http.client.HTTPException) as exc:
+        return Reply(status, version, error=str(exc) or type(exc).__name__)
+    charset = response.headers.get_content_charset() or "utf-8"
+    return Reply(status, version, body[:MAX_BODY_BYTES], len(body) > MAX_BODY_BYTES, None, charset)
+
+
+def smoke_reply(url: str, route: SmokeRoute, timeout: float, header: str | None) -> Reply:
+    """Send one smoke route; what came back (at most MAX_BODY_BYTES of the body, read only
+    when the route judges it). Never raises."""
+    redirects = _Redirects(list(route.headers)) if route.follow_redirects else _NoRedirects()
+    request = urllib.request.Request(
+        url,
+        data=route.body,
+        method=route.method,
+        headers={"Connection": "close", **route.request_headers()},
+    )
+    try:
+        with urllib.request.build_opener(redirects).open(request, timeout=timeout) as response:
+            return _reply(response, response.status, route, header)
+    except urllib.error.HTTPError as exc:
+        try:
+            return _reply(exc, exc.code, route, header)
+        finally:
+            exc.close()
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        return Reply(None, error=str(getattr(exc, "reason", exc)) or type(exc).__name__)
+
+
 def smoke_answers(probe: Probe, colour: str) -> list[dict]:
-    answers = []
-    for route in probe.smoke:
-        method = str(route.get("method", "GET")).upper()
-        status, version, error = request(
-            health_url(int(probe.ports[colour]), str(route["path"])),
-            probe.timeout,
-            method,
-            probe.version_header,
+    port = int(probe.ports[colour])
+    return [
+        smoke_answer(
+            route,
+            smoke_reply(health_url(port, route.path), route, probe.timeout, probe.version_header),
         )
-        answers.append(smoke_answer(route, method, status, version, error))
-    return answers
+        for route in probe.smoke
+    ]
 
 
 def read_colours(module: Any, probe: Probe, colours: Sequence[str]) -> dict:

@@ -66,22 +66,6 @@ def hopeless(
     return None
 
 
-def smoke_answer(
-    route: dict, method: str, status: int | None, version: str | None, error: str | None
-) -> dict:
-    """One smoke route's answer, judged against the status it should have."""
-    expected = int(route.get("status", 200))
-    return {
-        "method": method,
-        "path": str(route["path"]),
-        "expected": expected,
-        "status": status,
-        "version": version,
-        "ok": status == expected,
-        "error": error,
-    }
-
-
 def config_checksum(release_dir: str, checksums: list[str | None]) -> str:
     """What a colour starts with, as one SHA-256: its release directory and the checksum
     of each configuration file ('missing' for an absent one), in order."""
@@ -124,25 +108,6 @@ def unhealthy_message(
         f"{gave_up or 'no 200 from ' + health_path} (last answer: "
         f"{record.get('health_status')}{error}). Traffic was not switched. Last log lines: "
         + " | ".join(log_lines)
-    )
-
-
-def smoke_failure_message(colour: str, host: str, answers: list[dict]) -> str:
-    """Why the release stops: smoke routes that answered wrongly ('' when none did)."""
-    parts = []
-    for answer in answers:
-        if answer["ok"]:
-            continue
-        status = answer["status"]
-        got = f"nothing ({answer['error']})" if status is None else str(status)
-        parts.append(
-            f"{answer['method']} {answer['path']} answered {got}, expected {answer['expected']}"
-        )
-    if not parts:
-        return ""
-    return (
-        f"smoke probe failed on the {colour} colour of {host}: {'; '.join(parts)}. "
-        "Traffic was not switched."
     )
 
 

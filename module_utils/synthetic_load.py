@@ -16,6 +16,11 @@ from urllib.parse import urlsplit
 # Methods that change nothing on a well-behaved service (RFC 9110, section 9.2.1).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+# What a smoke route (module_utils/smoke_routes.py) may send besides its method and path.
+# A load step sends none of it, and refuses a route that asks for it rather than send
+# the request without it (a route that needs its token would measure its 401).
+REQUEST_KEYS = ("headers", "body", "json")
+
 
 class LoadError(Exception):
     """A load step that cannot be sent as given; the message says what to change."""
@@ -89,8 +94,10 @@ def _route(entry: Any, allow_unsafe: bool) -> Route:
     if isinstance(entry, str):
         entry = {"path": entry}
     if not isinstance(entry, Mapping) or not str(entry.get("path") or "").startswith("/"):
+        # The path only: the rest of a route may hold a secret (a smoke route's headers).
+        shown = repr(entry.get("path")) if isinstance(entry, Mapping) else repr(entry)
         raise LoadError(
-            f"route {entry!r} needs a path starting with '/', e.g. {{path: /notes?limit=1}}"
+            f"route {shown} needs a path starting with '/', e.g. {{path: /notes?limit=1}}"
         )
     method = str(entry.get("method") or "GET").upper()
     if method not in SAFE_METHODS and not allow_unsafe:
@@ -99,6 +106,13 @@ def _route(entry: Any, allow_unsafe: bool) -> Route:
             f"traffic sends only {', '.join(sorted(SAFE_METHODS))} unless allow_unsafe_methods "
             "is true"
         )
+    sent = [key for key in REQUEST_KEYS if entry.get(key) is not None]
+    if sent:
+        raise LoadError(
+            f"route {method} {entry['path']} sets {' and '.join(sent)}, which the load step "
+            "does not send (it sends each route's method and path); leave the route out, or "
+            "give headers for every request in the headers option, which hides their values"
+        )
     try:
         expected = int(entry.get("status", 200))
     except (TypeError, ValueError) as exc:
@@ -106,6 +120,22 @@ def _route(entry: Any, allow_unsafe: bool) -> Route:
             f"route {entry['path']}: status {entry.get('status')!r} is no number"
         ) from exc
     return Route(method, str(entry["path"]), expected)
+
+
+def route_secrets(routes: Any) -> set[str]:
+    """The header values and bodies of smoke routes given as routes: the module hides them
+    from its result, as they are refused anyway (`routes` cannot be no_log: it would hide
+    every path)."""
+    secrets: set[str] = set()
+    for entry in routes if isinstance(routes, list) else []:
+        if not isinstance(entry, Mapping):
+            continue
+        headers = entry.get("headers")
+        if isinstance(headers, Mapping):
+            secrets.update(str(value) for value in headers.values() if value)
+        if isinstance(entry.get("body"), str) and entry["body"]:
+            secrets.add(entry["body"])
+    return secrets
 
 
 def load_step(params: Mapping[str, Any]) -> LoadStep:

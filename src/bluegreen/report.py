@@ -285,8 +285,10 @@ def _deploy_checks(records: Sequence[Mapping[str, Any]]) -> dict[str, Check]:
     smoke = [dict(a) for a in ev.get("smoke") or [] if isinstance(a, Mapping)]
     if smoke:
         ok = all(a.get("ok") is True for a in smoke)
+        # A wrong answer says what was wrong with it (a status, a text, a JSON value).
         summary = "; ".join(
-            f"{a.get('method', 'GET')} {a.get('path')} -> {a.get('status')} "
+            a.get("problem")
+            or f"{a.get('method', 'GET')} {a.get('path')} -> {a.get('status')} "
             f"(expected {a.get('expected')})"
             for a in smoke
         )

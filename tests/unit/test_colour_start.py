@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.colour_state import (
     config_checksum,
     restart_reason,
-    smoke_failure_message,
     unhealthy_message,
     version_mismatch_message,
 )
+from ansible.module_utils.smoke_routes import smoke_failure_message
 from conftest import RunModule, serving
 
 
@@ -95,9 +96,12 @@ def service() -> Iterator[dict[str, Any]]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             status = state["health"] if self.path == "/health" else 200
-            self.send_response(status if self.path != "/missing" else 404)
+            broken = {"/missing": 404, "/api/projects": 500}
+            self.send_response(broken.get(self.path, status))
             self.send_header("X-Bluegreen-Version", state["version"])
             self.end_headers()
+
+        do_POST = do_GET
 
         def log_message(self, *args: object) -> None:
             pass
@@ -205,3 +209,42 @@ def test_a_wrong_smoke_answer_or_version_stops_the_release(
     version = run_module(colour_start.main, arguments(tmp_path, service["port"]))
     assert version["failed"]
     assert "X-Bluegreen-Version ['1.0'], expected '2.0'" in version["msg"], version["msg"]
+
+
+TOKEN = "Bearer s3cr3t-t0ken-from-vault"
+BODY = '{"name": "smoke", "password": "hunter2-from-vault"}'
+
+
+def test_a_wrong_answer_stops_the_release_naming_the_headers_never_their_values(
+    tmp_path: Path, run_module: RunModule, service: dict, systemd: dict
+) -> None:
+    route = {"path": "/api/projects", "method": "POST", "status": 201,
+             "headers": {"Authorization": TOKEN, "Content-Type": "application/json"},
+             "body": BODY}  # fmt: skip
+
+    result = run_module(colour_start.main, arguments(tmp_path, service["port"], smoke=[route]))
+
+    assert result["failed"] and result["check"] == "smoke"
+    assert (
+        "POST /api/projects answered 500, expected 201 [headers: Authorization (value hidden), "
+        f"Content-Type (value hidden); body of {len(BODY)} bytes]. Traffic was not switched."
+    ) in result["msg"]
+    assert result["smoke"]["green"][0]["headers"] == ["Authorization", "Content-Type"]
+    for secret in ("s3cr3t", "hunter2"):
+        assert secret not in json.dumps(result)
+
+
+def test_a_route_that_cannot_be_sent_changes_nothing(
+    tmp_path: Path, run_module: RunModule, service: dict, systemd: dict
+) -> None:
+    route = {"path": "/api/projects", "method": "POST", "body": BODY, "json": {"a": 1}}
+
+    result = run_module(colour_start.main, arguments(tmp_path, service["port"], smoke=[route]))
+
+    assert result["failed"]
+    assert result["msg"] == (
+        "smoke[0] (POST /api/projects): sets both body and json; keep one (body is sent as is, "
+        "json is sent JSON-encoded). Nothing was changed."
+    )
+    assert not (tmp_path / "colours" / "green").is_symlink()
+    assert systemd["commands"] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 from collections.abc import Iterator
 
 import colour_state
@@ -156,3 +157,162 @@ def test_smoke_routes_are_asked_once_healthy_and_judged(
         ("/health", 200, True),
         ("/missing", 404, False),
     ]
+
+
+# Smoke routes with headers, bodies and expectations, against a real server.
+
+TOKEN = "Bearer s3cr3t-t0ken-from-vault"
+STATUS = {"status": "ok", "data": [{"id": 1}]}
+
+
+@pytest.fixture
+def api_server() -> Iterator[dict]:
+    """A service whose API needs the token; ``state['seen']`` holds every request it got
+    (method, path, headers, body)."""
+    state: dict = {"seen": []}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self, status: int, body: bytes = b"", **headers: str) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name.replace("_", "-"), value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            state["seen"].append((self.command, self.path, dict(self.headers), body))
+            authorized = self.headers.get("Authorization") == TOKEN
+            if self.path == "/health":
+                self.answer(200)
+            elif self.path == "/api/status":
+                self.answer(200, json.dumps(STATUS).encode()) if authorized else self.answer(401)
+            elif self.path == "/api/projects" and self.command == "POST":
+                typed = self.headers.get("Content-Type") == "application/json"
+                ok = authorized and typed and json.loads(body) == {"name": "smoke"}
+                self.answer(201 if ok else 400)
+            elif self.path == "/text":
+                self.answer(200, b"all ok here", Content_Type="text/plain; charset=utf-8")
+            elif self.path == "/html":
+                self.answer(200, b"<html>ok</html>")
+            elif self.path == "/big":
+                self.answer(200, b"a" * (2 * 1024 * 1024) + b"needle")
+            elif self.path == "/redirect":
+                self.answer(302, Location="/api/status")
+            elif self.path == "/away":
+                self.answer(302, Location=f"http://localhost:{state['port']}/api/status")
+            else:
+                self.answer(404)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serving(Handler) as port:
+        state["port"] = port
+        yield state
+
+
+def probe(run_module, tmp_path, port: int, smoke: list) -> dict:
+    return run_module(
+        colour_state.main,
+        {"name": "app", "colours": ["blue"], "ports": {"blue": port},
+         "colours_dir": str(tmp_path), "smoke": smoke},
+    )  # fmt: skip
+
+
+def test_smoke_routes_send_headers_and_json_and_judge_the_answers_body(
+    run_module, tmp_path, api_server, monkeypatch
+):
+    monkeypatch.setattr(colour_probe, "unit_state", lambda module, unit: ("active", 0))
+    auth = {"Authorization": TOKEN}
+
+    result = probe(
+        run_module,
+        tmp_path,
+        api_server["port"],
+        [
+            {"path": "/api/projects", "method": "POST", "headers": auth,
+             "json": {"name": "smoke"}, "status": 201},
+            {"path": "/api/status", "headers": auth,
+             "expect_json": {"status": "ok", "data.0.id": 1}},
+            {"path": "/api/status", "headers": auth,
+             "expect_json": {"data.0.id": 2, "data.1.id": 1}},
+            {"path": "/api/status", "expect_json": {"status": "ok"}},
+            {"path": "/text", "expect_text": "ok"},
+            {"path": "/text", "expect_text": "broken"},
+            {"path": "/html", "expect_json": {"status": "ok"}},
+            {"path": "/big", "expect_text": "needle"},
+            {"path": "/health"},
+        ],
+    )  # fmt: skip
+
+    assert [answer["problem"] for answer in result["smoke"]["blue"]] == [
+        "",
+        "",
+        "GET /api/status answered 200 but data.0.id is 1, expected 2 and data.1.id is missing",
+        "GET /api/status answered 401, expected 200",
+        "",
+        "GET /text answered 200 but its body does not contain 'broken'",
+        "GET /html answered 200 but its body is not JSON",
+        "GET /big answered 200 but its body does not contain 'needle' in its first 1 MiB",
+        "",
+    ]
+    post = next(seen for seen in api_server["seen"] if seen[0] == "POST")
+    assert post[2]["Authorization"] == TOKEN
+    assert post[2]["Content-Type"] == "application/json"
+    assert json.loads(post[3]) == {"name": "smoke"}
+    sent = result["smoke"]["blue"][0]
+    assert (sent["headers"], sent["body_bytes"]) == (["Authorization"], len(post[3]))
+    assert "s3cr3t" not in json.dumps(result)  # nor in the task's echoed arguments
+
+
+def test_redirects_are_followed_with_the_headers_to_the_same_host_only(
+    run_module, tmp_path, api_server, monkeypatch
+):
+    monkeypatch.setattr(colour_probe, "unit_state", lambda module, unit: ("active", 0))
+    auth = {"Authorization": TOKEN}
+
+    result = probe(
+        run_module,
+        tmp_path,
+        api_server["port"],
+        [
+            {"path": "/redirect", "headers": auth, "expect_json": {"status": "ok"}},
+            {"path": "/redirect", "headers": auth, "follow_redirects": False, "status": 302},
+            {"path": "/away", "headers": auth, "status": 401},
+        ],
+    )
+
+    assert [(a["status"], a["ok"]) for a in result["smoke"]["blue"]] == [
+        (200, True),
+        (302, True),
+        (401, True),
+    ]
+    followed = [seen[2].get("Authorization") for seen in api_server["seen"][-4:]]
+    assert followed == [TOKEN, TOKEN, TOKEN, None]
+
+
+def test_a_route_that_cannot_be_sent_fails_before_anything_is_probed(
+    run_module, tmp_path, api_server
+):
+    bad = probe(
+        run_module,
+        tmp_path,
+        api_server["port"],
+        [{"path": "/ok"}, {"path": "health", "headers": {"Authorization": TOKEN + "\n"}}],
+    )
+
+    assert bad["failed"]
+    assert bad["msg"].startswith("smoke[1] (GET health): path must start with '/'; write /health")
+    assert "the value of header Authorization contains a line break" in bad["msg"]
+    assert bad["msg"].endswith("Nothing was probed.")
+    assert "s3cr3t" not in json.dumps(bad)
+    assert api_server["seen"] == []
+
+    unknown = probe(run_module, tmp_path, api_server["port"], [{"path": "/", "expect_txt": "x"}])
+    assert unknown["failed"] and "smoke.expect_txt" in unknown["msg"]
+    assert api_server["seen"] == []

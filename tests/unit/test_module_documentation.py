@@ -14,15 +14,23 @@ MODULES = sorted(
 )
 
 
+def assert_documented(options: dict, spec: dict, where: str = "") -> None:
+    """Each option (and suboption) documented as specified: same names, type, default,
+    choices, elements and required."""
+    assert options.keys() == spec.keys(), where
+    for option, wanted in spec.items():
+        documented = options[option]
+        for key in ("type", "default", "choices", "elements"):
+            assert documented.get(key) == wanted.get(key), (where + option, key)
+        assert documented.get("required", False) == wanted.get("required", False), option
+        assert documented["description"], where + option
+        if "options" in wanted:
+            assert_documented(documented.get("suboptions") or {}, wanted["options"], f"{option}.")
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_documentation_matches_the_argument_spec(name: str) -> None:
     module = importlib.import_module(name)
     options = yaml.safe_load(module.DOCUMENTATION)["options"]
 
-    assert options.keys() == module.ARGUMENT_SPEC.keys()
-    for option, spec in module.ARGUMENT_SPEC.items():
-        documented = options[option]
-        for key in ("type", "default", "choices", "elements"):
-            assert documented.get(key) == spec.get(key), (option, key)
-        assert documented.get("required", False) == spec.get("required", False), option
-        assert documented["description"], option
+    assert_documented(options, module.ARGUMENT_SPEC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -54,6 +55,11 @@ def test_a_route_given_as_a_path_is_a_get_expecting_200() -> None:
         ({"routes": []}, "routes is empty"),
         ({"routes": [{"path": "notes"}]}, "needs a path starting with '/'"),
         ({"routes": [{"path": "/notes", "method": "post"}]}, "would change data"),
+        (
+            {"routes": [{"path": "/api", "headers": {"Authorization": "Bearer t"}}]},
+            "route GET /api sets headers, which the load step does not send",
+        ),
+        ({"routes": [{"path": "/api", "json": {"a": 1}}]}, "route GET /api sets json"),
         ({"rate": -1}, "is negative"),
         ({"concurrency": 0}, "must be at least 1"),
         ({"duration": 0}, "must be a positive number"),
@@ -62,6 +68,13 @@ def test_a_route_given_as_a_path_is_a_get_expecting_200() -> None:
 def test_a_bad_step_is_refused_naming_the_problem(change: dict, message: str) -> None:
     with pytest.raises(LoadError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_step(STEP | change)
+
+
+def test_a_smoke_routes_expectations_are_not_the_load_steps_business() -> None:
+    smoke = {"path": "/", "expect_text": "ok", "expect_json": {"a": 1}, "follow_redirects": False,
+             "headers": None, "body": None, "json": None}  # fmt: skip
+
+    assert load_step(STEP | {"routes": [smoke]}).routes == (Route("GET", "/", 200),)
 
 
 def test_unsafe_methods_need_to_be_allowed() -> None:
@@ -203,4 +216,18 @@ def test_check_mode_sends_unsafe_methods_never(run_module, slow_server) -> None:
     )
 
     assert result["sent"] is False and result["requests"] == 0
+    assert seen == []
+
+
+def test_module_refuses_a_route_with_headers_without_showing_their_values(
+    run_module, slow_server
+) -> None:
+    url, seen = slow_server
+    route = {"path": "/api", "headers": {"Authorization": "Bearer s3cr3t"}, "body": "hunter2"}
+
+    result = run_module(synthetic_load.main, {"targets": [url], "routes": ["/", route]})
+
+    assert result["failed"]
+    assert "route GET /api sets headers and body" in result["msg"]
+    assert "s3cr3t" not in json.dumps(result) and "hunter2" not in json.dumps(result)
     assert seen == []
