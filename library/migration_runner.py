@@ -19,8 +19,20 @@ description:
     in one process), and C(migrate).
   - A Django migration whose SQL cannot be rendered in advance (an operation that inspects a
     table an earlier migration of the same plan creates, such as C(RenameIndex) with
-    C(old_fields)) is classified from its operations instead. On a database with no tables
-    nothing is checked, since no running colour can depend on a schema that does not exist yet.
+    C(old_fields)) is classified from its operations instead. When Alembic cannot render the
+    whole span offline, each revision is rendered on its own (C(upgrade <previous>:<revision>
+    --sql)), so only the ones that need a live connection are unknown, and treated as breaking.
+  - On a database with no tables (apart from C(alembic_version) or C(django_migrations))
+    nothing is checked, since no running colour can depend on a schema that does not exist
+    yet. For Alembic the module counts the tables itself, when the database is at base and the
+    plan upgrades; if it cannot read them, the migrations are checked and a warning says why.
+  - A service whose application migrates when it starts (Flask-Migrate's C(upgrade()) in
+    C(create_app())) would apply migrations during the commands that only read, outside the
+    lock and the checks. So the module reads the tool's version table itself (the
+    C(alembic_version) revisions, the number of C(django_migrations) rows) before the first
+    tool command and again after the read-only ones (history, current, offline SQL, the Django
+    helper), for every state and before applying. When it changed, the task fails naming both
+    values and the fix, with RV(changed) true and RV(migrated_while_reading).
   - Every statement the plan would run is classified from its SQL as V(expand-safe),
     V(warning) or V(breaking) and attributed to its migration file. A release is
     expand-only because the old colour keeps serving on the new schema, so the task refuses
@@ -180,10 +192,15 @@ notes:
     on PostgreSQL it judges a type change without knowing the old type, so it is breaking.
     Unrecognised statements are warnings, or breaking when they contain DROP, RENAME,
     TRUNCATE or DELETE. A migration whose SQL cannot be rendered offline (Alembic code that
-    queries the connection) is treated as breaking."
+    queries the connection) is treated as breaking, unless the database has no tables."
   - The PostgreSQL lock needs psycopg2 (Debian C(python3-psycopg2)), psycopg 3, or C(psql)
     (C(postgresql-client)) on the host, in that order of preference. It is a session lock,
     so the database URL must reach PostgreSQL directly, not a transaction-mode pooler.
+  - "The module's own reads (the table count, the version table) use the same drivers in one
+    read-only session named C(bluegreen-migrate-read), or open a SQLite file read-only.
+    Without a driver, or when the server cannot be reached, they are skipped with a warning,
+    and the migrations are checked as on a database in use. They only know PostgreSQL and
+    SQLite, and Alembic's default version table C(alembic_version) in the search path."
   - Alembic histories with several heads must be merged, or a head named in O(target).
 seealso:
   - name: Alembic offline mode
@@ -279,7 +296,10 @@ current:
   type: str
   sample: "0002"
 previous:
-  description: The revision before the task, in the same form as RV(current).
+  description:
+    - The revision before the task, in the same form as RV(current).
+    - V(null) for Django when the tool migrated by itself while it read
+      (RV(migrated_while_reading)), since it was read after that.
   returned: always
   type: str
   sample: "0001"
@@ -371,9 +391,31 @@ executed_statements:
   elements: str
   sample: ["ALTER TABLE items ADD COLUMN note TEXT", "UPDATE alembic_version SET ..."]
 changed:
-  description: True only when the revision moved.
+  description:
+    - True only when the revision moved, also when the tool moved it by itself while the
+      module only read (RV(migrated_while_reading)).
   returned: always
   type: bool
+migrated_while_reading:
+  description:
+    - How the tool's version table changed during the commands that only read, which made
+      the task fail. The service migrates when its application starts; give it a migrate
+      command that does not.
+  returned: when the tool migrated the database while the module only read it
+  type: dict
+  contains:
+    table:
+      description: V(alembic_version) or V(django_migrations).
+      type: str
+    before:
+      description:
+        - Before the first tool command. Alembic, the revision (several joined by commas);
+          Django, how many migrations were applied. V(null) for none.
+      type: str
+    after:
+      description: After the read-only commands, in the same form.
+      type: str
+  sample: {table: alembic_version, before: null, after: 06884b17c50f}
 lock:
   description: How the migration lock was held.
   returned: always
@@ -492,11 +534,14 @@ from ansible.module_utils.migration_lock import (
 from ansible.module_utils.migration_runner import (
     MigrationRequest,
     PendingMigration,
+    alembic_step_spans,
     breaking_of,
     build_request,
     classify_pending,
+    empty_database_note,
     failed_migration_message,
     irreversible_message,
+    migrated_while_reading_message,
     refusal_message,
     relative_path,
 )
@@ -506,11 +551,13 @@ from ansible.module_utils.postgresql_access import (
     PsqlSession,
     PsycopgSession,
     open_session,
+    quote_literal,
     stderr_tail,
 )
 from ansible.module_utils.sql_statements import (
     Classifier,
     Schema,
+    Statement,
     is_control,
     split_statements,
     unplannable_verdict,
@@ -539,6 +586,13 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
 LOCK_POLL_SECONDS = 0.5
 # Preference order for the PostgreSQL lock session; tests narrow it to one.
 PG_DRIVERS = ("psycopg2", "psycopg", "psql")
+# application_name of the session that only reads, so pg_stat_activity tells it from the
+# lock's session.
+READER_APPLICATION_NAME = "bluegreen-migrate-read"
+# Makes that session's later statements read-only; a SELECT, since the sessions expect rows.
+READ_ONLY_SESSION_SQL = "SELECT set_config('default_transaction_read_only', 'on', false)"
+# Where each tool records what it applied (Alembic's default version table).
+VERSION_TABLES = {"alembic": "alembic_version", "django": "django_migrations"}
 
 
 class ToolFailed(MigrationError):
@@ -551,6 +605,38 @@ class ToolFailed(MigrationError):
 
 class NoPostgresDriver(MigrationError):
     """Neither psycopg2, psycopg 3 nor psql is available for the PostgreSQL lock."""
+
+
+class DatabaseUnreadable(MigrationError):
+    """bluegreen could not read the database itself: no URL, no driver, or an error."""
+
+
+class MigratedWhileReading(MigrationError):
+    """The tool's version table changed during commands that only read."""
+
+    def __init__(self, table: str, before: str | None, after: str | None) -> None:
+        super().__init__(migrated_while_reading_message(table, before, after))
+        self.table = table
+        self.before = before
+        self.after = after
+
+    def as_result(self) -> dict[str, Any]:
+        """The task result's account of it: changed, and (Alembic) the revisions moved."""
+        result: dict[str, Any] = {
+            "changed": True,
+            "migrated_while_reading": {
+                "table": self.table,
+                "before": self.before,
+                "after": self.after,
+            },
+        }
+        if self.table == VERSION_TABLES["alembic"]:
+            result.update(previous=self.before, current=self.after)
+        else:
+            # Django's helper read the applied migrations after the tool's start had
+            # migrated them, so the state before is not known.
+            result["previous"] = None
+        return result
 
 
 class LockBusy(MigrationError):
@@ -671,19 +757,30 @@ class Runner:
         )
 
 
-def sqlite_tables(path: str | None) -> list[str]:
-    """The CREATE TABLE statements of a SQLite database, read-only; [] when it is missing."""
-    if not path or not os.path.exists(path):
-        return []
+def sqlite_rows(path: str | None, sql: str) -> list[tuple[str, ...]]:
+    """The answer to `sql` from a SQLite database opened read-only; a database file that
+    does not exist yet (or an in-memory one) answers as an empty database.
+    DatabaseUnreadable on an error."""
+    exists = bool(path) and os.path.exists(str(path))
+    target = f"{Path(str(path)).as_uri()}?mode=ro" if exists else ":memory:"
     try:
-        connection = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
+        connection = sqlite3.connect(target, uri=True)
         try:
-            rows = connection.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL"
-            ).fetchall()
+            rows = connection.execute(sql).fetchall()
         finally:
             connection.close()
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        raise DatabaseUnreadable(f"reading the SQLite database {path} failed: {exc}") from exc
+    return [tuple("" if value is None else str(value) for value in row) for row in rows]
+
+
+def sqlite_tables(path: str | None) -> list[str]:
+    """The CREATE TABLE statements of a SQLite database, read-only; [] when it is missing."""
+    try:
+        rows = sqlite_rows(
+            path, "SELECT sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL"
+        )
+    except DatabaseUnreadable:
         return []
     return [row[0] for row in rows]
 
@@ -811,16 +908,16 @@ def pg_holder(session: Any, key: int, name: str) -> tuple[LockHolder | None, str
     return holder, detail
 
 
-@contextlib.contextmanager
-def postgresql_lock(
-    module: AnsibleModule, database: Database, request: MigrationRequest
-) -> Iterator[dict[str, Any]]:
-    """Hold a session advisory lock for the duration, in a session named for this holder."""
+def connected_session(
+    module: AnsibleModule, database: Database, application: str, purpose: str
+) -> PsycopgSession | PsqlSession:
+    """A session to the release's PostgreSQL database named `application`; MigrationError
+    naming `purpose` and what to check when it cannot connect."""
     params = dict(database.pg_params)
     params.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
-    params["application_name"] = application_name(this_holder(request))
+    params["application_name"] = application
     try:
-        session = pg_session(module, params)
+        return pg_session(module, params)
     except NoPostgresDriver:
         raise
     except Exception as exc:  # psycopg2, psycopg and psql fail with unrelated exceptions
@@ -828,10 +925,20 @@ def postgresql_lock(
             f"{key} {params[key]}" for key in ("host", "port", "dbname", "user") if key in params
         )
         raise MigrationError(
-            f"could not connect to PostgreSQL for the migration lock ({where}): "
+            f"could not connect to PostgreSQL for {purpose} ({where}): "
             f"{str(exc).strip()}; check the database URL in the environment and that the "
             "database accepts connections from this host"
         ) from exc
+
+
+@contextlib.contextmanager
+def postgresql_lock(
+    module: AnsibleModule, database: Database, request: MigrationRequest
+) -> Iterator[dict[str, Any]]:
+    """Hold a session advisory lock for the duration, in a session named for this holder."""
+    session = connected_session(
+        module, database, application_name(this_holder(request)), "the migration lock"
+    )
     key = request.lock_key
     try:
         acquired, waited = wait_for(
@@ -886,6 +993,160 @@ def migration_lock(
 
 
 # --------------------------------------------------------------------------------------
+# Reading the database itself
+# --------------------------------------------------------------------------------------
+
+
+class DatabaseReader:
+    """Read-only questions bluegreen asks the database itself rather than the tool: how
+    many tables it has, and what the tool's version table records. PostgreSQL through one
+    session of the lock's drivers, opened at the first question and not retried once it
+    failed; SQLite opened read-only. DatabaseUnreadable says why it cannot answer."""
+
+    def __init__(self, module: AnsibleModule, database: Database | None, url_env: str) -> None:
+        self.module = module
+        self.database = database
+        self.url_env = url_env
+        self._session: PsycopgSession | PsqlSession | None = None
+        self._failure: DatabaseUnreadable | None = None
+
+    @property
+    def supported(self) -> bool:
+        """Whether the database is of a kind bluegreen reads itself."""
+        return self.database is not None and self.database.kind in ("postgresql", "sqlite")
+
+    def table_count(self, ignoring: str) -> int:
+        """The application's tables, leaving out `ignoring` (the tool's version table),
+        SQLite's internal tables and PostgreSQL's system schemas (pg_*, which users cannot
+        create, and information_schema)."""
+        rows = self._rows(
+            postgresql=(
+                "SELECT count(*) FROM pg_catalog.pg_class c "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
+                f"AND n.nspname NOT LIKE 'pg\\_%' AND c.relname <> {quote_literal(ignoring)} "
+                # A table an extension created (PostGIS's spatial_ref_sys) is not the
+                # application's schema.
+                "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
+                "WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
+                "AND d.deptype = 'e')"
+            ),
+            sqlite=(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                f"AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> {quote_literal(ignoring)}"
+            ),
+        )
+        return int(rows[0][0])
+
+    def has_table(self, table: str) -> bool:
+        """Whether `table` exists (PostgreSQL, in the search path, as the tool finds it)."""
+        rows = self._rows(
+            postgresql=f"SELECT coalesce(to_regclass({quote_literal(table)})::text, '')",
+            sqlite=(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                f"AND name = {quote_literal(table)}"
+            ),
+        )
+        return bool(rows and rows[0][0])
+
+    def values(self, table: str, expression: str) -> list[str]:
+        """`expression` over the rows of `table`, which must exist."""
+        sql = f"SELECT {expression} FROM {table}"
+        return [row[0] for row in self._rows(postgresql=sql, sqlite=sql)]
+
+    def _rows(self, postgresql: str, sqlite: str) -> list[tuple[str, ...]]:
+        database = self.database
+        if database is None:
+            raise DatabaseUnreadable(f"{self.url_env} is not set in the environment")
+        if database.kind == "sqlite":
+            return sqlite_rows(database.sqlite_path, sqlite)
+        if database.kind != "postgresql":
+            raise DatabaseUnreadable("bluegreen reads only PostgreSQL and SQLite databases")
+        if self._failure is not None:
+            raise self._failure
+        try:
+            if self._session is None:
+                self._session = connected_session(
+                    self.module, database, READER_APPLICATION_NAME, "a read-only check"
+                )
+                self._session.rows(READ_ONLY_SESSION_SQL)
+            return self._session.rows(postgresql)
+        except NoPostgresDriver as exc:
+            self._failure = DatabaseUnreadable(
+                "no PostgreSQL driver on this host: psycopg2, psycopg 3 or psql"
+            )
+            raise self._failure from exc
+        except Exception as exc:  # the drivers fail with their own exceptions
+            self._failure = DatabaseUnreadable(str(exc).strip() or type(exc).__name__)
+            self.close()
+            raise self._failure from exc
+
+    def close(self) -> None:
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                self._session.close()
+            self._session = None
+
+
+def recorded_version(reader: DatabaseReader, tool: str) -> str | None:
+    """What the tool's version table records: Alembic's revision(s), or how many Django
+    migrations are applied; None when the table does not exist or is empty."""
+    table = VERSION_TABLES[tool]
+    if not reader.has_table(table):
+        return None
+    if tool == "alembic":
+        return ",".join(sorted(reader.values(table, "version_num"))) or None
+    count = int(reader.values(table, "count(*)")[0])
+    return f"{count} applied migration(s)" if count else None
+
+
+def migration_while_reading(
+    module: AnsibleModule, reader: DatabaseReader, tool: str, before: str | None
+) -> MigratedWhileReading | None:
+    """The change of the tool's version table since `before`; None when there is none, or
+    when it cannot be read again (with a warning)."""
+    table = VERSION_TABLES[tool]
+    try:
+        after = recorded_version(reader, tool)
+    except DatabaseUnreadable as exc:
+        module.warn(
+            f"could not read {table} again after the tool's read-only commands ({exc}), so "
+            "bluegreen cannot tell whether the tool migrated the database by itself"
+        )
+        return None
+    return MigratedWhileReading(table, before, after) if after != before else None
+
+
+@contextlib.contextmanager
+def only_reading(module: AnsibleModule, reader: DatabaseReader, tool: str) -> Iterator[None]:
+    """Run the tool's read-only commands (history, current, offline SQL) in the body, and
+    raise MigratedWhileReading when its version table changed meanwhile, even when a
+    command then failed: a service whose application migrates when it starts does it
+    outside the lock and the checks, and a plan read after that is empty."""
+    try:
+        before = recorded_version(reader, tool)
+    except DatabaseUnreadable as exc:
+        if reader.supported:
+            module.warn(
+                f"could not read {VERSION_TABLES[tool]} before running the tool ({exc}), so "
+                "bluegreen cannot tell whether the tool migrates the database by itself "
+                "when it should only read"
+            )
+        yield
+        return
+    try:
+        yield
+    except (MigrationError, PostgresError) as exc:
+        migrated = migration_while_reading(module, reader, tool, before)
+        if migrated is not None:
+            raise migrated from exc
+        raise
+    migrated = migration_while_reading(module, reader, tool, before)
+    if migrated is not None:
+        raise migrated
+
+
+# --------------------------------------------------------------------------------------
 # The tools
 # --------------------------------------------------------------------------------------
 
@@ -908,10 +1169,17 @@ class Plan:
 
 
 class Alembic:
-    def __init__(self, runner: Runner, request: MigrationRequest, database: Database | None):
+    def __init__(
+        self,
+        runner: Runner,
+        request: MigrationRequest,
+        database: Database | None,
+        reader: DatabaseReader,
+    ):
         self.runner = runner
         self.request = request
         self.database = database
+        self.reader = reader
 
     def read(self, sql: bool = True) -> ToolState:
         """The revisions and the current one, in one command (history marks the current).
@@ -1012,20 +1280,75 @@ class Alembic:
                 return plan
         span = f"{state.current}:{target_name}" if state.current else target_name
         completed = self.runner.run([direction, span, "--sql"])
-        if completed.rc != 0:
-            for migration in pending:
-                migration.statements.append(
-                    unplannable_verdict(completed.stderr or completed.stdout)
-                )
+        if self._is_first_schema(direction, state.current):
+            self._plan_first_schema(plan, completed)
         else:
-            dialect = self.database.dialect if self.database else "postgresql"
-            statements = split_statements(completed.stdout, dialect)
-            _, sections = alembic_sql_sections(statements, direction)
-            tables = sqlite_tables(self.database.sqlite_path) if self.database else []
-            classify_pending(pending, sections, Classifier(dialect, seeded_schema(tables, dialect)))
-            plan.executed_sql = [statement.text for statement in statements if statement.tokens]
+            self._classify(plan, state.current, completed)
         plan.apply = [[direction, target_name]]
         return plan
+
+    def _is_first_schema(self, direction: str, current: str | None) -> bool:
+        """Whether the plan creates the first schema: an upgrade from base of a database
+        with no table but the version table, on which no running colour can depend."""
+        if direction != "upgrade" or current is not None:
+            return False
+        try:
+            return self.reader.table_count(ignoring=VERSION_TABLES["alembic"]) == 0
+        except DatabaseUnreadable as exc:
+            self.runner.module.warn(
+                f"could not tell whether the database is empty ({exc}), so its first "
+                "migrations are checked for breaking operations as on a database in use"
+            )
+            return False
+
+    def _plan_first_schema(self, plan: Plan, completed: Completed) -> None:
+        """Every migration as part of the first schema, with the SQL when it renders."""
+        plan.notes.append(empty_database_note(len(plan.pending)))
+        for migration in plan.pending:
+            migration.statements.append(
+                empty_database_verdict(migration.description or migration.revision)
+            )
+        if completed.rc != 0:
+            self.runner.module.warn(
+                "could not render the first schema's SQL offline, so executed_statements "
+                f"stays empty: {stderr_tail(completed.stderr or completed.stdout) or '(none)'}"
+            )
+            return
+        statements = split_statements(completed.stdout, self._dialect())
+        plan.executed_sql = [statement.text for statement in statements if statement.tokens]
+
+    def _classify(self, plan: Plan, current: str | None, completed: Completed) -> None:
+        """Classify each migration from its offline SQL. When the whole span cannot be
+        rendered, each step is rendered on its own, so that one migration that needs a
+        live connection leaves only itself unknown."""
+        renderings = [([migration.revision for migration in plan.pending], completed)]
+        if completed.rc != 0 and len(plan.pending) > 1:
+            revisions = [migration.revision for migration in plan.pending]
+            spans = alembic_step_spans(plan.direction, current, revisions, plan.target or "base")
+            renderings = [
+                ([revision], self.runner.run([plan.direction, span, "--sql"]))
+                for revision, span in zip(revisions, spans, strict=True)
+            ]
+        dialect = self._dialect()
+        statements: list[Statement] = []
+        sections: dict[str, list[Statement]] = {}
+        for revisions, rendering in renderings:
+            if rendering.rc != 0:
+                error = unplannable_verdict(rendering.stderr or rendering.stdout)
+                for migration in plan.pending:
+                    if migration.revision in revisions:
+                        migration.statements.append(error)
+                continue
+            rendered = split_statements(rendering.stdout, dialect)
+            statements.extend(rendered)
+            sections.update(alembic_sql_sections(rendered, plan.direction)[1])
+        tables = sqlite_tables(self.database.sqlite_path) if self.database else []
+        classifier = Classifier(dialect, seeded_schema(tables, dialect))
+        classify_pending(plan.pending, sections, classifier)
+        plan.executed_sql = [statement.text for statement in statements if statement.tokens]
+
+    def _dialect(self) -> str:
+        return self.database.dialect if self.database else "postgresql"
 
     def _downgrade_problem(self, path: str | None) -> str | None:
         if not path:
@@ -1114,11 +1437,7 @@ class Django:
         executed: list[str] = []
         first_schema = bool(answer.get("empty")) and direction == "upgrade"
         if first_schema and kept_steps:
-            notes.append(
-                "the database has no tables: no running colour can depend on its schema, so "
-                f"the {len(kept_steps)} migration(s) are applied without checking for "
-                "breaking operations"
-            )
+            notes.append(empty_database_note(len(kept_steps)))
         for migration in answer["migrations"]:
             if migration["revision"] not in kept_steps:
                 continue
@@ -1200,13 +1519,15 @@ def apply_plan(
     module: AnsibleModule,
     tool: Alembic | Django,
     request: MigrationRequest,
+    reader: DatabaseReader,
     result: dict[str, Any],
 ) -> None:
     """Under the lock: read, plan, check, apply, re-read. Fills `result`; fails on refusal."""
     wanted = "upgrade" if request.state == "upgraded" else "downgrade"
-    before = tool.read()
-    result.update(current=before.current, previous=before.current, head=before.head)
-    plan = tool.plan(before, wanted)
+    with only_reading(module, reader, request.tool):
+        before = tool.read()
+        result.update(current=before.current, previous=before.current, head=before.head)
+        plan = tool.plan(before, wanted)
     result.update(plan_result(plan))
     for note in plan.notes:
         module.warn(note)
@@ -1260,6 +1581,7 @@ def main() -> None:
         "duration_s": 0.0,
         "started": False,
     }
+    reader: DatabaseReader | None = None
     try:
         request = build_request(module.params)
         if not os.path.isdir(request.chdir):
@@ -1270,18 +1592,25 @@ def main() -> None:
         url = environment.get(request.database_url_env) or os.environ.get(request.database_url_env)
         database = parse_database_url(url, request.chdir) if url else None
         runner = Runner(module, request, environment)
-        tool = (Alembic if request.tool == "alembic" else Django)(runner, request, database)
+        reader = DatabaseReader(module, database, request.database_url_env)
+        tool: Alembic | Django = (
+            Alembic(runner, request, database, reader)
+            if request.tool == "alembic"
+            else Django(runner, request, database)
+        )
 
         if request.state == "current":
-            state = tool.read(sql=False)
-            result.update(current=state.current, previous=state.current, head=state.head)
+            with only_reading(module, reader, request.tool):
+                state = tool.read(sql=False)
+                result.update(current=state.current, previous=state.current, head=state.head)
             module.exit_json(**result)
 
         if request.state == "planned" or module.check_mode:
-            state = tool.read()
-            result.update(current=state.current, previous=state.current, head=state.head)
-            wanted = {"upgraded": "upgrade", "downgraded": "downgrade"}.get(request.state)
-            plan = tool.plan(state, wanted)
+            with only_reading(module, reader, request.tool):
+                state = tool.read()
+                result.update(current=state.current, previous=state.current, head=state.head)
+                wanted = {"upgraded": "upgrade", "downgraded": "downgrade"}.get(request.state)
+                plan = tool.plan(state, wanted)
             result.update(plan_result(plan))
             for note in plan.notes:
                 module.warn(note)
@@ -1294,7 +1623,10 @@ def main() -> None:
 
         with migration_lock(module, request, database) as lock:
             result["lock"] = lock
-            apply_plan(module, tool, request, result)
+            apply_plan(module, tool, request, reader, result)
+    except MigratedWhileReading as exc:
+        result.update(exc.as_result())
+        module.fail_json(msg=str(exc), **result)
     except LockBusy as exc:
         result["holder"] = exc.holder.as_dict() if exc.holder else None
         module.fail_json(msg=str(exc), **result)
@@ -1303,6 +1635,9 @@ def main() -> None:
         module.fail_json(msg=str(exc), **result)
     except (MigrationError, PostgresError) as exc:
         module.fail_json(msg=str(exc), **result)
+    finally:
+        if reader is not None:
+            reader.close()
     module.exit_json(**result)
 
 

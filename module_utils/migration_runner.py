@@ -14,6 +14,7 @@ backup_snapshot).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,11 +246,61 @@ def failed_migration_message(
         if failing is not None
         else ""
     )
+    tail = stderr_tail(stderr)
+    headline = error_headline(stderr)
+    said = f"{headline}\n{tail}" if headline and headline != tail else tail
     return (
         f"{tool} {direction} failed{culprit}; {where}{moved}. Fix the migration (or the "
         "database) and run again; to go back, downgrade to the revision recorded before "
-        f"the release or restore the snapshot. {tool} said: {stderr_tail(stderr) or '(nothing)'}"
+        f"the release or restore the snapshot. {tool} said: {said or '(nothing)'}"
     )
+
+
+# The line a Python traceback ends with: "module.Error: message", at the start of a line.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Failure|Warning)\b.*:\s*\S")
+
+
+def error_headline(stderr: str) -> str:
+    """The exception a tool's traceback ended with (its first line is what the operator
+    reads, and a traceback's last lines are code and carets); '' when there is none."""
+    for line in reversed(stderr.splitlines()):
+        if _EXCEPTION_LINE.match(line):
+            return line.strip()
+    return ""
+
+
+def empty_database_note(count: int) -> str:
+    """Why the migrations of a database with no tables were not checked."""
+    return (
+        "the database has no tables: no running colour can depend on its schema, so "
+        f"the {count} migration(s) are applied without checking for breaking operations"
+    )
+
+
+def migrated_while_reading_message(table: str, before: str | None, after: str | None) -> str:
+    """What it means that the tool's version table changed while bluegreen only read, and
+    how to stop it."""
+    return (
+        "the migration tool changed the database while bluegreen only read it "
+        f"({table} went from {before or 'none'} to {after or 'none'}): the service migrates "
+        "its schema when its application starts, outside bluegreen's lock and checks. Give "
+        "bluegreen_service_migrate_command an entry point that does not migrate on start "
+        "(see examples/third-party/ihatemoney/README.md)"
+    )
+
+
+def alembic_step_spans(
+    direction: str, current: str | None, revisions: Sequence[str], target: str
+) -> list[str]:
+    """The `from:to` of each revision's own step, in plan order, to render them one by one:
+    an upgrade step starts at the revision before it (the bare revision from base), a
+    downgrade step ends at the one after it (`target` for the last)."""
+    if direction == "upgrade":
+        starts = [current, *revisions[:-1]]
+        pairs = zip(starts, revisions, strict=True)
+        return [f"{start}:{rev}" if start else rev for start, rev in pairs]
+    ends = [*revisions[1:], target]
+    return [f"{rev}:{end}" for rev, end in zip(revisions, ends, strict=True)]
 
 
 def relative_path(path: str | None, chdir: str) -> str | None:

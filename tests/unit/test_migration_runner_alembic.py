@@ -113,6 +113,12 @@ def columns(database: Path, table: str = "items") -> list[str]:
         return [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
 
 
+def create_outside_alembic(database: Path) -> None:
+    """A table that Alembic does not know, as a database shared with another tool has."""
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE audit_log (id INTEGER PRIMARY KEY, line TEXT)")
+
+
 def upgrade_to(run_module, release: Path, env_file: Path, target: str, **extra: Any):
     return run_module(
         migration_runner.main,
@@ -161,9 +167,11 @@ class TestCurrentAndPlan:
         ]
         assert columns(database) == ["id", "name", "legacy_code"]
 
-    def test_on_an_empty_database_dropping_a_column_of_a_new_table_is_safe(
-        self, run_module, release: Path, env_file: Path
+    def test_at_base_dropping_a_column_of_a_table_new_in_the_plan_is_safe(
+        self, run_module, release: Path, env_file: Path, database: Path
     ) -> None:
+        create_outside_alembic(database)
+
         result = run_module(migration_runner.main, args(release, env_file, state="planned"))
 
         assert [item["revision"] for item in result["pending"]] == ["0001", "0002", "0003"]
@@ -532,3 +540,241 @@ class TestLock:
 
         assert result["changed"] is True
         assert (database.parent / ".bluegreen-migrate.lock").read_text() == ""
+
+
+ADD_NOTE = 'op.add_column("items", sa.Column("note", sa.Text, nullable=True))'
+# A data migration that reads rows through the connection, like ihatemoney's
+# b78f8a8bdb16: it runs online, but offline (--sql) the connection returns nothing to
+# iterate, so Alembic cannot render it.
+READS_ROWS = """
+    for (item_id,) in op.get_bind().execute(sa.text("SELECT id FROM items")):
+        op.execute(sa.text(f"UPDATE items SET note = 'n' WHERE id = {item_id}"))"""
+
+
+def make_0002_read_rows(release: Path) -> None:
+    revision = release / "migrations" / "versions" / "0002_add_items_note.py"
+    revision.write_text(revision.read_text().replace(ADD_NOTE, ADD_NOTE + READS_ROWS))
+
+
+@pytest.fixture
+def commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The subcommands the module runs, in order (Alembic still runs them)."""
+    seen: list[list[str]] = []
+    real_run = migration_runner.Runner.run
+
+    def recording_run(self, args: list[str]):
+        seen.append(args)
+        return real_run(self, args)
+
+    monkeypatch.setattr(migration_runner.Runner, "run", recording_run)
+    return seen
+
+
+class TestFirstSchema:
+    def test_first_release_on_an_empty_database_applies_a_step_that_cannot_render(
+        self, run_module, release: Path, env_file: Path, database: Path
+    ) -> None:
+        make_0002_read_rows(release)
+
+        result = run_module(migration_runner.main, args(release, env_file, state="upgraded"))
+
+        assert not result["failed"], result["msg"]
+        assert (result["previous"], result["current"], result["changed"]) == (None, "0003", True)
+        assert [item["classification"] for item in result["pending"]] == ["expand-safe"] * 3
+        assert result["pending"][1]["statements"] == [
+            {
+                "sql": "-- add a nullable column: expand-safe",
+                "classification": "expand-safe",
+                "operation": "first schema",
+                "reason": "the database has no tables, so no running colour can depend on its "
+                "schema",
+            }
+        ]
+        assert result["breaking"] == []
+        warnings = warnings_of(result)
+        assert (
+            "the database has no tables: no running colour can depend on its schema, so the 3 "
+            "migration(s) are applied without checking for breaking operations" in warnings
+        )
+        assert any(
+            w.startswith(
+                "could not render the first schema's SQL offline, so "
+                "executed_statements stays empty: "
+            )
+            and "'NoneType' object is not iterable" in w
+            for w in warnings
+        )
+        assert columns(database) == ["id", "name", "note"]
+
+    def test_first_schema_keeps_its_rendered_sql_as_evidence(
+        self, run_module, release: Path, env_file: Path
+    ) -> None:
+        result = upgrade_to(run_module, release, env_file, "0003")
+
+        assert result["changed"] is True
+        assert [s["operation"] for item in result["pending"] for s in item["statements"]] == [
+            "first schema"
+        ] * 3
+        assert "ALTER TABLE items DROP COLUMN legacy_code" in result["executed_statements"]
+
+    def test_a_database_at_base_with_tables_made_outside_alembic_is_checked(
+        self, run_module, release: Path, env_file: Path, database: Path
+    ) -> None:
+        create_outside_alembic(database)
+        make_0002_read_rows(release)
+
+        result = run_module(migration_runner.main, args(release, env_file, state="planned"))
+
+        plan = {item["revision"]: item for item in result["pending"]}
+        assert plan["0001"]["classification"] == "expand-safe"
+        assert plan["0001"]["statements"][0]["sql"].startswith("CREATE TABLE items")
+        assert plan["0002"]["classification"] == "breaking"
+        assert plan["0002"]["statements"][0]["operation"] == "unknown SQL"
+        assert plan["0003"]["classification"] == "expand-safe"
+        assert result["refusal"].startswith(
+            "refusing to upgrade: 1 breaking operation(s): unknown SQL in 0002 "
+        )
+        assert not any("the database has no tables" in w for w in warnings_of(result))
+
+
+class TestStepByStepRendering:
+    def test_only_the_step_that_cannot_render_is_unknown(
+        self, run_module, at_revision, commands, release: Path, env_file: Path
+    ) -> None:
+        at_revision("0001")
+        make_0002_read_rows(release)
+
+        result = run_module(migration_runner.main, args(release, env_file, state="planned"))
+
+        plan = {item["revision"]: item for item in result["pending"]}
+        assert [s["operation"] for s in plan["0002"]["statements"]] == ["unknown SQL"]
+        assert "'NoneType' object is not iterable" in plan["0002"]["reason"]
+        assert [s["operation"] for s in plan["0003"]["statements"]] == [
+            "drop column items.legacy_code",
+            "update alembic_version",
+        ]
+        assert result["refusal"].startswith("refusing to upgrade: 2 breaking operation(s): ")
+        assert [command for command in commands if "--sql" in command] == [
+            ["upgrade", "0001:0003", "--sql"],
+            ["upgrade", "0001:0002", "--sql"],
+            ["upgrade", "0002:0003", "--sql"],
+        ]
+
+    def test_a_plan_that_renders_takes_one_offline_command(
+        self, run_module, at_revision, commands, release: Path, env_file: Path
+    ) -> None:
+        at_revision("0001")
+
+        result = run_module(migration_runner.main, args(release, env_file, state="planned"))
+
+        assert [item["classification"] for item in result["pending"]] == [
+            "expand-safe",
+            "breaking",
+        ]
+        assert commands == [
+            ["history", "--verbose", "--indicate-current"],
+            ["upgrade", "0001:0003", "--sql"],
+        ]
+
+
+# The service's migrate command as ihatemoney's `flask db` is: creating the application
+# upgrades the database to head before the requested command runs.
+MIGRATES_ON_START = """#!{python}
+import os, subprocess, sys
+alembic = [{alembic!r}, "-c", "alembic.ini"]
+subprocess.run([*alembic, "upgrade", "head"], check=True, capture_output=True)
+if os.environ.get("FAIL_AFTER_MIGRATING"):
+    sys.exit(1)
+os.execv(alembic[0], [*alembic, *sys.argv[1:]])
+"""
+
+
+@pytest.fixture
+def migrating_command(release: Path) -> list[str]:
+    script = release / "migrate-on-start"
+    script.write_text(MIGRATES_ON_START.format(python=sys.executable, alembic=str(ALEMBIC)))
+    script.chmod(0o755)
+    return [str(script)]
+
+
+class TestToolThatMigratesOnStart:
+    def test_plan_fails_naming_both_revisions_and_the_fix(
+        self, run_module, migrating_command, release: Path, env_file: Path, database: Path
+    ) -> None:
+        result = run_module(
+            migration_runner.main,
+            args(release, env_file, state="planned", command=migrating_command),
+        )
+
+        assert result["failed"] is True
+        assert result["msg"] == (
+            "the migration tool changed the database while bluegreen only read it "
+            "(alembic_version went from none to 0003): the service migrates its schema when "
+            "its application starts, outside bluegreen's lock and checks. Give "
+            "bluegreen_service_migrate_command an entry point that does not migrate on start "
+            "(see examples/third-party/ihatemoney/README.md)"
+        )
+        assert result["changed"] is True
+        assert (result["previous"], result["current"]) == (None, "0003")
+        assert result["migrated_while_reading"] == {
+            "table": "alembic_version",
+            "before": None,
+            "after": "0003",
+        }
+        assert columns(database) == ["id", "name", "note"]
+
+    def test_upgrade_stops_before_applying_and_reports_the_breaking_change_it_let_through(
+        self,
+        run_module,
+        at_revision,
+        migrating_command,
+        release: Path,
+        env_file: Path,
+        database: Path,
+    ) -> None:
+        at_revision("0002")
+
+        result = run_module(
+            migration_runner.main,
+            args(release, env_file, state="upgraded", command=migrating_command),
+        )
+
+        assert result["failed"] is True
+        assert "(alembic_version went from 0002 to 0003)" in result["msg"]
+        assert (result["changed"], result["started"]) == (True, False)
+        assert (result["previous"], result["current"]) == ("0002", "0003")
+        assert result["lock"]["method"] == "flock"
+        assert (database.parent / ".bluegreen-migrate.lock").read_text() == ""
+
+    def test_a_tool_that_fails_after_migrating_is_not_reported_as_unchanged(
+        self, run_module, migrating_command, release: Path, env_file: Path
+    ) -> None:
+        result = run_module(
+            migration_runner.main,
+            args(
+                release,
+                env_file,
+                command=migrating_command,
+                environment={"FAIL_AFTER_MIGRATING": "1"},
+            ),
+        )
+
+        assert result["failed"] is True
+        assert result["msg"].startswith(
+            "the migration tool changed the database while bluegreen only read it "
+            "(alembic_version went from none to 0003)"
+        )
+        assert "nothing was migrated" not in result["msg"]
+        assert result["changed"] is True
+
+    def test_a_tool_that_only_reads_adds_no_warning(
+        self, run_module, at_revision, release: Path, env_file: Path
+    ) -> None:
+        at_revision("0001")
+
+        result = run_module(migration_runner.main, args(release, env_file, state="planned"))
+
+        assert not result["failed"]
+        assert result["changed"] is False
+        assert "migrated_while_reading" not in result
+        assert warnings_of(result) == []

@@ -278,3 +278,39 @@ def test_migration_whose_sql_cannot_be_rendered_is_judged_from_its_operations(
     assert result["refusal"] is None
     warning = next(w for w in warnings_of(result) if "catalog.0002_rename_index" in w)
     assert "Found wrong number (0) of indexes" in warning
+
+
+# A manage.py whose start migrates the database (an AppConfig.ready() that calls migrate):
+# every command, even the read-only planning helper, applies the migrations first.
+MIGRATES_ON_START = """
+import os, subprocess, sys
+subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], check=True,
+               capture_output=True)
+os.execv(sys.executable, [sys.executable, "manage.py", *sys.argv[1:]])
+"""
+
+
+def test_a_manage_py_that_migrates_on_start_is_caught(
+    run_module, templates, release: Path, env_file: Path, database: Path
+) -> None:
+    shutil.copy(templates["0001_initial"], database)
+    (release / "migrate_on_start.py").write_text(MIGRATES_ON_START)
+
+    result = run_module(
+        migration_runner.main,
+        args(
+            release,
+            env_file,
+            state="planned",
+            command=[sys.executable, "migrate_on_start.py"],
+        ),
+    )
+
+    assert result["failed"] is True
+    assert result["msg"].startswith(
+        "the migration tool changed the database while bluegreen only read it "
+        "(django_migrations went from 1 applied migration(s) to 3 applied migration(s)): "
+    )
+    assert result["changed"] is True
+    assert result["previous"] is None
+    assert columns(database) == ["id", "name", "note"]

@@ -181,3 +181,75 @@ def test_unreachable_server_says_what_to_check(run_module, driver: str, release:
     assert result["failed"] is True
     assert "migration lock" in result["msg"]
     assert "pw" not in result["msg"].replace("pw@", "")
+
+
+ADD_NOTE = 'op.add_column("items", sa.Column("note", sa.Text, nullable=True))'
+# Iterates rows through the connection, like ihatemoney's b78f8a8bdb16: it runs online but
+# cannot be rendered offline.
+READS_ROWS = """
+    for (item_id,) in op.get_bind().execute(sa.text("SELECT id FROM items")):
+        op.execute(sa.text(f"UPDATE items SET note = 'n' WHERE id = {item_id}"))"""
+
+
+def make_0002_read_rows(release: Path) -> None:
+    revision = release / "migrations" / "versions" / "0002_add_items_note.py"
+    revision.write_text(revision.read_text().replace(ADD_NOTE, ADD_NOTE + READS_ROWS))
+
+
+def test_first_release_on_an_empty_database_applies_a_step_that_cannot_render(
+    run_module, driver: str, database_url: str, release: Path
+) -> None:
+    make_0002_read_rows(release)
+
+    result = run_module(migration_runner.main, args(release, database_url, target="head"))
+
+    assert result["changed"] is True, result.get("msg")
+    assert result["current"] == "0003"
+    assert [s["operation"] for item in result["pending"] for s in item["statements"]] == [
+        "first schema"
+    ] * 3
+
+
+def test_a_database_at_base_with_tables_of_its_own_is_checked(
+    run_module, driver: str, database_url: str, release: Path
+) -> None:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA billing")
+        connection.execute("CREATE TABLE billing.accounts (id integer)")
+    make_0002_read_rows(release)
+
+    result = run_module(
+        migration_runner.main, args(release, database_url, state="planned", target="head")
+    )
+
+    assert result["refusal"].startswith(
+        "refusing to upgrade: 1 breaking operation(s): unknown SQL in 0002 "
+    )
+    assert result["pending"][0]["statements"][0]["operation"] == "create table items"
+
+
+# ihatemoney's `flask db`: creating the application upgrades to head before the command.
+MIGRATES_ON_START = """#!{python}
+import os, subprocess, sys
+alembic = [{alembic!r}, "-c", "alembic.ini"]
+subprocess.run([*alembic, "upgrade", "head"], check=True, capture_output=True)
+os.execv(alembic[0], [*alembic, *sys.argv[1:]])
+"""
+
+
+def test_a_tool_that_migrates_when_its_application_starts_is_caught(
+    run_module, driver: str, database_url: str, release: Path
+) -> None:
+    script = release / "migrate-on-start"
+    script.write_text(MIGRATES_ON_START.format(python=sys.executable, alembic=str(ALEMBIC)))
+    script.chmod(0o755)
+
+    result = run_module(
+        migration_runner.main,
+        args(release, database_url, state="planned", command=[str(script)]),
+    )
+
+    assert result["failed"] is True
+    assert "(alembic_version went from none to 0003)" in result["msg"]
+    assert result["changed"] is True
+    assert result["current"] == "0003"

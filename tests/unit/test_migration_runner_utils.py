@@ -7,8 +7,10 @@ import pytest
 from ansible.module_utils.migration_error import MigrationError
 from ansible.module_utils.migration_runner import (
     PendingMigration,
+    alembic_step_spans,
     build_request,
     default_lock_key,
+    error_headline,
     failed_migration_message,
     refusal_message,
     relative_path,
@@ -106,7 +108,60 @@ class TestMessages:
         assert message.endswith("sqlite3.OperationalError: boom")
         assert "Traceback" not in message
 
+    def test_failed_migration_leads_with_the_exception_not_the_tracebacks_last_lines(
+        self,
+    ) -> None:
+        stderr = (
+            "Traceback (most recent call last):\n"
+            '  File "base.py", line 2000, in _exec_single_context\n'
+            "    cursor.execute(statement, parameters)\n"
+            "sqlalchemy.exc.ProgrammingError: (psycopg2.errors.DatatypeMismatch) column "
+            '"logging_preference" cannot be cast automatically to type loggingmode\n'
+            'HINT:  You might need to specify "USING logging_preference::loggingmode".\n'
+            "\n[SQL: ALTER TABLE project ALTER COLUMN logging_preference TYPE loggingmode ]\n"
+            "(Background on this error at: https://sqlalche.me/e/20/f405)\n"
+        )
+        message = failed_migration_message(
+            direction="upgrade", tool="alembic", stopped_at="0002", started_at="0002",
+            failing=None, stderr=stderr,
+        )  # fmt: skip
+
+        first_line = message.splitlines()[0]
+        assert first_line.endswith(
+            "alembic said: sqlalchemy.exc.ProgrammingError: (psycopg2.errors.DatatypeMismatch) "
+            'column "logging_preference" cannot be cast automatically to type loggingmode'
+        )
+        assert "USING logging_preference::loggingmode" in message  # the tail follows
+
+    def test_an_error_without_a_traceback_is_shown_as_it_is(self) -> None:
+        assert error_headline("FAILED: No such revision or branch 'x'\n") == ""
+        message = failed_migration_message(
+            direction="upgrade", tool="alembic", stopped_at=None, started_at=None,
+            failing=None, stderr="FAILED: No such revision or branch 'x'\n",
+        )  # fmt: skip
+        assert message.endswith("alembic said: FAILED: No such revision or branch 'x'")
+
     def test_relative_path(self) -> None:
         assert relative_path("/srv/r/1/m/v/a.py", "/srv/r/1") == "m/v/a.py"
         assert relative_path("/usr/lib/x.py", "/srv/r/1") == "/usr/lib/x.py"
         assert relative_path(None, "/srv") is None
+
+
+class TestAlembicStepSpans:
+    def test_upgrade_steps_start_at_the_revision_before(self) -> None:
+        assert alembic_step_spans("upgrade", "0001", ["0002", "0003"], "0003") == [
+            "0001:0002",
+            "0002:0003",
+        ]
+
+    def test_upgrade_from_base_starts_with_the_bare_revision(self) -> None:
+        assert alembic_step_spans("upgrade", None, ["0001", "0002"], "0002") == [
+            "0001",
+            "0001:0002",
+        ]
+
+    def test_downgrade_steps_end_at_the_revision_after_and_the_target(self) -> None:
+        assert alembic_step_spans("downgrade", "0003", ["0003", "0002"], "base") == [
+            "0003:0002",
+            "0002:base",
+        ]
