@@ -17,14 +17,17 @@ SAMPLE_VERSIONS := 1.0.0 2.0.0 2.1.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.af
   2.0.3+errors30.after200req 2.0.4+slow1500.after200req 2.0.5+migfail 2.0.6+breaking
 DJANGO_VERSIONS := 1.0.0 2.0.0
 # A Wagtail site nobody on this project wrote: what `wagtail start` makes from PyPI's
-# wagtail (tests/integration/services/wagtailsite.yml). Two versions of the same tree.
+# wagtail (examples/third-party/wagtailsite/inventory-vars.yml), and the same site upgraded to 7.1.
 WAGTAIL := 7.0.10
 WAGTAIL_SITE := build/wagtailsite
-WAGTAIL_VERSIONS := 1.0.0 1.0.1
+WAGTAIL_VERSIONS := 1.0.0 1.1.0
+# A Flask + Alembic service nobody on this project wrote, from its published sdists as
+# they are (examples/third-party/ihatemoney/): one real migration between the versions.
+IHATEMONEY_VERSIONS := 7.1.1 7.2.1
 LABS := lab lab-single lab-django lab-django-single lab-fleet
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
 
-.PHONY: help host-limits deps demo-deps docker venv test-venv artifacts demo-artifacts lab-image wagtail-artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean collection
+.PHONY: help host-limits deps demo-deps docker venv test-venv artifacts demo-artifacts lab-image wagtail-artifacts ihatemoney-artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean collection
 
 help:
 	@echo "make demo   - install what is missing, start the lab, release 1.0.0 then 2.0.0"
@@ -115,11 +118,31 @@ $(WAGTAIL_SITE)/manage.py:
 	mkdir -p $(WAGTAIL_SITE)
 	build/wagtail-venv/bin/wagtail start wagtailsite $(WAGTAIL_SITE)
 
-wagtail-artifacts: test-venv $(WAGTAIL_SITE)/manage.py
-	@for v in $(WAGTAIL_VERSIONS); do \
-	  [ -f "artifacts/wagtailsite-$$v.tar.gz" ] || \
-	    $(BLUEGREEN) build $(WAGTAIL_SITE) --name wagtailsite --version "$$v" --with gunicorn; \
-	done
+# 1.0.0 is the site as generated (wagtail 7.0); 1.1.0 is the team's upgrade to wagtail
+# 7.1, its requirements line changed and nothing else, which brings wagtail's own new
+# migrations (a model, and a NOT NULL field on user profiles).
+artifacts/wagtailsite-1.0.0.tar.gz: | test-venv $(WAGTAIL_SITE)/manage.py
+	$(BLUEGREEN) build $(WAGTAIL_SITE) --name wagtailsite --version 1.0.0 --with gunicorn --force
+
+artifacts/wagtailsite-1.1.0.tar.gz: | test-venv $(WAGTAIL_SITE)/manage.py
+	rm -rf build/wagtailsite-1.1.0
+	cp -a $(WAGTAIL_SITE) build/wagtailsite-1.1.0
+	sed -i 's/^wagtail>=7.0,<7.1$$/wagtail>=7.1,<7.2/' build/wagtailsite-1.1.0/requirements.txt
+	grep -qx 'wagtail>=7.1,<7.2' build/wagtailsite-1.1.0/requirements.txt
+	$(BLUEGREEN) build build/wagtailsite-1.1.0 --name wagtailsite --version 1.1.0 --with gunicorn --force
+
+wagtail-artifacts: $(WAGTAIL_VERSIONS:%=artifacts/wagtailsite-%.tar.gz)
+
+# Neither gunicorn nor a PostgreSQL driver is among its requirements.
+artifacts/ihatemoney-%.tar.gz: | venv
+	@echo "fetching ihatemoney $*'s sdist from the package index, then building it"
+	rm -rf build/ihatemoney-$* build/ihatemoney-sdist-$*
+	$(BIN)/pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+	  'ihatemoney==$*' -d build/ihatemoney-sdist-$*
+	tar -xzf build/ihatemoney-sdist-$*/ihatemoney-$*.tar.gz -C build
+	$(BLUEGREEN) build build/ihatemoney-$* --version "$*" --with gunicorn --with psycopg2-binary --force
+
+ihatemoney-artifacts: $(IHATEMONEY_VERSIONS:%=artifacts/ihatemoney-%.tar.gz)
 
 lab: deps venv
 	$(BLUEGREEN) lab up $(LABS)
@@ -176,7 +199,7 @@ unit: test-venv
 # group's output goes to test-artifacts/integration-<group>.log and is shown at the end.
 # Groups lab2 and single2 run their tests on the second copies of those labs.
 INTEGRATION_GROUPS := lab lab2 single single2 django fleet
-# The django group builds the Wagtail site's artifacts first, while the others run.
+# The django group builds the Wagtail site's and ihatemoney's artifacts first, while the others run.
 integration: fresh-lab artifacts
 	@mkdir -p test-artifacts
 	@pids=""; for g in $(INTEGRATION_GROUPS); do \
@@ -185,7 +208,7 @@ integration: fresh-lab artifacts
 	    single2) labs="BLUEGREEN_TEST_SINGLE=scratch-single2" ;; \
 	    *) labs="" ;; \
 	  esac; \
-	  prepare=true; [ $$g = django ] && prepare="$(MAKE) --no-print-directory wagtail-artifacts"; \
+	  prepare=true; [ $$g = django ] && prepare="$(MAKE) --no-print-directory wagtail-artifacts ihatemoney-artifacts"; \
 	  { $$prepare && env $$labs $(BIN)/pytest -q -p no:cacheprovider --durations=0 -m "group_$$g" tests/integration; } \
 	    >test-artifacts/integration-$$g.log 2>&1 & pids="$$pids $$!:$$g"; \
 	done; status=0; \

@@ -61,7 +61,7 @@ def load_migration_runner() -> Any:
 
 
 def settings_module(directory: Path, url: str) -> None:
-    """The deployment's settings module, as tests/integration/services/wagtailsite.yml
+    """The deployment's settings module, as examples/third-party/wagtailsite/inventory-vars.yml
     writes it."""
     if url.startswith("sqlite"):
         database = (

@@ -1,6 +1,7 @@
 """A second service on a lab's container, beside the lab's own: its own name, ports, nginx
-site, database file and journal, so that a test can give it a first release on an empty
-database whenever it runs. Its variables are in tests/integration/services/<name>.yml;
+site, database and journal, so that a test can give it a first release on an empty
+database whenever it runs. Its variables are in examples/third-party/<name>/inventory-vars.yml
+(services nobody on this project wrote) or tests/integration/services/<name>.yml;
 the inventory (inventories/scratch-<name>, not kept in git) is the lab's hosts with them.
 """
 
@@ -22,6 +23,16 @@ class SideService:
     lab: str  # the inventory of the lab whose containers it runs on
     host: str
     public_port: int
+    # The service's PostgreSQL database (and role) on the same host, dropped by clear();
+    # None for a service on a SQLite file under /var/lib/<name>.
+    postgresql: str | None = None
+
+    @property
+    def variables(self) -> Path:
+        """Its bluegreen_service_* variables: a third-party service's are the example a
+        user reads (examples/third-party/<name>/), the others are the tests' own."""
+        example = ROOT / "examples" / "third-party" / self.name / "inventory-vars.yml"
+        return example if example.exists() else SERVICES / f"{self.name}.yml"
 
     @property
     def inventory(self) -> str:
@@ -38,7 +49,7 @@ class SideService:
         (inventory / "group_vars").mkdir(parents=True)
         shutil.copy(source / "hosts.yml", inventory / "hosts.yml")
         shutil.copy(source / "group_vars" / "lab_hosts.yml", inventory / "group_vars")
-        shutil.copy(SERVICES / f"{self.name}.yml", inventory / "group_vars" / "all.yml")
+        shutil.copy(self.variables, inventory / "group_vars" / "all.yml")
 
     def clear(self) -> None:
         """Write the inventory and remove every trace of the service from the host and
@@ -53,6 +64,15 @@ class SideService:
             f"/etc/systemd/system/{app}@.service /var/log/nginx/bluegreen-{app}.requests.log*; "
             "systemctl daemon-reload; nginx -t -q && systemctl reload nginx; true"
         )
+        if self.postgresql:
+            database = self.postgresql
+            psql = "cd / && runuser -u postgres -- psql -qc"
+            # A fresh lab's PostgreSQL starts with the first release that needs it.
+            self.on_host(
+                f"if pg_isready -q; then {psql} 'DROP DATABASE IF EXISTS {database} WITH (FORCE)' "
+                f"&& {psql} 'DROP ROLE IF EXISTS {database}'; fi; "
+                f"rm -rf /var/backups/bluegreen/{app}"
+            )
         (ROOT / "state" / "journal" / self.inventory / f"{app}.jsonl").unlink(missing_ok=True)
 
     def journal(self, release_id: str) -> dict[str, dict]:
