@@ -44,13 +44,23 @@ def report(journal: Path, release_id: str, fmt: str = "json") -> str:
 
 
 def version_on(colour: str) -> str | None:
-    """The version a colour answers with, asked on its app host directly."""
+    """The version a colour answers with, asked on its app host directly; for a colour
+    that names none (SAMPLEAPP_BARE), the release its running process was started from."""
     answer = shell(
         COLOUR_HOSTS[colour],
         f"curl -s -o /dev/null -D - http://127.0.0.1:{COLOUR_PORTS[colour]}/ "
         "| sed -n 's/^X-Bluegreen-Version: //Ip' | tr -d '\\r'",
     )
-    return answer["stdout"].strip() or None
+    if answer["stdout"].strip():
+        return answer["stdout"].strip()
+    # Its interpreter is /opt/sampleapp/releases/<version>/venv/bin/python.
+    started = shell(
+        COLOUR_HOSTS[colour],
+        f"pid=$(systemctl show -p MainPID --value sampleapp@{colour}); "
+        "[ \"$pid\" -gt 0 ] && tr '\\0' '\\n' < /proc/$pid/cmdline | head -n 1",
+    )
+    program = started["stdout"].strip()
+    return program.split("/releases/", 1)[1].split("/", 1)[0] if "/releases/" in program else None
 
 
 def checks(document: dict) -> dict[str, dict]:

@@ -1,6 +1,6 @@
 """Post-switch analysis on real traffic: bad golden signals send traffic back by themselves,
-measured at the load balancer (source lb): what nginx served each colour, nothing from the
-service's own /metrics."""
+measured at the load balancer (source lb): what nginx served each colour, from a service
+that serves no /metrics and names neither its colour nor its version."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ from reports import rolled_back_report_matches
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab2"), pytest.mark.usefixtures("lab")]
 
+BARE = {
+    "bluegreen_analysis_source": "lb",
+    "bluegreen_service_env": {"SAMPLEAPP_BARE": "1"},
+    "bluegreen_service_version_header": "",
+}
+CURL = "curl -s -o /dev/null -w '%{http_code}' --max-time 5"
+
 
 def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_and_reported(
     tmp_path: Path,
@@ -33,8 +40,14 @@ def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_and_repo
     # this build from an earlier run must start counting afresh, as a new deploy does.
     shell(f"app-{idle}", f"systemctl restart sampleapp@{idle}")
 
-    with SteadyTraffic(), inventory_vars(LAB, {"bluegreen_analysis_source": "lb"}):
+    # The new colour runs bare (SAMPLEAPP_BARE): no /metrics and no colour or version
+    # header, like most services a team brings. Only the load balancer can judge it.
+    with SteadyTraffic(), inventory_vars(LAB, BARE):
         result = bluegreen("release", "--version", "2.0.3+errors30.after200req")
+        port = {"blue": 8001, "green": 8002}[idle]
+        assert shell(f"app-{idle}", f"{CURL} http://127.0.0.1:{port}/metrics")["stdout"] == "404"
+        headers = shell(f"app-{idle}", f"curl -sI http://127.0.0.1:{port}/health")["stdout"]
+        assert "x-bluegreen" not in headers.lower(), headers
 
     assert result.exit_code == 4, result.report
     assert result.outcome == "rolled_back"

@@ -103,6 +103,24 @@ def test_settings_take_the_version_from_the_installed_package(tmp_path: Path) ->
     assert settings.colour == "blue"
 
 
+def test_a_bare_service_names_no_colour_or_version_and_serves_no_metrics(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": database_url, "BLUEGREEN_COLOUR": "green", "SAMPLEAPP_BARE": "1"}
+    settings = settings_from_env(env)
+    assert settings.bare
+    app = create_app(settings)
+    app.testing = True
+    client = app.test_client()
+
+    answer = client.get("/health")
+    assert answer.status_code == 200
+    assert "X-Bluegreen-Colour" not in answer.headers
+    assert "X-Bluegreen-Version" not in answer.headers
+    assert client.get("/metrics").status_code == 404
+    assert not settings_from_env({**env, "SAMPLEAPP_BARE": ""}).bare
+
+
 @pytest.mark.parametrize(
     ("env", "complaint"),
     [

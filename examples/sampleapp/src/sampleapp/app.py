@@ -48,6 +48,9 @@ class Settings:
     database_url: str
     colour: str
     version: str
+    # SAMPLEAPP_BARE=1: no /metrics and no X-Bluegreen-* headers, like most services a team
+    # brings; bluegreen must then measure and prove everything at the load balancer.
+    bare: bool = False
 
 
 def installed_version() -> str:
@@ -66,7 +69,10 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     colour = env.get("BLUEGREEN_COLOUR", "").strip().lower()
     if colour not in COLOURS:
         raise ConfigError(f"BLUEGREEN_COLOUR must be blue or green, got {colour!r}")
-    return Settings(database_url=database_url, colour=colour, version=installed_version())
+    bare = env.get("SAMPLEAPP_BARE", "").strip().lower() in ("1", "true", "yes")
+    return Settings(
+        database_url=database_url, colour=colour, version=installed_version(), bare=bare
+    )
 
 
 def create_app(
@@ -132,8 +138,9 @@ def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Ran
 
     @app.after_request
     def observe(response: Response) -> Response:
-        response.headers["X-Bluegreen-Colour"] = settings.colour
-        response.headers["X-Bluegreen-Version"] = settings.version
+        if not settings.bare:
+            response.headers["X-Bluegreen-Colour"] = settings.colour
+            response.headers["X-Bluegreen-Version"] = settings.version
         started = g.pop("started", None)
         if started is not None:
             labels = {
@@ -216,6 +223,8 @@ def _install_routes(app: Flask, settings: Settings, engine: Engine, features: Fe
 
     @app.get("/metrics", endpoint="metrics")
     def metrics_endpoint() -> Response:
+        if settings.bare:
+            raise NotFound("this service serves no metrics (SAMPLEAPP_BARE)")
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
 
