@@ -1,4 +1,5 @@
-"""Maintenance mode on lab-single: users get 503 and the page, operators keep health and metrics.
+"""Maintenance mode on lab-single: users get 503 and the page, operators keep health and metrics
+(the metrics for the load balancer's own networks only).
 
 Only the lab-single inventory is used (nginx on 127.0.0.1:8081).
 """
@@ -21,6 +22,7 @@ pytestmark = [
 
 INVENTORY = SINGLE
 LOCK_PATH = "/var/lib/bluegreen/sampleapp/lock"
+CURL = "curl -s -o /dev/null -w '%{http_code}' --max-time 5"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,11 @@ def test_maintenance_answers_users_503_with_the_page_while_health_and_metrics_st
     assert b"try again in about 2 minutes" in page.body
     assert retry_after("/") == "120"
     assert request(SINGLE_URL, "/health").status == 200
-    assert request(SINGLE_URL, "/metrics").status == 200
+    # The service's internals: only the load balancer's own networks read them through
+    # nginx, maintenance or not; this client (through Docker's published port) gets 403.
+    assert request(SINGLE_URL, "/metrics").status == 403
+    on_lb = shell("single1", f"{CURL} http://127.0.0.1/metrics", INVENTORY)["stdout"]
+    assert on_lb == "200", on_lb
     write = request(SINGLE_URL, "/notes", {"body": "written during maintenance"})
     assert write.status == 503 and b"Under maintenance" in write.body
 
