@@ -116,6 +116,12 @@ options:
         was serving (a first release); none means unknown, and the messages name the
         live colour as before.
     type: str
+  schema_moved:
+    description:
+      - The migration the command applied, with keys C(previous) and C(current). A release
+        that fails before its switch after applying one says that the live colour now runs
+        on the new schema, and how to go back.
+    type: dict
 extends_documentation_fragment:
   - action_common_attributes
 attributes:
@@ -201,6 +207,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     version=dict(type="str", default=""),
     release_id=dict(type="str", default=""),
     live_version=dict(type="str"),
+    schema_moved=dict(type="dict"),
 )
 
 

@@ -89,6 +89,8 @@ class CommandFacts:
     version: str = ""
     release_id: str = ""
     live_version: str | None = None
+    # The migration this command applied ({previous, current}); None when it applied none.
+    schema_moved: Mapping[str, Any] | None = None
 
     @property
     def nothing_served_before(self) -> bool:
@@ -141,6 +143,7 @@ def facts_from_params(params: Mapping[str, Any]) -> CommandFacts:
         version=text("version", ""),
         release_id=text("release_id", ""),
         live_version=params.get("live_version"),
+        schema_moved=params.get("schema_moved"),
     )
 
 
@@ -227,8 +230,21 @@ def failed_message(facts: CommandFacts, outcome: str) -> str:
                 f"{failure.sentence()} -- nothing was serving before this {facts.command} "
                 "and nothing was switched"
             )
-        return f"{failure.sentence()} -- traffic stayed on {facts.live_colour}"
+        return f"{failure.sentence()} -- traffic stayed on {facts.live_colour}{schema_note(facts)}"
     return f"{failure.sentence()} -- traffic may be split between colours; run `bluegreen status`"
+
+
+def schema_note(facts: CommandFacts) -> str:
+    """What a release that stopped after its migration left under the live colour."""
+    moved = facts.schema_moved
+    if not moved:
+        return ""
+    previous = moved.get("previous") or "an empty schema"
+    return (
+        f"; its migration stays applied (schema {previous} -> {moved.get('current')}), so "
+        f"{facts.live_colour} now runs on the new schema: fix forward with a new release, "
+        "or take the schema back with `bluegreen rollback --with-data`"
+    )
 
 
 def succeeded_message(facts: CommandFacts, outcome: str) -> str | None:

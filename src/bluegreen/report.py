@@ -561,11 +561,16 @@ def _analysis_signals(records: Sequence[Mapping[str, Any]], step: str) -> dict |
     ev = _evidence(record)
     if record is None or "signals" not in ev:
         return None
+    series = list(ev.get("series") or [])
+    decision = ev.get("decision") if isinstance(ev.get("decision"), Mapping) else {}
     return {
         "verdict": ev.get("verdict"),
         "requests": ev.get("requests"),
+        # The decision's count, as the readiness check says it; the series when a record
+        # has no decision (the series holds the windows that came with data only).
+        "measurements": decision.get("measurements", len(series)),
         "signals": _signals_table(ev.get("signals") or {}),
-        "series": list(ev.get("series") or []),
+        "series": series,
     }
 
 
@@ -626,7 +631,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             lines.append("Not run: no measurements in the journal.")
             continue
         lines += [
-            f"Verdict: **{block.get('verdict')}** over {len(block.get('series') or [])} "
+            f"Verdict: **{block.get('verdict')}** over {block.get('measurements')} "
             f"measurements ({_value(block.get('requests'))} requests in the last one).",
             "",
             "| signal | value | warning | critical | P0 | verdict | reason |",
@@ -865,7 +870,7 @@ def render_html(report: Mapping[str, Any]) -> str:
             continue
         out.append(
             f"<p>Verdict {_badge(str(block.get('verdict')))} over "
-            f"{len(block.get('series') or [])} measurements.</p>"
+            f"{block.get('measurements')} measurements.</p>"
             f'<table id="signals-{phase}"><tr><th>signal</th><th>value</th><th>warning</th>'
             "<th>critical</th><th>P0</th><th>verdict</th><th>reason</th></tr>"
         )

@@ -113,6 +113,14 @@ CASES: dict[str, tuple[CommandFacts, str, str]] = {
         "failed_before_switch",
         "deploy failed on app-green: green is not healthy after 60 s -- traffic stayed on blue",
     ),
+    "deploy failed after its migration": (
+        facts(failure=DEPLOY, schema_moved={"previous": "06884b17c50f", "current": "c941aaca38c2"}),
+        "failed_before_switch",
+        "deploy failed on app-green: green is not healthy after 60 s -- traffic stayed on blue; "
+        "its migration stays applied (schema 06884b17c50f -> c941aaca38c2), so blue now runs "
+        "on the new schema: fix forward with a new release, or take the schema back with "
+        "`bluegreen rollback --with-data`",
+    ),
     "deploy failed after a recovery": (
         facts(failure=DEPLOY, recover_action="restore_idle", recover_message=RECOVERED),
         "failed_before_switch",

@@ -314,3 +314,19 @@ def test_migrations_journaled_on_their_own_survive_a_failed_deploy() -> None:
     assert found["migrations"]["status"] == PASSED
     assert found["migrations"]["step"] == "migrate"
     assert found["health"]["status"] == "failed"
+
+
+def test_every_part_of_the_report_gives_the_same_count_of_measurements() -> None:
+    """The readiness check counts the decision's measurements; the signals sections said
+    "over 0 measurements" when a window came without a series point."""
+    records = entries("released")
+    for record in records:
+        if record.get("step") == "analysis" and "decision" in (record.get("evidence") or {}):
+            record["evidence"]["series"] = record["evidence"]["series"][:0]
+            counted = record["evidence"]["decision"]["measurements"]
+    report = build_report(records, inventory="lab")
+
+    summary = checks(report)["post_switch_signals"]["summary"]
+    assert f"after {counted} measurements" in summary, summary
+    assert f"over {counted} measurements" in render_markdown(report)
+    assert f"{counted} measurements.</p>" in render_html(report)
