@@ -22,6 +22,7 @@ try:  # In the collection bluegreen.release.
         maintenance_request,
         record_from_facts,
         record_from_params,
+        rollback_target_refusal,
         step_decision,
         verify_report,
     )
@@ -31,6 +32,7 @@ except ImportError:  # In the tree: the bluegreen package maps module_utils/ (py
         maintenance_request,
         record_from_facts,
         record_from_params,
+        rollback_target_refusal,
         step_decision,
         verify_report,
     )
@@ -83,6 +85,14 @@ def bluegreen_python_requirement_problem(requires_python: str | None, host_pytho
     return python_requirement_problem(requires_python or None, str(host_python)) or ""
 
 
+def bluegreen_rollback_target_refusal(
+    runs_by_host: Mapping[str, Mapping[str, str]], colour: str, refused_versions: Mapping[str, str]
+) -> str:
+    """Why a rollback must not go to ``colour``, from the release directory each app host
+    runs per colour (host -> colour -> link target); '' when it may."""
+    return rollback_target_refusal(colour, runs_by_host or {}, refused_versions or {})
+
+
 class FilterModule:
     """bluegreen's filters."""
 
@@ -94,4 +104,5 @@ class FilterModule:
             "bluegreen_maintenance_request": bluegreen_maintenance_request,
             "bluegreen_verify_report": bluegreen_verify_report,
             "bluegreen_python_requirement_problem": bluegreen_python_requirement_problem,
+            "bluegreen_rollback_target_refusal": bluegreen_rollback_target_refusal,
         }

@@ -246,19 +246,21 @@ RECOVER_RULES: dict[str, Rule] = {
     ),
     "recover_record": Rule(((lambda r: r.recovering, "no interrupted release was found"),)),
 }
+# A rollback of traffic only switches unless recovering an interrupted release was the
+# rollback; reading what the target colour runs goes with it.
+ROLLS_BACK_TRAFFIC = (
+    NOT_FAILED,
+    NOT_DATA,
+    (
+        lambda r: r.recover_action in ("", "close"),
+        "recovering the interrupted release was the rollback",
+    ),
+    (lambda r: not r.recover_only, "only the stopped command is undone"),
+)
 ROLLBACK_RULES: dict[str, Rule] = {
     "lock": Rule((NOT_FAILED, NOT_DATA)),
-    "rollback_switch": Rule(
-        (
-            NOT_FAILED,
-            NOT_DATA,
-            (
-                lambda r: r.recover_action in ("", "close"),
-                "recovering the interrupted release was the rollback",
-            ),
-            (lambda r: not r.recover_only, "only the stopped command is undone"),
-        )
-    ),
+    "rollback_target": Rule(ROLLS_BACK_TRAFFIC),
+    "rollback_switch": Rule(ROLLS_BACK_TRAFFIC),
     "data_options": Rule(),
     "data_lock": Rule((NOT_FAILED,)),
     "data_hosts": Rule((NOT_FAILED,)),
@@ -331,6 +333,7 @@ COMMAND_STEPS: dict[str, tuple[str, ...]] = {
         *(step for step in ROLLBACK_RULES if step.startswith("data_")),
         "lock",
         *RECOVER_RULES,
+        "rollback_target",
         "rollback_switch",
         "finish",
     ),
@@ -638,3 +641,33 @@ def record_from_facts(
         "listing": fact("bluegreen_release_restore_list", False),
         "confirmed": fact("bluegreen_release_restore_confirmed", False),
     }
+
+
+def rollback_target_refusal(
+    colour: str,
+    runs_by_host: Mapping[str, Mapping[str, str]],
+    refused_versions: Mapping[str, str],
+) -> str:
+    """Why a rollback must not send traffic to ``colour``, from the release directory each
+    app host runs per colour (host -> colour -> the colour link's target,
+    ``.../releases/<version>``); '' when none of ``colour``'s hosts runs a refused version.
+
+    The switch's own precheck reads the version a service names in a header; a service
+    that names none is judged from what its hosts run instead.
+    """
+    found = {
+        host: target.rstrip("/").rsplit("/", 1)[-1]
+        for host, colours in runs_by_host.items()
+        if (target := str((colours or {}).get(colour) or "")) and "/releases/" in target
+    }
+    refused = {host: version for host, version in found.items() if version in refused_versions}
+    if not refused:
+        return ""
+    details = "; ".join(
+        f"{host} runs {version}, {refused_versions[version]}" for host, version in refused.items()
+    )
+    return (
+        f"refusing to roll back to {colour}: {details}; nothing was written and traffic "
+        f"stays where it is. Release a verified version to {colour} instead (bluegreen "
+        "history shows them)"
+    )

@@ -29,6 +29,7 @@ from ansible.module_utils.release_flow import (
     release_plan,
     restore_failed_message,
     restored_failure_message,
+    rollback_target_refusal,
     rolls_back,
     rules_table,
     step_decision,
@@ -871,3 +872,24 @@ def test_only_an_unmeasured_colour_pauses_and_only_when_told_to(
     decision: dict, inconclusive: str, paused: bool
 ) -> None:
     assert pauses(decision, "proceed", inconclusive) is paused
+
+
+def test_a_rollback_target_is_refused_by_what_its_hosts_run() -> None:
+    refused = {"2.0.3+errors30": "marked bad by release 20261206T1", "1.0.0": "never verified"}
+    runs = {
+        "app-green": {"green": "/opt/sampleapp/releases/2.0.3+errors30"},
+        "app-blue": {"blue": "/opt/sampleapp/releases/1.0.0"},
+        "app-green-2": {},
+    }
+
+    message = rollback_target_refusal("green", runs, refused)
+
+    assert message.startswith(
+        "refusing to roll back to green: app-green runs 2.0.3+errors30, marked bad by release "
+        "20261206T1; nothing was written"
+    )
+    assert "app-blue" not in message  # blue is not the target
+    fine = {"app-green": {"green": "/opt/sampleapp/releases/2.0.0/"}}
+    assert rollback_target_refusal("green", fine, refused) == ""
+    # A colour link that is not a release directory (never deployed) is no evidence.
+    assert rollback_target_refusal("green", {"app-green": {"green": "/srv/x"}}, refused) == ""
