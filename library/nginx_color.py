@@ -172,7 +172,8 @@ options:
       - With O(precheck_version_header), versions (mapped to the reason) that traffic
         must not go to; a server of O(colour) that names one of them makes the switch
         refused, nothing written. A rollback passes the versions the release journal
-        marks bad or never verified.
+        marks bad or never verified. While some are listed, a server that names no
+        version in O(precheck_version_header) is refused too, since it may run one.
     type: dict
     default: {}
 extends_documentation_fragment:
@@ -607,6 +608,7 @@ def switch(
             module.params["precheck_path"],
             answers,
             module.params["precheck_refuse_versions"],
+            module.params["precheck_version_header"],
         )
         if refused:
             module.fail_json(

@@ -613,6 +613,7 @@ def precheck_failed_message(
     path: str,
     answers: Mapping[str, ProbeResult],
     refused_versions: Mapping[str, str] | None = None,
+    version_header: str = "",
 ) -> str | None:
     """Why a switch to `colour` is refused after asking its servers directly, or None.
 
@@ -626,7 +627,17 @@ def precheck_failed_message(
         for server, answer in answers.items()
         if server not in bad and answer.version in refused_versions
     }
-    if not bad and not refused:
+    # Asked for a version while some are refused: a server that names none might run one.
+    unnamed = (
+        {
+            server: answer
+            for server, answer in answers.items()
+            if server not in bad and not answer.version
+        }
+        if refused_versions and version_header
+        else {}
+    )
+    if not bad and not refused and not unnamed:
         return None
     details = "; ".join(
         [
@@ -638,6 +649,12 @@ def precheck_failed_message(
         + [
             f"{server} runs {answer.version}, {refused_versions[str(answer.version)]}"
             for server, answer in refused.items()
+        ]
+        + [
+            f"{server} names no version in {version_header}, so it cannot be told from the "
+            f"versions a rollback must not go to ({', '.join(sorted(refused_versions))}); set "
+            "bluegreen_service_version_header to '' and bluegreen reads what its hosts run"
+            for server in unnamed
         ]
     )
     where = f"traffic stays on {previous_colour}" if previous_colour else "nothing was changed"

@@ -98,6 +98,9 @@ class RunRecord:
     recover_close_window: bool = False
     recover_restore: bool = False
     recover_rollback: bool = False
+    # A rollback reads what the target colour's hosts run: some version is refused and the
+    # service names none in a header for the switch's precheck to read.
+    read_targets: bool = False
     # A restore: only listing the snapshots, and whether the restore was confirmed.
     listing: bool = False
     confirmed: bool = False
@@ -259,7 +262,15 @@ ROLLS_BACK_TRAFFIC = (
 )
 ROLLBACK_RULES: dict[str, Rule] = {
     "lock": Rule((NOT_FAILED, NOT_DATA)),
-    "rollback_target": Rule(ROLLS_BACK_TRAFFIC),
+    "rollback_target": Rule(
+        (
+            *ROLLS_BACK_TRAFFIC,
+            (
+                lambda r: r.read_targets,
+                "no version is refused, or the service names its version for the precheck",
+            ),
+        )
+    ),
     "rollback_switch": Rule(ROLLS_BACK_TRAFFIC),
     "data_options": Rule(),
     "data_lock": Rule((NOT_FAILED,)),
@@ -400,6 +411,7 @@ def record_from_params(params: Mapping[str, Any]) -> RunRecord:
         recover_close_window=flag("recover_close_window"),
         recover_restore=flag("recover_restore"),
         recover_rollback=flag("recover_rollback"),
+        read_targets=flag("read_targets"),
         listing=flag("listing"),
         confirmed=flag("confirmed"),
     )
@@ -638,6 +650,7 @@ def record_from_facts(
         "recover_close_window": recover.get("close_window", False),
         "recover_restore": recover.get("restore_snapshot") is not None,
         "recover_rollback": (fact("bluegreen_recover_analysis") or {}).get("rollback", False),
+        "read_targets": fact("bluegreen_recover_read_targets", False),
         "listing": fact("bluegreen_release_restore_list", False),
         "confirmed": fact("bluegreen_release_restore_confirmed", False),
     }

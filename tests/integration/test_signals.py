@@ -77,7 +77,8 @@ def test_release_whose_error_rate_goes_bad_under_traffic_is_rolled_back_and_repo
 
     # The bad version names itself nowhere, yet a rollback will not go back to it: what
     # its host runs decides, not a header.
-    refused = bluegreen("rollback")
+    with inventory_vars(LAB, BARE):
+        refused = bluegreen("rollback")
     assert refused.exit_code == 3, refused.report
     assert "refusing to roll back to" in refused.message, refused.message
     assert "2.0.3+errors30.after200req, marked bad" in refused.message, refused.message

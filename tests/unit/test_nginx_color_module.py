@@ -1421,6 +1421,35 @@ class TestPrecheck:
         assert not flag.exists()
         assert nginx.commands == []
 
+    def test_a_server_naming_no_version_is_refused_while_versions_are_refused(
+        self, run_module, nginx: FakeNginx, path: Path, flag: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        before = serve(nginx, "blue")
+        asked: list[tuple[str, str]] = []
+        silent = ProbeResult(status=200, header="green", version=None)
+        monkeypatch.setattr(
+            nginx_color,
+            "probe_once",
+            direct_answers(nginx, {"http://10.0.0.5:8002/health": silent}, asked),
+        )
+        refusing = dict(
+            precheck_path="/health",
+            precheck_version_header="X-Bluegreen-Version",
+            precheck_refuse_versions={"2.0.1+crash": "marked bad by release r7"},
+        )
+
+        result = run_module(nginx_color.main, args(path, **refusing))
+
+        assert result["failed"]
+        assert "10.0.0.5:8002 names no version in X-Bluegreen-Version" in result["msg"]
+        assert "bluegreen_service_version_header to ''" in result["msg"]
+        assert path.read_bytes() == before and not flag.exists()
+        # Nothing refused: a server that names no version is no reason to stop.
+        allowed = run_module(
+            nginx_color.main, args(path, **dict(refusing, precheck_refuse_versions={}))
+        )
+        assert not allowed["failed"], allowed
+
     def test_no_precheck_when_the_colour_is_live_already(
         self, run_module, nginx: FakeNginx, path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -535,6 +535,19 @@ ROLLBACK_TABLE = [
         "recovering the interrupted release was the rollback",
     ),
     ("rollback_switch", {"recover_only": True}, False, "only the stopped command is undone"),
+    ("rollback_target", {"read_targets": True}, True, ""),
+    (
+        "rollback_target",
+        {},
+        False,
+        "no version is refused, or the service names its version for the precheck",
+    ),
+    (
+        "rollback_target",
+        {"read_targets": True, "data_rollback": True},
+        False,
+        "the data rollback does this step itself",
+    ),
     ("data_plan", {}, False, "no revision of the previous release is known"),
     ("data_plan", {"target_revision_known": True}, True, ""),
     (
