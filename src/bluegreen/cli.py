@@ -197,6 +197,18 @@ LabNames = Annotated[
         show_default=False,
     ),
 ]
+LabInventoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--inventory",
+        "-i",
+        metavar="NAME|PATH",
+        help="A lab's inventory: a name under inventories/, or a folder with hosts.yml (or "
+        "the hosts file) anywhere; the lab is named after its folder. Added to NAMES. Only "
+        "from the command line: bluegreen.toml's inventory is where releases go.",
+        show_default=False,
+    ),
+]
 
 
 @app.callback()
@@ -1472,6 +1484,113 @@ def build(
         _console().print(table)
 
 
+@app.command(
+    epilog=_examples(
+        "bluegreen init ~/src/shop-api",
+        "bluegreen init ~/src/mysite --name mysite",
+        "bluegreen init . -o ../deploy/inventories/shop --force",
+    )
+)
+def init(
+    ctx: typer.Context,
+    project_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PATH",
+            help="The service's project as the team keeps it (its pyproject.toml, "
+            "requirements files, manage.py, sources); read only, never imported or run.",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="The inventory folder to write; default: inventories/<name>/ of the "
+            "bluegreen project.",
+            file_okay=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Service name (lower case, digits, - and _), as in bluegreen_service_name; "
+            "default: the project's own, else its folder's.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into an existing inventory: replace the three files init writes; its "
+            "other files stay.",
+        ),
+    ] = False,
+) -> None:
+    """Write a starter inventory for a Python web service from its project's files.
+
+    Detects the name, framework and application, server, migration tool, health route,
+    database, lock files and static files, and writes hosts.yml (one VM running nginx,
+    both colours and the database), group_vars/all/service.yml (each value with a comment
+    saying where it was detected, or that it is a placeholder) and
+    group_vars/all/vault.yml.example. Nothing is written when anything fails.
+    """
+    with _reported(ctx):
+        from bluegreen.build import service_name
+        from bluegreen.init_inventory import (
+            detected_rows,
+            inventory_texts,
+            next_commands,
+            notes,
+            write_inventory,
+        )
+        from bluegreen.project_scan import scan_project
+
+        scan = scan_project(project_dir, service_name(name) if name is not None else None)
+        shown_path = str(project_dir)
+        texts = inventory_texts(scan, shown_path)
+        directory = output if output is not None else _default_inventory_dir(ctx, scan)
+        write_inventory(directory, texts, force)
+
+        console = _console()
+        table = Table(title=f"Detected in {shown_path}", title_justify="left")
+        for column in ("what", "value", "from"):
+            table.add_column(column, overflow="fold")
+        for row in detected_rows(scan):
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+        for note in notes(scan):
+            console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+        shown_inventory = _shown(directory)
+        console.print(f"Wrote {escape(shown_inventory)}/: {', '.join(texts)}")
+        console.print("[bold]Next[/bold]")
+        for number, command in enumerate(next_commands(scan, shown_path, shown_inventory), 1):
+            console.print(f"  {number}. {escape(command)}", soft_wrap=True)
+
+
+def _default_inventory_dir(ctx: typer.Context, scan: Any) -> Path:
+    from bluegreen.init_inventory import default_inventory_dir
+    from bluegreen.project_scan import service_name
+
+    try:
+        return default_inventory_dir(_project(ctx), service_name(scan))
+    except InputError as exc:
+        raise InputError(f"{exc}; or pass -o DIR") from exc
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    absolute = path.resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(absolute)
+
+
 def _default_artifact_dir(ctx: typer.Context) -> Path:
     try:
         return _project(ctx) / "artifacts"
@@ -1496,22 +1615,37 @@ def _size(value: Any) -> str:
     return f"{size:.1f} GiB"
 
 
-@lab_app.command("up", epilog=_examples("bluegreen lab up", "bluegreen lab up lab lab-single"))
-def lab_up(ctx: typer.Context, names: LabNames = None) -> None:
+@lab_app.command(
+    "up",
+    epilog=_examples(
+        "bluegreen lab up",
+        "bluegreen lab up lab lab-single",
+        "bluegreen lab up -i ../shop/deploy/shop-lab",
+    ),
+)
+def lab_up(
+    ctx: typer.Context, names: LabNames = None, inventory: LabInventoryOption = None
+) -> None:
     """Create and start the lab containers (idempotent) and wait for their sshd."""
     with _reported(ctx):
         from bluegreen.lab import Lab
 
         lab = Lab(_project(ctx))
-        _console().print(lab_table(lab.up(names or DEFAULT_LABS)))
+        _console().print(lab_table(lab.up(_labs(ctx, names, inventory) or DEFAULT_LABS)))
 
 
 @lab_app.command(
-    "down", epilog=_examples("bluegreen lab down", "bluegreen lab down lab-single --purge")
+    "down",
+    epilog=_examples(
+        "bluegreen lab down",
+        "bluegreen lab down lab-single --purge",
+        "bluegreen lab down -i ../shop/deploy/shop-lab",
+    ),
 )
 def lab_down(
     ctx: typer.Context,
     names: LabNames = None,
+    inventory: LabInventoryOption = None,
     purge: Annotated[
         bool,
         typer.Option(
@@ -1525,7 +1659,7 @@ def lab_down(
     with _reported(ctx):
         from bluegreen.lab import Lab
 
-        wanted = names or DEFAULT_LABS
+        wanted = _labs(ctx, names, inventory) or DEFAULT_LABS
         Lab(_project(ctx)).down(wanted, purge=purge)
         _console().print(f"Removed the containers of: {', '.join(wanted)}")
 
@@ -1541,11 +1675,17 @@ def lab_image(ctx: typer.Context) -> None:
 
 
 @lab_app.command(
-    "status", epilog=_examples("bluegreen lab status", "bluegreen lab status lab --json")
+    "status",
+    epilog=_examples(
+        "bluegreen lab status",
+        "bluegreen lab status lab --json",
+        "bluegreen lab status -i ../shop/deploy/shop-lab",
+    ),
 )
 def lab_status(
     ctx: typer.Context,
     names: LabNames = None,
+    inventory: LabInventoryOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the containers as a JSON list.")
     ] = False,
@@ -1555,11 +1695,20 @@ def lab_status(
         from bluegreen.lab import Lab
 
         lab = Lab(_project(ctx))
-        rows = lab.status(names) if names else lab.status()
+        wanted = _labs(ctx, names, inventory)
+        rows = lab.status(wanted) if wanted else lab.status()
         if json_output:
             typer.echo(json.dumps(rows, default=str))
         else:
             _console().print(lab_table(rows))
+
+
+def _labs(ctx: typer.Context, names: list[str] | None, inventory: str | None) -> list[str]:
+    """The labs asked for: NAMES, then -i. A lab never takes bluegreen.toml's inventory,
+    which names where releases go (often real hosts)."""
+    source = ctx.get_parameter_source("inventory")
+    from_file = source is not None and source.name == "DEFAULT_MAP"
+    return [*(names or []), *([inventory] if inventory and not from_file else [])]
 
 
 def lab_table(rows: list[Mapping[str, Any]]) -> RenderableType:

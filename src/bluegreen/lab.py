@@ -1,8 +1,11 @@
 """The local lab: systemd containers that Ansible reaches over SSH like real hosts.
 
 The shape of each lab (host names, SSH ports, published ports) is read from its static
-inventory under ``inventories/<name>/hosts.yml``; this module only makes the containers
-match it. Everything it creates carries the ``bluegreen.lab`` label, so ``down`` removes
+inventory: ``inventories/<name>/hosts.yml``, or a folder with hosts.yml (or the hosts file
+itself) anywhere else, named as the other commands name an inventory (``NAME|PATH``). A
+lab is named after its inventory's folder: its containers are ``bluegreen-<lab>-<host>``
+and its network ``bluegreen-<lab>``. This module only makes the containers match the
+inventory. Everything it creates carries the ``bluegreen.lab`` label, so ``down`` removes
 exactly that and nothing else.
 """
 
@@ -20,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from bluegreen.errors import BluegreenError
+from bluegreen.errors import BluegreenError, InputError
+from bluegreen.runner import inventory_name, resolve_inventory
 
 LABEL = "bluegreen.lab"
 PROFILE_LABEL = "bluegreen.lab.profile"
@@ -61,6 +65,18 @@ class LabError(BluegreenError):
     """The lab could not be brought to the requested state."""
 
 
+class LabInventoryError(LabError, InputError):
+    """An inventory that cannot describe a lab: no hosts file, or another lab's name."""
+
+
+@dataclass(frozen=True)
+class LabInventory:
+    """A lab: its name (that of its inventory's folder) and its static hosts file."""
+
+    name: str
+    hosts_file: Path
+
+
 @dataclass(frozen=True)
 class LabHost:
     name: str
@@ -93,6 +109,27 @@ def image_tag(packages: Iterable[str] = IMAGE_PACKAGES) -> str:
     )
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
     return f"{IMAGE_REPOSITORY}:{digest}"
+
+
+def lab_inventory(project_root: Path, inventory: str) -> LabInventory:
+    """The lab that ``inventory`` describes: a name under inventories/, or the path of a
+    folder holding hosts.yml or of the hosts file itself."""
+    resolved = Path(str(resolve_inventory(project_root, inventory)))
+    hosts_file = resolved / "hosts.yml" if resolved.is_dir() else resolved
+    if not hosts_file.is_file():
+        raise LabInventoryError(
+            f"inventory {inventory!r} ({resolved}) has no hosts.yml: a lab is described by a "
+            "static hosts.yml (each host with its ansible_port); give its folder or the file"
+        )
+    name = inventory_name(project_root, inventory)
+    named = project_root / "inventories" / name
+    if named.is_dir() and named.resolve() != hosts_file.parent:
+        raise LabInventoryError(
+            f"inventory {resolved} has the name of {named}: a lab is named after its "
+            f"inventory's folder (containers bluegreen-{name}-<host>), and the two labs would "
+            "share their containers; rename the folder"
+        )
+    return LabInventory(name, hosts_file)
 
 
 def hosts_from_inventory(inventory_file: Path, profile: str) -> list[LabHost]:
@@ -144,16 +181,16 @@ class Lab:
     def ssh_key(self) -> Path:
         return self.state_dir / "ssh" / "id_ed25519"
 
-    def hosts(self, names: Iterable[str]) -> list[LabHost]:
+    def hosts(self, inventories: Iterable[str]) -> list[LabHost]:
+        """The hosts of the labs ``inventories`` (NAME|PATH each) describe."""
         hosts: list[LabHost] = []
-        for name in names:
-            hosts += hosts_from_inventory(
-                self.project_root / "inventories" / name / "hosts.yml", name
-            )
+        for inventory in inventories:
+            lab = lab_inventory(self.project_root, inventory)
+            hosts += hosts_from_inventory(lab.hosts_file, lab.name)
         return hosts
 
-    def up(self, names: list[str]) -> list[dict]:
-        hosts = self.hosts(names)
+    def up(self, inventories: list[str]) -> list[dict]:
+        hosts = self.hosts(inventories)
         tag = self.ensure_image()
         public_key = self.ensure_ssh_key()
         for network in sorted({host.network for host in hosts}):
@@ -165,9 +202,11 @@ class Lab:
         for host in hosts:
             wait_for_ssh(host.ssh_port, SSH_READY_TIMEOUT_S)
             self.log(f"{host.name}: ssh on 127.0.0.1:{host.ssh_port} is ready")
-        return self.status(names)
+        return self.status(inventories)
 
-    def down(self, names: list[str], purge: bool = False) -> None:
+    def down(self, inventories: list[str], purge: bool = False) -> None:
+        # By name only: the containers of a lab whose inventory is gone can still go.
+        names = [inventory_name(self.project_root, inventory) for inventory in inventories]
         for container in self._containers(names):
             self.log(f"removing container {container.name}")
             container.remove(force=True, v=True)
@@ -180,17 +219,19 @@ class Lab:
                 self.client.images.remove(image.id, force=True)
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def status(self, names: list[str] | None = None) -> list[dict]:
-        """One row per lab host: of the named labs, or of every lab that has containers."""
-        containers = self._containers(names)
-        if not names:
+    def status(self, inventories: list[str] | None = None) -> list[dict]:
+        """One row per lab host: of the labs ``inventories`` (NAME|PATH each) describe, or
+        of every lab of inventories/ that has containers."""
+        hosts = self.hosts(inventories) if inventories else []
+        containers = self._containers(sorted({host.profile for host in hosts}) or None)
+        if not inventories:
             # Labs of other checkouts share the Docker engine; list the ones known here.
             profiles = {c.labels.get(PROFILE_LABEL, "") for c in containers} - {""}
-            inventories = self.project_root / "inventories"
-            names = sorted(p for p in profiles if (inventories / p / "hosts.yml").is_file())
+            known = self.project_root / "inventories"
+            hosts = self.hosts(sorted(p for p in profiles if (known / p / "hosts.yml").is_file()))
         by_name = {c.name: c for c in containers}
         rows = []
-        for host in self.hosts(names):
+        for host in hosts:
             container = by_name.get(host.container_name)
             state = container.status if container else "absent"
             ssh = "up" if state == "running" and ssh_answers(host.ssh_port) else "down"
