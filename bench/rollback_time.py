@@ -61,7 +61,8 @@ class Probe:
     """A new-connection request every ``interval`` s until traffic settled on ``colour``.
 
     Settled means: the command has ended and the last ``streak`` answers or more all came
-    from ``colour``. Stops by itself after ``max_seconds`` in any case.
+    from ``colour``. Stops when told the command failed (traffic will not move: a refused
+    rollback), and by itself after ``max_seconds`` in any case.
     """
 
     url: str
@@ -71,6 +72,7 @@ class Probe:
     timeout: float = 2.0
     max_seconds: float = 660.0
     command_done: threading.Event = field(default_factory=threading.Event)
+    give_up: threading.Event = field(default_factory=threading.Event)
     streak_started: float | None = None
     streak_length: int = 0
     answers: int = 0
@@ -81,7 +83,7 @@ class Probe:
         host, port = loopback_target(self.url)
         deadline = time.monotonic() + self.max_seconds
         for _ in range(int(self.max_seconds / self.interval) + 1):
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self.give_up.is_set():
                 break
             started = time.time()
             colour = answering_colour(host, port, self.timeout)
@@ -198,6 +200,8 @@ def measure(args: argparse.Namespace, url: str, load: Load | None) -> int:
             args.command_timeout,
             started=started,
         )
+        if done.exit_code != 0:
+            probe.give_up.set()
         probe.command_done.set()
         prober.join(timeout=probe.max_seconds)
         rollback = Rollback(source, target, done, probe)
