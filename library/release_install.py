@@ -111,6 +111,14 @@ pip_output:
   type: list
   elements: str
   returned: when changed and not in check mode
+check:
+  description:
+    - The check that failed, when it is the artifact's identity (C(artifact)) - the
+      release directory holds the same version built from another artifact. The release
+      history does not count such a failure against the version.
+  type: str
+  returned: when the release directory holds another artifact of the same version
+  sample: artifact
 """
 
 import glob
@@ -256,6 +264,8 @@ def main() -> None:
         module.fail_json(
             msg=other_artifact_message(release_dir, params["version"], marker or ""),
             release_dir=release_dir,
+            # The artifact's identity failed, not the version's behaviour (release history).
+            check="artifact",
         )
     diff = {
         "before": {"path": release_dir, "installed": None},

@@ -57,6 +57,9 @@ class ReleaseSummary:
     lock_id: str | None = None
     steps: list[str] = field(default_factory=list)
     failed_step: str | None = None
+    # The check of the failed step that stopped it (colour_start's health, smoke, version;
+    # release_install's artifact), when the failure record names one.
+    failed_check: str | None = None
     recovered_by: str | None = None
     # For a promote: the paused release it kept.
     promoted: str | None = None
@@ -141,6 +144,7 @@ def _summarize(release_id: str, records: Sequence[Mapping[str, Any]]) -> Release
             summary.previous_version = evidence.get("previous_version") or summary.previous_version
         if record.get("outcome") == "failed" and summary.failed_step is None:
             summary.failed_step = step
+            summary.failed_check = evidence.get("check") or None
         _follow_window(summary, step, record, evidence)
         # Only the last play's record carries the outcome; a release's automatic rollback
         # or a restore inside it journal the same step names without one.
@@ -200,7 +204,8 @@ def _state(summary: ReleaseSummary, records: Sequence[Mapping[str, Any]]) -> str
         return "unchanged"
     if summary.outcome == "rolled_back":
         return "bad"
-    if summary.failed_step in VERSION_STEPS:
+    # Another artifact under the same version: the artifact is wrong, not the version.
+    if summary.failed_step in VERSION_STEPS and summary.failed_check != "artifact":
         return "bad"
     return "failed"
 

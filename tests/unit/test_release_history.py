@@ -81,6 +81,19 @@ def test_auto_rolled_back_and_failed_deploy_releases_are_bad() -> None:
     assert states(records) == {"r1": "bad", "r2": "bad"}
 
 
+def test_another_artifact_under_the_same_version_does_not_make_the_version_bad() -> None:
+    records = [
+        *released("r0", "2.0.0"),
+        lock("r1", "2.0.0"),
+        record("r1", "deploy", "failed", task="Install the release", check="artifact"),
+        record("r1", "release", "failed", outcome="failed_before_switch", version="2.0.0"),
+    ]
+
+    assert states(records) == {"r0": "verified", "r1": "failed"}
+    # 2.0.0 as it was verified still runs on its colour: a rollback may go back to it.
+    assert rollback_refused_versions(summarize(records)) == {}
+
+
 def test_a_release_stopped_by_its_preflight_failed_without_being_bad() -> None:
     records = [
         record("r1", "preflight", "failed"),
