@@ -99,3 +99,16 @@ class SideService:
     def maintenance_on(self) -> bool:
         flag = f"/var/www/bluegreen/{self.name}/maintenance.on"
         return self.on_host(f"test -e {flag} && echo on || echo off").strip() == "on"
+
+
+def judged_on_load_balancer_signals(steps: dict[str, dict]) -> None:
+    """Both analyses of a release (journal records by step) judged it on what the load
+    balancer measured, and passed: errors none, latency ok or within its warning (a cold
+    service's slowest answers on a loaded machine), at least 50 requests after the switch."""
+    for step in ("pre_switch_analysis", "analysis"):
+        judged = steps[step]["evidence"]
+        assert judged["decision"]["action"] == "pass", judged
+        assert judged["verdict"] in ("ok", "warning"), judged
+        assert judged["signals"]["error_rate"]["verdict"] == "ok", judged
+        assert judged["signals"]["latency_p95"]["verdict"] in ("ok", "warning"), judged
+    assert steps["analysis"]["evidence"]["requests"] >= 50, steps["analysis"]

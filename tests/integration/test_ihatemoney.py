@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import DJANGO, ROOT, bluegreen
-from side_service import SideService
+from side_service import SideService, judged_on_load_balancer_signals
 
 pytestmark = [
     pytest.mark.lab,
@@ -63,17 +63,6 @@ def create_project(name: str) -> int:
     return int(on_host(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 -d '{form}' {url}"))
 
 
-def judged_ok(steps: dict[str, dict]) -> None:
-    """Both analyses judged the release on what the load balancer measured, and passed."""
-    for step in ("pre_switch_analysis", "analysis"):
-        judged = steps[step]["evidence"]
-        assert judged["decision"]["action"] == "pass", judged
-        assert judged["verdict"] in ("ok", "warning"), judged
-        assert judged["signals"]["error_rate"]["verdict"] == "ok", judged
-        assert judged["signals"]["latency_p95"]["verdict"] in ("ok", "warning"), judged
-    assert steps["analysis"]["evidence"]["requests"] >= 50, steps["analysis"]
-
-
 def test_ihatemoney_releases_migrates_and_rolls_back_with_and_without_data() -> None:
     for version in (V1, V2):
         artifact = ROOT / "artifacts" / f"{APP}-{version}.tar.gz"
@@ -115,7 +104,7 @@ def run_releases() -> None:
     assert second.outcome == "released", second.message
     steps = SERVICE.journal(second.report["custom_stats"]["bluegreen_release_id"])
     assert steps["deploy"]["evidence"]["migration"]["applied"] == [V2_HEAD]
-    judged_ok(steps)
+    judged_on_load_balancer_signals(steps)
     assert revision() == V2_HEAD and not has_remote_addr()
     assert create_project("after") == 201
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import DJANGO_SINGLE, ROOT, bluegreen
-from side_service import SideService
+from side_service import SideService, judged_on_load_balancer_signals
 
 pytestmark = [
     pytest.mark.lab,
@@ -107,15 +107,7 @@ def upgrade_rollback_with_data_and_without() -> None:
     migration = steps["deploy"]["evidence"]["migration"]
     assert set(migration["applied"]) == set(WAGTAIL_7_1), migration
     assert applied_migrations() == before + len(WAGTAIL_7_1)
-    # Judged, not inconclusive: on a loaded machine a cold Wagtail's slowest answers can
-    # cross the 0.5 s latency warning, which passes by policy; errors must be none.
-    for step in ("pre_switch_analysis", "analysis"):
-        judged = steps[step]["evidence"]
-        assert judged["decision"]["action"] == "pass", judged
-        assert judged["verdict"] in ("ok", "warning"), judged
-        assert judged["signals"]["error_rate"]["verdict"] == "ok", judged
-        assert judged["signals"]["latency_p95"]["verdict"] in ("ok", "warning"), judged
-    assert steps["analysis"]["evidence"]["requests"] >= 50, steps["analysis"]
+    judged_on_load_balancer_signals(steps)
 
     # With data: both migrations can be undone, so the schema is downgraded under 1.0.0
     # after traffic went back to it, and every row is kept.
