@@ -209,7 +209,7 @@ integration: fresh-lab artifacts
 	    *) labs="" ;; \
 	  esac; \
 	  prepare=true; [ $$g = django ] && prepare="$(MAKE) --no-print-directory wagtail-artifacts ihatemoney-artifacts"; \
-	  { $$prepare && env $$labs $(BIN)/pytest -q -p no:cacheprovider --durations=0 -m "group_$$g" tests/integration; } \
+	  { $$prepare && env $$labs BLUEGREEN_TEST_GROUP=$$g $(BIN)/pytest -q -p no:cacheprovider --durations=0 -m "group_$$g" tests/integration; } \
 	    >test-artifacts/integration-$$g.log 2>&1 & pids="$$pids $$!:$$g"; \
 	done; status=0; \
 	for entry in $$pids; do \

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cpu_use
 import pytest
 import yaml
 
@@ -93,6 +94,8 @@ def bluegreen(*args: str, timeout: float = 600) -> Outcome:
     """
     if args and args[0] in INVENTORY_COMMANDS and not {"-i", "--inventory"} & set(args):
         args = (*args, "-i", LAB)
+    children_before = cpu_use.process_cpu_s()
+    started = time.monotonic()
     completed = subprocess.run(
         [*BLUEGREEN, *args, "--json"],
         cwd=ROOT,
@@ -100,6 +103,15 @@ def bluegreen(*args: str, timeout: float = 600) -> Outcome:
         text=True,
         timeout=timeout,
         env=os.environ | {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+    )
+    cpu_use.record(
+        cpu_use.group_of_this_run(),
+        {
+            "command": " ".join(args),
+            "test": os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0],
+            "wall_s": round(time.monotonic() - started, 2),
+            "process_cpu_s": round(cpu_use.process_cpu_s() - children_before, 2),
+        },
     )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no JSON report from bluegreen {args}: {completed.stdout}\n{completed.stderr}"
@@ -342,6 +354,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     for group in GROUPS:
         config.addinivalue_line("markers", f"group_{group}: runs with the {group} lab group")
+
+
+@pytest.fixture(autouse=True)
+def cpu_used(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each lab test's CPU, its own and its labs' (tests/integration/cpu_use.py)."""
+    meter = cpu_use.Meter()
+    yield
+    cpu_use.record(cpu_use.group_of_this_run(), {"test": request.node.nodeid, **meter.stop()})
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects by these marks
