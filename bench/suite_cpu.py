@@ -14,6 +14,7 @@ Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -30,9 +31,41 @@ def read_entries(artifacts: Path) -> list[dict]:
     return entries
 
 
-def test_cost(entry: dict) -> float:
-    """A test's CPU: its process tree's and its labs' containers'."""
-    return entry["process_cpu_s"] + sum(entry.get("containers_cpu_s", {}).values())
+def inventory_of(command: str) -> str | None:
+    """The inventory a command names with -i."""
+    words = command.split()
+    for flag, value in itertools.pairwise(words):
+        if flag in ("-i", "--inventory"):
+            return value
+    return None
+
+
+def container_owners(entries: list[dict]) -> dict[str, str]:
+    """The group each lab container works for: the one whose commands used its inventory
+    most (containers are named bluegreen-<inventory>-<host>). Every group's figures see
+    every container, since the groups run at the same time; only the owner's count."""
+    used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for entry in entries:
+        inventory = inventory_of(entry.get("command", ""))
+        if inventory:
+            used[inventory][entry["group"]] += 1
+    names = {name for e in entries for name in e.get("containers_cpu_s", {})}
+    owners = {}
+    for name in names:
+        matches = [inv for inv in used if name.startswith(f"bluegreen-{inv}-")]
+        if matches:
+            groups = used[max(matches, key=len)]
+            owners[name] = max(groups, key=lambda g: groups[g])
+    return owners
+
+
+def own_containers_cpu_s(entry: dict, owners: dict[str, str]) -> float:
+    """The CPU a test's own labs used while it ran."""
+    return sum(
+        cpu
+        for name, cpu in entry.get("containers_cpu_s", {}).items()
+        if owners.get(name) == entry["group"]
+    )
 
 
 def command_kind(command: str) -> str:
@@ -46,11 +79,16 @@ def command_kind(command: str) -> str:
 def summary(entries: list[dict], top: int) -> dict:
     tests = [e for e in entries if "command" not in e]
     commands = [e for e in entries if "command" in e]
+    owners = container_owners(entries)
+
+    def test_cost(entry: dict) -> float:
+        return entry["process_cpu_s"] + own_containers_cpu_s(entry, owners)
+
     groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for e in tests:
         groups[e["group"]]["wall_s"] += e["wall_s"]
         groups[e["group"]]["process_cpu_s"] += e["process_cpu_s"]
-        groups[e["group"]]["containers_cpu_s"] += sum(e.get("containers_cpu_s", {}).values())
+        groups[e["group"]]["containers_cpu_s"] += own_containers_cpu_s(e, owners)
     kinds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for c in commands:
         kind = kinds[command_kind(c["command"])]
@@ -58,6 +96,7 @@ def summary(entries: list[dict], top: int) -> dict:
         kind["process_cpu_s"] += c["process_cpu_s"]
         kind["wall_s"] += c["wall_s"]
     return {
+        "container_owners": dict(sorted(owners.items())),
         "total_cpu_s": round(sum(test_cost(e) for e in tests), 1),
         "commands": len(commands),
         "commands_cpu_s": round(sum(c["process_cpu_s"] for c in commands), 1),
@@ -67,7 +106,7 @@ def summary(entries: list[dict], top: int) -> dict:
                 "test": e["test"],
                 "cpu_s": round(test_cost(e), 1),
                 "process_cpu_s": e["process_cpu_s"],
-                "containers_cpu_s": round(sum(e.get("containers_cpu_s", {}).values()), 1),
+                "containers_cpu_s": round(own_containers_cpu_s(e, owners), 1),
                 "wall_s": e["wall_s"],
                 "commands": sum(1 for c in commands if c.get("test") == e["test"]),
             }

@@ -50,9 +50,10 @@ description:
   - "Each signal gets a verdict: V(ok), V(warning), V(critical), or V(inconclusive) when there is
     no data, too few requests (O(min_requests)), an unreachable source or a missing metric; the
     reason says which. A signal whose source is not configured (no O(node_targets), say) is
-    V(not_configured) and does not count. A level trips when the value is strictly greater than
-    its threshold; P0 levels mark an immediate rollback, and so does a service with every target
-    down."
+    V(not_configured) and does not count; so is V(not_judged), a latency quantile over fewer
+    request times than it needs (100 for a p99, 20 for a p95), which would be the slowest one.
+    A level trips when the value is strictly greater than its threshold; P0 levels mark an
+    immediate rollback, and so does a service with every target down."
   - "The overall verdict is V(critical) if any signal is critical; else V(inconclusive) if any
     configured signal is inconclusive; else V(warning) if any is; else V(ok). An analysis
     without data is never V(ok)."
@@ -489,7 +490,8 @@ signals:
       description: The P0 threshold in force; V(null) when off.
       type: float
     verdict:
-      description: V(ok), V(warning), V(critical), V(inconclusive) or V(not_configured).
+      description: >-
+        V(ok), V(warning), V(critical), V(inconclusive), V(not_configured) or V(not_judged).
       type: str
     p0:
       description: Whether this signal tripped a P0 rule.

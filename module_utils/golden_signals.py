@@ -29,6 +29,10 @@ WARNING = "warning"
 INCONCLUSIVE = "inconclusive"
 CRITICAL = "critical"
 NOT_CONFIGURED = "not_configured"
+# A quantile over fewer observations than 1 / (1 - q) is the slowest single request (a
+# p99 of 50 request times is the 50th): one cold start would decide the release.
+NOT_JUDGED = "not_judged"
+QUANTILE_SIGNALS = {"latency_p95": 0.95, "latency_p99": 0.99}
 MEASURED_VERDICTS = (OK, WARNING, INCONCLUSIVE, CRITICAL)
 
 # One series: metric name and its labels as sorted (name, value) pairs.
@@ -614,6 +618,24 @@ def request_gate(
     return None
 
 
+def too_few_for_quantile(name: str, observations: object) -> str | None:
+    """Why a quantile signal is not judged on `observations` request times, or None.
+
+    The nearest-rank q-quantile of fewer than 1 / (1 - q) times is their maximum, so it
+    would judge one request, not a share of them; the other signals still judge the window.
+    """
+    q = QUANTILE_SIGNALS.get(name)
+    if q is None or not isinstance(observations, int) or isinstance(observations, bool):
+        return None
+    needed = math.ceil(round(1 / (1 - q), 9))
+    if observations >= needed:
+        return None
+    return (
+        f"not judged: {observations} request times are too few for a p{round(q * 100)}, "
+        f"which would be the slowest of them; it needs at least {needed}"
+    )
+
+
 def judge_signal(
     name: str,
     measured: Measured,
@@ -635,6 +657,9 @@ def judge_signal(
 
     if spec.needs_requests and gate is not None:
         return result(INCONCLUSIVE, gate)
+    too_few = too_few_for_quantile(name, evidence.get("observations"))
+    if measured.value is not None and too_few is not None:
+        return result(NOT_JUDGED, too_few)
     if measured.value is None or not math.isfinite(measured.value):
         return result(INCONCLUSIVE, measured.reason or f"no value for {spec.title}")
     if name == "targets_down" and measured.value >= 1:
@@ -652,10 +677,11 @@ def judge_signal(
 def overall_verdict(verdicts: Iterable[str]) -> str:
     """critical if any is critical; else inconclusive if any is; else warning if any; else ok.
 
-    Signals that are not configured do not count; with no measured signal at all the answer
+    Signals that are not configured, or not judged (a quantile over too few request
+    times), do not count; with no measured signal at all the answer
     is inconclusive, never ok.
     """
-    measured = [v for v in verdicts if v != NOT_CONFIGURED]
+    measured = [v for v in verdicts if v not in (NOT_CONFIGURED, NOT_JUDGED)]
     for verdict in (CRITICAL, INCONCLUSIVE, WARNING):
         if verdict in measured:
             return verdict

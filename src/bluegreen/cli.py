@@ -1211,6 +1211,7 @@ VERDICT_STYLES = {
     "critical": "bold red",
     "inconclusive": "magenta",
     "not_configured": "dim",
+    "not_judged": "dim",
 }
 
 

@@ -686,7 +686,7 @@ pre{background:#f4f6f8;padding:.7em;overflow-x:auto}
 .passed,.ok{background:#d9f2df;color:#135b25}
 .failed,.critical{background:#fbdcdc;color:#8a1010}
 .warning{background:#fff0c2;color:#6b4e00}.inconclusive,.unfinished{background:#e8e0f7;color:#4b2a85}
-.skipped,.not.run,.not_configured{background:#eceff2;color:#4a5561}
+.skipped,.not.run,.not_configured,.not_judged{background:#eceff2;color:#4a5561}
 .ev{color:#3b4652;word-break:break-all}.meta td:first-child{width:12em;color:#5a6470}
 svg text{font:11px system-ui,sans-serif;fill:#3b4652}
 """

@@ -21,6 +21,7 @@ from ansible.module_utils.golden_signals import (
     DEFAULT_THRESHOLDS,
     INCONCLUSIVE,
     NOT_CONFIGURED,
+    NOT_JUDGED,
     OK,
     WARNING,
     GoldenSignalsError,
@@ -210,6 +211,29 @@ class TestSignals:
         assert signals["error_rate"]["verdict"] == WARNING
         assert "5 of 350 responses failed" in signals["error_rate"]["reason"]
         assert (result["verdict"], result["p0"], result["comparison"]) == (WARNING, False, None)
+
+    def test_a_p99_of_too_few_times_is_not_judged_and_the_rest_still_judge(self) -> None:
+        # 50 request times, one cold start of 4.6 s: the nearest-rank p99 is that one
+        # request. It is shown, not judged; p95 (rank 48) and the error rate decide.
+        cold = counts({"200": 50}, {"200": 48, "470": 1, "4636": 1})
+        result = analyse(lb_windows=[read("lb1", {"green": cold})])
+        signals = result["signals"]
+
+        assert signals["latency_p99"]["value"] == 4.636
+        assert signals["latency_p99"]["verdict"] == NOT_JUDGED
+        assert "50 request times are too few for a p99" in signals["latency_p99"]["reason"]
+        assert "at least 100" in signals["latency_p99"]["reason"]
+        assert (signals["latency_p95"]["value"], signals["latency_p95"]["verdict"]) == (0.2, OK)
+        assert result["verdict"] == OK
+
+    def test_a_p99_of_a_hundred_times_is_judged(self) -> None:
+        slow = counts({"200": 100}, {"200": 98, "2500": 2})
+        signals = analyse(lb_windows=[read("lb1", {"green": slow})])["signals"]
+
+        assert (signals["latency_p99"]["value"], signals["latency_p99"]["verdict"]) == (
+            2.5,
+            CRITICAL,
+        )
 
     def test_evidence_names_each_host_its_requests_and_window(self) -> None:
         windows = analyse()["signals"]["error_rate"]["windows"]
