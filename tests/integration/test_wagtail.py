@@ -74,6 +74,11 @@ def test_wagtail_site_first_release_upgrade_and_rollbacks_with_and_without_data(
     )
     status, body = page("/")
     assert status == 200 and "Welcome to your new Wagtail site" in body
+    # The site's static files were collected by its hook, in the colour's environment,
+    # before the colour started; the admin's login page names them through the manifest.
+    hook = steps["hook"]["evidence"]
+    assert (hook["name"], hook["at"], hook["exit_code"]) == ("collectstatic", "after_install", 0)
+    assert "static files copied to '/var/lib/wagtailsite/static-" in "\n".join(hook["excerpt"])
     assert page("/admin/login/")[0] == 200
     assert not SERVICE.maintenance_on()
 
