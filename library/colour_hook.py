@@ -354,6 +354,7 @@ from ansible.module_utils.hooks import (
     run_message,
     secret_values,
 )
+from ansible.module_utils.release_journal import redact
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "at": {"type": "str", "required": True, "choices": list(POINTS)},
@@ -583,7 +584,7 @@ def run_hooks(
             timeout=hook.timeout,
             duration_s=done.duration_s,
             excerpt=excerpt(
-                done.output.decode("utf-8", errors="replace"), secrets, done.cut_at_start
+                redact(done.output.decode("utf-8", errors="replace"), secrets), done.cut_at_start
             ),
         )
         runs.append(run)

@@ -6,7 +6,8 @@ release (``bluegreen_service_hooks``), and what is said about each run.
 Pure, so pytest checks it without a host: library/colour_hook.py runs the commands; the
 bluegreen_service role's inventory check calls ``hook_problems`` through
 filter_plugins/hooks.py. A hook's ``environment`` values are secrets: no message, repr or
-record made here shows one, and every output excerpt has them replaced by ``********``.
+record made here shows one; the module redacts each output (release_journal.redact)
+before it is cut into an excerpt.
 
 It imports nothing of ours, so the filter can load it outside a module.
 """
@@ -34,7 +35,6 @@ EXCERPT_LINES = 20
 EXCERPT_LINE_CHARS = 300
 # Lines of the excerpt quoted in a failure message (the journal keeps all of them).
 MESSAGE_LINES = 5
-REDACTED = "********"
 # The unit's PATH after the release's venv/bin (roles/bluegreen_deploy's unit template).
 SERVICE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -322,20 +322,12 @@ def secret_values(
     return found
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each secret replaced by ``********`` (the longest
-    first, so a secret that contains another is replaced whole)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def excerpt(output: str, secrets: Iterable[str], cut_at_start: bool = False) -> list[str]:
-    """The last EXCERPT_LINES lines of ``output``, secrets redacted, each cut to
-    EXCERPT_LINE_CHARS characters. Redaction comes first, so a cut never leaves part of
-    a secret. ``cut_at_start``: the output kept is the end of a longer one, so its first
-    line is a fragment, dropped (it could hold the end of a secret)."""
-    lines = redact(output, secrets).splitlines()
+def excerpt(redacted_output: str, cut_at_start: bool = False) -> list[str]:
+    """The last EXCERPT_LINES lines of an output whose secrets are redacted already, each
+    cut to EXCERPT_LINE_CHARS characters: redaction comes first, so a cut never leaves
+    part of a secret. ``cut_at_start``: the output kept is the end of a longer one, so
+    its first line is a fragment, dropped (it could hold the end of a secret)."""
+    lines = redacted_output.splitlines()
     if cut_at_start:
         lines = lines[1:]
     return [line[:EXCERPT_LINE_CHARS] for line in lines[-EXCERPT_LINES:]]
