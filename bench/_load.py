@@ -87,6 +87,7 @@ class LoadSpec:
     keepalive_clients: int = 2
     rate: float = 25.0  # requests per second, per client
     post_share: float = 0.1  # share of requests that are POST /notes
+    get_path: str = "/"  # what the other requests GET
     timeout: float = 5.0  # seconds per request (connect and read)
     max_seconds: float = 1800.0  # every client stops by itself after this
 
@@ -242,7 +243,7 @@ class Load:
             body: bytes | None = json.dumps({"body": f"bench {name} #{sequence}"}).encode()
             headers["Content-Type"] = "application/json"
         else:
-            method, path, body = "GET", "/", None
+            method, path, body = "GET", self.spec.get_path, None
         fresh = conn.sock is None
         started = time.time()
         try:

@@ -4,10 +4,13 @@
     .venv/bin/python bench/lb_signals.py --skip-accuracy     # the cost only, no lab
 
 Accuracy (lab-single: both colours on the load balancer's host): with load through
-nginx (bench/_load's clients), the same window is measured two ways by the modules a
-release uses, run ad hoc on the primary load balancer: ``golden_signals source=scrape``
-from the live colour's own /metrics histogram (sample, load, analyse from that baseline)
-and ``nginx_requests`` (mark, load, read) judged by ``golden_signals source=lb``.
+nginx (bench/_load's clients, every request ``GET /work?ms=100``: the sample service
+answers after 100 ms, and its histogram has a bucket per millisecond up to 150 ms, so
+neither side's resolution decides the comparison), the same window is measured two
+ways by the modules a release uses, run ad hoc on the primary load balancer:
+``golden_signals source=scrape`` from the live colour's own /metrics histogram (sample,
+load, analyse from that baseline) and ``nginx_requests`` (mark, load, read) judged by
+``golden_signals source=lb``.
 Printed: the load balancer's p95 and p99 of the request time (what users got) and of the
 upstream time (what the colour's server took), the service's own p95 and p99, the
 requests each counted, and what the clients saw. ``within_5pct`` compares the upstream
@@ -115,7 +118,14 @@ def accuracy(args: argparse.Namespace, url: str) -> dict[str, Any]:
     if colour not in SERVERS:
         raise BenchError(f"nothing answers with a colour at {url}: release a version first")
     targets = [f"http://{SERVERS[colour]}/metrics"]
-    spec = LoadSpec(url=url, new_clients=args.clients, keepalive_clients=args.clients, rate=25.0)
+    spec = LoadSpec(
+        url=url,
+        new_clients=args.clients,
+        keepalive_clients=args.clients,
+        rate=args.rate,
+        post_share=0.0,
+        get_path=f"/work?ms={args.work_ms}",
+    )
     with Load(spec) as load:
         time.sleep(2)  # both populations running before the window opens
         mark = adhoc(args.inventory, lb, "nginx_requests", {"path": LOG, "state": "mark"})
@@ -298,6 +308,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", help="nginx URL; default: port 80 as published in hosts.yml")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the window")
     parser.add_argument("--clients", type=int, default=4, help="clients of each kind")
+    parser.add_argument("--rate", type=float, default=10.0, help="requests/s of each client")
+    parser.add_argument(
+        "--work-ms", type=int, default=100, help="how long each answer takes (GET /work?ms=N)"
+    )
     parser.add_argument("--batches", type=int, default=10, help="cost: alternating batches")
     parser.add_argument("--batch", type=int, default=2000, help="cost: requests per batch")
     parser.add_argument("--skip-accuracy", action="store_true")

@@ -6,6 +6,7 @@ Needs the example installed in the venv: ``pip install -e examples/sampleapp``.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from importlib.metadata import version as distribution_version
 from pathlib import Path
@@ -170,6 +171,31 @@ def test_notes_list_rejects_a_bad_limit(client: FlaskClient, limit: str) -> None
     response = client.get(f"/notes?limit={limit}")
     assert response.status_code == 400
     assert "limit must be an integer" in response.json["detail"]
+
+
+def work_bucket(le: str) -> float:
+    labels = {"method": "GET", "route": "/work", "status": "200", "le": le}
+    return REGISTRY.get_sample_value("http_request_duration_seconds_bucket", labels) or 0.0
+
+
+def test_work_answers_after_the_milliseconds_asked_and_its_histogram_has_them_to_the_ms(
+    client: FlaskClient,
+) -> None:
+    below, at_most = work_bucket("0.029"), work_bucket("0.1")
+    started = time.perf_counter()
+    response = client.get("/work?ms=30")
+    assert time.perf_counter() - started >= 0.030
+    assert response.status_code == 200
+    assert response.json == {"worked_ms": 30, "colour": "green"}
+    assert work_bucket("0.029") == below
+    assert work_bucket("0.1") == at_most + 1
+
+
+@pytest.mark.parametrize("ms", [None, "-1", "abc", "2001", "1.5"])
+def test_work_refuses_a_length_it_cannot_take(client: FlaskClient, ms: str | None) -> None:
+    response = client.get("/work" if ms is None else f"/work?ms={ms}")
+    assert response.status_code == 400
+    assert "ms must be an integer from 0 to 2000" in response.json["detail"]
 
 
 @pytest.mark.parametrize("payload", [None, {}, {"body": ""}, {"body": "  "}, {"body": 3}, ["x"]])

@@ -29,6 +29,7 @@ SERVICE = "sampleapp"
 COLOURS = ("blue", "green")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
+MAX_WORK_MS = 2000
 # Probes must see the truth about the process, so faults never touch these endpoints.
 FAULT_EXEMPT_ENDPOINTS = frozenset({"health", "metrics"})
 
@@ -221,6 +222,14 @@ def _install_routes(app: Flask, settings: Settings, engine: Engine, features: Fe
             raise NotFound(f"note {note_id} does not exist")
         return _note(row)
 
+    @app.get("/work")
+    def work() -> dict[str, Any]:
+        # A route whose time the caller chooses: benchmarks compare latency measured at the
+        # load balancer with this process's own histogram on answers of a known length.
+        milliseconds = _work_ms(request.args.get("ms"))
+        time.sleep(milliseconds / 1000)
+        return {"worked_ms": milliseconds, "colour": settings.colour}
+
     @app.get("/metrics", endpoint="metrics")
     def metrics_endpoint() -> Response:
         if settings.bare:
@@ -238,6 +247,16 @@ def _limit(raw: str | None) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
     return limit
+
+
+def _work_ms(raw: str | None) -> int:
+    try:
+        milliseconds = int(raw or "")
+    except ValueError:
+        milliseconds = -1
+    if not 0 <= milliseconds <= MAX_WORK_MS:
+        raise BadRequest(f"ms must be an integer from 0 to {MAX_WORK_MS}, got {raw!r}")
+    return milliseconds
 
 
 def _schema_problem(inspector: sa.Inspector, columns: list[sa.Column]) -> str | None:
