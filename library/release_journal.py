@@ -148,6 +148,17 @@ options:
       - Quote it (V('0640')) or give it with a leading zero so YAML reads it as octal.
     type: raw
     default: '0640'
+  controller_path:
+    description:
+      - Also append the same record (the line the host wrote, byte for byte) to this
+        file on the controller, in the controller's own process, with the same O(mode).
+        The release roles use it for the controller's copy of the journal, which history
+        and reports read without a round trip.
+      - If the host cannot be reached or its append fails, the controller's copy gets the
+        record built on the controller, so the evidence is kept in one place at least; the
+        task's result stays the host's.
+      - Done by the action plugin of the same name; with O(state=read) it is ignored.
+    type: path
 extends_documentation_fragment:
   - action_common_attributes
 attributes:
@@ -226,6 +237,13 @@ path:
   returned: always
   type: str
   sample: /var/lib/bluegreen/sampleapp/journal.jsonl
+controller_copy:
+  description:
+    - With O(controller_path), where the controller's copy got the record (C(path),
+      C(line_number)), or why it did not (C(path), C(error); the task then fails).
+  returned: when O(controller_path) is set and O(state=present)
+  type: dict
+  sample: {"path": "state/journal/lab/sampleapp.jsonl", "line_number": 42}
 record:
   description: The record appended (in check mode, that would be appended), after redaction.
   returned: success
@@ -359,67 +377,11 @@ from ansible.module_utils.release_journal import (
     OUTCOMES,
     UTC,
     JournalError,
+    append_line,
     build_entry,
-    plan_append,
+    next_line_number,
     read_journal,
 )
-
-SCAN_CHUNK = 1 << 20
-
-
-def count_lines(fd: int) -> tuple[int, bool]:
-    """The number of newlines in the open file, and whether it ends with one (or is empty)."""
-    size = os.fstat(fd).st_size
-    newlines, offset, last = 0, 0, b"\n"
-    while offset < size:
-        chunk = os.pread(fd, min(SCAN_CHUNK, size - offset), offset)
-        if not chunk:
-            break
-        newlines += chunk.count(b"\n")
-        offset += len(chunk)
-        last = chunk[-1:]
-    return newlines, last == b"\n"
-
-
-def next_line_number(path: str, line: str) -> int:
-    """The line number a record would get, without writing (check mode)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return 1
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        return plan_append(line, *count_lines(fd))[1]
-    finally:
-        os.close(fd)
-
-
-def append_line(path: str, line: str) -> int:
-    """Append one line with a single write under an exclusive flock; return its line number."""
-    parent = os.path.dirname(path)
-    os.makedirs(parent, mode=0o755, exist_ok=True)
-    created = not os.path.exists(path)
-    # 0600 until set_mode_if_different applies the requested mode.
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        data, line_number = plan_append(line, *count_lines(fd))
-        written = os.write(fd, data)
-        if written != len(data):
-            raise JournalError(
-                f"only {written} of {len(data)} bytes of the record reached {path}; is the"
-                " disk full? The partial line will be skipped by readers"
-            )
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if created:
-        dir_fd = os.open(parent or ".", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return line_number
 
 
 def read_records(path: str) -> list[str]:
@@ -488,6 +450,8 @@ def main() -> None:
             evidence=dict(type="dict", default={}),
             redact=dict(type="list", elements="str", default=[], no_log=True),
             mode=dict(type="raw", default="0640"),
+            # The action plugin takes it; here, without the plugin, it is ignored.
+            controller_path=dict(type="path"),
         ),
         required_if=[("state", "present", ("release_id", "step", "outcome"))],
         supports_check_mode=True,

@@ -3,14 +3,17 @@
 """The release journal: one JSON object per line for every step of every release.
 
 The journal is the evidence a release report is rendered from, so a record is built
-here by pure functions (times validated, duration computed, secrets redacted) and only
-appended by the module. ``read_journal`` is the reader the CLI uses; it survives the
+here by pure functions (times validated, duration computed, secrets redacted), then
+appended by ``append_line`` (the module on the host, the action plugin for the
+controller's copy). ``read_journal`` is the reader the CLI uses; it survives the
 one kind of damage an append-only file can suffer, a last line cut short by a crash.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -228,3 +231,63 @@ def read_journal(lines: Iterable[str]) -> JournalRecords:
         else:
             skipped.append(SkippedLine(line_number, text, "not a JSON object"))
     return JournalRecords(records, skipped)
+
+
+# Appending, under a lock: the module on the host and the action plugin for the
+# controller's copy write through these, so both copies get the same bytes.
+SCAN_CHUNK = 1 << 20
+
+
+def count_lines(fd: int) -> tuple[int, bool]:
+    """The number of newlines in the open file, and whether it ends with one (or is empty)."""
+    size = os.fstat(fd).st_size
+    newlines, offset, last = 0, 0, b"\n"
+    while offset < size:
+        chunk = os.pread(fd, min(SCAN_CHUNK, size - offset), offset)
+        if not chunk:
+            break
+        newlines += chunk.count(b"\n")
+        offset += len(chunk)
+        last = chunk[-1:]
+    return newlines, last == b"\n"
+
+
+def next_line_number(path: str, line: str) -> int:
+    """The line number a record would get, without writing (check mode)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return plan_append(line, *count_lines(fd))[1]
+    finally:
+        os.close(fd)
+
+
+def append_line(path: str, line: str) -> int:
+    """Append one line with a single write under an exclusive flock; return its line number."""
+    parent = os.path.dirname(path)
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    created = not os.path.exists(path)
+    # 0600 until set_mode_if_different applies the requested mode.
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        data, line_number = plan_append(line, *count_lines(fd))
+        written = os.write(fd, data)
+        if written != len(data):
+            raise JournalError(
+                f"only {written} of {len(data)} bytes of the record reached {path}; is the"
+                " disk full? The partial line will be skipped by readers"
+            )
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        dir_fd = os.open(parent or ".", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return line_number

@@ -9,6 +9,8 @@ directory, and built there::
     plugins/module_utils/<x>.py           module_utils/<x>.py (and any package in it)
     plugins/filter/<x>.py                 filter_plugins/<x>.py (roles and playbooks name
                                           our filters by FQCN in the built copy)
+    plugins/action/<x>.py                 action_plugins/<x>.py (an action of a module's
+                                          name runs that module: release_journal)
     roles/<role>/                         roles/<role>/
     playbooks/*.yml, playbooks/templates  playbooks/
 
@@ -167,6 +169,7 @@ def lay_out(dest: Path, root: Path = ROOT) -> Path:
     _copy_python(root / "library", dest / "plugins" / "modules", ours)
     _copy_python(root / "module_utils", dest / "plugins" / "module_utils", ours)
     _copy_python(root / "filter_plugins", dest / "plugins" / "filter", ours)
+    _copy_python(root / "action_plugins", dest / "plugins" / "action", ours)
     shutil.copytree(root / "roles", dest / "roles", ignore=_IGNORED)
 
     playbooks = dest / "playbooks"
