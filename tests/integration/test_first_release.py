@@ -6,7 +6,8 @@ empty SQLite file.
 One test, in order, because each release builds on the last: a failed first release
 (nothing served before it), the first real release, a refused release (breaking
 migration) while 1.0.0 serves, a second release, then a re-release of the warm version
-with a changed environment.
+with a changed environment (its after_install hook sees it), and a release stopped by a
+before_switch hook that fails.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     deploy = SERVICE.journal(changed.report["custom_stats"]["bluegreen_release_id"])["deploy"]
     checksum = on_host(f"cat /opt/{APP}/colours/.{warm}.config-sha256").strip()
     assert deploy["evidence"]["config_sha256"] == {HOST: checksum}
+    # Its after_install hook ran in the colour's new environment, before the start.
+    assert on_host(f"cat /var/lib/{APP}/hook-mark-{warm}").strip() == "two"
 
     # The live version again, with another environment: not "unchanged" any more. It is
     # deployed to the idle colour with the new environment, and traffic moves there.
@@ -120,3 +123,18 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     assert main_pid(warm) == pid_before
     assert public() == (200, warm, "1.0.0")
     assert not SERVICE.maintenance_on()
+
+    # A before_switch hook that fails (firstapp.yml: it refuses the mark "hookfail") stops
+    # the release as a failed health check does: the idle colour goes back, traffic stays.
+    hooked = release("2.0.0", monkeypatch, mark="hookfail")
+    assert hooked.exit_code == 3, hooked.report
+    assert hooked.outcome == "failed_before_switch", hooked.report
+    assert "before_switch hook refuse-hookfail failed on" in hooked.message, hooked.message
+    assert "release mark hookfail refused" in hooked.message, hooked.message
+    assert public() == (200, warm, "1.0.0")
+    steps = SERVICE.journal(hooked.report["custom_stats"]["bluegreen_release_id"])
+    assert "switch" not in steps, steps
+    hook = steps["hook"]["evidence"]
+    assert (hook["name"], hook["ok"], hook["exit_code"]) == ("refuse-hookfail", False, 1), hook
+    idle = "blue" if warm == "green" else "green"
+    assert on_host(f"cat /var/lib/{APP}/hook-mark-{idle}").strip() == "hookfail"
