@@ -2,7 +2,8 @@
 # Apache License 2.0 (see LICENSE)
 """The release's state machine as a filter: whether a play's step runs.
 
-Every play of every command asks this first (roles/bluegreen_release/tasks/step.yml).
+Every play of every command asks this first: in its ``hosts`` (bluegreen_step_hosts), and
+again in roles/bluegreen_release/tasks/step.yml.
 A filter runs in the controller's own process, so the question costs about a millisecond
 where a module call costs half a second: a release asks it some thirty times, and a
 rollback ten times before traffic moves. The rules are module_utils/release_flow.py's,
@@ -68,6 +69,22 @@ def bluegreen_step_runs(step: str, facts: Mapping[str, Any]) -> bool:
     return bool(bluegreen_step_gate(facts, step, command, facts.get("bluegreen_cli"))["run"])
 
 
+# A host pattern that matches no host and raises no "could not match" warning.
+NO_HOSTS = "all:!all"
+
+
+def bluegreen_step_hosts(pattern: str, step: str, facts: Mapping[str, Any]) -> str:
+    """The play's host ``pattern`` when ``step`` may run (bluegreen_step_runs), else a
+    pattern that matches no host. A play's ``hosts`` is templated when the play starts,
+    with the facts the earlier plays left on localhost, so a step that does not run
+    costs no task at all ("no hosts matched"), where a skipped include cost a worker
+    process per host. Before any play named the command (a syntax check has no facts)
+    the pattern stands, and the step's own gate decides."""
+    if not facts.get("bluegreen_release_command"):
+        return pattern
+    return pattern if bluegreen_step_runs(step, facts) else NO_HOSTS
+
+
 def bluegreen_maintenance_request(value: Any) -> str:
     """'on' or 'off' as `bluegreen maintenance` asked (a YAML boolean counts); '' for
     anything else, which the maintenance playbook refuses."""
@@ -101,6 +118,7 @@ class FilterModule:
             "bluegreen_step_decision": bluegreen_step_decision,
             "bluegreen_step_gate": bluegreen_step_gate,
             "bluegreen_step_runs": bluegreen_step_runs,
+            "bluegreen_step_hosts": bluegreen_step_hosts,
             "bluegreen_maintenance_request": bluegreen_maintenance_request,
             "bluegreen_verify_report": bluegreen_verify_report,
             "bluegreen_python_requirement_problem": bluegreen_python_requirement_problem,

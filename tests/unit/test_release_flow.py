@@ -8,6 +8,8 @@ of a release walked through the whole machine to the steps that still run, the o
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -906,3 +908,59 @@ def test_a_rollback_target_is_refused_by_what_its_hosts_run() -> None:
     assert rollback_target_refusal("green", fine, refused) == ""
     # A colour link that is not a release directory (never deployed) is no evidence.
     assert rollback_target_refusal("green", {"app-green": {"green": "/srv/x"}}, refused) == ""
+
+
+def test_a_play_whose_step_does_not_run_gets_no_hosts() -> None:
+    hosts = filters()["bluegreen_step_hosts"]
+
+    release = {"bluegreen_release_command": "release"}
+    assert hosts("lb", "deploy", release) == "lb"
+    assert hosts("lb", "deploy", {**release, "bluegreen_release_unchanged": True}) == "all:!all"
+    assert hosts("app", "rollback_switch", {"bluegreen_release_command": "rollback"}) == "app"
+    # No command named yet (a syntax check): the play's own gate will decide.
+    assert hosts("lb", "restore_read", {}) == "lb"
+
+
+STEP_PLAYS = """\
+- name: Remember that the version is live already
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.set_fact:
+        bluegreen_release_command: release
+        bluegreen_release_unchanged: true
+- name: Deploy
+  hosts: "{{ 'all' | bluegreen_step_hosts('deploy', hostvars.localhost) }}"
+  gather_facts: false
+  tasks:
+    - ansible.builtin.debug: {msg: deployed}
+- name: Preflight, which still runs
+  hosts: "{{ 'all' | bluegreen_step_hosts('preflight', hostvars.localhost) }}"
+  gather_facts: false
+  tasks:
+    - ansible.builtin.debug: {msg: preflighted}
+"""
+
+
+def test_ansible_templates_a_plays_hosts_with_the_facts_earlier_plays_left(tmp_path: Path) -> None:
+    """The premise of bluegreen_step_hosts, on the pinned ansible-core: a play's hosts are
+    templated when it starts, with localhost's facts from the plays before it; the empty
+    pattern matches nothing, without a warning even where mismatches warn."""
+    playbook = tmp_path / "steps.yml"
+    playbook.write_text(STEP_PLAYS)
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_HOST_PATTERN_MISMATCH="warning",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+        ANSIBLE_NOCOLOR="1",
+    )
+    run = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+         "-e", "ansible_python_interpreter=/usr/bin/python3", str(playbook)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "skipping: no hosts matched" in out and "deployed" not in out, out
+    assert "preflighted" in out and "Could not match" not in out, out
