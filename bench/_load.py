@@ -163,6 +163,22 @@ def inventory_url(inventory: str) -> str:
     raise BenchError(f"no host in {hosts_file} publishes port 80; pass --url")
 
 
+def first_lb(inventory: str) -> str:
+    """The inventory's first load balancer (group lb), as ansible-inventory lists it."""
+    done = subprocess.run(
+        [tool("ansible-inventory"), "-i", str(inventory_dir(inventory)), "--list"],
+        cwd=PROJECT,
+        env=dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    try:
+        return json.loads(done.stdout)["lb"]["hosts"][0]
+    except (json.JSONDecodeError, KeyError, IndexError) as exc:
+        raise BenchError(f"no load balancer in {inventory}: {done.stderr[-400:]}") from exc
+
+
 def _host_vars(group: dict) -> Iterable[dict]:
     yield from (group.get("hosts") or {}).values()
     for child in (group.get("children") or {}).values():

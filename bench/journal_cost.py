@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _load import PROJECT, BenchError, inventory_dir, log, tool
+from _load import PROJECT, BenchError, first_lb, inventory_dir, log, tool
 
 from bluegreen.runner import strategy_envvars
 
@@ -58,19 +58,6 @@ ONE_TASK = """release_journal:
         outcome: ok
         evidence: {{n: 1, hosts: [lb1, app1]}}
       delegate_to: "{{{{ lb }}}}\""""
-
-
-def first_lb(inventory: str) -> str:
-    done = subprocess.run(
-        [tool("ansible-inventory"), "-i", str(inventory_dir(inventory)), "--list"],
-        cwd=PROJECT,
-        env=dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg")),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout)["lb"]["hosts"][0]
 
 
 def playbook(way: str, records: int, lb: str, lb_path: str, controller_path: str) -> str:

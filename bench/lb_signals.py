@@ -47,6 +47,7 @@ from _load import (
     BenchError,
     Load,
     LoadSpec,
+    first_lb,
     inventory_dir,
     inventory_url,
     live_colour,
@@ -87,18 +88,6 @@ def adhoc(inventory: str, host: str, module: str, args: dict[str, Any]) -> dict[
     if result.get("failed") or result.get("unreachable"):
         raise BenchError(f"{module} on {host} failed: {result.get('msg')}")
     return result
-
-
-def first_lb(inventory: str) -> str:
-    done = subprocess.run(
-        [tool("ansible-inventory"), "-i", str(inventory_dir(inventory)), "--list"],
-        cwd=PROJECT,
-        env=dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg")),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return json.loads(done.stdout)["lb"]["hosts"][0]
 
 
 def ms(seconds: float | None) -> float | None:
