@@ -24,39 +24,27 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
 try:  # In the collection bluegreen.release.
-    from ansible_collections.bluegreen.release.plugins.module_utils.release_journal import (
-        UTC,
-        JournalEntry,
-        JournalError,
-        append_line,
-        build_entry,
-        next_line_number,
+    from ansible_collections.bluegreen.release.plugins.module_utils import (
+        release_journal as journal,
     )
 except ImportError:  # In the tree: the bluegreen package maps module_utils/ (pyproject).
-    from bluegreen_module_utils.release_journal import (
-        UTC,
-        JournalEntry,
-        JournalError,
-        append_line,
-        build_entry,
-        next_line_number,
-    )
+    from bluegreen_module_utils import release_journal as journal
 
 DEFAULT_MODE = "0640"
 
 
 def line_of(record: dict[str, Any]) -> str:
     """The journal line of a record the module returned: the bytes the host wrote."""
-    return JournalEntry(**record).to_line()
+    return journal.JournalEntry(**record).to_line()
 
 
 def line_built_here(args: dict[str, Any]) -> str:
     """The record the module would have written, built here (the host failed)."""
-    return build_entry(
+    return journal.build_entry(
         release_id=args.get("release_id") or "",
         step=args.get("step") or "",
         outcome=args.get("outcome") or "",
-        now=datetime.now(UTC),
+        now=datetime.now(journal.UTC),
         started_at=args.get("started_at"),
         finished_at=args.get("finished_at"),
         host=args.get("host"),
@@ -100,14 +88,14 @@ class ActionModule(ActionBase):
         """Append the host's record (or one built here) to the controller's copy."""
         try:
             line = line_of(record) if record else line_built_here(args)
-        except (JournalError, TypeError) as exc:
+        except (journal.JournalError, TypeError) as exc:
             return {"path": path, "error": f"release journal {path}: {exc}"}
         try:
             if self._play_context.check_mode:
-                return {"path": path, "line_number": next_line_number(path, line)}
-            line_number = append_line(path, line)
+                return {"path": path, "line_number": journal.next_line_number(path, line)}
+            line_number = journal.append_line(path, line)
             os.chmod(path, file_mode(args.get("mode", DEFAULT_MODE)))
-        except (OSError, JournalError, ValueError) as exc:
+        except (OSError, journal.JournalError, ValueError) as exc:
             return {
                 "path": path,
                 "error": f"cannot append to the controller's copy of the release journal"
