@@ -68,14 +68,16 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
         copy_to = args.pop("controller_path", None)
-        if not copy_to or args.get("state", "present") != "present":
-            result.update(self._execute_module(self._task.action, args, task_vars=task_vars))
-            return result
+        if args.get("state", "present") != "present":
+            copy_to = None
         try:
             result.update(self._execute_module(self._task.action, args, task_vars=task_vars))
         except AnsibleConnectionFailure:
-            self._append_here(copy_to, args, None)
+            if copy_to:
+                self._append_here(copy_to, args, None)
             raise
+        if not copy_to:
+            return result
         result["controller_copy"] = self._append_here(copy_to, args, result.get("record"))
         if "error" in result["controller_copy"] and not result.get("failed"):
             result["failed"] = True
