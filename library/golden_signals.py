@@ -34,7 +34,11 @@ description:
     and C(latency_p99) are exact nearest-rank quantiles of the individual request times (the
     smallest time v with count(<= v) >= ceil(q * n)), not interpolations. C(targets_down)
     comes from O(health_targets), requested once at evaluation time, and is V(not_configured)
-    without them; the saturation signals are always V(not_configured) with this source. When
+    without them. The colour's own use comes from O(host_windows): C(cpu) (its processes'
+    CPU as a share of their host's CPUs), C(process_memory) (their memory, MB), C(memory)
+    and C(disk) (the host's), C(log_errors) (error events in its journal per minute);
+    without O(host_windows) those are V(not_configured), and C(db_connections) always is
+    with this source. When
     a load balancer's log lost the part after its mark (C(lost)), or an entry of
     O(lb_windows) has no window (its read failed or was skipped), every request signal is
     V(inconclusive) and the reason names the load balancer."
@@ -153,6 +157,20 @@ options:
         window or with C(lost=true) makes the request signals inconclusive, naming its host;
         a load balancer left out of the list is simply not counted.
       - Required with O(source=lb).
+    type: list
+    elements: dict
+  host_windows:
+    description:
+      - "With O(source=lb), one entry per app host of O(colour): the result of
+        C(colour_usage) with C(state=read) on that host, plus a C(host) key naming it. The
+        module reads C(window.seconds), C(cpu) (C(percent_of_host), C(seconds),
+        C(restarted), C(problem)), C(memory) (C(process_bytes), C(host_percent),
+        C(problem)), C(disk.percent), C(log) (C(events), C(tracebacks), C(lines),
+        C(excerpts)) and C(log_problem)."
+      - C(cpu), C(memory), C(disk) and C(process_memory) are the highest over the hosts;
+        C(log_errors) adds the hosts' events over the longest window. A host without a
+        window (its read failed) makes them inconclusive unless the others are critical.
+      - Only with O(source=lb).
     type: list
     elements: dict
   colour:
@@ -699,6 +717,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     node_targets=dict(type="list", elements="str"),
     db_targets=dict(type="list", elements="str"),
     lb_windows=dict(type="list", elements="dict"),
+    host_windows=dict(type="list", elements="dict"),
     colour=dict(type="str"),
     compare_colour=dict(type="str"),
     health_targets=dict(type="list", elements="str"),

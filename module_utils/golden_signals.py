@@ -398,6 +398,20 @@ SIGNALS: dict[str, SignalSpec] = {
         SignalSpec("memory", "memory usage", "%", False, ("warning", "critical", "p0"), 100),
         SignalSpec("disk", "disk usage", "%", False, ("warning", "critical", "p0"), 100),
         SignalSpec(
+            "process_memory",
+            "memory of the colour's processes",
+            "MB",
+            False,
+            ("warning", "critical", "p0"),
+        ),
+        SignalSpec(
+            "log_errors",
+            "error events in the colour's log",
+            "events/min",
+            False,
+            ("warning", "critical", "p0"),
+        ),
+        SignalSpec(
             "db_connections",
             "database connections in use",
             "%",
@@ -432,6 +446,9 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float | None]] = {
     "cpu": {"warning": 70.0, "critical": 90.0, "p0": 95.0},
     "memory": {"warning": 80.0, "critical": 95.0, "p0": 95.0},
     "disk": {"warning": 85.0, "critical": 95.0, "p0": None},
+    # An absolute cap per colour ("memory under 512 MB") is the team's to set.
+    "process_memory": {"warning": None, "critical": None, "p0": None},
+    "log_errors": {"warning": 0.0, "critical": 30.0, "p0": None},
     "db_connections": {"warning": 80.0, "critical": 95.0, "p0": None},
     "latency_p95_ratio": {"warning": 1.5, "critical": 2.0, "ignore_below": 0.1},
     "error_rate_diff": {"warning": 0.01, "critical": 0.05},
@@ -528,6 +545,10 @@ def describe(spec: SignalSpec, value: float) -> str:
         return f"{value:.3g}%"
     if spec.unit == "factor":
         return f"{value:.3g}x"
+    if spec.unit == "MB":
+        return f"{value:.4g} MB"
+    if spec.unit == "events/min":
+        return f"{value:.1f} events/min"
     return f"{value:.3g} {spec.unit}"
 
 
@@ -721,6 +742,7 @@ class Settings:
     compare_colour: str | None = None
     health_targets: tuple[str, ...] = ()
     lb_windows: tuple[LbWindow, ...] = ()
+    host_windows: tuple[HostWindow, ...] = ()
 
     @property
     def bucket_metric(self) -> str:
@@ -881,7 +903,7 @@ def build_settings(params: Mapping[str, Any]) -> Settings:
     return settings
 
 
-_LB_OPTIONS = ("lb_windows", "colour", "compare_colour", "health_targets")
+_LB_OPTIONS = ("lb_windows", "colour", "compare_colour", "health_targets", "host_windows")
 
 
 def _colour_name(option: str, value: Any) -> str | None:
@@ -919,8 +941,9 @@ def _lb_settings(params: Mapping[str, Any], common: dict[str, Any]) -> Settings:
     if others:
         raise GoldenSignalsError(
             f"{', '.join(others)} do not apply to source=lb, which judges the colour from "
-            "lb_windows (and health_targets); for cpu, memory, disk and db_connections make a "
-            "second golden_signals call with source=scrape or source=prometheus"
+            "lb_windows, health_targets and host_windows (the colour_usage reads of its hosts); "
+            "for node or PostgreSQL exporters make a second golden_signals call with "
+            "source=scrape or source=prometheus"
         )
     colour = _colour_name("colour", params.get("colour"))
     if colour is None:
@@ -942,6 +965,7 @@ def _lb_settings(params: Mapping[str, Any], common: dict[str, Any]) -> Settings:
             "URLs of the colour's health check, e.g. http://10.0.0.5:8002/health",
         ),
         lb_windows=lb_windows_from_params(params.get("lb_windows")),
+        host_windows=host_windows_from_params(params.get("host_windows")),
     )
 
 
@@ -1383,16 +1407,25 @@ def _resource_signals(
     measure,
 ) -> dict[str, SignalResult]:
     signals: dict[str, SignalResult] = {}
-    lb = (
-        "source=lb measures no hosts: judge saturation with a source=scrape or "
-        "source=prometheus call"
-    )
+    no_hosts = "no host_windows given: colour_usage measures the colour on its app hosts"
+    if settings.host_windows:
+        signals.update(host_signals(settings, thresholds))
     for name in ("cpu", "memory", "disk"):
+        if name in signals:
+            continue
         if settings.has_nodes:
             signals[name] = judge_signal(name, measure(name), thresholds)
         else:
             option = "node_selector" if settings.source == "prometheus" else "node_targets"
-            reason = lb if settings.source == "lb" else f"no {option} given"
+            reason = no_hosts if settings.source == "lb" else f"no {option} given"
+            signals[name] = not_configured(name, reason, thresholds.get(name, {}))
+    for name in ("process_memory", "log_errors"):
+        if name not in signals:
+            reason = (
+                no_hosts
+                if settings.source == "lb"
+                else "measured with source=lb from host_windows (colour_usage)"
+            )
             signals[name] = not_configured(name, reason, thresholds.get(name, {}))
     if settings.has_db:
         signals["db_connections"] = judge_signal(
@@ -1400,7 +1433,12 @@ def _resource_signals(
         )
     else:
         option = "db_selector" if settings.source == "prometheus" else "db_targets"
-        reason = lb if settings.source == "lb" else f"no {option} given"
+        reason = (
+            "source=lb measures no database: judge db_connections with a source=scrape or "
+            "source=prometheus call"
+            if settings.source == "lb"
+            else f"no {option} given"
+        )
         signals["db_connections"] = not_configured(
             "db_connections", reason, thresholds.get("db_connections", {})
         )
@@ -1670,6 +1708,214 @@ def lb_windows_from_params(data: Any) -> tuple[LbWindow, ...]:
             f"lb_windows has {', '.join(twice)} more than once: one window per load balancer"
         )
     return windows
+
+
+@dataclass(frozen=True)
+class HostWindow:
+    """One app host's read of the judged colour's own use (colour_usage state=read).
+
+    `problem` says why the host gave no window; the other fields are None where the host
+    could not measure that part (named in the matching *_problem).
+    """
+
+    host: str
+    seconds: float | None = None
+    cpu_percent: float | None = None
+    cpu_seconds: float | None = None
+    cpu_problem: str | None = None
+    restarted: bool = False
+    process_bytes: float | None = None
+    memory_problem: str | None = None
+    host_memory_percent: float | None = None
+    disk_percent: float | None = None
+    log_events: int | None = None
+    log_tracebacks: int | None = None
+    log_lines: int | None = None
+    log_excerpts: tuple[tuple[str, ...], ...] = ()
+    log_problem: str | None = None
+    problem: str | None = None
+
+
+def _optional_number(data: Mapping[str, Any], key: str, where: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise GoldenSignalsError(f"{where}.{key} must be a number or null, got {value!r}")
+    return float(value)
+
+
+def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return None if value is None else str(value)
+
+
+def host_window_from_dict(entry: Any, index: int) -> HostWindow:
+    """One entry of host_windows: a colour_usage read with the app host's `host`."""
+    where = f"host_windows[{index}]"
+    if not isinstance(entry, Mapping):
+        raise GoldenSignalsError(f"{where} must be the result of colour_usage, not {entry!r}")
+    host = entry.get("host")
+    if not isinstance(host, str) or not host.strip():
+        raise GoldenSignalsError(
+            f"{where} has no host: add the app host's name to each colour_usage result, "
+            "e.g. item | combine({'host': item.item}) over a loop's results"
+        )
+    host = host.strip()
+    where = f"host_windows[{index}] ({host})"
+    window = entry.get("window")
+    failed = entry.get("failed") is True or entry.get("unreachable") is True
+    if failed or entry.get("skipped") is True or not isinstance(window, Mapping):
+        why = entry.get("msg") or entry.get("skip_reason")
+        return HostWindow(
+            host, problem=f"app host {host} gave no window" + (f" ({why})" if why else "")
+        )
+    seconds = _seconds(window.get("seconds"), f"{where}.window.seconds")
+    cpu = _mapping(entry.get("cpu"), f"{where}.cpu")
+    memory = _mapping(entry.get("memory"), f"{where}.memory")
+    disk = _mapping(entry.get("disk"), f"{where}.disk")
+    log = entry.get("log")
+    events = tracebacks = lines = None
+    excerpts: tuple[tuple[str, ...], ...] = ()
+    if log is not None:
+        log = _mapping(log, f"{where}.log")
+        events = _whole(log.get("events"), f"{where}.log.events")
+        tracebacks = _whole(log.get("tracebacks", 0), f"{where}.log.tracebacks")
+        lines = _whole(log.get("lines", 0), f"{where}.log.lines")
+        raw = log.get("excerpts") or []
+        if not isinstance(raw, list) or not all(isinstance(e, list) for e in raw):
+            raise GoldenSignalsError(f"{where}.log.excerpts must be a list of lists of lines")
+        excerpts = tuple(tuple(str(line) for line in e) for e in raw)
+    log_problem = _optional_text(entry, "log_problem")
+    if log is None and log_problem is None:
+        log_problem = f"app host {host} read no journal"
+    return HostWindow(
+        host,
+        seconds=seconds,
+        cpu_percent=_optional_number(cpu, "percent_of_host", f"{where}.cpu"),
+        cpu_seconds=_optional_number(cpu, "seconds", f"{where}.cpu"),
+        cpu_problem=_optional_text(cpu, "problem"),
+        restarted=cpu.get("restarted") is True,
+        process_bytes=_optional_number(memory, "process_bytes", f"{where}.memory"),
+        memory_problem=_optional_text(memory, "problem"),
+        host_memory_percent=_optional_number(memory, "host_percent", f"{where}.memory"),
+        disk_percent=_optional_number(disk, "percent", f"{where}.disk"),
+        log_events=events,
+        log_tracebacks=tracebacks,
+        log_lines=lines,
+        log_excerpts=excerpts,
+        log_problem=log_problem,
+    )
+
+
+def host_windows_from_params(data: Any) -> tuple[HostWindow, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, (list, tuple)):
+        raise GoldenSignalsError(
+            "host_windows must be a list: one colour_usage (state=read) result per app host "
+            "of the colour, each with its host"
+        )
+    windows = tuple(host_window_from_dict(entry, i) for i, entry in enumerate(data))
+    hosts = [w.host for w in windows]
+    twice = sorted({h for h in hosts if hosts.count(h) > 1})
+    if twice:
+        raise GoldenSignalsError(
+            f"host_windows has {', '.join(twice)} more than once: one window per app host"
+        )
+    return windows
+
+
+def _host_value(window: HostWindow, signal: str) -> tuple[float | None, str | None]:
+    """(the value one host measured for `signal`, or None and why it has none)."""
+    if window.problem is not None:
+        return None, window.problem
+    if signal == "cpu":
+        if window.cpu_percent is None:
+            return None, window.cpu_problem or f"{window.host} measured no CPU use"
+        return window.cpu_percent, None
+    if signal == "process_memory":
+        if window.process_bytes is None:
+            return None, window.memory_problem or f"{window.host} measured no memory use"
+        return window.process_bytes / 1e6, None
+    if signal == "memory":
+        value = window.host_memory_percent
+        return value, None if value is not None else f"{window.host} could not read its memory"
+    if signal == "disk":
+        value = window.disk_percent
+        return value, None if value is not None else f"{window.host} could not read its disk use"
+    raise AssertionError(f"not a host signal: {signal}")
+
+
+def _host_evidence(window: HostWindow, signal: str, value: float | None) -> dict[str, Any]:
+    evidence: dict[str, Any] = {"value": value, "seconds": window.seconds}
+    if signal == "cpu":
+        evidence.update(cpu_seconds=window.cpu_seconds, restarted=window.restarted)
+    if window.problem is not None:
+        evidence = {"error": window.problem}
+    return evidence
+
+
+def host_measure(settings: Settings, signal: str) -> Measured:
+    """The worst (highest) value of a saturation signal over the colour's app hosts."""
+    values: dict[str, float] = {}
+    missing: list[str] = []
+    hosts: dict[str, Any] = {}
+    for window in settings.host_windows:
+        value, why = _host_value(window, signal)
+        hosts[window.host] = _host_evidence(window, signal, value)
+        if value is None:
+            missing.append(why or f"{window.host} gave nothing")
+            continue
+        values[window.host] = value
+    evidence = {"hosts": hosts}
+    partial = "; ".join(missing) or None
+    if not values:
+        return Measured(None, partial, evidence)
+    worst = max(values, key=values.__getitem__)
+    reason = f"highest at {worst}" if len(values) > 1 else f"at {worst}"
+    return Measured(values[worst], reason, evidence, partial)
+
+
+def log_errors_measure(settings: Settings) -> Measured:
+    """Error events per minute in the colour's journals, added over its app hosts."""
+    events = 0
+    seconds = 0.0
+    missing: list[str] = []
+    hosts: dict[str, Any] = {}
+    for window in settings.host_windows:
+        if window.problem is not None or window.log_events is None:
+            why = window.problem or window.log_problem or f"{window.host} read no journal"
+            hosts[window.host] = {"error": why}
+            missing.append(why)
+            continue
+        events += window.log_events
+        seconds = max(seconds, window.seconds or 0.0)
+        hosts[window.host] = {
+            "events": window.log_events,
+            "tracebacks": window.log_tracebacks,
+            "lines": window.log_lines,
+            "seconds": window.seconds,
+            "excerpts": [list(e) for e in window.log_excerpts],
+        }
+    evidence = {"hosts": hosts, "events": events}
+    partial = "; ".join(missing) or None
+    if len(missing) == len(settings.host_windows):
+        return Measured(None, partial, evidence)
+    if seconds <= 0:
+        return Measured(None, "the app hosts' windows are 0 s long", evidence)
+    return Measured(events * 60 / seconds, f"{events} in {seconds:g} s", evidence, partial)
+
+
+def host_signals(
+    settings: Settings, thresholds: Mapping[str, Mapping[str, float | None]]
+) -> dict[str, SignalResult]:
+    """cpu, memory, disk, process_memory and log_errors of the colour from its app hosts."""
+    signals: dict[str, SignalResult] = {}
+    for name in ("cpu", "memory", "disk", "process_memory"):
+        signals[name] = judge_signal(name, host_measure(settings, name), thresholds)
+    signals["log_errors"] = judge_signal("log_errors", log_errors_measure(settings), thresholds)
+    return signals
 
 
 def lb_window_end(settings: Settings) -> float | None:

@@ -125,6 +125,7 @@ def lb_params(**overrides: Any) -> dict[str, Any]:
         "colour": "green",
         "compare_colour": None,
         "health_targets": None,
+        "host_windows": None,
         "window": 300,
         "baseline": None,
         "min_requests": 50,
@@ -361,9 +362,11 @@ class TestSignals:
     def test_saturation_is_not_configured_and_does_not_count(self) -> None:
         signals = analyse()["signals"]
 
-        for name in ("cpu", "memory", "disk", "db_connections"):
+        for name in ("cpu", "memory", "disk", "process_memory", "log_errors"):
             assert signals[name]["verdict"] == NOT_CONFIGURED, name
-            assert "source=lb measures no hosts" in signals[name]["reason"]
+            assert "no host_windows given" in signals[name]["reason"]
+        assert signals["db_connections"]["verdict"] == NOT_CONFIGURED
+        assert "source=lb measures no database" in signals["db_connections"]["reason"]
 
     def test_window_bounds_set_the_evaluation_time(self) -> None:
         assert lb_window_end(build_settings(lb_params())) == SINCE + 12
@@ -640,6 +643,8 @@ class TestModule:
             "cpu",
             "memory",
             "disk",
+            "process_memory",
+            "log_errors",
             "db_connections",
         }
         down = signals["targets_down"]
@@ -710,3 +715,131 @@ class TestModule:
 
         assert result["failed"] is True
         assert message in result["msg"]
+
+
+def usage(
+    host: str,
+    *,
+    seconds: float = 10.0,
+    cpu: float | None = 4.0,
+    process_mb: float | None = 80.0,
+    host_memory: float = 40.0,
+    disk: float = 30.0,
+    events: int | None = 0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A colour_usage state=read result of one app host, with its host."""
+    return {
+        "host": host,
+        "changed": False,
+        "window": {"since": SINCE, "until": SINCE + seconds, "seconds": seconds},
+        "cpus": 2,
+        "cpu": {
+            "seconds": None if cpu is None else cpu / 100 * 2 * seconds,
+            "percent_of_host": cpu,
+            "percent_of_core": None if cpu is None else cpu * 2,
+            "restarted": False,
+            "problem": None if cpu is not None else "the unit needs CPUAccounting=yes",
+        },
+        "memory": {
+            "process_bytes": None if process_mb is None else process_mb * 1e6,
+            "host_percent": host_memory,
+            "problem": None if process_mb is not None else "the unit needs MemoryAccounting=yes",
+        },
+        "disk": {"percent": disk},
+        "log": None
+        if events is None
+        else {
+            "events": events,
+            "tracebacks": events,
+            "lines": 4 * events,
+            "excerpts": [["Traceback (most recent call last):", "RuntimeError: boom"]][:events],
+        },
+        "log_problem": None if events is not None else "journalctl failed: no journal",
+        **extra,
+    }
+
+
+class TestHostWindows:
+    def test_a_quiet_healthy_colour_is_ok_on_every_host_signal(self) -> None:
+        result = analyse(host_windows=[usage("app1"), usage("app2", cpu=6.0)])
+        signals = result["signals"]
+
+        assert signals["cpu"]["verdict"] == OK
+        assert signals["cpu"]["value"] == 6.0
+        assert "at app2" in signals["cpu"]["reason"]
+        assert signals["memory"]["value"] == 40.0
+        assert signals["disk"]["value"] == 30.0
+        assert signals["log_errors"]["verdict"] == OK
+        assert signals["log_errors"]["value"] == 0
+        # No cap is set for the processes' memory: measured, shown, not judged against one.
+        assert signals["process_memory"]["value"] == 80.0
+        assert "no thresholds apply" in signals["process_memory"]["reason"]
+        # The requests of two_lbs() have a 1.43 % error rate, a warning of their own.
+        assert result["verdict"] == WARNING
+        assert {n for n, s in signals.items() if s["verdict"] == WARNING} == {"error_rate"}
+
+    def test_cpu_above_its_threshold_is_critical_naming_the_host(self) -> None:
+        result = analyse(
+            host_windows=[usage("app1", cpu=35.0)], thresholds={"cpu": {"critical": 25}}
+        )
+
+        assert result["signals"]["cpu"]["verdict"] == CRITICAL
+        assert (
+            "CPU usage 35% is above the critical threshold 25%"
+            in (result["signals"]["cpu"]["reason"])
+        )
+        assert result["signals"]["cpu"]["hosts"]["app1"]["cpu_seconds"] == pytest.approx(7.0)
+        assert result["verdict"] == CRITICAL
+
+    def test_memory_over_a_cap_is_critical(self) -> None:
+        result = analyse(
+            host_windows=[usage("app1", process_mb=600.0)],
+            thresholds={"process_memory": {"critical": 512}},
+        )
+
+        signal = result["signals"]["process_memory"]
+        assert signal["verdict"] == CRITICAL
+        assert "600 MB is above the critical threshold 512 MB" in signal["reason"]
+
+    def test_log_errors_are_events_per_minute_over_the_hosts_with_excerpts(self) -> None:
+        result = analyse(host_windows=[usage("app1", events=3), usage("app2", seconds=12.0)])
+
+        signal = result["signals"]["log_errors"]
+        # 3 events in the longest window (12 s): 15 a minute, above warning 0.
+        assert signal["value"] == pytest.approx(15.0)
+        assert signal["verdict"] == WARNING
+        assert signal["events"] == 3
+        assert signal["hosts"]["app1"]["excerpts"] == [
+            ["Traceback (most recent call last):", "RuntimeError: boom"]
+        ]
+
+    def test_a_host_without_a_window_leaves_only_a_critical_verdict_standing(self) -> None:
+        failed = {"host": "app2", "failed": True, "msg": "unreachable"}
+        mild = analyse(host_windows=[usage("app1"), failed])
+        bad = analyse(
+            host_windows=[usage("app1", cpu=50.0), failed], thresholds={"cpu": {"critical": 25}}
+        )
+
+        assert mild["signals"]["cpu"]["verdict"] == INCONCLUSIVE
+        assert "app host app2 gave no window (unreachable)" in mild["signals"]["cpu"]["reason"]
+        assert mild["signals"]["log_errors"]["verdict"] == INCONCLUSIVE
+        assert bad["signals"]["cpu"]["verdict"] == CRITICAL
+
+    def test_counters_systemd_does_not_keep_are_inconclusive_never_zero(self) -> None:
+        result = analyse(host_windows=[usage("app1", cpu=None, process_mb=None, events=None)])
+        signals = result["signals"]
+
+        assert signals["cpu"]["verdict"] == INCONCLUSIVE
+        assert "CPUAccounting=yes" in signals["cpu"]["reason"]
+        assert signals["process_memory"]["verdict"] == INCONCLUSIVE
+        assert signals["log_errors"]["verdict"] == INCONCLUSIVE
+        assert "journalctl failed" in signals["log_errors"]["reason"]
+
+    def test_bad_host_windows_are_refused_naming_the_entry(self) -> None:
+        with pytest.raises(GoldenSignalsError, match=r"host_windows\[0\] has no host"):
+            analyse(host_windows=[{"window": {"seconds": 1}}])
+        with pytest.raises(GoldenSignalsError, match="app1 more than once"):
+            analyse(host_windows=[usage("app1"), usage("app1")])
+        with pytest.raises(GoldenSignalsError, match=r"log.events must be a whole number"):
+            analyse(host_windows=[usage("app1") | {"log": {"events": -1}}])

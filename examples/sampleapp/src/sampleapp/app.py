@@ -114,9 +114,16 @@ def _connections_in_use(engine: Engine) -> float:
     return float(checkedout()) if checkedout else 0.0
 
 
+def _burn_cpu(seconds: float) -> None:
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
 def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Random) -> None:
     faults_from = time.monotonic() + fault.after_seconds
     requests_seen = itertools.count(1)
+    leaked: list[bytearray] = []
 
     @app.before_request
     def start_timer() -> None:
@@ -133,6 +140,20 @@ def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Ran
             return None
         if fault.latency_seconds:
             time.sleep(fault.latency_seconds)
+        if fault.cpu_ms_per_request:
+            _burn_cpu(fault.cpu_ms_per_request / 1000)
+        if fault.leak_mb_per_request:
+            # Written, so the pages are resident and counted, not just reserved.
+            leaked.append(bytearray(b"x" * (fault.leak_mb_per_request << 20)))
+        if fault.tracebacks:
+            try:
+                # With the database URL in it, as careless errors print it: the log
+                # excerpts bluegreen keeps must hide the password.
+                raise RuntimeError(
+                    f"injected fault {local_label(settings.version)} on {settings.database_url}"
+                )
+            except RuntimeError:
+                log.exception("%s %s failed in %s", SERVICE, settings.version, request.path)
         if fault.http500 or (fault.error_rate and rng.random() < fault.error_rate):
             return jsonify(error="injected fault", fault=local_label(settings.version)), 500
         return None

@@ -13,6 +13,8 @@ _ERRORS = re.compile(r"errors(\d{1,3})")
 _SLOW = re.compile(r"slow(\d+)")
 _AFTER = re.compile(r"after(\d+)")
 _AFTER_REQUESTS = re.compile(r"after(\d+)req")
+_CPU = re.compile(r"cpu(\d+)")
+_LEAK = re.compile(r"leak(\d+)")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,14 @@ class Fault:
     # begin: a release that passes its smoke probes and a pre-switch load step of fewer
     # requests, and degrades under real traffic, whatever the time the release took.
     after_requests: int = 0
+    # CPU milliseconds burnt in each request: saturation that follows the traffic, so it
+    # ends when traffic goes back to the other colour.
+    cpu_ms_per_request: int = 0
+    # Megabytes kept (never freed) by each request: memory that grows with the traffic.
+    leak_mb_per_request: int = 0
+    # Each request logs an exception with its traceback (its message holds the database
+    # URL, password and all) and is answered as usual (200).
+    tracebacks: bool = False
 
     @property
     def active(self) -> bool:
@@ -45,6 +55,12 @@ class Fault:
             parts.append(f"HTTP 500 on {self.error_rate:.0%} of requests")
         if self.latency_seconds:
             parts.append(f"{self.latency_seconds:g}s extra latency")
+        if self.cpu_ms_per_request:
+            parts.append(f"{self.cpu_ms_per_request} ms of CPU burnt per request")
+        if self.leak_mb_per_request:
+            parts.append(f"{self.leak_mb_per_request} MB kept per request")
+        if self.tracebacks:
+            parts.append("a logged traceback per request, answered 200")
         if self.after_seconds and parts:
             parts.append(f"from {self.after_seconds:g}s after start")
         if self.after_requests and parts:
@@ -63,12 +79,16 @@ def fault_from_version(version: str) -> Fault:
 
     Segments of the label (separated by ``.``, ``-`` or ``_`` as PEP 440 allows) combine:
     ``2.0.3+slow1500.errors30`` is slow and flaky; ``after8`` delays the fault by 8 s of
-    uptime, ``after200req`` by 200 requests. Unknown segments are ignored so that
-    ordinary local labels (``+ubuntu1``) change nothing.
+    uptime, ``after200req`` by 200 requests;
+    ``cpu40`` burns 40 ms of CPU in each request, ``leak2`` keeps 2 MB per request and
+    ``tracebacks`` logs a traceback in each request while answering it as usual.
+    Unknown segments are ignored so that ordinary local labels (``+ubuntu1``) change
+    nothing.
     """
     crash = http500 = False
     error_rate = latency = after = 0.0
-    after_requests = 0
+    after_requests = cpu_ms = leak_mb = 0
+    tracebacks = False
     for segment in re.split(r"[._-]", local_label(version)):
         if segment == "crash":
             crash = True
@@ -78,6 +98,12 @@ def fault_from_version(version: str) -> Fault:
             error_rate = min(int(match.group(1)), 100) / 100
         elif match := _SLOW.fullmatch(segment):
             latency = int(match.group(1)) / 1000
+        elif segment == "tracebacks":
+            tracebacks = True
+        elif match := _CPU.fullmatch(segment):
+            cpu_ms = int(match.group(1))
+        elif match := _LEAK.fullmatch(segment):
+            leak_mb = int(match.group(1))
         elif match := _AFTER.fullmatch(segment):
             after = float(match.group(1))
         elif match := _AFTER_REQUESTS.fullmatch(segment):
@@ -89,4 +115,7 @@ def fault_from_version(version: str) -> Fault:
         latency_seconds=latency,
         after_seconds=after,
         after_requests=after_requests,
+        cpu_ms_per_request=cpu_ms,
+        leak_mb_per_request=leak_mb,
+        tracebacks=tracebacks,
     )

@@ -1,0 +1,85 @@
+"""The colour's own signals on real traffic: CPU and memory of its processes from
+systemd's accounting of its unit, and the error events of its journal, measured on its
+app host in every analysis window. A version bad in only one of them is rolled back by
+itself, and the rollback names that signal; the others stay as they were."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import (
+    JOURNAL_PATH,
+    LAB,
+    SteadyTraffic,
+    bluegreen,
+    ensure_live,
+    inventory_vars,
+    live,
+    shell,
+)
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+
+# The team's caps for this service: its processes under 20 % of the host's CPUs and
+# under 150 MB. A healthy colour uses about 3 % and 55 MB under the test's traffic; each
+# fault version crosses one cap only after its first 200 requests, past the smoke probes
+# and the pre-switch load step.
+CAPS = {
+    "bluegreen_analysis_thresholds": {
+        "cpu": {"warning": 15, "critical": 20, "p0": None},
+        "process_memory": {"critical": 150},
+    }
+}
+PASSWORD = "lab-only-sampleapp-password"
+HOST_SIGNALS = ("cpu", "process_memory", "log_errors", "memory", "disk")
+
+
+@pytest.mark.parametrize(
+    ("version", "signal", "said"),
+    [
+        # 20 ms of CPU in every request: about 35 % of two CPUs at the test's traffic.
+        ("2.0.7+cpu20.after200req", "cpu", "CPU usage"),
+        # 1 MB kept by every request: past 150 MB within seconds.
+        ("2.0.8+leak1.after200req", "process_memory", "memory of the colour's processes"),
+        # A traceback logged in every request, each answered 200: only the log shows it.
+        ("2.0.9+tracebacks.after200req", "log_errors", "error events in the colour's log"),
+    ],
+)
+def test_a_version_bad_in_one_signal_of_its_own_is_rolled_back_naming_it(
+    version: str, signal: str, said: str
+) -> None:
+    ensure_live("2.0.0")
+    before = live()
+
+    with SteadyTraffic(), inventory_vars(LAB, CAPS):
+        result = bluegreen("release", "--version", version)
+
+    assert result.exit_code == 4, result.report
+    assert result.outcome == "rolled_back"
+    assert f"{signal}: {said}" in result.message, result.message
+    after = live()
+    assert (after.colour, after.version) == (before.colour, "2.0.0")
+
+    release_id = result.report["custom_stats"]["bluegreen_release_id"]
+    records = [json.loads(line) for line in shell("lb1", f"cat {JOURNAL_PATH}")["stdout_lines"]]
+    analysis = next(r for r in records if r["release_id"] == release_id and r["step"] == "analysis")
+    signals = analysis["evidence"]["signals"]
+    idle = "app-blue" if before.colour == "green" else "app-green"
+    # Measured on the new colour's own host, and only the fault's signal is critical.
+    for name in HOST_SIGNALS:
+        assert idle in signals[name]["hosts"], (name, signals[name])
+        assert signals[name]["verdict"] != "inconclusive", (name, signals[name])
+    critical = {n for n, s in signals.items() if s["verdict"] == "critical"}
+    assert critical == {signal}, {n: signals[n]["reason"] for n in critical}
+    assert signals["error_rate"]["verdict"] == "ok"
+    if signal == "cpu":
+        assert signals["cpu"]["hosts"][idle]["cpu_seconds"] > 0
+    if signal == "log_errors":
+        excerpt = signals["log_errors"]["hosts"][idle]["excerpts"][0]
+        assert excerpt[-1].startswith("RuntimeError: injected fault tracebacks"), excerpt
+        # The fault's message carries the database URL: it never leaves the host.
+        assert excerpt[-1].endswith(" on ********"), excerpt
+        journal = shell("lb1", f"cat {JOURNAL_PATH}")["stdout"]
+        assert PASSWORD not in journal
+        assert PASSWORD not in json.dumps(result.report)
