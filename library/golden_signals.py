@@ -181,10 +181,23 @@ options:
     type: str
   compare_colour:
     description:
-      - The other colour (the old one), measured in the same windows. When set, the colour is
-        compared with it (RV(comparison)).
+      - The other colour (the old one). When set, the colour is compared with it
+        (RV(comparison)), measured in the same windows, or in O(baseline_windows) when
+        they are given.
       - Only with O(source=lb).
     type: str
+  baseline_windows:
+    description:
+      - With O(source=lb) and O(compare_colour), the old colour's baseline from before the
+        switch, one entry per load balancer, shaped as O(lb_windows) - the result of
+        C(nginx_requests) with C(state=read) from a mark taken before the switch, with its
+        C(host). Only O(compare_colour)'s requests in them are used, so a read that runs on
+        past the switch adds nothing of the new colour.
+      - Each measurement of O(colour) is then compared with that baseline (p95 ratio,
+        error rate difference). A baseline with fewer than O(min_requests) requests
+        leaves the comparison V(not_judged), naming it; the colour's own signals decide.
+    type: list
+    elements: dict
   health_targets:
     description:
       - The health check URLs of every instance of O(colour), requested once at evaluation
@@ -718,6 +731,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     db_targets=dict(type="list", elements="str"),
     lb_windows=dict(type="list", elements="dict"),
     host_windows=dict(type="list", elements="dict"),
+    baseline_windows=dict(type="list", elements="dict"),
     colour=dict(type="str"),
     compare_colour=dict(type="str"),
     health_targets=dict(type="list", elements="str"),

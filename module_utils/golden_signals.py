@@ -450,7 +450,7 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float | None]] = {
     "process_memory": {"warning": None, "critical": None, "p0": None},
     "log_errors": {"warning": 0.0, "critical": 30.0, "p0": None},
     "db_connections": {"warning": 80.0, "critical": 95.0, "p0": None},
-    "latency_p95_ratio": {"warning": 1.5, "critical": 2.0, "ignore_below": 0.1},
+    "latency_p95_ratio": {"warning": 1.25, "critical": 1.5, "ignore_below": 0.1},
     "error_rate_diff": {"warning": 0.01, "critical": 0.05},
 }
 
@@ -743,6 +743,8 @@ class Settings:
     health_targets: tuple[str, ...] = ()
     lb_windows: tuple[LbWindow, ...] = ()
     host_windows: tuple[HostWindow, ...] = ()
+    # The load balancers' reads of the time before the switch: the old colour's baseline.
+    baseline_windows: tuple[LbWindow, ...] = ()
 
     @property
     def bucket_metric(self) -> str:
@@ -903,7 +905,14 @@ def build_settings(params: Mapping[str, Any]) -> Settings:
     return settings
 
 
-_LB_OPTIONS = ("lb_windows", "colour", "compare_colour", "health_targets", "host_windows")
+_LB_OPTIONS = (
+    "lb_windows",
+    "colour",
+    "compare_colour",
+    "health_targets",
+    "host_windows",
+    "baseline_windows",
+)
 
 
 def _colour_name(option: str, value: Any) -> str | None:
@@ -966,6 +975,9 @@ def _lb_settings(params: Mapping[str, Any], common: dict[str, Any]) -> Settings:
         ),
         lb_windows=lb_windows_from_params(params.get("lb_windows")),
         host_windows=host_windows_from_params(params.get("host_windows")),
+        baseline_windows=baseline_windows_from_params(
+            params.get("baseline_windows"), compare_colour
+        ),
     )
 
 
@@ -1320,6 +1332,7 @@ def compare(
     new: tuple[float | None, str | None, Measured, Measured],
     old: tuple[float | None, str | None, Measured, Measured],
     evidence: dict[str, Any],
+    baseline_window_s: float | None = None,
 ) -> dict[str, Any]:
     """Judge p95 new/old and error rate new-old; each side is (requests, why none, p95, error rate).
 
@@ -1329,9 +1342,18 @@ def compare(
     """
     new_requests, new_why, new_p95, new_err = new
     old_requests, old_why, old_p95, old_err = old
-    gate = request_gate(old_requests, old_why, min_requests, window_s)
+    old_window_s = window_s if baseline_window_s is None else baseline_window_s
+    gate = request_gate(old_requests, old_why, min_requests, old_window_s)
+    # A baseline from before the switch that is too thin to compare with leaves the
+    # comparison unjudged: it says nothing of the new colour, whose own signals still
+    # decide. Within one window, the old colour's silence makes the window inconclusive.
+    unjudged = gate is not None and baseline_window_s is not None
     if gate is not None:
-        gate = f"baseline (old colour): {gate}"
+        gate = (
+            f"baseline (old colour before the switch): {gate}"
+            if unjudged
+            else (f"baseline (old colour): {gate}")
+        )
     else:
         gate = request_gate(new_requests, new_why, min_requests, window_s)
 
@@ -1362,6 +1384,10 @@ def compare(
     else:
         diff = Measured(new_err.value - old_err.value)
     diff_result = judge_signal("error_rate_diff", diff, thresholds, gate)
+    if unjudged:
+        for result in (ratio_result, diff_result):
+            result.verdict = NOT_JUDGED
+            result.reason = f"not judged: {gate}"
     return {
         "latency_p95_ratio": ratio_result,
         "error_rate_diff": diff_result,
@@ -1396,7 +1422,9 @@ def _finish(
             "error_rate_diff": results[1].as_dict(),
             "baseline": comparison["baseline"],
             "new": comparison["new"],
-            "verdict": overall_verdict(r.verdict for r in results),
+            "verdict": NOT_JUDGED
+            if all(r.verdict == NOT_JUDGED for r in results)
+            else overall_verdict(r.verdict for r in results),
         }
     return Analysis(overall_verdict(verdicts), p0, signals, comparison_dict, window_s, requests)
 
@@ -1918,6 +1946,34 @@ def host_signals(
     return signals
 
 
+def baseline_windows_from_params(data: Any, compare_colour: str | None) -> tuple[LbWindow, ...]:
+    """The load balancers' reads of the time before the switch (nginx_requests state=read
+    from a mark taken before it), each with its host; the old colour is compare_colour."""
+    if data is None or (isinstance(data, (list, tuple)) and not data):
+        return ()
+    if compare_colour is None:
+        raise GoldenSignalsError(
+            "baseline_windows needs compare_colour: the colour that served before the switch"
+        )
+    if not isinstance(data, (list, tuple)):
+        raise GoldenSignalsError(
+            "baseline_windows must be a list: one nginx_requests (state=read) result per "
+            "load balancer, read from a mark taken before the switch, each with its host"
+        )
+    windows = tuple(lb_window_from_dict(entry, i) for i, entry in enumerate(data))
+    hosts = [w.host for w in windows]
+    twice = sorted({h for h in hosts if hosts.count(h) > 1})
+    if twice:
+        raise GoldenSignalsError(
+            f"baseline_windows has {', '.join(twice)} more than once: one per load balancer"
+        )
+    return windows
+
+
+def _longest(windows: Iterable[LbWindow]) -> float:
+    return max((w.seconds for w in windows if w.seconds is not None), default=0.0)
+
+
 def lb_window_end(settings: Settings) -> float | None:
     """The latest end of the load balancers' windows: when the analysed window ended."""
     ends = [w.until for w in settings.lb_windows if w.until is not None]
@@ -2007,7 +2063,9 @@ class LbStats:
         }
 
 
-def lb_stats(settings: Settings, colour: str) -> LbStats:
+def lb_stats(
+    settings: Settings, colour: str, windows: tuple[LbWindow, ...] | None = None
+) -> LbStats:
     """Sum one colour over every load balancer's window; evidence per host.
 
     Windows with a problem are named in `problem` and left out of the sums, so the values
@@ -2017,17 +2075,17 @@ def lb_stats(settings: Settings, colour: str) -> LbStats:
     requests = errors = responses = no_upstream_time = 0
     latency: dict[int, int] = {}
     upstream: dict[int, int] = {}
-    windows: dict[str, Any] = {}
+    shown: dict[str, Any] = {}
     problems: list[str] = []
     intact: list[str] = []
-    for window in settings.lb_windows:
+    for window in settings.lb_windows if windows is None else windows:
         if window.seconds is None:
-            windows[window.host] = {"error": window.problem}
+            shown[window.host] = {"error": window.problem}
             problems.append(window.problem or f"load balancer {window.host} gave no window")
             continue
         counts = window.counts(colour)
         failed = sum(c for s, c in counts.statuses.items() if error_re.fullmatch(s))
-        windows[window.host] = {
+        shown[window.host] = {
             "since": window.since,
             "until": window.until,
             "seconds": window.seconds,
@@ -2066,7 +2124,7 @@ def lb_stats(settings: Settings, colour: str) -> LbStats:
         errors,
         responses,
         latency,
-        windows,
+        shown,
         problem,
         intact,
         upstream_ms=upstream,
@@ -2142,15 +2200,20 @@ def analyse_lb(
 
     comparison = None
     if settings.compare_colour is not None:
-        old = lb_stats(settings, settings.compare_colour)
+        baseline = settings.baseline_windows or None
+        old = lb_stats(settings, settings.compare_colour, baseline)
         old_requests = None if old.problem else float(old.requests)
+        evidence: dict[str, Any] = {"colour": old.colour, "windows": old.windows}
+        if baseline is not None:
+            evidence["before_switch"] = True
         comparison = compare(
             thresholds,
             settings.min_requests,
             window_s or 0.0,
             (requests, stats.problem, p95, error_rate),
             (old_requests, old.problem, old.latency(0.95), old.error_rate()),
-            {"colour": old.colour, "windows": old.windows},
+            evidence,
+            baseline_window_s=_longest(baseline) if baseline is not None else None,
         )
     return _finish(signals, comparison, window_s, requests)
 

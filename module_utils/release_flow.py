@@ -492,7 +492,14 @@ def analysis_failure(
     decision = result.get("decision") or {}
     if not rolls_back(decision, on_warning, on_inconclusive):
         return ""
-    signals = result.get("signals") or {}
+    signals = dict(result.get("signals") or {})
+    # The comparison with the old colour judges like a signal of its own.
+    comparison = result.get("comparison") or {}
+    signals.update(
+        (name, comparison[name])
+        for name in ("latency_p95_ratio", "error_rate_diff")
+        if isinstance(comparison.get(name), Mapping)
+    )
     bad = [
         f"{name}: {signal.get('reason')}"
         for name, signal in signals.items()

@@ -570,8 +570,45 @@ def _analysis_signals(records: Sequence[Mapping[str, Any]], step: str) -> dict |
         # has no decision (the series holds the windows that came with data only).
         "measurements": decision.get("measurements", len(series)),
         "signals": _signals_table(ev.get("signals") or {}),
+        "comparison": _comparison(ev.get("comparison")),
         "series": series,
     }
+
+
+def _comparison(comparison: Any) -> dict | None:
+    """The last measurement's comparison with the old colour: both sides' figures and
+    the verdict of each comparison signal (None when the analysis compared nothing)."""
+    if not isinstance(comparison, Mapping):
+        return None
+    baseline = comparison.get("baseline") if isinstance(comparison.get("baseline"), Mapping) else {}
+    new = comparison.get("new") if isinstance(comparison.get("new"), Mapping) else {}
+    return {
+        "verdict": comparison.get("verdict"),
+        "old_colour": baseline.get("colour"),
+        "before_switch": bool(baseline.get("before_switch")),
+        "old": {
+            "requests": baseline.get("requests"),
+            "latency_p95": baseline.get("latency_p95"),
+            "error_rate": baseline.get("error_rate"),
+        },
+        "new": {"latency_p95": new.get("latency_p95"), "error_rate": new.get("error_rate")},
+        "signals": _signals_table(
+            {k: comparison[k] for k in ("latency_p95_ratio", "error_rate_diff") if k in comparison}
+        ),
+    }
+
+
+def comparison_lines(comparison: Mapping[str, Any]) -> list[str]:
+    """What the comparison with the old colour says, as sentences both renderers show."""
+    when = "before the switch" if comparison.get("before_switch") else "in the same windows"
+    old, new = comparison["old"], comparison["new"]
+    return [
+        f"Compared with {comparison.get('old_colour') or 'the old colour'} {when}: "
+        f"p95 {_value(old.get('latency_p95'), 's')} and error rate "
+        f"{_value(old.get('error_rate'), 'ratio')} over {_value(old.get('requests'))} "
+        f"requests; the new colour: p95 {_value(new.get('latency_p95'), 's')}, error rate "
+        f"{_value(new.get('error_rate'), 'ratio')}. Verdict: {comparison.get('verdict')}."
+    ]
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -637,7 +674,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "| signal | value | warning | critical | P0 | verdict | reason |",
             "|---|---|---|---|---|---|---|",
         ]
-        for row in block["signals"]:
+        comparison = block.get("comparison")
+        rows = block["signals"] + (comparison["signals"] if comparison else [])
+        for row in rows:
             unit = row.get("unit")
             lines.append(
                 f"| {row['signal']} | {_value(row['value'], unit)} "
@@ -645,6 +684,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"| {_value(row['critical'], unit)} | {_value(row['p0_threshold'], unit)} "
                 f"| {row['verdict']} | {_md(row['reason'])} |"
             )
+        if comparison:
+            lines += ["", *comparison_lines(comparison)]
     lines += ["", "## Timeline", "", "| time | step | outcome | duration | message |"]
     lines.append("|---|---|---|---|---|")
     for item in report["timeline"]:
@@ -874,7 +915,8 @@ def render_html(report: Mapping[str, Any]) -> str:
             f'<table id="signals-{phase}"><tr><th>signal</th><th>value</th><th>warning</th>'
             "<th>critical</th><th>P0</th><th>verdict</th><th>reason</th></tr>"
         )
-        for row in block["signals"]:
+        comparison = block.get("comparison")
+        for row in block["signals"] + (comparison["signals"] if comparison else []):
             unit = row.get("unit")
             out.append(
                 f"<tr><td>{_e(row['signal'])}</td><td>{_e(_value(row['value'], unit))}</td>"
@@ -885,6 +927,10 @@ def render_html(report: Mapping[str, Any]) -> str:
                 f'<td class="ev">{_e(row["reason"])}</td></tr>'
             )
         out.append("</table>")
+        if comparison:
+            out += [
+                f'<p class="comparison">{_e(line)}</p>' for line in comparison_lines(comparison)
+            ]
     out.append("<h2>Timeline</h2>")
     out.append(
         '<table id="timeline"><tr><th>time</th><th>step</th><th>outcome</th><th>duration</th>'

@@ -266,7 +266,10 @@ def ensure_live(version: str, inventory: str = LAB) -> None:
 class SteadyTraffic:
     """A few clients reading through nginx until stopped (bounded in time)."""
 
-    def __init__(self, clients: int = 3, per_second: float = 15, limit_s: float = 900) -> None:
+    def __init__(
+        self, clients: int = 3, per_second: float = 15, limit_s: float = 900, path: str = "/"
+    ) -> None:
+        self.path = path
         self.stop = threading.Event()
         self.deadline = time.monotonic() + limit_s
         self.interval = 1 / per_second
@@ -274,7 +277,7 @@ class SteadyTraffic:
 
     def run(self) -> None:
         while not self.stop.is_set() and time.monotonic() < self.deadline:
-            request(LAB_URL, "/")
+            request(LAB_URL, self.path)
             time.sleep(self.interval)
 
     def __enter__(self) -> SteadyTraffic:

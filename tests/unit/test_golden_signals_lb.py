@@ -126,6 +126,7 @@ def lb_params(**overrides: Any) -> dict[str, Any]:
         "compare_colour": None,
         "health_targets": None,
         "host_windows": None,
+        "baseline_windows": None,
         "window": 300,
         "baseline": None,
         "min_requests": 50,
@@ -466,6 +467,53 @@ class TestComparison:
         ratio = result["comparison"]["latency_p95_ratio"]
         assert ratio["verdict"] == INCONCLUSIVE
         assert ratio["reason"].startswith("baseline (old colour): only 120 requests")
+
+    def before_switch(self, blue_ms: int = 100, requests: int = 200) -> list[dict[str, Any]]:
+        """The load balancers' reads from a mark before the switch: blue served everything,
+        and green's first requests after the switch are in the read too."""
+        blue = counts({"200": requests}, {str(blue_ms): requests})
+        return [
+            read("lb1", {"blue": blue, "green": counts({"500": 5}, {"5": 5})}, seconds=40.0),
+            read("lb2", {"blue": counts({}, {})}, seconds=40.0),
+        ]
+
+    def test_with_a_baseline_from_before_the_switch(self) -> None:
+        # After the switch, only green is served: its 300 ms against blue's 100 ms before.
+        after = [read("lb1", {"green": counts({"200": 100}, {"160": 100})})]
+        result = analyse(
+            lb_windows=after, compare_colour="blue", baseline_windows=self.before_switch()
+        )
+
+        comparison = result["comparison"]
+        # 60 % slower is past the default critical 1.5: the checklists' "more than 50 %".
+        assert comparison["latency_p95_ratio"]["value"] == pytest.approx(1.6)
+        assert comparison["latency_p95_ratio"]["verdict"] == CRITICAL
+        assert comparison["baseline"]["before_switch"] is True
+        # Green's requests in the baseline read are not counted in blue's baseline.
+        assert comparison["baseline"]["requests"] == 200
+        assert comparison["baseline"]["error_rate"] == 0
+        assert comparison["baseline"]["windows"]["lb1"]["seconds"] == 40.0
+        assert comparison["error_rate_diff"]["verdict"] == OK
+        assert result["verdict"] == CRITICAL
+
+    def test_a_baseline_too_thin_to_compare_with_is_not_judged(self) -> None:
+        after = [read("lb1", {"green": counts({"200": 100}, {"300": 100})})]
+        result = analyse(
+            lb_windows=after,
+            compare_colour="blue",
+            baseline_windows=self.before_switch(requests=10),
+        )
+
+        ratio = result["comparison"]["latency_p95_ratio"]
+        assert ratio["verdict"] == "not_judged"
+        assert "before the switch): only 10 requests in the 40 s window" in ratio["reason"]
+        assert result["comparison"]["verdict"] == "not_judged"
+        # The new colour's own signals decide alone: they are ok.
+        assert result["verdict"] == OK
+
+    def test_baseline_windows_need_the_old_colour(self) -> None:
+        with pytest.raises(GoldenSignalsError, match="baseline_windows needs compare_colour"):
+            analyse(baseline_windows=self.before_switch())
 
     def test_a_lost_window_makes_the_comparison_inconclusive(self) -> None:
         windows = self.windows()

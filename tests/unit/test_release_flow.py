@@ -478,6 +478,22 @@ def test_the_analysis_failure_names_every_bad_signal() -> None:
     assert analysis_failure({"decision": {"action": "pass"}}, "green", "proceed", "proceed") == ""
 
 
+def test_the_analysis_failure_names_a_bad_comparison_with_the_old_colour() -> None:
+    result = {
+        "decision": {"action": "fail", "verdict": "critical", "reason": "1 critical"},
+        "signals": {"latency_p95": {"verdict": "ok", "reason": "165 ms"}},
+        "comparison": {
+            "latency_p95_ratio": {"verdict": "critical", "reason": "p95 latency new/old 1.6x"},
+            "error_rate_diff": {"verdict": "ok", "reason": "0"},
+            "baseline": {"colour": "blue"},
+        },
+    }
+    assert analysis_failure(result, "green", "proceed", "proceed") == (
+        "post-switch analysis of green failed (critical): 1 critical; "
+        "latency_p95_ratio: p95 latency new/old 1.6x"
+    )
+
+
 def test_the_restore_messages_say_what_happened_to_the_data() -> None:
     assert restored_failure_message("migrate failed", "s1") == (
         "migrate failed -- the database was restored from snapshot s1, taken inside the"

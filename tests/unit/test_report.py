@@ -330,3 +330,34 @@ def test_every_part_of_the_report_gives_the_same_count_of_measurements() -> None
     assert f"after {counted} measurements" in summary, summary
     assert f"over {counted} measurements" in render_markdown(report)
     assert f"{counted} measurements.</p>" in render_html(report)
+
+
+def test_a_rollback_on_the_comparison_with_the_old_colour_shows_both_sides() -> None:
+    # A lab release of 2.0.10+lag70.after200req: 70 % slower in the service than the old
+    # colour was before the switch, under every fixed threshold.
+    records = entries("slower_than_baseline")
+    report = build_report(records, inventory="lab")
+    analysis = next(r for r in records if r["step"] == "analysis")["evidence"]["comparison"]
+
+    block = report["signals"]["post_switch"]
+    comparison = block["comparison"]
+    assert comparison["before_switch"] is True
+    assert comparison["old"]["latency_p95"] == analysis["baseline"]["latency_p95"]
+    assert comparison["new"]["latency_p95"] == analysis["new"]["latency_p95"]
+    rows = {row["signal"]: row for row in comparison["signals"]}
+    assert rows["latency_p95_ratio"]["verdict"] == "critical"
+    assert {row["signal"]: row["verdict"] for row in block["signals"]}["latency_p95"] == "ok"
+
+    markdown = render_markdown(report)
+    ratio = f"{analysis['latency_p95_ratio']['value']:.4g}"
+    assert f"| latency_p95_ratio | {ratio} factor |" in markdown
+    old_ms = f"p95 {analysis['baseline']['latency_p95'] * 1000:.0f} ms"
+    new_ms = f"p95 {analysis['new']['latency_p95'] * 1000:.0f} ms"
+    assert old_ms in markdown and new_ms in markdown
+    assert "before the switch" in markdown
+    assert "latency_p95_ratio" in render_html(report)
+
+
+def test_a_release_without_a_comparison_shows_none(released: dict) -> None:
+    assert released["signals"]["post_switch"]["comparison"] is None
+    assert "Compared with" not in render_markdown(released)

@@ -6,6 +6,7 @@ Needs the example installed in the venv: ``pip install -e examples/sampleapp``.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Iterator
 from importlib.metadata import version as distribution_version
@@ -310,6 +311,10 @@ def test_sampleapp_migrate_reads_database_url_from_the_environment(
         ("2.0.9+slow", Fault()),
         ("2.0.3+errors30.after25", Fault(error_rate=0.3, after_seconds=25)),
         ("2.0.3+errors30.after200req", Fault(error_rate=0.3, after_requests=200)),
+        ("2.0.7+cpu20.after200req", Fault(cpu_ms_per_request=20, after_requests=200)),
+        ("2.0.8+leak1", Fault(leak_mb_per_request=1)),
+        ("2.0.9+tracebacks", Fault(tracebacks=True)),
+        ("2.0.10+lag60", Fault(lag=0.6)),
     ],
 )
 def test_fault_is_parsed_from_the_local_version_label(version: str, fault: Fault) -> None:
@@ -326,6 +331,36 @@ def test_fault_after_requests_spares_that_many_requests_but_not_health(database_
     assert [client.get("/").status_code for _ in range(2)] == [200, 200]
     assert client.get("/health").status_code == 200
     assert [client.get("/").status_code for _ in range(2)] == [200, 500]
+
+
+def test_lag_build_makes_each_request_that_much_slower(database_url: str) -> None:
+    client = make_client(database_url, version="2.0.10+lag60")
+    started = time.perf_counter()
+    assert client.get("/work?ms=100").status_code == 200
+    # 100 ms of work, then 60 % of the request's time again.
+    assert 0.155 <= time.perf_counter() - started < 1.0
+
+
+def test_tracebacks_build_logs_each_request_and_answers_it(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(database_url, version="2.0.9+tracebacks")
+    assert client.get("/").status_code == 200
+    failed = [r for r in caplog.records if r.exc_info]
+    assert failed and "injected fault tracebacks" in str(failed[0].exc_info[1])
+
+
+def test_leak_build_keeps_memory_per_request(database_url: str) -> None:
+    def resident_kb() -> int:
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
+
+    client = make_client(database_url, version="2.0.8+leak2")
+    before = resident_kb()
+    for _ in range(20):
+        assert client.get("/").status_code == 200
+    # 20 requests kept 2 MB each, and kept them resident.
+    assert resident_kb() - before >= 35_000
 
 
 def test_local_label_is_lowercased_and_empty_without_plus() -> None:

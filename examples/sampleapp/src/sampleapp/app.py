@@ -140,6 +140,8 @@ def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Ran
             return None
         if fault.latency_seconds:
             time.sleep(fault.latency_seconds)
+        if fault.lag:
+            g.lag = fault.lag
         if fault.cpu_ms_per_request:
             _burn_cpu(fault.cpu_ms_per_request / 1000)
         if fault.leak_mb_per_request:
@@ -164,6 +166,9 @@ def _install_hooks(app: Flask, settings: Settings, fault: Fault, rng: random.Ran
             response.headers["X-Bluegreen-Colour"] = settings.colour
             response.headers["X-Bluegreen-Version"] = settings.version
         started = g.pop("started", None)
+        lag = g.pop("lag", 0.0)
+        if lag and started is not None:
+            time.sleep(lag * (time.perf_counter() - started))
         if started is not None:
             labels = {
                 "method": request.method,

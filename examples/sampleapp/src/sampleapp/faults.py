@@ -15,6 +15,7 @@ _AFTER = re.compile(r"after(\d+)")
 _AFTER_REQUESTS = re.compile(r"after(\d+)req")
 _CPU = re.compile(r"cpu(\d+)")
 _LEAK = re.compile(r"leak(\d+)")
+_LAG = re.compile(r"lag(\d+)")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Fault:
     # CPU milliseconds burnt in each request: saturation that follows the traffic, so it
     # ends when traffic goes back to the other colour.
     cpu_ms_per_request: int = 0
+    # Each request takes this share longer than it would (0.6: 60 % slower), however
+    # fast it is: slower than the old colour, yet under any fixed latency threshold.
+    lag: float = 0.0
     # Megabytes kept (never freed) by each request: memory that grows with the traffic.
     leak_mb_per_request: int = 0
     # Each request logs an exception with its traceback (its message holds the database
@@ -57,6 +61,8 @@ class Fault:
             parts.append(f"{self.latency_seconds:g}s extra latency")
         if self.cpu_ms_per_request:
             parts.append(f"{self.cpu_ms_per_request} ms of CPU burnt per request")
+        if self.lag:
+            parts.append(f"every request {self.lag:.0%} slower")
         if self.leak_mb_per_request:
             parts.append(f"{self.leak_mb_per_request} MB kept per request")
         if self.tracebacks:
@@ -79,9 +85,9 @@ def fault_from_version(version: str) -> Fault:
 
     Segments of the label (separated by ``.``, ``-`` or ``_`` as PEP 440 allows) combine:
     ``2.0.3+slow1500.errors30`` is slow and flaky; ``after8`` delays the fault by 8 s of
-    uptime, ``after200req`` by 200 requests;
-    ``cpu40`` burns 40 ms of CPU in each request, ``leak2`` keeps 2 MB per request and
-    ``tracebacks`` logs a traceback in each request while answering it as usual.
+    uptime, ``after200req`` by 200 requests; ``cpu40`` burns 40 ms of CPU in each
+    request, ``leak2`` keeps 2 MB per request, ``lag60`` makes every request 60 %
+    slower and ``tracebacks`` logs a traceback in each request while answering it.
     Unknown segments are ignored so that ordinary local labels (``+ubuntu1``) change
     nothing.
     """
@@ -89,6 +95,7 @@ def fault_from_version(version: str) -> Fault:
     error_rate = latency = after = 0.0
     after_requests = cpu_ms = leak_mb = 0
     tracebacks = False
+    lag = 0.0
     for segment in re.split(r"[._-]", local_label(version)):
         if segment == "crash":
             crash = True
@@ -102,6 +109,8 @@ def fault_from_version(version: str) -> Fault:
             tracebacks = True
         elif match := _CPU.fullmatch(segment):
             cpu_ms = int(match.group(1))
+        elif match := _LAG.fullmatch(segment):
+            lag = int(match.group(1)) / 100
         elif match := _LEAK.fullmatch(segment):
             leak_mb = int(match.group(1))
         elif match := _AFTER.fullmatch(segment):
@@ -117,5 +126,6 @@ def fault_from_version(version: str) -> Fault:
         after_requests=after_requests,
         cpu_ms_per_request=cpu_ms,
         leak_mb_per_request=leak_mb,
+        lag=lag,
         tracebacks=tracebacks,
     )
