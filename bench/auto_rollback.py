@@ -1,14 +1,19 @@
 """Automatic rollback under steady load: how fast bad golden signals send traffic back.
 
-For each fault version (default: one answering 30 % 5xx, one adding 1.5 s of latency,
-both degrading only after 200 requests, past their smoke probes and the pre-switch load
-step), under steady load through nginx: release the known-good version, then release the
-faulty one with default settings and measure, from the journal's switch and the answers
-the clients saw:
+For each fault version, under steady load through nginx: release the known-good version,
+then release the faulty one and measure, from the journal's switch and the answers the
+clients saw. The faults, each degrading only after 200 requests (past their smoke probes
+and the pre-switch load step): 30 % 5xx, 1.5 s of latency, 20 ms of CPU per request,
+1 MB kept per request, a logged traceback per request (answered 200); and a healthy
+build whose colour loses a declared dependency once live (its host resolves the
+dependency's name to a closed port from the switch on). The analysis runs with default settings plus
+what a team sets for its service: a CPU cap of 20 % of the host and 150 MB for its
+processes (`--caps`), and the dependency declared. Measured:
 
 - detect_s: from the switch to the post-switch analysis deciding to fail;
 - rollback_s: from the switch to every new request being answered by the old colour;
-- failed_requests_after_rollback: failed or non-2xx answers to requests started after that.
+- failed_requests_after_rollback: failed or non-2xx answers to requests started after that;
+- signal: the signal the rollback named first.
 
 Prints a table and, as its last line, one JSON object. Traffic goes only to 127.0.0.1.
 
@@ -19,15 +24,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import yaml
 from _load import (
     NEW,
     BenchError,
     Load,
     LoadSpec,
     flip_time,
+    inventory_dir,
     inventory_url,
     live_colour,
     log,
@@ -35,6 +46,7 @@ from _load import (
     read_journal,
     restart_colour,
     run_cli,
+    run_module,
     switch_record,
 )
 from rich.console import Console
@@ -42,7 +54,79 @@ from rich.table import Table
 
 # Both degrade after 200 requests: past the smoke probes and the pre-switch load step
 # (50 requests), so only the post-switch analysis on real traffic can catch them.
-FAULTS = ("2.0.3+errors30.after200req", "2.0.4+slow1500.after200req")
+FAULTS = (
+    "2.0.3+errors30.after200req",
+    "2.0.4+slow1500.after200req",
+    "2.0.7+cpu20.after200req",
+    "2.0.8+leak1.after200req",
+    "2.0.9+tracebacks.after200req",
+    "2.0.11+dependency",
+)
+# The build that is healthy but whose colour cannot reach the declared catalog.
+DEPENDENCY_FAULT = "2.0.11+dependency"
+CATALOG_UNIT = "bluegreen-bench-catalog"
+HOSTS_MARK = "# bluegreen-bench-catalog"
+# What a team sets for its service (tests/integration/test_colour_signals.py sets the same).
+CAPS = {
+    "bluegreen_analysis_thresholds": {
+        "cpu": {"warning": 15, "critical": 20, "p0": None},
+        "process_memory": {"critical": 150},
+    },
+    "bluegreen_service_dependencies": [
+        {"name": "catalog", "http": "http://catalog.lab:9000/", "timeout": 2}
+    ],
+}
+SIGNAL = re.compile(r"; (\w+): ")
+
+
+def shell(inventory: str, host: str, command: str) -> str:
+    result = run_module(inventory, host, "ansible.builtin.shell", {"cmd": command})
+    if result.get("rc", 1) != 0:
+        raise BenchError(f"{command!r} failed on {host}: {result.get('stderr') or result}")
+    return str(result.get("stdout", ""))
+
+
+def point_catalog(inventory: str, host: str, address: str | None) -> None:
+    """Where catalog.lab resolves on `host` (None: nowhere); /etc/hosts rewritten in place."""
+    command = f"grep -v '{HOSTS_MARK}' /etc/hosts > /tmp/hosts; cat /tmp/hosts > /etc/hosts"
+    if address:
+        command += f"; echo '{address} catalog.lab {HOSTS_MARK}' >> /etc/hosts"
+    shell(inventory, host, command)
+
+
+def break_once_live(inventory: str, url: str, colour: str, limit_s: float = 300) -> None:
+    """Once traffic is on `colour`, its host resolves the catalog to a closed port: the
+    new colour loses its dependency after it went live (past the preflight's probe)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if live_colour(url) == colour:
+            point_catalog(inventory, f"app-{colour}", "127.0.0.1")
+            return
+        time.sleep(0.2)
+
+
+@contextmanager
+def team_settings(inventory: str, caps: bool) -> Iterator[None]:
+    """The caps and the declared dependency, as a team's inventory sets them; the catalog
+    API served from db1 and resolved by every app host."""
+    path = inventory_dir(inventory) / "group_vars" / "all" / "zz-bench.yml"
+    if not caps:
+        yield
+        return
+    path.write_text(yaml.safe_dump(CAPS))
+    db1 = shell(inventory, "app[0]", "getent hosts db1 | cut -d' ' -f1").strip()
+    shell(
+        inventory, "db1", f"systemd-run --unit={CATALOG_UNIT} python3 -m http.server 9000 -d /tmp"
+    )
+    try:
+        for host in ("app-blue", "app-green"):
+            point_catalog(inventory, host, db1)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        shell(inventory, "db1", f"systemctl stop {CATALOG_UNIT} || true")
+        for host in ("app-blue", "app-green"):
+            point_catalog(inventory, host, None)
 
 
 def step_record(journal: list[dict], release_id: str, step: str) -> dict | None:
@@ -56,10 +140,18 @@ def measure_fault(args: argparse.Namespace, url: str, version: str) -> dict:
     if release_good.exit_code != 0:
         raise BenchError(f"could not bring {args.good} live: {release_good.describe()}")
     old_colour = live_colour(url)
-    restart_colour(args.inventory, "blue" if old_colour == "green" else "green")
+    idle = "blue" if old_colour == "green" else "green"
+    restart_colour(args.inventory, idle)
+    breaker = None
+    if version == DEPENDENCY_FAULT:
+        breaker = threading.Thread(
+            target=break_once_live, args=(args.inventory, url, idle), daemon=True
+        )
     spec = LoadSpec(url=url, new_clients=args.clients, keepalive_clients=0, rate=args.rate)
     with Load(spec) as load:
         time.sleep(args.settle)
+        if breaker is not None:
+            breaker.start()
         run = run_cli(["release", "--version", version, "-i", args.inventory], args.timeout)
         time.sleep(args.settle)
     journal = read_journal(args.inventory)
@@ -84,6 +176,11 @@ def measure_fault(args: argparse.Namespace, url: str, version: str) -> dict:
         ),
         "analysis": analysis.get("message") if analysis else None,
     }
+    named = SIGNAL.search(str(row["analysis"] or ""))
+    row["signal"] = named.group(1) if named else None
+    if version == DEPENDENCY_FAULT:
+        db1 = shell(args.inventory, f"app-{old_colour}", "getent hosts db1 | cut -d' ' -f1")
+        point_catalog(args.inventory, f"app-{idle}", db1.strip())
     return row
 
 
@@ -97,19 +194,36 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=5.0, help="requests/s per client (5)")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--no-caps",
+        dest="caps",
+        action="store_false",
+        help="default thresholds only, no dependency declared (the CPU, memory and "
+        "dependency faults then go live)",
+    )
     args = parser.parse_args()
     url = args.url or inventory_url(args.inventory)
     rows = []
-    for version in args.faults:
-        log(f"releasing faulty {version} under load on {url}")
-        rows.append(measure_fault(args, url, version))
-        log(f"{version}: {rows[-1]}")
+    with team_settings(args.inventory, args.caps):
+        for version in args.faults:
+            log(f"releasing faulty {version} under load on {url}")
+            rows.append(measure_fault(args, url, version))
+            log(f"{version}: {rows[-1]}")
     table = Table(title="Automatic rollback under load")
-    for column in ("version", "exit", "outcome", "detect s", "rollback s", "failed after"):
+    for column in (
+        "version",
+        "signal",
+        "exit",
+        "outcome",
+        "detect s",
+        "rollback s",
+        "failed after",
+    ):
         table.add_column(column)
     for row in rows:
         table.add_row(
             row["version"],
+            str(row.get("signal")),
             str(row["exit_code"]),
             str(row["outcome"]),
             str(row.get("detect_s")),

@@ -173,6 +173,19 @@ options:
       - Only with O(source=lb).
     type: list
     elements: dict
+  dependency_windows:
+    description:
+      - "With O(source=lb), one entry per app host of either colour: the result of
+        C(dependency_probe) on that host, plus C(host) and C(colours) (the colours the
+        host runs, e.g. C([green]))."
+      - C(dependencies) counts the dependencies that a host of O(colour) cannot reach
+        while a host of the other colour can, and is critical above 0 by default, naming
+        each. A dependency no host of either colour reaches is down for everyone, not the
+        release's doing - the signal is V(inconclusive) naming it, never critical.
+      - Without it C(dependencies) is V(not_configured).
+      - Only with O(source=lb).
+    type: list
+    elements: dict
   colour:
     description:
       - The colour judged, as the load balancers log it (a key of each window's C(colours)),
@@ -732,6 +745,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     lb_windows=dict(type="list", elements="dict"),
     host_windows=dict(type="list", elements="dict"),
     baseline_windows=dict(type="list", elements="dict"),
+    dependency_windows=dict(type="list", elements="dict"),
     colour=dict(type="str"),
     compare_colour=dict(type="str"),
     health_targets=dict(type="list", elements="str"),

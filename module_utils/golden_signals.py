@@ -405,6 +405,13 @@ SIGNALS: dict[str, SignalSpec] = {
             ("warning", "critical", "p0"),
         ),
         SignalSpec(
+            "dependencies",
+            "dependencies unreachable from the new colour only",
+            "count",
+            False,
+            ("warning", "critical", "p0"),
+        ),
+        SignalSpec(
             "log_errors",
             "error events in the colour's log",
             "events/min",
@@ -449,6 +456,7 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float | None]] = {
     # An absolute cap per colour ("memory under 512 MB") is the team's to set.
     "process_memory": {"warning": None, "critical": None, "p0": None},
     "log_errors": {"warning": 0.0, "critical": 30.0, "p0": None},
+    "dependencies": {"warning": None, "critical": 0.0, "p0": None},
     "db_connections": {"warning": 80.0, "critical": 95.0, "p0": None},
     "latency_p95_ratio": {"warning": 1.25, "critical": 1.5, "ignore_below": 0.1},
     "error_rate_diff": {"warning": 0.01, "critical": 0.05},
@@ -547,6 +555,8 @@ def describe(spec: SignalSpec, value: float) -> str:
         return f"{value:.3g}x"
     if spec.unit == "MB":
         return f"{value:.4g} MB"
+    if spec.unit == "count":
+        return f"{value:g}"
     if spec.unit == "events/min":
         return f"{value:.1f} events/min"
     return f"{value:.3g} {spec.unit}"
@@ -745,6 +755,7 @@ class Settings:
     host_windows: tuple[HostWindow, ...] = ()
     # The load balancers' reads of the time before the switch: the old colour's baseline.
     baseline_windows: tuple[LbWindow, ...] = ()
+    dependency_windows: tuple[DependencyWindow, ...] = ()
 
     @property
     def bucket_metric(self) -> str:
@@ -912,6 +923,7 @@ _LB_OPTIONS = (
     "health_targets",
     "host_windows",
     "baseline_windows",
+    "dependency_windows",
 )
 
 
@@ -978,6 +990,7 @@ def _lb_settings(params: Mapping[str, Any], common: dict[str, Any]) -> Settings:
         baseline_windows=baseline_windows_from_params(
             params.get("baseline_windows"), compare_colour
         ),
+        dependency_windows=dependency_windows_from_params(params.get("dependency_windows")),
     )
 
 
@@ -1438,6 +1451,17 @@ def _resource_signals(
     no_hosts = "no host_windows given: colour_usage measures the colour on its app hosts"
     if settings.host_windows:
         signals.update(host_signals(settings, thresholds))
+    if settings.dependency_windows:
+        signals["dependencies"] = judge_signal(
+            "dependencies", dependency_measure(settings), thresholds
+        )
+    else:
+        signals["dependencies"] = not_configured(
+            "dependencies",
+            "no dependency_windows given: declare the service's dependencies "
+            "(bluegreen_service_dependencies) to probe them from both colours",
+            thresholds.get("dependencies", {}),
+        )
     for name in ("cpu", "memory", "disk"):
         if name in signals:
             continue
@@ -1933,6 +1957,130 @@ def log_errors_measure(settings: Settings) -> Measured:
     if seconds <= 0:
         return Measured(None, "the app hosts' windows are 0 s long", evidence)
     return Measured(events * 60 / seconds, f"{events} in {seconds:g} s", evidence, partial)
+
+
+@dataclass(frozen=True)
+class DependencyWindow:
+    """What one app host's probes of the declared dependencies answered (dependency_probe),
+    and the colours the host runs. `probes` maps a dependency to its error (None: it
+    answered); `problem` says why the host gave no probes."""
+
+    host: str
+    colours: tuple[str, ...]
+    probes: dict[str, str | None] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def dependency_window_from_dict(entry: Any, index: int) -> DependencyWindow:
+    where = f"dependency_windows[{index}]"
+    if not isinstance(entry, Mapping):
+        raise GoldenSignalsError(f"{where} must be the result of dependency_probe, not {entry!r}")
+    host = entry.get("host")
+    if not isinstance(host, str) or not host.strip():
+        raise GoldenSignalsError(f"{where} has no host: add the app host's name to each result")
+    colours = entry.get("colours")
+    if not isinstance(colours, list) or not all(isinstance(c, str) for c in colours):
+        raise GoldenSignalsError(
+            f"{where} ({host}) has no colours: add the colours the host runs, e.g. ['green']"
+        )
+    probes = entry.get("probes")
+    if entry.get("failed") is True or entry.get("unreachable") is True or probes is None:
+        why = entry.get("msg")
+        return DependencyWindow(
+            host.strip(),
+            tuple(colours),
+            problem=f"app host {host} probed nothing" + (f" ({why})" if why else ""),
+        )
+    if not isinstance(probes, list):
+        raise GoldenSignalsError(f"{where}.probes must be a list")
+    found: dict[str, str | None] = {}
+    targets: dict[str, str] = {}
+    for probe in probes:
+        if not isinstance(probe, Mapping) or not isinstance(probe.get("name"), str):
+            raise GoldenSignalsError(f"{where}.probes has {probe!r}: each needs a name")
+        ok = probe.get("ok") is True
+        found[probe["name"]] = None if ok else str(probe.get("error") or "no answer")
+        targets[probe["name"]] = str(probe.get("target") or "")
+    return DependencyWindow(host.strip(), tuple(colours), found, targets)
+
+
+def dependency_windows_from_params(data: Any) -> tuple[DependencyWindow, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, (list, tuple)):
+        raise GoldenSignalsError(
+            "dependency_windows must be a list: one dependency_probe result per app host of "
+            "either colour, each with its host and colours"
+        )
+    return tuple(dependency_window_from_dict(entry, i) for i, entry in enumerate(data))
+
+
+def _probed(windows: Sequence[DependencyWindow], name: str) -> tuple[dict[str, str], list[str]]:
+    """(host: error of those that could not reach `name`, hosts that reached it)."""
+    failed = {w.host: w.probes[name] for w in windows if w.probes.get(name) is not None}
+    reached = [w.host for w in windows if name in w.probes and w.probes[name] is None]
+    return failed, reached  # type: ignore[return-value]
+
+
+def _hosts_said(failed: Mapping[str, str]) -> str:
+    return ", ".join(f"{host}: {error}" for host, error in failed.items())
+
+
+def dependency_measure(settings: Settings) -> Measured:
+    """How many declared dependencies the new colour cannot reach while the old one can.
+
+    A dependency the old colour's hosts cannot reach either is down for everyone: that is
+    not the release's doing, so the measurement is inconclusive naming it, never critical.
+    """
+    colour = settings.colour
+    new = [w for w in settings.dependency_windows if colour in w.colours]
+    old = [w for w in settings.dependency_windows if any(c != colour for c in w.colours)]
+    names = list(dict.fromkeys(n for w in settings.dependency_windows for n in w.probes))
+    evidence: dict[str, Any] = {
+        "hosts": {
+            w.host: {"colours": list(w.colours), "error": w.problem}
+            if w.problem
+            else {"colours": list(w.colours), "probes": dict(w.probes)}
+            for w in settings.dependency_windows
+        }
+    }
+    blamed: list[str] = []
+    everyone: list[str] = []
+    unknown = [w.problem for w in settings.dependency_windows if w.problem]
+    for name in names:
+        new_failed, _ = _probed(new, name)
+        if not new_failed:
+            continue
+        old_failed, old_reached = _probed(old, name)
+        target = next((w.targets.get(name) for w in new if w.targets.get(name)), "")
+        label = f"{name} ({target})" if target else name
+        if old_reached:
+            blamed.append(
+                f"{label} is unreachable from {colour} ({_hosts_said(new_failed)}) while "
+                f"{', '.join(old_reached)} of the old colour reach it"
+            )
+        elif old_failed:
+            everyone.append(
+                f"{label} is down for both colours ({_hosts_said({**new_failed, **old_failed})})"
+                ": not the release's doing"
+            )
+        else:
+            unknown.append(
+                f"{label} is unreachable from {colour} ({_hosts_said(new_failed)}) and no "
+                "host of the old colour probed it, so whose doing it is cannot be told"
+            )
+    evidence["unreachable_from_new_only"] = blamed
+    evidence["down_for_both"] = everyone
+    if blamed:
+        partial = "; ".join(everyone + unknown) or None
+        return Measured(float(len(blamed)), "; ".join(blamed), evidence, partial)
+    if everyone or unknown:
+        return Measured(None, "; ".join(everyone + unknown), evidence)
+    reached = len(names)
+    return Measured(
+        0.0, f"{reached} dependenc{'y' if reached == 1 else 'ies'} answered every host", evidence
+    )
 
 
 def host_signals(

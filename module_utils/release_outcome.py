@@ -179,9 +179,21 @@ def unverified_reason(analysis: Mapping[str, Any] | None) -> str:
     verdict = decision.get("verdict")
     if decision.get("action") == "pass":
         return ""
-    return f"its post-switch analysis was {verdict or 'not decided'}: " + str(
+    reason = f"its post-switch analysis was {verdict or 'not decided'}: " + str(
         decision.get("reason") or "no reason given"
     )
+    why = signal_reasons(analysis, verdict)
+    return f"{reason} ({why})" if why else reason
+
+
+def signal_reasons(analysis: Mapping[str, Any], verdict: Any) -> str:
+    """The reasons of the last measurement's signals that had `verdict` (inconclusive:
+    too little traffic, a dependency down for everyone...), each once."""
+    names_by_reason: dict[str, list[str]] = {}
+    for name, signal in (analysis.get("signals") or {}).items():
+        if isinstance(signal, Mapping) and verdict and signal.get("verdict") == verdict:
+            names_by_reason.setdefault(str(signal.get("reason")), []).append(name)
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in names_by_reason.items())
 
 
 def analysis_note(analysis: Mapping[str, Any] | None) -> str:

@@ -6,6 +6,8 @@ itself, and the rollback names that signal; the others stay as they were."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from conftest import (
@@ -121,3 +123,106 @@ def test_a_version_slower_than_the_old_colour_yet_under_the_fixed_thresholds_is_
     signals = analysis["evidence"]["signals"]
     assert signals["latency_p95"]["verdict"] == "ok", signals["latency_p95"]
     assert signals["error_rate"]["verdict"] == "ok"
+
+
+CATALOG_UNIT = "bluegreen-test-catalog"
+HOSTS_MARK = "# bluegreen-test-catalog"
+DEPENDENCIES = {
+    "bluegreen_service_dependencies": [
+        {"name": "database", "postgresql": "db1:5432"},
+        {"name": "catalog", "http": "http://catalog.lab:9000/", "timeout": 2},
+    ]
+}
+
+
+def point_catalog(host: str, address: str | None) -> None:
+    """Where `catalog.lab` resolves on `host` (None: nowhere). Docker bind-mounts
+    /etc/hosts, so the file is rewritten in place, never replaced."""
+    shell(host, f"grep -v '{HOSTS_MARK}' /etc/hosts > /tmp/hosts; cat /tmp/hosts > /etc/hosts")
+    if address:
+        shell(host, f"echo '{address} catalog.lab {HOSTS_MARK}' >> /etc/hosts")
+
+
+def break_catalog_once_live(host: str, colour: str, stop: threading.Event) -> threading.Thread:
+    """Once traffic is on `colour`, make `host` resolve the catalog to a closed port: the
+    new colour loses its dependency after it went live, past the preflight's probe."""
+
+    def watch() -> None:
+        while not stop.is_set():
+            if live().colour == colour:
+                point_catalog(host, "127.0.0.1")
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_dependency_the_new_colour_alone_cannot_reach_is_refused_or_rolled_back() -> None:
+    """The service declares its database and a catalog API (an HTTP server on db1).
+    1. The idle colour's host cannot reach the catalog before the release: refused in the
+       preflight, nothing changed.
+    2. The new colour loses it once live: rolled back, naming it.
+    3. The catalog is down for both colours: nobody is blamed, no rollback; the release
+       goes live unverified saying why."""
+    ensure_live("2.0.0")
+    before = live()
+    idle_colour = "blue" if before.colour == "green" else "green"
+    idle, live_host = f"app-{idle_colour}", f"app-{before.colour}"
+    db1 = shell(live_host, "getent hosts db1 | cut -d' ' -f1")["stdout"].strip()
+    shell("db1", f"systemd-run --unit={CATALOG_UNIT} python3 -m http.server 9000 -d /tmp")
+    stop = threading.Event()
+    try:
+        point_catalog(live_host, db1)
+        point_catalog(idle, "127.0.0.1")
+        with inventory_vars(LAB, DEPENDENCIES):
+            refused = bluegreen("release", "--version", "2.0.11+dependency")
+        assert refused.exit_code == 3, refused.report
+        assert (
+            f"catalog does not answer from the {idle_colour} colour's hosts ({idle}: "
+            f"connection refused) while {live_host} of the live colour reach it"
+        ) in refused.message, refused.message
+        assert "nothing was changed" in refused.message
+        assert live().version == "2.0.0"
+
+        point_catalog(idle, db1)
+        break_catalog_once_live(idle, idle_colour, stop)
+        with SteadyTraffic(), inventory_vars(LAB, DEPENDENCIES):
+            blamed = bluegreen("release", "--version", "2.0.11+dependency")
+
+        assert blamed.exit_code == 4, blamed.report
+        assert "dependencies: dependencies unreachable from the new colour only 1" in (
+            blamed.message
+        ), blamed.message
+        assert (
+            f"catalog (http://catalog.lab:9000/) is unreachable from {idle_colour} "
+            f"({idle}: connection refused) while {live_host} of the old colour reach it"
+        ) in blamed.message
+        assert live().version == "2.0.0"
+
+        # Down for everyone: the catalog stops, and the idle host resolves it again.
+        point_catalog(idle, db1)
+        shell("db1", f"systemctl stop {CATALOG_UNIT}")
+        with SteadyTraffic(), inventory_vars(LAB, DEPENDENCIES):
+            everyone = bluegreen("release", "--version", "2.0.11+dependency")
+
+        assert everyone.exit_code == 0, everyone.report
+        assert everyone.outcome == "unverified", everyone.message
+        assert "catalog (http://catalog.lab:9000/) is down for both colours" in everyone.message
+        assert live().version == "2.0.11+dependency"
+        release_id = everyone.report["custom_stats"]["bluegreen_release_id"]
+        records = [json.loads(x) for x in shell("lb1", f"cat {JOURNAL_PATH}")["stdout_lines"]]
+        analysis = next(
+            r for r in records if r["release_id"] == release_id and r["step"] == "analysis"
+        )
+        signal = analysis["evidence"]["signals"]["dependencies"]
+        assert signal["verdict"] == "inconclusive", signal
+        assert "not the release's doing" in signal["reason"]
+        # The database answered from both colours all along.
+        assert all(host["probes"]["database"] is None for host in signal["hosts"].values())
+    finally:
+        stop.set()
+        shell("db1", f"systemctl stop {CATALOG_UNIT} || true")
+        for host in ("app-blue", "app-green"):
+            point_catalog(host, None)

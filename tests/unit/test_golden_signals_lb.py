@@ -127,6 +127,7 @@ def lb_params(**overrides: Any) -> dict[str, Any]:
         "health_targets": None,
         "host_windows": None,
         "baseline_windows": None,
+        "dependency_windows": None,
         "window": 300,
         "baseline": None,
         "min_requests": 50,
@@ -693,6 +694,7 @@ class TestModule:
             "disk",
             "process_memory",
             "log_errors",
+            "dependencies",
             "db_connections",
         }
         down = signals["targets_down"]
@@ -891,3 +893,86 @@ class TestHostWindows:
             analyse(host_windows=[usage("app1"), usage("app1")])
         with pytest.raises(GoldenSignalsError, match=r"log.events must be a whole number"):
             analyse(host_windows=[usage("app1") | {"log": {"events": -1}}])
+
+
+def probed(host: str, colours: list[str], **errors: str | None) -> dict[str, Any]:
+    """A dependency_probe result of one app host, with its host and colours."""
+    return {
+        "host": host,
+        "colours": colours,
+        "changed": False,
+        "probes": [
+            {
+                "name": name,
+                "kind": "tcp",
+                "target": f"{name}1:9000",
+                "ok": error is None,
+                "error": error,
+                "ms": 1.0,
+            }
+            for name, error in errors.items()
+        ],
+    }
+
+
+class TestDependencies:
+    def test_reachable_from_both_colours_is_ok(self) -> None:
+        result = analyse(
+            dependency_windows=[
+                probed("app-green", ["green"], db=None, catalog=None),
+                probed("app-blue", ["blue"], db=None, catalog=None),
+            ]
+        )
+
+        signal = result["signals"]["dependencies"]
+        assert (signal["verdict"], signal["value"]) == (OK, 0)
+        assert "2 dependencies answered every host" in signal["reason"]
+
+    def test_unreachable_from_the_new_colour_only_is_critical_naming_it(self) -> None:
+        result = analyse(
+            dependency_windows=[
+                probed("app-green", ["green"], db=None, catalog="connection refused"),
+                probed("app-blue", ["blue"], db=None, catalog=None),
+            ]
+        )
+
+        signal = result["signals"]["dependencies"]
+        assert signal["verdict"] == CRITICAL
+        assert signal["value"] == 1
+        assert (
+            "catalog (catalog1:9000) is unreachable from green (app-green: connection refused)"
+            " while app-blue of the old colour reach it"
+        ) in signal["reason"]
+        assert result["verdict"] == CRITICAL
+
+    def test_down_for_both_colours_is_inconclusive_and_blames_nobody(self) -> None:
+        result = analyse(
+            dependency_windows=[
+                probed("app-green", ["green"], catalog="connection refused"),
+                probed("app-blue", ["blue"], catalog="no answer within the timeout"),
+            ]
+        )
+
+        signal = result["signals"]["dependencies"]
+        assert signal["verdict"] == INCONCLUSIVE
+        assert "down for both colours" in signal["reason"]
+        assert "not the release's doing" in signal["reason"]
+        assert signal["down_for_both"] and not signal["unreachable_from_new_only"]
+
+    def test_one_host_running_both_colours_cannot_blame_the_release(self) -> None:
+        result = analyse(
+            dependency_windows=[probed("single1", ["blue", "green"], catalog="refused")]
+        )
+
+        assert result["signals"]["dependencies"]["verdict"] == INCONCLUSIVE
+
+    def test_no_old_colour_probe_cannot_tell_whose_doing_it_is(self) -> None:
+        result = analyse(dependency_windows=[probed("app-green", ["green"], catalog="refused")])
+
+        signal = result["signals"]["dependencies"]
+        assert signal["verdict"] == INCONCLUSIVE
+        assert "cannot be told" in signal["reason"]
+
+    def test_entries_without_colours_are_refused(self) -> None:
+        with pytest.raises(GoldenSignalsError, match="has no colours"):
+            analyse(dependency_windows=[{"host": "app-green", "probes": []}])

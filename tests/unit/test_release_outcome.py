@@ -32,6 +32,7 @@ from ansible.module_utils.release_outcome import (
     facts_from_params,
     failure_outcome,
     release_message,
+    unverified_reason,
 )
 from ansible.module_utils.release_outcome import release_outcome as decide_outcome
 from ansible.module_utils.synthetic_load import Outcome, load_step, summarise
@@ -561,3 +562,20 @@ def test_a_rollback_that_only_undoes_a_stopped_command_which_changed_nothing_is_
 ) -> None:
     facts = facts_from_params({"command": "rollback", "success_outcome": "rolled_back", **params})
     assert decide_outcome(facts) == outcome
+
+
+def test_an_unverified_release_says_which_signals_were_inconclusive_and_why() -> None:
+    analysis = {
+        "decision": {"action": "fail", "verdict": "inconclusive", "reason": "2 inconclusive"},
+        "signals": {
+            "traffic": {"verdict": "inconclusive", "reason": "only 3 requests"},
+            "error_rate": {"verdict": "inconclusive", "reason": "only 3 requests"},
+            "cpu": {"verdict": "ok", "reason": "fine"},
+            "dependencies": {"verdict": "inconclusive", "reason": "catalog is down for both"},
+        },
+    }
+
+    assert unverified_reason(analysis) == (
+        "its post-switch analysis was inconclusive: 2 inconclusive (traffic, error_rate: "
+        "only 3 requests; dependencies: catalog is down for both)"
+    )
