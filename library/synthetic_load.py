@@ -69,6 +69,15 @@ options:
         then counts as unanswered.
     type: float
     default: 10
+  warmup:
+    description:
+      - The first seconds of the step warm the servers up. Their requests are sent and their
+        statuses (and requests without an answer) count as usual, but their times are left
+        out of RV(latency_ms) and every C(latency_histogram_ms), since a process's first
+        answers are slow for reasons users behind a warm colour never see.
+      - Must be shorter than O(duration). RV(warmup) says how many requests it had.
+    type: float
+    default: 0
   headers:
     description:
       - HTTP headers sent with every request, e.g. C(Host) or C(Authorization).
@@ -183,6 +192,11 @@ ended_at:
   description: Unix time the last answer arrived (or timed out).
   returned: always
   type: float
+warmup:
+  description: The warm-up's C(seconds), its C(requests) and the slowest of their answers.
+  returned: always
+  type: dict
+  sample: {seconds: 1.0, requests: 10, latency_ms_max: 842.3}
 duration_s:
   description: Seconds from the first request to the last answer.
   returned: always
@@ -229,6 +243,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     rate=dict(type="float", default=10.0),
     concurrency=dict(type="int", default=16),
     duration=dict(type="float", default=5.0),
+    warmup=dict(type="float", default=0.0),
     timeout=dict(type="float", default=10.0),
     headers=dict(type="dict", no_log=True),
     allow_unsafe_methods=dict(type="bool", default=False),

@@ -52,6 +52,9 @@ class LoadStep:
     concurrency: int
     duration: float
     timeout: float
+    # The first seconds of the step warm the colour up (a new process's first answers are
+    # slow: imports, connection pools): their statuses count, their times are not judged.
+    warmup: float = 0.0
 
     @property
     def open_loop(self) -> bool:
@@ -73,6 +76,7 @@ class LoadStep:
             "concurrency": self.concurrency,
             "duration": self.duration,
             "timeout": self.timeout,
+            "warmup": self.warmup,
             "planned_requests": self.planned_requests(),
         }
 
@@ -153,6 +157,7 @@ def load_step(params: Mapping[str, Any]) -> LoadStep:
     concurrency = int(params.get("concurrency") or 0)
     duration = float(params.get("duration") or 0)
     timeout = float(params.get("timeout") or 0)
+    warmup = float(params.get("warmup") or 0)
     if rate < 0:
         raise LoadError(
             f"rate {rate:g} is negative; give requests per second, or 0 for a closed loop"
@@ -163,7 +168,11 @@ def load_step(params: Mapping[str, Any]) -> LoadStep:
         raise LoadError(f"duration {duration:g} must be a positive number of seconds")
     if timeout <= 0:
         raise LoadError(f"timeout {timeout:g} must be a positive number of seconds")
-    return LoadStep(targets, routes, rate, concurrency, duration, timeout)
+    if not 0 <= warmup < duration:
+        raise LoadError(
+            f"warmup {warmup:g} must be 0 or more seconds and shorter than duration {duration:g}"
+        )
+    return LoadStep(targets, routes, rate, concurrency, duration, timeout, warmup)
 
 
 def request_cycle(step: LoadStep) -> Iterator[tuple[str, Route]]:
@@ -203,7 +212,9 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
-def _counts(outcomes: Iterable[Outcome]) -> dict[str, Any]:
+def _counts(outcomes: Iterable[Outcome], timed_from: float = 0.0) -> dict[str, Any]:
+    """Counts of `outcomes`; the latency histogram has the answers of requests started
+    at `timed_from` or later (the warm-up's are not timed)."""
     mine = list(outcomes)
     return {
         "requests": len(mine),
@@ -218,7 +229,11 @@ def _counts(outcomes: Iterable[Outcome]) -> dict[str, Any]:
         "latency_histogram_ms": {
             str(ms): count
             for ms, count in sorted(
-                Counter(round(o.seconds * 1000) for o in mine if o.status is not None).items()
+                Counter(
+                    round(o.seconds * 1000)
+                    for o in mine
+                    if o.status is not None and o.started >= timed_from
+                ).items()
             )
         },
     }
@@ -230,16 +245,29 @@ def summarise(step: LoadStep, outcomes: Sequence[Outcome], started: float, ended
     Latency here is what the client saw; the judgement of the colour is the service's own
     metrics (golden_signals), which this summary only backs up.
     """
-    seconds = sorted(o.seconds for o in outcomes if o.status is not None)
+    timed_from = started + step.warmup
+    warm = [o for o in outcomes if o.started < timed_from]
+    seconds = sorted(
+        o.seconds for o in outcomes if o.status is not None and o.started >= timed_from
+    )
     elapsed = max(ended - started, 1e-9)
     return {
-        **_counts(outcomes),
+        **_counts(outcomes, timed_from),
+        "warmup": {
+            "seconds": step.warmup,
+            "requests": len(warm),
+            "latency_ms_max": _ms(
+                max((o.seconds for o in warm if o.status is not None), default=None)
+            ),
+        },
         "errors": dict(sorted(Counter(o.error for o in outcomes if o.error).items())),
         "by_route": {
-            route.name: _counts(o for o in outcomes if o.route == route) for route in step.routes
+            route.name: _counts((o for o in outcomes if o.route == route), timed_from)
+            for route in step.routes
         },
         "by_target": {
-            target: _counts(o for o in outcomes if o.target == target) for target in step.targets
+            target: _counts((o for o in outcomes if o.target == target), timed_from)
+            for target in step.targets
         },
         "latency_ms": {
             "p50": _ms(percentile(seconds, 0.50)),

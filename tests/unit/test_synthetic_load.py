@@ -63,6 +63,8 @@ def test_a_route_given_as_a_path_is_a_get_expecting_200() -> None:
         ({"rate": -1}, "is negative"),
         ({"concurrency": 0}, "must be at least 1"),
         ({"duration": 0}, "must be a positive number"),
+        ({"warmup": 2}, "warmup 2 must be 0 or more seconds and shorter than duration 2"),
+        ({"warmup": -1}, "warmup -1 must be 0 or more"),
     ],
 )
 def test_a_bad_step_is_refused_naming_the_problem(change: dict, message: str) -> None:
@@ -122,6 +124,27 @@ def test_summary_counts_statuses_unanswered_and_unexpected_per_route_and_target(
     assert summary["latency_histogram_ms"] == {"10": 1, "20": 1, "30": 1}
     assert summary["latency_ms"] == {"p50": 20.0, "p95": 30.0, "max": 30.0}
     assert summary["step"]["planned_requests"] == 20
+
+
+def test_the_warmup_answers_count_but_their_times_are_not_judged() -> None:
+    step = load_step(STEP | {"warmup": 0.5})
+    root, _ = step.routes
+    a, _ = step.targets
+    outcomes = [
+        Outcome(a, root, 100.0, 1.2, 200),  # the cold process's first answer
+        Outcome(a, root, 100.4, 0.0, None, "ConnectionRefusedError"),
+        Outcome(a, root, 100.6, 0.010, 200),
+        Outcome(a, root, 101.0, 0.012, 500),
+    ]
+
+    summary = summarise(step, outcomes, 100.0, 102.0)
+
+    assert summary["requests"] == 4
+    assert summary["unanswered"] == 1
+    assert summary["statuses"] == {"200": 2, "500": 1}
+    assert summary["by_target"][a]["latency_histogram_ms"] == {"10": 1, "12": 1}
+    assert summary["latency_ms"]["max"] == 12.0
+    assert summary["warmup"] == {"seconds": 0.5, "requests": 2, "latency_ms_max": 1200.0}
 
 
 @pytest.fixture
