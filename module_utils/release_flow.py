@@ -497,7 +497,7 @@ def analysis_failure(
     comparison = result.get("comparison") or {}
     signals.update(
         (name, comparison[name])
-        for name in ("latency_p95_ratio", "error_rate_diff")
+        for name in ("latency_p50_ratio", "latency_p95_ratio", "error_rate_diff")
         if isinstance(comparison.get(name), Mapping)
     )
     bad = [

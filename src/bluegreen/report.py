@@ -588,12 +588,21 @@ def _comparison(comparison: Any) -> dict | None:
         "before_switch": bool(baseline.get("before_switch")),
         "old": {
             "requests": baseline.get("requests"),
+            "latency_p50": baseline.get("latency_p50"),
             "latency_p95": baseline.get("latency_p95"),
             "error_rate": baseline.get("error_rate"),
         },
-        "new": {"latency_p95": new.get("latency_p95"), "error_rate": new.get("error_rate")},
+        "new": {
+            "latency_p50": new.get("latency_p50"),
+            "latency_p95": new.get("latency_p95"),
+            "error_rate": new.get("error_rate"),
+        },
         "signals": _signals_table(
-            {k: comparison[k] for k in ("latency_p95_ratio", "error_rate_diff") if k in comparison}
+            {
+                k: comparison[k]
+                for k in ("latency_p50_ratio", "latency_p95_ratio", "error_rate_diff")
+                if k in comparison
+            }
         ),
     }
 
@@ -604,10 +613,12 @@ def comparison_lines(comparison: Mapping[str, Any]) -> list[str]:
     old, new = comparison["old"], comparison["new"]
     return [
         f"Compared with {comparison.get('old_colour') or 'the old colour'} {when}: "
-        f"p95 {_value(old.get('latency_p95'), 's')} and error rate "
-        f"{_value(old.get('error_rate'), 'ratio')} over {_value(old.get('requests'))} "
-        f"requests; the new colour: p95 {_value(new.get('latency_p95'), 's')}, error rate "
-        f"{_value(new.get('error_rate'), 'ratio')}. Verdict: {comparison.get('verdict')}."
+        f"median {_value(old.get('latency_p50'), 's')}, p95 {_value(old.get('latency_p95'), 's')}"
+        f" and error rate {_value(old.get('error_rate'), 'ratio')} over "
+        f"{_value(old.get('requests'))} requests; the new colour: median "
+        f"{_value(new.get('latency_p50'), 's')}, p95 {_value(new.get('latency_p95'), 's')}, "
+        f"error rate {_value(new.get('error_rate'), 'ratio')}. "
+        f"Verdict: {comparison.get('verdict')}."
     ]
 
 

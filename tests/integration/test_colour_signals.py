@@ -92,10 +92,10 @@ def test_a_version_slower_than_the_old_colour_yet_under_the_fixed_thresholds_is_
 ):
     """Each request of the new version takes 70 % longer inside the service than the old
     colour's did before the switch; at the load balancer, with nginx's and gunicorn's own
-    few milliseconds on both sides, about 175 ms against 105 ms at the p95 (1.6x), far
-    under the fixed 500 ms warning. Only the comparison with the old colour's baseline
-    sees it. (A lag60 build measured 1.55x here and was rolled back too; 70 keeps the
-    test clear of the 1.5x line on a loaded machine.)"""
+    few milliseconds on both sides, about 172 ms against 103 ms at the median (1.67x),
+    far under the fixed 500 ms p95 warning. Only the comparison with the old colour's
+    baseline sees it. (A lag60 build measured 1.55x at the p95 and was rolled back too;
+    70 keeps the test clear of the 1.5x line on a loaded machine.)"""
     ensure_live("2.0.0")
     before = live()
 
@@ -104,7 +104,7 @@ def test_a_version_slower_than_the_old_colour_yet_under_the_fixed_thresholds_is_
         result = bluegreen("release", "--version", "2.0.10+lag70.after200req")
 
     assert result.exit_code == 4, result.report
-    assert "latency_p95_ratio" in result.message, result.message
+    assert "latency_p50_ratio: median latency new/old" in result.message, result.message
     after = live()
     assert (after.colour, after.version) == (before.colour, "2.0.0")
 
@@ -116,9 +116,9 @@ def test_a_version_slower_than_the_old_colour_yet_under_the_fixed_thresholds_is_
     assert comparison["baseline"]["colour"] == before.colour
     assert comparison["baseline"]["before_switch"] is True
     assert comparison["baseline"]["requests"] >= 50
-    assert 0.1 <= comparison["baseline"]["latency_p95"] < 0.13, comparison
-    assert comparison["latency_p95_ratio"]["verdict"] == "critical", comparison
-    assert 1.5 < comparison["latency_p95_ratio"]["value"] < 1.9, comparison
+    assert 0.1 <= comparison["baseline"]["latency_p50"] < 0.12, comparison
+    assert comparison["latency_p50_ratio"]["verdict"] == "critical", comparison
+    assert 1.5 < comparison["latency_p50_ratio"]["value"] < 1.9, comparison
     # Under every fixed threshold: only the comparison failed it.
     signals = analysis["evidence"]["signals"]
     assert signals["latency_p95"]["verdict"] == "ok", signals["latency_p95"]

@@ -771,7 +771,7 @@ class TestComparison:
         ratio = comparison["latency_p95_ratio"]  # type: ignore[index]
         assert ratio["value"] == pytest.approx(5.0)
         assert ratio["verdict"] == OK
-        assert "not above ignore_below 0.1 s" in ratio["reason"]
+        assert "not above ignore_below 0.25 s" in ratio["reason"]
 
     def test_too_few_baseline_requests_is_inconclusive(self) -> None:
         new = App().serve("/", 200, 0.04, 100)
