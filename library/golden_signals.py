@@ -186,6 +186,23 @@ options:
       - Only with O(source=lb).
     type: list
     elements: dict
+  routes:
+    description:
+      - "With O(source=lb), routes judged by levels of their own, e.g. a generation
+        endpoint allowed a 5 s p95: C([{route: /generate, latency_p95: {warning: 3,
+        critical: 5}}]). C(route) is a path or a prefix ending in C(*) (C(/reports/*));
+        C(error_rate), C(latency_p95) and C(latency_p99) take levels as O(thresholds) does
+        (a level not given is off for the route); C(min_requests) (20) is the fewest
+        requests to the route in a window for its signals to be judged, else they are
+        V(not_judged) and do not count."
+      - Each gives signals named C(<signal>[<route>]). The routes' request times are left
+        out of the colour's own latency signals (and of the comparison's); their statuses
+        still count in its error rate.
+      - The load balancers' reads must carry C(named_routes) for the same routes
+        (C(nginx_requests) O(named_routes)).
+      - Only with O(source=lb).
+    type: list
+    elements: dict
   colour:
     description:
       - The colour judged, as the load balancers log it (a key of each window's C(colours)),
@@ -746,6 +763,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     host_windows=dict(type="list", elements="dict"),
     baseline_windows=dict(type="list", elements="dict"),
     dependency_windows=dict(type="list", elements="dict"),
+    routes=dict(type="list", elements="dict"),
     colour=dict(type="str"),
     compare_colour=dict(type="str"),
     health_targets=dict(type="list", elements="str"),

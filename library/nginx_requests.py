@@ -80,6 +80,15 @@ options:
       - V(0) merges every route under C(other).
     type: int
     default: 50
+  named_routes:
+    description:
+      - Routes whose figures are wanted whatever their traffic, each a path (C(/generate))
+        or a prefix ending in C(*) (C(/reports/*)). Each colour gets C(named_routes) with
+        each one's requests, errors and latency histogram, over every route it matches;
+        a route matched by two counts in the first only.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - action_common_attributes
 attributes:
@@ -203,6 +212,8 @@ colours:
       value missing or unreadable); the two add up to C(requests).
     - C(routes) maps each of the O(max_routes) busiest C(uri)s, and C(other) for the rest,
       to its C(requests), C(errors) and C(latency_ms).
+    - With O(named_routes), C(named_routes) maps each of them to the same figures over the
+      routes it matches.
   returned: success and O(state=read)
   type: dict
   sample:
@@ -273,6 +284,7 @@ from ansible.module_utils.nginx_requests import (
     plan_read,
     rotated_candidates,
     validate_max_routes,
+    validate_named_routes,
     window,
 )
 
@@ -282,6 +294,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     since=dict(type="dict"),
     exclude_routes=dict(type="list", elements="str", default=[]),
     max_routes=dict(type="int", default=50),
+    named_routes=dict(type="list", elements="str", default=[]),
 )
 
 READ_CHUNK = 1 << 20
@@ -418,6 +431,7 @@ def main() -> None:
             module.exit_json(changed=False, mark=take_mark(path).as_dict())
         since = parse_mark(params["since"], path)
         max_routes = validate_max_routes(params["max_routes"])
+        named_routes = validate_named_routes(params["named_routes"])
         tally = Tally(params["exclude_routes"])
         mark, plan = read_window(path, since, tally)
     except NginxRequestsError as exc:
@@ -432,7 +446,7 @@ def main() -> None:
         mark=mark.as_dict(),
         rotated=plan.rotated,
         lost=plan.lost,
-        **tally.as_dict(max_routes),
+        **tally.as_dict(max_routes, named_routes),
     )
 
 

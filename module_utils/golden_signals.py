@@ -15,7 +15,7 @@ import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -766,6 +766,7 @@ class Settings:
     # The load balancers' reads of the time before the switch: the old colour's baseline.
     baseline_windows: tuple[LbWindow, ...] = ()
     dependency_windows: tuple[DependencyWindow, ...] = ()
+    route_rules: tuple[RouteRule, ...] = ()
 
     @property
     def bucket_metric(self) -> str:
@@ -934,6 +935,7 @@ _LB_OPTIONS = (
     "host_windows",
     "baseline_windows",
     "dependency_windows",
+    "routes",
 )
 
 
@@ -1001,6 +1003,7 @@ def _lb_settings(params: Mapping[str, Any], common: dict[str, Any]) -> Settings:
             params.get("baseline_windows"), compare_colour
         ),
         dependency_windows=dependency_windows_from_params(params.get("dependency_windows")),
+        route_rules=route_rules_from_params(params.get("routes")),
     )
 
 
@@ -1638,6 +1641,8 @@ class ColourCounts:
     latency_ms: dict[int, int]
     upstream_ms: dict[int, int] = field(default_factory=dict)
     no_upstream_time: int = 0
+    # Per named route (nginx_requests named_routes): (requests, errors, exact times in ms).
+    named: dict[str, tuple[int, int, dict[int, int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -1712,12 +1717,24 @@ def _colour_counts(data: Any, where: str) -> ColourCounts:
         str(status): _whole(count, f"{where}.statuses[{status!r}]")
         for status, count in _mapping(data.get("statuses"), f"{where}.statuses").items()
     }
+    named = {
+        str(route): (
+            _whole(
+                _mapping(figures, f"{where}.named_routes").get("requests", 0),
+                f"{where}.named_routes[{route!r}].requests",
+            ),
+            _whole(figures.get("errors", 0), f"{where}.named_routes[{route!r}].errors"),
+            _ms_histogram(figures, "latency_ms", f"{where}.named_routes[{route!r}]"),
+        )
+        for route, figures in _mapping(data.get("named_routes"), f"{where}.named_routes").items()
+    }
     return ColourCounts(
         _whole(data["requests"], f"{where}.requests"),
         statuses,
         _ms_histogram(data, "latency_ms", where),
         _ms_histogram(data, "upstream_ms", where),
         _optional_count(data, "no_upstream_time", where) or 0,
+        named,
     )
 
 
@@ -2160,6 +2177,135 @@ def _longest(windows: Iterable[LbWindow]) -> float:
     return max((w.seconds for w in windows if w.seconds is not None), default=0.0)
 
 
+ROUTE_SIGNALS = ("error_rate", "latency_p95", "latency_p99")
+
+
+@dataclass(frozen=True)
+class RouteRule:
+    """A route judged by levels of its own (a slow generation endpoint, say) and left out
+    of the colour's latency signals."""
+
+    route: str
+    levels: dict[str, dict[str, float | None]]
+    min_requests: int
+
+    def name(self, signal: str) -> str:
+        return f"{signal}[{self.route}]"
+
+
+def route_rules_from_params(data: Any) -> tuple[RouteRule, ...]:
+    """`routes`: [{route: /generate, latency_p95: {critical: 5}, min_requests: 10}]."""
+    if not data:
+        return ()
+    if not isinstance(data, (list, tuple)):
+        raise GoldenSignalsError("routes must be a list such as [{route: /generate, ...}]")
+    rules: list[RouteRule] = []
+    for index, entry in enumerate(data):
+        where = f"routes[{index}]"
+        if not isinstance(entry, Mapping):
+            raise GoldenSignalsError(f"{where} must be a mapping such as {{route: /generate}}")
+        route = entry.get("route")
+        if not isinstance(route, str) or not route.startswith("/") or "*" in route[:-1]:
+            raise GoldenSignalsError(
+                f"{where}.route must be a path (/generate) or a prefix ending in * "
+                f"(/reports/*), got {route!r}"
+            )
+        where = f"routes[{index}] ({route})"
+        unknown = sorted(set(entry) - {"route", "min_requests", *ROUTE_SIGNALS})
+        if unknown:
+            raise GoldenSignalsError(
+                f"{where} has {', '.join(unknown)}; a route takes route, min_requests and "
+                f"levels for {', '.join(ROUTE_SIGNALS)}"
+            )
+        overrides = {name: entry[name] for name in ROUTE_SIGNALS if name in entry}
+        if not overrides:
+            raise GoldenSignalsError(
+                f"{where} sets no levels: give at least one of {', '.join(ROUTE_SIGNALS)}, "
+                "e.g. latency_p95: {critical: 5}"
+            )
+        # A route's levels are the ones given: the colour's defaults are for its other
+        # requests (a 5 s endpoint must not trip the 2 s P0 meant for them).
+        base = {name: dict.fromkeys(SIGNALS[name].levels) for name in overrides}
+        levels = merge_thresholds(base, overrides, where)
+        try:
+            validate_thresholds(levels)
+        except GoldenSignalsError as exc:
+            raise GoldenSignalsError(f"{where}: {exc}") from exc
+        floor = entry.get("min_requests", 20)
+        if isinstance(floor, bool) or not isinstance(floor, int) or floor < 1:
+            raise GoldenSignalsError(f"{where}.min_requests must be 1 or more, got {floor!r}")
+        rules.append(RouteRule(route, levels, floor))
+    routes = [rule.route for rule in rules]
+    if len(set(routes)) != len(routes):
+        raise GoldenSignalsError(f"routes names a route twice: {routes}")
+    return tuple(rules)
+
+
+def route_signals(settings: Settings, colour: str) -> dict[str, SignalResult]:
+    """Each named route's own signals, from its figures in every intact window.
+
+    Too few requests to a route leaves its signals not judged (they do not count): a
+    quiet endpoint says nothing either way, and the colour's own signals still decide.
+    """
+    results: dict[str, SignalResult] = {}
+    for rule in settings.route_rules:
+        requests = errors = 0
+        latency: dict[int, int] = {}
+        for window in settings.lb_windows:
+            if window.problem is not None or window.seconds is None:
+                continue
+            figures = window.counts(colour).named.get(rule.route)
+            if figures is None:
+                continue
+            requests += figures[0]
+            errors += figures[1]
+            for ms, count in figures[2].items():
+                latency[ms] = latency.get(ms, 0) + count
+        stats = LbStats(colour, requests, errors, requests, latency, {}, None, [], {}, 0)
+        measures = {
+            "error_rate": stats.error_rate(),
+            "latency_p95": stats.latency(0.95),
+            "latency_p99": stats.latency(0.99),
+        }
+        for signal in rule.levels:
+            measured = measures[signal]
+            measured.evidence = {**measured.evidence, "route": rule.route, "requests": requests}
+            result = judge_signal(signal, measured, rule.levels)
+            if requests < rule.min_requests:
+                result.verdict = NOT_JUDGED
+                result.reason = (
+                    f"not judged: {requests} requests to {rule.route} in the window, fewer "
+                    f"than its min_requests {rule.min_requests}"
+                )
+            else:
+                result.reason = f"{rule.route}: {result.reason}"
+            results[rule.name(signal)] = result
+    return results
+
+
+def without_named_routes(
+    stats: LbStats, settings: Settings, windows: tuple[LbWindow, ...] | None = None
+) -> LbStats:
+    """The colour's figures with the named routes' request times taken out, so a route
+    judged by its own levels does not decide the colour's latency too (its statuses
+    still count in the colour's error rate)."""
+    if not settings.route_rules:
+        return stats
+    latency = dict(stats.latency_ms)
+    for window in settings.lb_windows if windows is None else windows:
+        if window.problem is not None or window.seconds is None:
+            continue
+        for rule in settings.route_rules:
+            figures = window.counts(stats.colour).named.get(rule.route)
+            for ms, count in (figures[2] if figures else {}).items():
+                left = latency.get(ms, 0) - count
+                if left > 0:
+                    latency[ms] = left
+                else:
+                    latency.pop(ms, None)
+    return replace(stats, latency_ms=latency)
+
+
 def lb_window_end(settings: Settings) -> float | None:
     """The latest end of the load balancers' windows: when the analysed window ended."""
     ends = [w.until for w in settings.lb_windows if w.until is not None]
@@ -2345,7 +2491,7 @@ def analyse_lb(
             thresholds.get("targets_down", {}),
         )
 
-    stats = lb_stats(settings, settings.colour)
+    stats = without_named_routes(lb_stats(settings, settings.colour), settings)
     requests = None if stats.problem else float(stats.requests)
     if stats.problem is not None:
         gate: str | None = stats.problem
@@ -2382,12 +2528,15 @@ def analyse_lb(
         hosts = ", ".join(stats.intact)
         signals["traffic"].reason += f" ({stats.requests} requests in {window_s:g} s at {hosts})"
 
+    signals.update(route_signals(settings, settings.colour))
     signals.update(_resource_signals(settings, thresholds, None))
 
     comparison = None
     if settings.compare_colour is not None:
         baseline = settings.baseline_windows or None
-        old = lb_stats(settings, settings.compare_colour, baseline)
+        old = without_named_routes(
+            lb_stats(settings, settings.compare_colour, baseline), settings, baseline
+        )
         old_requests = None if old.problem else float(old.requests)
         evidence: dict[str, Any] = {"colour": old.colour, "windows": old.windows}
         if baseline is not None:

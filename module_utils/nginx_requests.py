@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -374,6 +374,16 @@ class ColourStats(RouteStats):
         self.no_upstream_time = 0
         self.routes: dict[str, RouteStats] = {}
 
+    def named_routes(self, patterns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each pattern's figures over the routes it matches, every route in the first
+        pattern that matches it only, so the patterns' figures add up without overlap."""
+        named = {pattern: RouteStats() for pattern in patterns}
+        for uri, stats in self.routes.items():
+            pattern = next((p for p in patterns if route_matches(uri, p)), None)
+            if pattern is not None:
+                named[pattern].merge(stats)
+        return {pattern: stats.as_dict() for pattern, stats in named.items()}
+
     def add(self, request: Request) -> None:
         # RouteStats.add written out twice: this runs for every line.
         _colour, _routed, status, ms, uri, sent, upstream_time = request
@@ -397,8 +407,8 @@ class ColourStats(RouteStats):
             self.errors += 1
             route.errors += 1
 
-    def as_dict(self, max_routes: int) -> dict[str, Any]:
-        return {
+    def as_dict(self, max_routes: int, named_routes: Sequence[str] = ()) -> dict[str, Any]:
+        result = {
             **super().as_dict(),
             "statuses": histogram(self.statuses),
             "bytes": self.bytes,
@@ -406,6 +416,33 @@ class ColourStats(RouteStats):
             "no_upstream_time": self.no_upstream_time,
             "routes": cap_routes(self.routes, max_routes),
         }
+        if named_routes:
+            result["named_routes"] = self.named_routes(named_routes)
+        return result
+
+
+def route_matches(uri: str, pattern: str) -> bool:
+    """Whether ``uri`` is the route ``pattern`` names: the path itself, or any path under a
+    prefix written with a final ``*`` (``/reports/*``)."""
+    if pattern.endswith("*"):
+        return uri.startswith(pattern[:-1])
+    return uri == pattern
+
+
+def validate_named_routes(patterns: Any) -> list[str]:
+    if not patterns:
+        return []
+    found = []
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.startswith("/") or "*" in pattern[:-1]:
+            raise NginxRequestsError(
+                f"named_routes has {pattern!r}: give a path (/generate), or a prefix ending "
+                "in * (/reports/*)"
+            )
+        found.append(pattern)
+    if len(set(found)) != len(found):
+        raise NginxRequestsError(f"named_routes lists a route twice: {found}")
+    return found
 
 
 def histogram(counts: Mapping[int, int]) -> dict[str, int]:
@@ -461,10 +498,11 @@ class Tally:
                 stats = self.colours[request.colour] = ColourStats()
             stats.add(request)
 
-    def as_dict(self, max_routes: int) -> dict[str, Any]:
+    def as_dict(self, max_routes: int, named_routes: Sequence[str] = ()) -> dict[str, Any]:
         return {
             "colours": {
-                colour: self.colours[colour].as_dict(max_routes) for colour in sorted(self.colours)
+                colour: self.colours[colour].as_dict(max_routes, named_routes)
+                for colour in sorted(self.colours)
             },
             "unrouted": self.unrouted,
             "excluded": self.excluded,

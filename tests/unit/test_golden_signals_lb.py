@@ -128,6 +128,7 @@ def lb_params(**overrides: Any) -> dict[str, Any]:
         "host_windows": None,
         "baseline_windows": None,
         "dependency_windows": None,
+        "routes": None,
         "window": 300,
         "baseline": None,
         "min_requests": 50,
@@ -982,3 +983,67 @@ class TestDependencies:
     def test_entries_without_colours_are_refused(self) -> None:
         with pytest.raises(GoldenSignalsError, match="has no colours"):
             analyse(dependency_windows=[{"host": "app-green", "probes": []}])
+
+
+def with_generate(generate_ms: dict[str, int], other_ms: dict[str, int]) -> dict[str, Any]:
+    """green's figures on one lb: / at `other_ms`, /generate at `generate_ms`."""
+    merged: dict[str, int] = {}
+    for histogram in (generate_ms, other_ms):
+        for ms, n in histogram.items():
+            merged[ms] = merged.get(ms, 0) + n
+    generate = sum(generate_ms.values())
+    figures = counts({"200": sum(merged.values())}, merged)
+    figures["named_routes"] = {
+        "/generate": {"requests": generate, "errors": 0, "latency_ms": generate_ms}
+    }
+    return figures
+
+
+class TestRoutes:
+    GENERATE = {"route": "/generate", "latency_p95": {"warning": 3, "critical": 5}}
+
+    def test_a_slow_route_within_its_own_levels_leaves_the_colour_ok(self) -> None:
+        # 30 generations at 4 s (p95 4 s: over the colour's 2 s P0, under the route's 5 s).
+        green = with_generate({"4000": 30}, {"10": 270})
+        result = analyse(lb_windows=[read("lb1", {"green": green})], routes=[self.GENERATE])
+        signals = result["signals"]
+
+        route = signals["latency_p95[/generate]"]
+        assert (route["verdict"], route["value"]) == (WARNING, 4.0)
+        assert route["reason"].startswith("/generate: p95 latency 4 s is above the warning")
+        # The colour's own p95 is of its other requests only.
+        assert signals["latency_p95"]["value"] == 0.01
+        assert signals["latency_p95"]["verdict"] == OK
+        assert result["verdict"] == WARNING
+
+    def test_a_route_over_its_own_critical_level_is_critical_naming_it(self) -> None:
+        green = with_generate({"6000": 30}, {"10": 270})
+        result = analyse(lb_windows=[read("lb1", {"green": green})], routes=[self.GENERATE])
+
+        assert result["signals"]["latency_p95[/generate]"]["verdict"] == CRITICAL
+        assert result["verdict"] == CRITICAL
+
+    def test_a_quiet_route_is_not_judged(self) -> None:
+        green = with_generate({"6000": 5}, {"10": 295})
+        result = analyse(lb_windows=[read("lb1", {"green": green})], routes=[self.GENERATE])
+
+        route = result["signals"]["latency_p95[/generate]"]
+        assert route["verdict"] == "not_judged"
+        assert "5 requests to /generate in the window, fewer than its min_requests 20" in (
+            route["reason"]
+        )
+        assert result["verdict"] == OK
+
+    @pytest.mark.parametrize(
+        ("rule", "message"),
+        [
+            ({"route": "generate", "latency_p95": {"critical": 5}}, "must be a path"),
+            ({"route": "/g"}, "sets no levels"),
+            ({"route": "/g", "traffic": {"critical": 1}}, "has traffic"),
+            ({"route": "/g", "latency_p95": {"critical": 5, "warning": 6}}, "is above critical"),
+            ({"route": "/g", "latency_p95": {"critical": 5}, "min_requests": 0}, "1 or more"),
+        ],
+    )
+    def test_bad_routes_are_refused_naming_them(self, rule: dict, message: str) -> None:
+        with pytest.raises(GoldenSignalsError, match=message):
+            analyse(routes=[rule])

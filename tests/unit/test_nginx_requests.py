@@ -899,3 +899,32 @@ def test_a_hundred_thousand_lines_are_read_in_one_window(run_module, log: Path) 
     assert (result["excluded"], result["lines"]) == (25_000, 100_000)
     assert math.isclose(result["window"]["seconds"], result["window"]["until"] - marked["at"])
     assert os.path.getsize(log) == result["mark"]["offset"]
+
+
+def test_named_routes_add_up_what_each_matches_whatever_their_traffic() -> None:
+    from ansible.module_utils.nginx_requests import (
+        ColourStats,
+        NginxRequestsError,
+        RouteStats,
+        route_matches,
+        validate_named_routes,
+    )
+
+    assert route_matches("/reports/2024", "/reports/*")
+    assert not route_matches("/report", "/reports/*")
+    assert route_matches("/generate", "/generate") and not route_matches("/generate/x", "/generate")
+    stats = ColourStats()
+    for uri, ms, status in [("/reports/a", 900, 200), ("/reports/b", 1200, 500), ("/", 5, 200)]:
+        route = stats.routes.setdefault(uri, RouteStats())
+        route.requests += 1
+        route.errors += status >= 500
+        route.latency[ms] = route.latency.get(ms, 0) + 1
+
+    named = stats.as_dict(max_routes=0, named_routes=["/reports/*", "/reports/a"])["named_routes"]
+    # A route counts in the first pattern that matches it only.
+    assert named["/reports/*"] == {"requests": 2, "errors": 1, "latency_ms": {"900": 1, "1200": 1}}
+    assert named["/reports/a"] == {"requests": 0, "errors": 0, "latency_ms": {}}
+    with pytest.raises(NginxRequestsError, match="give a path"):
+        validate_named_routes(["reports"])
+    with pytest.raises(NginxRequestsError, match="twice"):
+        validate_named_routes(["/a", "/a"])
