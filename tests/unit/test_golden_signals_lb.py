@@ -999,13 +999,15 @@ def with_generate(generate_ms: dict[str, int], other_ms: dict[str, int]) -> dict
     return figures
 
 
+GENERATE = {"route": "/generate", "latency_p95": {"warning": 3, "critical": 5}}
+
+
 class TestRoutes:
-    GENERATE = {"route": "/generate", "latency_p95": {"warning": 3, "critical": 5}}
 
     def test_a_slow_route_within_its_own_levels_leaves_the_colour_ok(self) -> None:
         # 30 generations at 4 s (p95 4 s: over the colour's 2 s P0, under the route's 5 s).
         green = with_generate({"4000": 30}, {"10": 270})
-        result = analyse(lb_windows=[read("lb1", {"green": green})], routes=[self.GENERATE])
+        result = analyse(lb_windows=[read("lb1", {"green": green})], routes=[GENERATE])
         signals = result["signals"]
 
         route = signals["latency_p95[/generate]"]
@@ -1018,14 +1020,14 @@ class TestRoutes:
 
     def test_a_route_over_its_own_critical_level_is_critical_naming_it(self) -> None:
         green = with_generate({"6000": 30}, {"10": 270})
-        result = analyse(lb_windows=[read("lb1", {"green": green})], routes=[self.GENERATE])
+        result = analyse(lb_windows=[read("lb1", {"green": green})], routes=[GENERATE])
 
         assert result["signals"]["latency_p95[/generate]"]["verdict"] == CRITICAL
         assert result["verdict"] == CRITICAL
 
     def test_a_quiet_route_is_not_judged(self) -> None:
         green = with_generate({"6000": 5}, {"10": 295})
-        result = analyse(lb_windows=[read("lb1", {"green": green})], routes=[self.GENERATE])
+        result = analyse(lb_windows=[read("lb1", {"green": green})], routes=[GENERATE])
 
         route = result["signals"]["latency_p95[/generate]"]
         assert route["verdict"] == "not_judged"
