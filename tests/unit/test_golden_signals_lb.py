@@ -1003,7 +1003,6 @@ GENERATE = {"route": "/generate", "latency_p95": {"warning": 3, "critical": 5}}
 
 
 class TestRoutes:
-
     def test_a_slow_route_within_its_own_levels_leaves_the_colour_ok(self) -> None:
         # 30 generations at 4 s (p95 4 s: over the colour's 2 s P0, under the route's 5 s).
         green = with_generate({"4000": 30}, {"10": 270})
@@ -1031,8 +1030,9 @@ class TestRoutes:
 
         route = result["signals"]["latency_p95[/generate]"]
         assert route["verdict"] == "not_judged"
-        assert "5 requests to /generate in the window, fewer than its min_requests 20" in (
-            route["reason"]
+        assert (
+            "5 requests to /generate in the window, fewer than its min_requests 20"
+            in (route["reason"])
         )
         assert result["verdict"] == OK
 
