@@ -7,8 +7,8 @@ and the pre-switch load step): 30 % 5xx, 1.5 s of latency, 20 ms of CPU per requ
 1 MB kept per request, a logged traceback per request (answered 200); and a healthy
 build whose colour loses a declared dependency once live (its host resolves the
 dependency's name to a closed port from the switch on). The analysis runs with default settings plus
-what a team sets for its service: a CPU cap of 20 % of the host and 150 MB for its
-processes (`--caps`), and the dependency declared. Measured:
+what a team sets for its service: caps of 15 ms of CPU per request and 150 MB for its
+processes, and the dependency declared (`--no-caps` leaves them out). Measured:
 
 - detect_s: from the switch to the post-switch analysis deciding to fail;
 - rollback_s: from the switch to every new request being answered by the old colour;
@@ -69,7 +69,7 @@ HOSTS_MARK = "# bluegreen-bench-catalog"
 # What a team sets for its service (tests/integration/test_colour_signals.py sets the same).
 CAPS = {
     "bluegreen_analysis_thresholds": {
-        "cpu": {"warning": 15, "critical": 20, "p0": None},
+        "cpu_per_request": {"critical": 15},
         "process_memory": {"critical": 150},
     },
     "bluegreen_service_dependencies": [

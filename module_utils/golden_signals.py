@@ -412,6 +412,13 @@ SIGNALS: dict[str, SignalSpec] = {
             ("warning", "critical", "p0"),
         ),
         SignalSpec(
+            "cpu_per_request",
+            "CPU of the colour's processes per request",
+            "ms",
+            True,
+            ("warning", "critical", "p0"),
+        ),
+        SignalSpec(
             "log_errors",
             "error events in the colour's log",
             "events/min",
@@ -463,6 +470,8 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float | None]] = {
     # An absolute cap per colour ("memory under 512 MB") is the team's to set.
     "process_memory": {"warning": None, "critical": None, "p0": None},
     "log_errors": {"warning": 0.0, "critical": 30.0, "p0": None},
+    # What a request costs the colour's processes: a cap the team sets for its service.
+    "cpu_per_request": {"warning": None, "critical": None, "p0": None},
     "dependencies": {"warning": None, "critical": 0.0, "p0": None},
     "db_connections": {"warning": 80.0, "critical": 95.0, "p0": None},
     # The checklists' "performance degraded by more than 50 %": the median, which the tail
@@ -567,6 +576,8 @@ def describe(spec: SignalSpec, value: float) -> str:
         return f"{value:.4g} MB"
     if spec.unit == "count":
         return f"{value:g}"
+    if spec.unit == "ms":
+        return f"{value:.3g} ms"
     if spec.unit == "events/min":
         return f"{value:.1f} events/min"
     return f"{value:.3g} {spec.unit}"
@@ -1512,8 +1523,8 @@ def _resource_signals(
             option = "node_selector" if settings.source == "prometheus" else "node_targets"
             reason = no_hosts if settings.source == "lb" else f"no {option} given"
             signals[name] = not_configured(name, reason, thresholds.get(name, {}))
-    for name in ("process_memory", "log_errors"):
-        if name not in signals:
+    for name in ("process_memory", "log_errors", "cpu_per_request"):
+        if name not in signals and (name != "cpu_per_request" or settings.source != "lb"):
             reason = (
                 no_hosts
                 if settings.source == "lb"
@@ -2138,6 +2149,38 @@ def dependency_measure(settings: Settings) -> Measured:
     )
 
 
+def cpu_per_request_measure(
+    settings: Settings, requests: float | None, window_s: float
+) -> Measured:
+    """Milliseconds of CPU the colour's processes spent per request: their CPU rate over
+    its hosts (each host's CPU seconds over its own window) divided by the request rate
+    the load balancers saw. A rate over a rate, so windows of different lengths (the
+    hosts' start with the analysis, the load balancers' at the switch) still compare.
+    Unlike the CPU share, it does not fall when a busy host starves the colour."""
+    cpu_rate = 0.0
+    missing: list[str] = []
+    hosts: dict[str, Any] = {}
+    for window in settings.host_windows:
+        value, why = _host_value(window, "cpu")
+        if value is None or window.cpu_seconds is None or not window.seconds:
+            missing.append(why or f"{window.host} measured no CPU use")
+            continue
+        cpu_rate += window.cpu_seconds / window.seconds
+        hosts[window.host] = {"cpu_seconds": window.cpu_seconds, "seconds": window.seconds}
+    evidence = {"hosts": hosts}
+    if not hosts:
+        return Measured(None, "; ".join(missing) or "no host measured CPU", evidence)
+    if not requests or window_s <= 0:
+        return Measured(None, "no requests of the colour in the window", evidence)
+    request_rate = requests / window_s
+    return Measured(
+        1000 * cpu_rate / request_rate,
+        f"{cpu_rate:.3g} CPU s/s at {request_rate:.3g} req/s",
+        evidence,
+        "; ".join(missing) or None,
+    )
+
+
 def host_signals(
     settings: Settings, thresholds: Mapping[str, Mapping[str, float | None]]
 ) -> dict[str, SignalResult]:
@@ -2530,6 +2573,19 @@ def analyse_lb(
 
     signals.update(route_signals(settings, settings.colour))
     signals.update(_resource_signals(settings, thresholds, None))
+    if settings.host_windows:
+        signals["cpu_per_request"] = judge_signal(
+            "cpu_per_request",
+            cpu_per_request_measure(settings, requests, window_s or 0.0),
+            thresholds,
+            gate,
+        )
+    else:
+        signals["cpu_per_request"] = not_configured(
+            "cpu_per_request",
+            "no host_windows given: colour_usage measures the colour on its app hosts",
+            thresholds.get("cpu_per_request", {}),
+        )
 
     comparison = None
     if settings.compare_colour is not None:

@@ -23,25 +23,27 @@ from conftest import (
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 
-# The team's caps for this service: its processes under 20 % of the host's CPUs and
-# under 150 MB. A healthy colour uses about 3 % and 55 MB under the test's traffic; each
-# fault version crosses one cap only after its first 200 requests, past the smoke probes
-# and the pre-switch load step.
+# The team's caps for this service: 15 ms of CPU per request and 150 MB for its
+# processes. A healthy colour spends a few ms a request and holds about 55 MB under the
+# test's traffic; each fault version crosses one cap only after its first 200 requests,
+# past the smoke probes and the pre-switch load step. CPU per request, not the CPU
+# share: on a busy machine the scheduler starves the colour and its share stays low,
+# while what each request costs does not change.
 CAPS = {
     "bluegreen_analysis_thresholds": {
-        "cpu": {"warning": 15, "critical": 20, "p0": None},
+        "cpu_per_request": {"critical": 15},
         "process_memory": {"critical": 150},
     }
 }
 PASSWORD = "lab-only-sampleapp-password"
-HOST_SIGNALS = ("cpu", "process_memory", "log_errors", "memory", "disk")
+HOST_SIGNALS = ("cpu", "cpu_per_request", "process_memory", "log_errors", "memory", "disk")
 
 
 @pytest.mark.parametrize(
     ("version", "signal", "said"),
     [
-        # 20 ms of CPU in every request: about 35 % of two CPUs at the test's traffic.
-        ("2.0.7+cpu20.after200req", "cpu", "CPU usage"),
+        # 20 ms of CPU in every request (thread CPU time, whatever the machine's load).
+        ("2.0.7+cpu20.after200req", "cpu_per_request", "CPU of the colour's processes per"),
         # 1 MB kept by every request: past 150 MB within seconds.
         ("2.0.8+leak1.after200req", "process_memory", "memory of the colour's processes"),
         # A traceback logged in every request, each answered 200: only the log shows it.
@@ -72,11 +74,14 @@ def test_a_version_bad_in_one_signal_of_its_own_is_rolled_back_naming_it(
     for name in HOST_SIGNALS:
         assert idle in signals[name]["hosts"], (name, signals[name])
         assert signals[name]["verdict"] != "inconclusive", (name, signals[name])
-    critical = {n for n, s in signals.items() if s["verdict"] == "critical"}
-    assert critical == {signal}, {n: signals[n]["reason"] for n in critical}
+    # The fault's own signal is critical. (On a busy machine its cost shows in latency
+    # too: a request that burns 20 ms of CPU waits for it.)
+    assert signals[signal]["verdict"] == "critical", signals[signal]
     assert signals["error_rate"]["verdict"] == "ok"
-    if signal == "cpu":
-        assert signals["cpu"]["hosts"][idle]["cpu_seconds"] > 0
+    for other in {"process_memory", "log_errors"} - {signal}:
+        assert signals[other]["verdict"] in ("ok", "warning"), signals[other]
+    if signal == "cpu_per_request":
+        assert signals["cpu_per_request"]["value"] > 20, signals["cpu_per_request"]
     if signal == "log_errors":
         excerpt = signals["log_errors"]["hosts"][idle]["excerpts"][0]
         assert excerpt[-1].startswith("RuntimeError: injected fault tracebacks"), excerpt

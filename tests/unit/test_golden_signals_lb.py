@@ -702,6 +702,7 @@ class TestModule:
             "process_memory",
             "log_errors",
             "dependencies",
+            "cpu_per_request",
             "db_connections",
         }
         down = signals["targets_down"]
@@ -848,6 +849,22 @@ class TestHostWindows:
         )
         assert result["signals"]["cpu"]["hosts"]["app1"]["cpu_seconds"] == pytest.approx(7.0)
         assert result["verdict"] == CRITICAL
+
+    def test_cpu_per_request_is_the_cpu_rate_over_the_request_rate(self) -> None:
+        # two_lbs(): 350 green requests in the longest window, 12 s: 29.2 req/s. The hosts'
+        # 7 CPU s in 10 s and 2.4 CPU s in 12 s: 0.9 CPU s/s, so 30.9 ms a request.
+        result = analyse(
+            host_windows=[usage("app1", cpu=35.0), usage("app2", seconds=12.0, cpu=10.0)],
+            thresholds={"cpu_per_request": {"critical": 25}},
+        )
+
+        signal = result["signals"]["cpu_per_request"]
+        assert signal["value"] == pytest.approx(1000 * (0.7 + 0.2) / (350 / 12))
+        assert signal["verdict"] == CRITICAL
+        assert (
+            "CPU of the colour's processes per request 30.9 ms is above the critical"
+            in (signal["reason"])
+        )
 
     def test_memory_over_a_cap_is_critical(self) -> None:
         result = analyse(
