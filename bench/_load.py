@@ -31,7 +31,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -823,3 +824,59 @@ def print_profile(runs: Iterable[CommandRun], top: int) -> None:
     for (play, task), values in costly[:top]:
         table.add_row(play, task, str(len(values)), f"{statistics.median(values):.2f}")
     console.print(table)
+
+
+# What a team sets for its service, for the benches that judge the colour's own signals:
+# caps on CPU per request and on its processes' memory, and a declared dependency, the
+# catalog API (tests/integration/test_colour_signals.py sets the same).
+CATALOG_UNIT = "bluegreen-bench-catalog"
+HOSTS_MARK = "# bluegreen-bench-catalog"
+# What a team sets for its service (tests/integration/test_colour_signals.py sets the same).
+CAPS = {
+    "bluegreen_analysis_thresholds": {
+        "cpu_per_request": {"critical": 15},
+        "process_memory": {"critical": 150},
+    },
+    "bluegreen_service_dependencies": [
+        {"name": "catalog", "http": "http://catalog.lab:9000/", "timeout": 2}
+    ],
+}
+
+
+def shell(inventory: str, host: str, command: str) -> str:
+    result = run_module(inventory, host, "ansible.builtin.shell", {"cmd": command})
+    if result.get("rc", 1) != 0:
+        raise BenchError(f"{command!r} failed on {host}: {result.get('stderr') or result}")
+    return str(result.get("stdout", ""))
+
+
+def point_catalog(inventory: str, host: str, address: str | None) -> None:
+    """Where catalog.lab resolves on `host` (None: nowhere); /etc/hosts rewritten in place."""
+    command = f"grep -v '{HOSTS_MARK}' /etc/hosts > /tmp/hosts; cat /tmp/hosts > /etc/hosts"
+    if address:
+        command += f"; echo '{address} catalog.lab {HOSTS_MARK}' >> /etc/hosts"
+    shell(inventory, host, command)
+
+
+@contextmanager
+def team_settings(inventory: str, caps: bool) -> Iterator[None]:
+    """The caps and the declared dependency, as a team's inventory sets them; the catalog
+    API served from db1 and resolved by every app host."""
+    path = inventory_dir(inventory) / "group_vars" / "all" / "zz-bench.yml"
+    if not caps:
+        yield
+        return
+    path.write_text(yaml.safe_dump(CAPS))
+    db1 = shell(inventory, "app[0]", "getent hosts db1 | cut -d' ' -f1").strip()
+    shell(
+        inventory, "db1", f"systemd-run --unit={CATALOG_UNIT} python3 -m http.server 9000 -d /tmp"
+    )
+    try:
+        for host in ("app-blue", "app-green"):
+            point_catalog(inventory, host, db1)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        shell(inventory, "db1", f"systemctl stop {CATALOG_UNIT} || true")
+        for host in ("app-blue", "app-green"):
+            point_catalog(inventory, host, None)

@@ -28,26 +28,24 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import yaml
 from _load import (
     NEW,
     BenchError,
     Load,
     LoadSpec,
     flip_time,
-    inventory_dir,
     inventory_url,
     live_colour,
     log,
     parse_time,
+    point_catalog,
     read_journal,
     restart_colour,
     run_cli,
-    run_module,
+    shell,
     switch_record,
+    team_settings,
 )
 from rich.console import Console
 from rich.table import Table
@@ -64,34 +62,7 @@ FAULTS = (
 )
 # The build that is healthy but whose colour cannot reach the declared catalog.
 DEPENDENCY_FAULT = "2.0.11+dependency"
-CATALOG_UNIT = "bluegreen-bench-catalog"
-HOSTS_MARK = "# bluegreen-bench-catalog"
-# What a team sets for its service (tests/integration/test_colour_signals.py sets the same).
-CAPS = {
-    "bluegreen_analysis_thresholds": {
-        "cpu_per_request": {"critical": 15},
-        "process_memory": {"critical": 150},
-    },
-    "bluegreen_service_dependencies": [
-        {"name": "catalog", "http": "http://catalog.lab:9000/", "timeout": 2}
-    ],
-}
 SIGNAL = re.compile(r"; (\w+): ")
-
-
-def shell(inventory: str, host: str, command: str) -> str:
-    result = run_module(inventory, host, "ansible.builtin.shell", {"cmd": command})
-    if result.get("rc", 1) != 0:
-        raise BenchError(f"{command!r} failed on {host}: {result.get('stderr') or result}")
-    return str(result.get("stdout", ""))
-
-
-def point_catalog(inventory: str, host: str, address: str | None) -> None:
-    """Where catalog.lab resolves on `host` (None: nowhere); /etc/hosts rewritten in place."""
-    command = f"grep -v '{HOSTS_MARK}' /etc/hosts > /tmp/hosts; cat /tmp/hosts > /etc/hosts"
-    if address:
-        command += f"; echo '{address} catalog.lab {HOSTS_MARK}' >> /etc/hosts"
-    shell(inventory, host, command)
 
 
 def break_once_live(inventory: str, url: str, colour: str, limit_s: float = 300) -> None:
@@ -103,30 +74,6 @@ def break_once_live(inventory: str, url: str, colour: str, limit_s: float = 300)
             point_catalog(inventory, f"app-{colour}", "127.0.0.1")
             return
         time.sleep(0.2)
-
-
-@contextmanager
-def team_settings(inventory: str, caps: bool) -> Iterator[None]:
-    """The caps and the declared dependency, as a team's inventory sets them; the catalog
-    API served from db1 and resolved by every app host."""
-    path = inventory_dir(inventory) / "group_vars" / "all" / "zz-bench.yml"
-    if not caps:
-        yield
-        return
-    path.write_text(yaml.safe_dump(CAPS))
-    db1 = shell(inventory, "app[0]", "getent hosts db1 | cut -d' ' -f1").strip()
-    shell(
-        inventory, "db1", f"systemd-run --unit={CATALOG_UNIT} python3 -m http.server 9000 -d /tmp"
-    )
-    try:
-        for host in ("app-blue", "app-green"):
-            point_catalog(inventory, host, db1)
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-        shell(inventory, "db1", f"systemctl stop {CATALOG_UNIT} || true")
-        for host in ("app-blue", "app-green"):
-            point_catalog(inventory, host, None)
 
 
 def step_record(journal: list[dict], release_id: str, step: str) -> dict | None:
