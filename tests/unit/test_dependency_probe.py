@@ -5,9 +5,11 @@ closed port)."""
 from __future__ import annotations
 
 import http.server
+import importlib.util
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import dependency_probe
 import pytest
@@ -185,3 +187,48 @@ class TestPreflight:
         assert preflight_refusal(down, ["app-green"], ["app-blue"], "green") == ""
         assert preflight_refusal(shared, ["single1"], ["single1"], "green") == ""
         assert preflight_refusal({}, ["app-green"], ["app-blue"], "green") == ""
+
+
+def plugin_filters(name: str) -> dict:
+    """The filters of filter_plugins/<name>.py, loaded as Ansible loads them."""
+    path = Path(__file__).resolve().parents[2] / "filter_plugins" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bluegreen_filter_{name}", path)
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    return plugin.FilterModule().filters()
+
+
+class TestInventoryChecks:
+    def test_declarations_and_the_preflight_refusal_as_filters(self) -> None:
+        found = plugin_filters("dependencies")
+        problems = found["bluegreen_dependency_problems"](
+            [{"name": "x", "tcp": "db1"}], "bluegreen_service_dependencies"
+        )
+        assert problems == [
+            "bluegreen_service_dependencies[0] (x).tcp must be host:port, got 'db1'"
+        ]
+        refusal = found["bluegreen_dependency_refusal"](
+            {
+                "a": {"probes": [{"name": "x", "ok": False, "error": "refused"}]},
+                "b": {"probes": [{"name": "x", "ok": True}]},
+            },
+            ["a"],
+            ["b"],
+            "green",
+        )
+        assert refusal.startswith("x does not answer from the green colour's hosts (a: refused)")
+
+    def test_bad_thresholds_and_routes_are_named_before_anything_changes(self) -> None:
+        check = plugin_filters("golden_signals")["bluegreen_analysis_problems"]
+
+        assert check({"cpu": {"critical": 20}}, []) == [
+            "bluegreen_analysis_thresholds: thresholds.cpu: warning (70) is above critical "
+            "(20); each level must be at most the next one"
+        ]
+        assert check({"cpu": {"warning": 15, "critical": 20}}, None) == []
+        routes = check({}, [{"route": "generate", "latency_p95": {"critical": 5}}])
+        assert routes and routes[0].startswith("bluegreen_analysis_routes: routes[0].route")
+        assert check({"latency_p95": {"bogus": 1}}, [])[0].startswith(
+            "bluegreen_analysis_thresholds: bluegreen_analysis_thresholds.latency_p95 has a key"
+        )
