@@ -216,6 +216,15 @@ options:
         they are given.
       - Only with O(source=lb).
     type: str
+  baseline_host_windows:
+    description:
+      - With O(source=lb), the old colour's app hosts' C(colour_usage) reads of the time
+        before the switch, shaped as O(host_windows). C(log_errors) is then the new colour's
+        rate less the old colour's rate in them (never below 0), so a service that always
+        logs some errors is judged on what the release added.
+      - Only with O(source=lb).
+    type: list
+    elements: dict
   baseline_windows:
     description:
       - With O(source=lb) and O(compare_colour), the old colour's baseline from before the
@@ -761,6 +770,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     db_targets=dict(type="list", elements="str"),
     lb_windows=dict(type="list", elements="dict"),
     host_windows=dict(type="list", elements="dict"),
+    baseline_host_windows=dict(type="list", elements="dict"),
     baseline_windows=dict(type="list", elements="dict"),
     dependency_windows=dict(type="list", elements="dict"),
     routes=dict(type="list", elements="dict"),

@@ -774,6 +774,8 @@ class Settings:
     health_targets: tuple[str, ...] = ()
     lb_windows: tuple[LbWindow, ...] = ()
     host_windows: tuple[HostWindow, ...] = ()
+    # The old colour's hosts' colour_usage reads of the time before the switch.
+    baseline_host_windows: tuple[HostWindow, ...] = ()
     # The load balancers' reads of the time before the switch: the old colour's baseline.
     baseline_windows: tuple[LbWindow, ...] = ()
     dependency_windows: tuple[DependencyWindow, ...] = ()
@@ -947,6 +949,7 @@ _LB_OPTIONS = (
     "baseline_windows",
     "dependency_windows",
     "routes",
+    "baseline_host_windows",
 )
 
 
@@ -1010,6 +1013,9 @@ def _lb_settings(params: Mapping[str, Any], common: dict[str, Any]) -> Settings:
         ),
         lb_windows=lb_windows_from_params(params.get("lb_windows")),
         host_windows=host_windows_from_params(params.get("host_windows")),
+        baseline_host_windows=host_windows_from_params(
+            params.get("baseline_host_windows"), "baseline_host_windows"
+        ),
         baseline_windows=baseline_windows_from_params(
             params.get("baseline_windows"), compare_colour
         ),
@@ -1868,9 +1874,9 @@ def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
     return None if value is None else str(value)
 
 
-def host_window_from_dict(entry: Any, index: int) -> HostWindow:
+def host_window_from_dict(entry: Any, index: int, name: str = "host_windows") -> HostWindow:
     """One entry of host_windows: a colour_usage read with the app host's `host`."""
-    where = f"host_windows[{index}]"
+    where = f"{name}[{index}]"
     if not isinstance(entry, Mapping):
         raise GoldenSignalsError(f"{where} must be the result of colour_usage, not {entry!r}")
     host = entry.get("host")
@@ -1880,7 +1886,7 @@ def host_window_from_dict(entry: Any, index: int) -> HostWindow:
             "e.g. item | combine({'host': item.item}) over a loop's results"
         )
     host = host.strip()
-    where = f"host_windows[{index}] ({host})"
+    where = f"{name}[{index}] ({host})"
     window = entry.get("window")
     failed = entry.get("failed") is True or entry.get("unreachable") is True
     if failed or entry.get("skipped") is True or not isinstance(window, Mapping):
@@ -1926,20 +1932,20 @@ def host_window_from_dict(entry: Any, index: int) -> HostWindow:
     )
 
 
-def host_windows_from_params(data: Any) -> tuple[HostWindow, ...]:
+def host_windows_from_params(data: Any, name: str = "host_windows") -> tuple[HostWindow, ...]:
     if data is None:
         return ()
     if not isinstance(data, (list, tuple)):
         raise GoldenSignalsError(
-            "host_windows must be a list: one colour_usage (state=read) result per app host "
+            f"{name} must be a list: one colour_usage (state=read) result per app host "
             "of the colour, each with its host"
         )
-    windows = tuple(host_window_from_dict(entry, i) for i, entry in enumerate(data))
+    windows = tuple(host_window_from_dict(entry, i, name) for i, entry in enumerate(data))
     hosts = [w.host for w in windows]
     twice = sorted({h for h in hosts if hosts.count(h) > 1})
     if twice:
         raise GoldenSignalsError(
-            f"host_windows has {', '.join(twice)} more than once: one window per app host"
+            f"{name} has {', '.join(twice)} more than once: one window per app host"
         )
     return windows
 
@@ -1995,13 +2001,14 @@ def host_measure(settings: Settings, signal: str) -> Measured:
     return Measured(values[worst], reason, evidence, partial)
 
 
-def log_errors_measure(settings: Settings) -> Measured:
-    """Error events per minute in the colour's journals, added over its app hosts."""
+def log_rate(windows: Sequence[HostWindow]) -> tuple[float | None, dict[str, Any], list[str]]:
+    """Error events per minute in `windows` (added over the hosts, per minute of the longest
+    window), each host's evidence, and why a host gave none; None without a usable host."""
     events = 0
     seconds = 0.0
     missing: list[str] = []
     hosts: dict[str, Any] = {}
-    for window in settings.host_windows:
+    for window in windows:
         if window.problem is not None or window.log_events is None:
             why = window.problem or window.log_problem or f"{window.host} read no journal"
             hosts[window.host] = {"error": why}
@@ -2016,13 +2023,31 @@ def log_errors_measure(settings: Settings) -> Measured:
             "seconds": window.seconds,
             "excerpts": [list(e) for e in window.log_excerpts],
         }
-    evidence = {"hosts": hosts, "events": events}
+    if len(missing) == len(windows) or seconds <= 0:
+        return None, hosts, missing or ["the app hosts' windows are 0 s long"]
+    return events * 60 / seconds, hosts, missing
+
+
+def log_errors_measure(settings: Settings) -> Measured:
+    """Error events per minute in the colour's journals, added over its app hosts, less
+    the old colour's own rate before the switch when it was measured: a service that
+    always logs some errors is judged on what the release added, never below 0."""
+    rate, hosts, missing = log_rate(settings.host_windows)
+    events = sum(h.get("events", 0) for h in hosts.values())
+    evidence: dict[str, Any] = {"hosts": hosts, "events": events, "rate": rate}
     partial = "; ".join(missing) or None
-    if len(missing) == len(settings.host_windows):
+    if rate is None:
         return Measured(None, partial, evidence)
-    if seconds <= 0:
-        return Measured(None, "the app hosts' windows are 0 s long", evidence)
-    return Measured(events * 60 / seconds, f"{events} in {seconds:g} s", evidence, partial)
+    reason = f"{events} events, {rate:.1f}/min"
+    if settings.baseline_host_windows:
+        old_rate, old_hosts, old_missing = log_rate(settings.baseline_host_windows)
+        evidence["baseline"] = {"rate": old_rate, "hosts": old_hosts}
+        if old_rate is not None:
+            evidence["baseline"]["colour"] = settings.compare_colour
+            reason += f", less the old colour's {old_rate:.1f}/min before the switch"
+            return Measured(max(rate - old_rate, 0.0), reason, evidence, partial)
+        evidence["baseline"]["problem"] = "; ".join(old_missing)
+    return Measured(rate, reason, evidence, partial)
 
 
 @dataclass(frozen=True)

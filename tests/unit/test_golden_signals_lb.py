@@ -129,6 +129,7 @@ def lb_params(**overrides: Any) -> dict[str, Any]:
         "baseline_windows": None,
         "dependency_windows": None,
         "routes": None,
+        "baseline_host_windows": None,
         "window": 300,
         "baseline": None,
         "min_requests": 50,
@@ -1066,3 +1067,35 @@ class TestRoutes:
     def test_bad_routes_are_refused_naming_them(self, rule: dict, message: str) -> None:
         with pytest.raises(GoldenSignalsError, match=message):
             analyse(routes=[rule])
+
+
+class TestLogBaseline:
+    def test_the_old_colours_rate_before_the_switch_is_taken_off(self) -> None:
+        # New: 6 events in 12 s (30/min). Old, before the switch: 10 in 40 s (15/min).
+        result = analyse(
+            host_windows=[usage("app-green", seconds=12.0, events=6)],
+            baseline_host_windows=[usage("app-blue", seconds=40.0, events=10)],
+            compare_colour="blue",
+        )
+
+        signal = result["signals"]["log_errors"]
+        assert signal["value"] == pytest.approx(15.0)
+        assert signal["rate"] == pytest.approx(30.0)
+        assert signal["baseline"]["rate"] == pytest.approx(15.0)
+        assert "less the old colour's 15.0/min before the switch" in signal["reason"]
+
+    def test_never_below_zero_and_without_a_usable_baseline_the_own_rate(self) -> None:
+        quieter = analyse(
+            host_windows=[usage("app-green", events=0)],
+            baseline_host_windows=[usage("app-blue", events=5)],
+            compare_colour="blue",
+        )
+        unreadable = analyse(
+            host_windows=[usage("app-green", events=3)],
+            baseline_host_windows=[{"host": "app-blue", "failed": True, "msg": "since is empty"}],
+            compare_colour="blue",
+        )
+
+        assert quieter["signals"]["log_errors"]["value"] == 0
+        assert unreadable["signals"]["log_errors"]["value"] == pytest.approx(18.0)
+        assert "since is empty" in unreadable["signals"]["log_errors"]["baseline"]["problem"]
