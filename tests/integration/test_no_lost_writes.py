@@ -70,6 +70,13 @@ def at_base(inventory: str, base: str) -> None:
             )
             assert completed.returncode == 0, completed.stdout + completed.stderr
     released = bluegreen("release", "--version", BASE, "-i", inventory)
+    if released.exit_code == 3 and "pre-switch analysis" in released.message:
+        # This runs first on a fresh lab, while every other group installs its own labs
+        # on the same two cores: a load step that finds the machine saturated is refused
+        # on its latency (p95 1.9 s at a load average of 12). That judges the machine,
+        # not the release under test, so the setup tries once more.
+        time.sleep(30)
+        released = bluegreen("release", "--version", BASE, "-i", inventory)
     assert released.exit_code == 0, released.report
     assert health(base).get("schema_revision") == "0001"
 
