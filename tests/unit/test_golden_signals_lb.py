@@ -453,7 +453,8 @@ class TestComparison:
 
         comparison = result["comparison"]
         assert comparison["latency_p95_ratio"]["value"] == pytest.approx(3.0)  # 300 / 100 ms
-        assert comparison["latency_p95_ratio"]["verdict"] == CRITICAL
+        assert comparison["latency_p95_ratio"]["verdict"] == WARNING  # warns only, by default
+        assert comparison["latency_p50_ratio"]["verdict"] == CRITICAL
         assert comparison["error_rate_diff"]["value"] == pytest.approx(0.02)
         assert comparison["error_rate_diff"]["verdict"] == WARNING
         assert comparison["baseline"]["requests"] == 120

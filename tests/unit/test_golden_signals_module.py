@@ -361,12 +361,13 @@ class TestScrape:
 
         comparison = result["comparison"]
         assert comparison["latency_p95_ratio"]["value"] == pytest.approx(0.4875 / 0.2425)
-        assert comparison["latency_p95_ratio"]["verdict"] == "critical"
+        # The p95's ratio warns only, by default: the comparison's warning is the verdict.
+        assert comparison["latency_p95_ratio"]["verdict"] == "warning"
         assert comparison["error_rate_diff"]["value"] == 0
         assert comparison["baseline"]["requests"] == 100
         assert server_old.url in comparison["baseline"]["samples"]
         assert result["signals"]["latency_p95"]["verdict"] == "ok"
-        assert result["verdict"] == "critical"
+        assert result["verdict"] == "warning"
 
     def test_baseline_for_other_targets_is_refused(self, run_module, servers) -> None:
         server = servers(MetricsServer, App().text())
@@ -453,7 +454,8 @@ class TestPrometheus:
         assert signals["db_connections"]["query"].startswith("100 * max(sum by (instance)")
         comparison = result["comparison"]
         assert comparison["latency_p95_ratio"]["value"] == pytest.approx(3.0)
-        assert comparison["latency_p95_ratio"]["verdict"] == "critical"
+        # The p95's ratio warns only, by default.
+        assert comparison["latency_p95_ratio"]["verdict"] == "warning"
         assert comparison["error_rate_diff"]["verdict"] == "inconclusive"
         assert comparison["baseline"]["queries"]["latency_p95"] == old_p95
         assert (result["verdict"], result["p0"]) == ("critical", True)

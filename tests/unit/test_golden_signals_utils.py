@@ -750,11 +750,11 @@ class TestComparison:
         assert comparison["baseline"]["latency_p95"] == pytest.approx(0.1 + 0.15 * 0.95)
         ratio = comparison["latency_p95_ratio"]
         assert ratio["value"] == pytest.approx(0.4875 / 0.2425)
-        assert ratio["verdict"] == CRITICAL
+        assert ratio["verdict"] == WARNING  # the p95's ratio warns only, by default
         diff = comparison["error_rate_diff"]
         assert diff["value"] == pytest.approx(0.03)
         assert diff["verdict"] == WARNING
-        assert comparison["verdict"] == CRITICAL
+        assert comparison["verdict"] == WARNING
         assert comparison["baseline"]["requests"] == 100
 
     def test_comparison_verdict_counts_in_the_overall_verdict(self) -> None:
@@ -762,7 +762,7 @@ class TestComparison:
         old = App().serve("/", 200, 0.04, 100)
         analysis = self.analyse(new, old)
         assert analysis.signals["latency_p95"].verdict == OK
-        assert analysis.verdict == CRITICAL
+        assert analysis.verdict == WARNING
 
     def test_ratio_below_ignore_below_is_not_judged(self) -> None:
         new = App().serve("/", 200, 0.04, 100)  # p95 0.04875 s
