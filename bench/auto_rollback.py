@@ -123,7 +123,9 @@ def measure_fault(args: argparse.Namespace, url: str, version: str) -> dict:
         ),
         "analysis": analysis.get("message") if analysis else None,
     }
-    named = SIGNAL.search(str(row["analysis"] or ""))
+    # The command's message names every signal that was not healthy: the first is the one.
+    row["message"] = run.report.get("message")
+    named = SIGNAL.search(str(row["message"] or ""))
     row["signal"] = named.group(1) if named else None
     if version == DEPENDENCY_FAULT:
         db1 = shell(args.inventory, f"app-{old_colour}", "getent hosts db1 | cut -d' ' -f1")

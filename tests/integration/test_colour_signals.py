@@ -231,3 +231,27 @@ def test_a_dependency_the_new_colour_alone_cannot_reach_is_refused_or_rolled_bac
         shell("db1", f"systemctl stop {CATALOG_UNIT} || true")
         for host in ("app-blue", "app-green"):
             point_catalog(host, None)
+
+
+def test_a_route_with_levels_of_its_own_is_judged_by_them_and_names_itself() -> None:
+    """/work takes 100 ms by design; its own level says 50 ms at the p95, so the release
+    is sent back naming the route, while the colour's own latency (its other requests)
+    is judged apart."""
+    ensure_live("2.0.0")
+    before = live()
+    routes = {"bluegreen_analysis_routes": [{"route": "/work", "latency_p95": {"critical": 0.05}}]}
+
+    with SteadyTraffic(path="/work?ms=100"), inventory_vars(LAB, routes):
+        result = bluegreen("release", "--version", "2.0.11+dependency")
+
+    assert result.exit_code == 4, result.report
+    assert "latency_p95[/work]: /work: p95 latency" in result.message, result.message
+    assert live().version == before.version
+    release_id = result.report["custom_stats"]["bluegreen_release_id"]
+    records = [json.loads(x) for x in shell("lb1", f"cat {JOURNAL_PATH}")["stdout_lines"]]
+    analysis = next(r for r in records if r["release_id"] == release_id and r["step"] == "analysis")
+    route = analysis["evidence"]["signals"]["latency_p95[/work]"]
+    # Counted by the load balancer for the named route, whatever the other routes did.
+    assert route["requests"] >= 20 and 0.1 <= route["value"] < 0.2, route
+    # /work was all the traffic: the colour's own latency has nothing left to judge.
+    assert analysis["evidence"]["signals"]["latency_p95"]["value"] is None
