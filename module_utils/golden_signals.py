@@ -476,9 +476,10 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float | None]] = {
     "db_connections": {"warning": 80.0, "critical": 95.0, "p0": None},
     # The checklists' "performance degraded by more than 50 %": the median, which the tail
     # noise of a busy host does not move, once it is slow enough for users to feel it
-    # (ihatemoney's went from 61 to 114 ms on the loaded CI box). The p95's ratio only warns: in its first
-    # seconds a new colour's tail is its cold start (19x the old colour's on the loaded
-    # CI machine, with a median within 6 ms), and the p95's own levels judge its size.
+    # (ihatemoney's went from 61 to 114 ms on the loaded CI box). The p95's ratio only
+    # warns: in its first seconds a new colour's tail is its cold start (19x the old
+    # colour's on the loaded CI machine, with a median within 6 ms), and the p95's own
+    # levels judge its size.
     "latency_p50_ratio": {"warning": 1.25, "critical": 1.5, "ignore_below": 0.15},
     "latency_p95_ratio": {"warning": 1.5, "critical": None, "ignore_below": 0.25},
     "error_rate_diff": {"warning": 0.01, "critical": 0.05},
