@@ -1822,6 +1822,15 @@ def lb_window_from_dict(entry: Any, index: int) -> LbWindow:
     )
 
 
+def once_per_host(windows: tuple[Any, ...], name: str, each: str) -> tuple[Any, ...]:
+    """`windows` when no host has two of them; else the error naming the hosts."""
+    hosts = [w.host for w in windows]
+    twice = sorted({h for h in hosts if hosts.count(h) > 1})
+    if twice:
+        raise GoldenSignalsError(f"{name} has {', '.join(twice)} more than once: {each}")
+    return windows
+
+
 def lb_windows_from_params(data: Any) -> tuple[LbWindow, ...]:
     if not isinstance(data, (list, tuple)) or not data:
         raise GoldenSignalsError(
@@ -1829,13 +1838,7 @@ def lb_windows_from_params(data: Any) -> tuple[LbWindow, ...]:
             "load balancer, each with its host"
         )
     windows = tuple(lb_window_from_dict(entry, i) for i, entry in enumerate(data))
-    hosts = [w.host for w in windows]
-    twice = sorted({h for h in hosts if hosts.count(h) > 1})
-    if twice:
-        raise GoldenSignalsError(
-            f"lb_windows has {', '.join(twice)} more than once: one window per load balancer"
-        )
-    return windows
+    return once_per_host(windows, "lb_windows", "one window per load balancer")
 
 
 @dataclass(frozen=True)
@@ -1945,13 +1948,7 @@ def host_windows_from_params(data: Any, name: str = "host_windows") -> tuple[Hos
             "of the colour, each with its host"
         )
     windows = tuple(host_window_from_dict(entry, i, name) for i, entry in enumerate(data))
-    hosts = [w.host for w in windows]
-    twice = sorted({h for h in hosts if hosts.count(h) > 1})
-    if twice:
-        raise GoldenSignalsError(
-            f"{name} has {', '.join(twice)} more than once: one window per app host"
-        )
-    return windows
+    return once_per_host(windows, name, "one window per app host")
 
 
 def _host_value(window: HostWindow, signal: str) -> tuple[float | None, str | None]:
@@ -2236,13 +2233,7 @@ def baseline_windows_from_params(data: Any, compare_colour: str | None) -> tuple
             "load balancer, read from a mark taken before the switch, each with its host"
         )
     windows = tuple(lb_window_from_dict(entry, i) for i, entry in enumerate(data))
-    hosts = [w.host for w in windows]
-    twice = sorted({h for h in hosts if hosts.count(h) > 1})
-    if twice:
-        raise GoldenSignalsError(
-            f"baseline_windows has {', '.join(twice)} more than once: one per load balancer"
-        )
-    return windows
+    return once_per_host(windows, "baseline_windows", "one per load balancer")
 
 
 def _longest(windows: Iterable[LbWindow]) -> float:
