@@ -2931,3 +2931,310 @@ def analysis_decision(history: Sequence[Any], limits: AnalysisLimits) -> Decisio
     verdict = OK if passing == n and counts[WARNING] == 0 else WARNING
     summary = ", ".join(f"{counts[v]} {v}" for v in MEASURED_VERDICTS if counts[v])
     return decide("pass", verdict, f"{n} measurements within the limits: {summary}")
+
+
+# --------------------------------------------------------------------------------------
+# Canary steps: the two colours over the same window, while both serve
+# --------------------------------------------------------------------------------------
+
+CANARY_TEST_LATENCY = "Mann-Whitney U (one-sided, normal approximation, tie-corrected)"
+CANARY_TEST_ERRORS = "Fisher's exact test (one-sided)"
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """A one-sided Mann-Whitney U test of 'a is slower than b'.
+
+    `u` is a's U statistic, `p_value` the chance of a U this large or larger were both
+    drawn from one distribution, `effect` U / (n_a n_b): the chance that a request of a
+    is slower than one of b, ties counting half (0.5: no difference).
+    """
+
+    n_a: int
+    n_b: int
+    u: float
+    z: float
+    p_value: float
+    effect: float
+
+
+def normal_sf(z: float) -> float:
+    """The standard normal's upper tail, P(Z >= z)."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def mann_whitney_greater(a: Mapping[int, int], b: Mapping[int, int]) -> RankTest:
+    """Whether the values counted in `a` tend to be larger than those in `b` (histograms
+    of exact values: nginx times requests in whole milliseconds, so ties are the rule and
+    the tie correction matters). Normal approximation with a continuity correction, as
+    scipy.stats.mannwhitneyu(a, b, alternative="greater", method="asymptotic")."""
+    n_a, n_b = sum(a.values()), sum(b.values())
+    if n_a == 0 or n_b == 0:
+        raise GoldenSignalsError("a rank test needs requests of both colours")
+    rank_sum_a = 0.0
+    below = 0
+    tie_term = 0
+    for value in sorted(set(a) | set(b)):
+        count_a, count_b = a.get(value, 0), b.get(value, 0)
+        tied = count_a + count_b
+        if not tied:
+            continue
+        mid_rank = below + (tied + 1) / 2.0
+        rank_sum_a += count_a * mid_rank
+        tie_term += tied**3 - tied
+        below += tied
+    n = n_a + n_b
+    u = rank_sum_a - n_a * (n_a + 1) / 2.0
+    mean = n_a * n_b / 2.0
+    variance = n_a * n_b / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
+    if variance <= 0:
+        return RankTest(n_a, n_b, u, 0.0, 1.0, u / (n_a * n_b))
+    z = (u - mean - 0.5) / math.sqrt(variance)
+    return RankTest(n_a, n_b, u, z, normal_sf(z), u / (n_a * n_b))
+
+
+def _log_choose(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def fisher_greater(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
+    """One-sided Fisher's exact test that a's error rate is higher than b's: the chance,
+    with the margins fixed, of a having `errors_a` errors or more (hypergeometric tail),
+    as scipy.stats.fisher_exact([[ea, na-ea], [eb, nb-eb]], alternative="greater")."""
+    for name, errors, total in (("a", errors_a, n_a), ("b", errors_b, n_b)):
+        if not 0 <= errors <= total:
+            raise GoldenSignalsError(f"errors of {name} ({errors}) must be within 0..{total}")
+    errors = errors_a + errors_b
+    n = n_a + n_b
+    if errors == 0 or n_a == 0:
+        return 1.0
+    log_total = _log_choose(n, n_a)
+    top = min(n_a, errors)
+    p = sum(
+        math.exp(_log_choose(errors, k) + _log_choose(n - errors, n_a - k) - log_total)
+        for k in range(errors_a, top + 1)
+    )
+    return min(1.0, p)
+
+
+def histogram_median(counts: Mapping[int, int]) -> float | None:
+    """The median of exact values counted in a histogram (mean of the middle two)."""
+    n = sum(counts.values())
+    if n == 0:
+        return None
+    low_rank, high_rank = (n - 1) // 2, n // 2
+    seen = 0
+    low = None
+    for value in sorted(counts):
+        seen += counts[value]
+        if low is None and seen > low_rank:
+            low = value
+        if seen > high_rank:
+            return (low + value) / 2.0
+    return None
+
+
+@dataclass(frozen=True)
+class CanarySettings:
+    """How a canary step is judged (bluegreen_analysis_canary_*)."""
+
+    alpha: float = 0.01
+    latency_ratio: float = 1.5
+    error_rate_margin: float = 0.001
+    min_requests: int = 30
+    share_tolerance: float = 10.0
+
+    def validate(self) -> None:
+        if not 0 < self.alpha < 0.5:
+            raise GoldenSignalsError(f"alpha is {self.alpha:g}: give a level in (0, 0.5), e.g. 0.01")
+        if self.latency_ratio < 1:
+            raise GoldenSignalsError(
+                f"latency_ratio is {self.latency_ratio:g}: give 1 or more, e.g. 1.5 (the new "
+                "colour's median at least 1.5 times the old one's)"
+            )
+        if not 0 <= self.error_rate_margin < 1:
+            raise GoldenSignalsError(
+                f"error_rate_margin is {self.error_rate_margin:g}: give a share in [0, 1)"
+            )
+        if self.min_requests < 2:
+            raise GoldenSignalsError(f"min_requests is {self.min_requests}: give 2 or more")
+        if not 0 < self.share_tolerance <= 100:
+            raise GoldenSignalsError(
+                f"share_tolerance is {self.share_tolerance:g}: give percentage points in (0, 100]"
+            )
+
+
+def canary_steps_from_params(value: Any, name: str = "canary steps") -> list[int]:
+    """The traffic shares of a canary, in percent: ascending whole numbers in 1..99
+    (from a list or a comma-separated text such as "5,25,50"); [] means no canary."""
+    if value is None or value == "" or value == []:
+        return []
+    items: list[Any] = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise GoldenSignalsError(f"{name} must be a list of percentages, e.g. [5, 25, 50]")
+    steps = []
+    for item in items:
+        text = str(item).strip().rstrip("%").strip()
+        if isinstance(item, bool) or not text.isdigit() or not 1 <= int(text) <= 99:
+            raise GoldenSignalsError(
+                f"{name} has {item!r}: each step is a whole percentage from 1 to 99 of the "
+                "traffic sent to the new colour, e.g. 5,25,50 (100 is the switch itself)"
+            )
+        steps.append(int(text))
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise GoldenSignalsError(
+            f"{name} are {steps}: give them in increasing order, each once, e.g. 5,25,50"
+        )
+    return steps
+
+
+def _merged(windows: Sequence[LbWindow], colour: str) -> tuple[int, int, dict[int, int]]:
+    """A colour's requests, errors (5xx) and latency histogram over every load balancer."""
+    requests = errors = 0
+    latency: dict[int, int] = {}
+    for window in windows:
+        counts = window.counts(colour)
+        requests += counts.requests
+        errors += sum(n for status, n in counts.statuses.items() if status.startswith("5"))
+        for ms, n in counts.latency_ms.items():
+            latency[ms] = latency.get(ms, 0) + n
+    return requests, errors, latency
+
+
+def _p_text(p: float) -> str:
+    return f"p={p:.2g}" if p >= 1e-4 else "p<0.0001"
+
+
+def canary_verdict(
+    lb_windows: Any,
+    colour: str,
+    compare_colour: str,
+    percent: int,
+    settings: CanarySettings,
+) -> dict[str, Any]:
+    """The verdict on one canary step: `colour` (the new one) served about `percent` of the
+    traffic and `compare_colour` the rest, over the same window on every load balancer.
+
+    fail when a test finds the new colour worse beyond chance (p below alpha) and by a
+    margin that matters (its median latency at least latency_ratio times the old one's and
+    1 ms more; its error rate more than error_rate_margin above the old one's);
+    inconclusive when a load balancer gave no window or either colour served fewer than
+    min_requests; pass otherwise. The verdict names each test, its sample sizes and p-value.
+    """
+    settings.validate()
+    windows = lb_windows_from_params(lb_windows)
+    problems = [w.problem for w in windows if w.problem]
+    n_new, errors_new, latency_new = _merged(windows, colour)
+    n_old, errors_old, latency_old = _merged(windows, compare_colour)
+    total = n_new + n_old
+    share = round(100.0 * n_new / total, 2) if total else None
+    result: dict[str, Any] = {
+        "percent": percent,
+        "colour": colour,
+        "compare_colour": compare_colour,
+        "share_measured": share,
+        "requests": {colour: n_new, compare_colour: n_old},
+        "errors": {colour: errors_new, compare_colour: errors_old},
+        "median_ms": {
+            colour: histogram_median(latency_new),
+            compare_colour: histogram_median(latency_old),
+        },
+        "seconds": max((w.seconds or 0.0) for w in windows),
+        "tests": [],
+    }
+    head = f"step {percent} %: {colour} served {n_new} requests, {compare_colour} {n_old}"
+    if share is not None:
+        head += f" ({share:g} % measured)"
+    if problems:
+        return {**result, "action": INCONCLUSIVE, "reason": f"{head}; " + "; ".join(problems)}
+    short = [c for c, n in ((colour, n_new), (compare_colour, n_old)) if n < settings.min_requests]
+    if short:
+        return {
+            **result,
+            "action": INCONCLUSIVE,
+            "reason": f"{head}: fewer than {settings.min_requests} requests of "
+            f"{' and '.join(short)}, too few to compare",
+        }
+    tests = [
+        _latency_test(latency_new, latency_old, colour, compare_colour, settings),
+        _error_test((errors_new, n_new), (errors_old, n_old), colour, compare_colour, settings),
+    ]
+    failed = [t for t in tests if t["verdict"] == "fail"]
+    reasons = "; ".join(t["reason"] for t in (failed or tests))
+    if share is not None and abs(share - percent) > settings.share_tolerance:
+        reasons += (
+            f"; the measured share is {abs(share - percent):.1f} points from the step's "
+            f"{percent} % (few clients, or one client sending most requests)"
+        )
+    return {
+        **result,
+        "tests": tests,
+        "action": "fail" if failed else "pass",
+        "reason": f"{head}: {reasons}",
+    }
+
+
+def _latency_test(
+    new: Mapping[int, int],
+    old: Mapping[int, int],
+    colour: str,
+    compare_colour: str,
+    settings: CanarySettings,
+) -> dict[str, Any]:
+    test = mann_whitney_greater(new, old)
+    median_new, median_old = histogram_median(new) or 0.0, histogram_median(old) or 0.0
+    ratio = median_new / median_old if median_old else (math.inf if median_new else 1.0)
+    slower = test.p_value < settings.alpha
+    matters = ratio >= settings.latency_ratio and median_new - median_old >= 1
+    verdict = "fail" if slower and matters else "pass"
+    ratio_text = f"{ratio:.2f}x" if math.isfinite(ratio) else "above 0 ms against 0 ms"
+    reason = (
+        f"latency: median {median_new:g} ms on {colour} against {median_old:g} ms on "
+        f"{compare_colour} ({ratio_text}); {CANARY_TEST_LATENCY}, n={test.n_a}/{test.n_b}, "
+        f"U={test.u:g}, {_p_text(test.p_value)}"
+    )
+    if verdict == "fail":
+        reason += f": slower beyond chance (alpha {settings.alpha:g}) and by {ratio_text}"
+    elif slower:
+        reason += f": slower beyond chance, but below {settings.latency_ratio:g}x"
+    return {
+        "signal": "latency",
+        "test": CANARY_TEST_LATENCY,
+        "n": {colour: test.n_a, compare_colour: test.n_b},
+        "statistic": test.u,
+        "z": round(test.z, 3),
+        "p_value": test.p_value,
+        "effect": round(test.effect, 4),
+        "ratio": round(ratio, 3) if math.isfinite(ratio) else None,
+        "verdict": verdict,
+        "reason": reason,
+    }
+
+
+def _error_test(
+    new: tuple[int, int],
+    old: tuple[int, int],
+    colour: str,
+    compare_colour: str,
+    settings: CanarySettings,
+) -> dict[str, Any]:
+    (errors_new, n_new), (errors_old, n_old) = new, old
+    p = fisher_greater(errors_new, n_new, errors_old, n_old)
+    rate_new, rate_old = errors_new / n_new, errors_old / n_old
+    worse = p < settings.alpha and rate_new > rate_old + settings.error_rate_margin
+    reason = (
+        f"errors: {errors_new} of {n_new} on {colour} ({100 * rate_new:.2f} %) against "
+        f"{errors_old} of {n_old} on {compare_colour} ({100 * rate_old:.2f} %); "
+        f"{CANARY_TEST_ERRORS}, {_p_text(p)}"
+    )
+    if worse:
+        reason += f": more errors beyond chance (alpha {settings.alpha:g})"
+    return {
+        "signal": "errors",
+        "test": CANARY_TEST_ERRORS,
+        "n": {colour: n_new, compare_colour: n_old},
+        "errors": {colour: errors_new, compare_colour: errors_old},
+        "p_value": p,
+        "verdict": "fail" if worse else "pass",
+        "reason": reason,
+    }
