@@ -35,6 +35,15 @@ description:
     routes to it. If that does not happen within O(probe_timeout) the task fails and returns
     RV(previous_colour) so the caller can switch back. When nothing changed it still probes,
     so a re-run proves that traffic is where it should be.
+  - "A canary (O(canary) above 0) sends only that share of clients to O(colour): the site
+    hashes each client into one of 100 buckets (C(split_clients), 1 % each, C(c00) to
+    C(c99)) and routes a request to a colour while the file C(<canary directory>/<colour>/<bucket>)
+    exists, the flag deciding for every other bucket. The module adds the files of buckets
+    C(c00) up to the share (raising a share only adds, so a client once on the new colour
+    stays there) and removes any other; the flag is not touched and nothing is probed (a
+    share cannot be proven by a few requests). Every switch (O(canary=0)) removes the bucket
+    files after the flag moved, so a switch back also ends a canary. The canary directory is
+    C(<directory of the flag>/<name>.canary)."
   - "Include the file from an C(http) block, e.g. C(include /etc/nginx/bluegreen/*.conf;), and
     in the server that serves the application a variable set to C(blue), set to C(green) by an
     C(if -f) test of O(flag_path), and C(proxy_pass http://<name>_$variable;). The site that
@@ -176,6 +185,14 @@ options:
         version in O(precheck_version_header) is refused too, since it may run one.
     type: dict
     default: {}
+  canary:
+    description:
+      - With O(colour), the percentage of clients (by the site's buckets) sent to O(colour)
+        while the flag keeps the live colour for the others, from V(1) to V(99).
+      - V(0) (the default) is a switch of all traffic, which also ends any canary.
+      - O(colour) must not be the live colour; the O(precheck_path) check runs as for a switch.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - action_common_attributes
   - action_common_attributes.files
@@ -258,6 +275,18 @@ active_colour:
   returned: always
   type: str
   sample: green
+canary:
+  description:
+    - The canary after the task, the colour its bucket files send clients to and their
+      share in percent; V(null) when there is none (after any switch).
+  returned: success
+  type: dict
+  sample: {colour: green, percent: 25}
+previous_canary:
+  description: The canary before the task, as RV(canary).
+  returned: success
+  type: dict
+  sample: {colour: green, percent: 5}
 path:
   description: The managed include file.
   returned: always
@@ -352,6 +381,7 @@ cmd:
 """
 
 import http.client
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -359,13 +389,19 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.nginx_color import (
+    NginxColorError,
     ProbeResult,
     ProbeSettings,
     SwitchRequest,
     build_diff,
     build_request,
+    canary_buckets,
+    canary_changes,
+    canary_directory,
+    canary_share,
     check_failed_message,
     default_path,
+    canary_diff,
     flag_diff,
     flag_path_for,
     live_colour,
@@ -377,6 +413,7 @@ from ansible.module_utils.nginx_color import (
     render_upstreams,
     resolve_colour,
     switch_changes,
+    validate_canary,
     validate_name,
     wait_for_colour,
 )
@@ -409,6 +446,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     probe_successes=dict(type="int", default=5),
     probe_timeout=dict(type="float", default=30.0),
     probe_interval=dict(type="float", default=0.1),
+    canary=dict(type="int", default=0),
 )
 
 
@@ -474,6 +512,12 @@ class Current:
     colour: str | None
     recorded_flag: str
     recorded_flag_before: bytes | None
+    canary_directory: str
+    buckets: dict[str, frozenset[str]]
+
+    @property
+    def canary(self) -> dict[str, Any] | None:
+        return canary_share(self.buckets)
 
 
 def read_current(name: str, path: str, requested_flag: str | None) -> Current:
@@ -483,6 +527,7 @@ def read_current(name: str, path: str, requested_flag: str | None) -> Current:
     flag = flag_path_for(requested_flag, marker, path, name)
     recorded = recorded_flag_path(marker, path, name)
     recorded_before = read_file(recorded)
+    directory = canary_directory(flag, name)
     return Current(
         before=before,
         flag_path=flag,
@@ -490,7 +535,20 @@ def read_current(name: str, path: str, requested_flag: str | None) -> Current:
         colour=live_colour(marker, recorded_before is not None),
         recorded_flag=recorded,
         recorded_flag_before=recorded_before,
+        canary_directory=directory,
+        buckets=read_buckets(directory),
     )
+
+
+def read_buckets(directory: str) -> dict[str, frozenset[str]]:
+    """Each colour's canary bucket files present now."""
+    found = {}
+    for colour in ("blue", "green"):
+        try:
+            found[colour] = canary_buckets(os.listdir(os.path.join(directory, colour)))
+        except FileNotFoundError:
+            found[colour] = frozenset()
+    return found
 
 
 def apply_switch(
@@ -548,8 +606,18 @@ def apply_switch(
 def switch(
     module: AnsibleModule, request: SwitchRequest, colour: str, current: Current
 ) -> dict[str, Any]:
-    """Make nginx route `request.name` to `colour` and prove it; the result to return."""
+    """Make nginx route `request.name` to `colour` and prove it; the result to return.
+
+    With a canary share only that share of clients moves: the flag keeps the live colour
+    and nothing can prove a share by probing (the analysis measures it from the log).
+    """
     previous_colour = current.colour
+    percent = validate_canary(module.params["canary"])
+    if percent and colour == previous_colour:
+        raise NginxColorError(
+            f"{colour} is live already: a canary sends a share of the traffic to the colour "
+            "that is not live; give that colour, or canary 0 for a switch"
+        )
     after_text = render_upstreams(
         request.name,
         request.servers_by_colour,
@@ -565,22 +633,30 @@ def switch(
         current.flag_path,
         current.flag_before,
         previous_colour,
-        colour,
+        (previous_colour or colour) if percent else colour,
         request.name,
     )
     if current.recorded_flag != current.flag_path:
         # The flag moved: nginx tests the new one once the include is loaded.
         planned.append(FileChange(current.recorded_flag, current.recorded_flag_before, None))
+    # After the flag: a switch to the canary's colour moves its clients nowhere new, and a
+    # switch back sends them back only once the flag says where everyone else goes.
+    planned += canary_changes(
+        current.canary_directory, current.buckets, colour if percent else None, percent
+    )
     changes = [change for change in planned if change.before != change.after]
     changed = bool(changes)
     moves = colour != previous_colour
+    canary_after = {"colour": colour, "percent": percent} if percent else None
     result: dict[str, Any] = dict(
         changed=changed,
         path=request.path,
         flag_path=current.flag_path,
         reloaded=any(change.loaded for change in changes),
         previous_colour=previous_colour,
-        active_colour=colour,
+        active_colour=previous_colour if percent else colour,
+        previous_canary=current.canary,
+        canary=canary_after,
         switch_ms=None,
         probes=0,
         last_probe=None,
@@ -593,6 +669,10 @@ def switch(
             build_diff(as_text(current.before) or "", after_text, request.path),
             flag_diff(current.flag_path, current.flag_before, flag_after),
         ]
+        if current.canary or canary_after:
+            result["diff"].append(
+                canary_diff(current.canary_directory, current.canary, canary_after)
+            )
     if module.check_mode:
         return result
 
@@ -617,8 +697,9 @@ def switch(
             )
     if changed:
         apply_switch(module, request, colour, current, changes)
-        result["active_colour"] = read_current(request.name, request.path, current.flag_path).colour
-    if request.probe is not None:
+        after = read_current(request.name, request.path, current.flag_path)
+        result["active_colour"], result["canary"] = after.colour, after.canary
+    if request.probe is not None and not percent:
         settings = request.probe
         outcome = wait_for_colour(
             lambda timeout: probe_once(settings, timeout),
@@ -666,11 +747,17 @@ def main() -> None:
             reloaded=False,
             previous_colour=current.colour,
             active_colour=current.colour,
+            previous_canary=current.canary,
+            canary=current.canary,
             switch_ms=None,
             probes=0,
             last_probe=None,
         )
-    module.exit_json(**switch(module, request, request.colour, current))
+    try:
+        result = switch(module, request, request.colour, current)
+    except NginxConfigError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

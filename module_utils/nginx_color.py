@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -664,3 +664,80 @@ def precheck_failed_message(
         else f"Release a verified version to {colour} instead (bluegreen history shows them)"
     )
     return f"refusing to switch to {colour}: {details}; nothing was written and {where}. {advice}"
+
+
+# Canary: the site hashes each client into one of CANARY_BUCKETS buckets (split_clients,
+# 1 % each, named c00..c99) and sends a request to a colour while the file
+# <canary directory>/<colour>/<bucket> exists; the flag decides for every other bucket.
+# A share of N % is the files of buckets c00..c(N-1): raising it adds buckets, so a client
+# once on the new colour stays there. Every switch removes them all.
+CANARY_BUCKETS = 100
+_BUCKET_RE = re.compile(r"c[0-9]{2}")
+
+
+def canary_directory(flag: str, name: str) -> str:
+    """Where the canary's bucket files live: beside the flag, `<name>.canary`."""
+    return posixpath.join(posixpath.dirname(flag) or "/", f"{name}.canary")
+
+
+def bucket_name(index: int) -> str:
+    return f"c{index:02d}"
+
+
+def validate_canary(percent: object) -> int:
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent < 100:
+        raise NginxColorError(
+            f"canary must be a whole percentage from 0 to 99, not {percent!r}: 0 (the default) "
+            "moves all traffic, 5 sends 5 % of clients to the colour"
+        )
+    return percent
+
+
+def canary_buckets(names: Iterable[str]) -> frozenset[str]:
+    """The bucket files among a directory's names (anything else there is left alone)."""
+    return frozenset(name for name in names if _BUCKET_RE.fullmatch(name))
+
+
+def canary_share(buckets: Mapping[str, frozenset[str]]) -> dict[str, Any] | None:
+    """The canary in place: the colour its buckets send traffic to and their share, or
+    None. Both colours' buckets at once (a switch cut short) names the larger share."""
+    shares = {colour: len(found) for colour, found in buckets.items() if found}
+    if not shares:
+        return None
+    colour = max(sorted(shares), key=lambda c: shares[c])
+    return {"colour": colour, "percent": shares[colour]}
+
+
+def canary_changes(
+    directory: str, buckets: Mapping[str, frozenset[str]], colour: str | None, percent: int
+) -> list[FileChange]:
+    """The bucket files to add and remove so that `percent` % of clients go to `colour`
+    (none of any colour for percent 0): additions first, lowest bucket first."""
+    wanted = {bucket_name(i) for i in range(percent)} if colour else set()
+    adds = [
+        FileChange(posixpath.join(directory, colour, name), None, b"")
+        for name in sorted(wanted - set(buckets.get(colour or "", ())))
+    ]
+    removes = [
+        FileChange(posixpath.join(directory, found_colour, name), b"", None)
+        for found_colour in sorted(buckets)
+        for name in sorted(buckets[found_colour])
+        if found_colour != colour or name not in wanted
+    ]
+    return adds + removes
+
+
+def canary_diff(
+    directory: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> dict[str, str]:
+    def text(share: Mapping[str, Any] | None) -> str:
+        if not share:
+            return "no canary\n"
+        return f"{share['percent']} % of clients to {share['colour']}\n"
+
+    return {
+        "before_header": directory,
+        "after_header": directory,
+        "before": text(before),
+        "after": text(after),
+    }

@@ -162,12 +162,22 @@ http {{
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
     include {prefix}/bluegreen/*.conf;
+    split_clients "$http_x_client" $bluegreen_sampleapp_bucket {{
+{buckets}
+        * c99;
+    }}
     server {{
         listen 127.0.0.1:{port};
         keepalive_requests 100000;
         set $bluegreen_sampleapp_colour blue;
         if (-f {prefix}/bluegreen/sampleapp.green-live) {{
             set $bluegreen_sampleapp_colour green;
+        }}
+        if (-f {prefix}/bluegreen/sampleapp.canary/green/$bluegreen_sampleapp_bucket) {{
+            set $bluegreen_sampleapp_colour green;
+        }}
+        if (-f {prefix}/bluegreen/sampleapp.canary/blue/$bluegreen_sampleapp_bucket) {{
+            set $bluegreen_sampleapp_colour blue;
         }}
         location / {{
             if (-f {prefix}/www/maintenance.on) {{
@@ -211,7 +221,9 @@ def nginx(tmp_path: Path, backends: dict[str, list[str]]) -> Iterator[Nginx]:
     # As root the workers would otherwise run as nobody, who cannot enter pytest's tmp dirs.
     user = "user root;" if os.geteuid() == 0 else ""
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, user=user))
+    # The buckets as the bluegreen_lb role's site hashes clients into them (1 % each).
+    buckets = "\n".join(f"        1% c{index:02d};" for index in range(99))
+    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, user=user, buckets=buckets))
     server = Nginx(prefix, conf, port, prefix / "bluegreen" / "sampleapp.upstream.conf")
     server.upstream_file.write_text(
         render_upstreams("sampleapp", backends, 32, "max_fails=0", str(server.live_flag))
@@ -272,6 +284,69 @@ def test_switch_moves_real_traffic_to_green_and_back_without_a_reload(
     assert not nginx.live_flag.exists()
     assert nginx.colours_served() == {"blue"}
     assert nginx.reloads() == 0
+
+
+def colour_of_each_client(nginx: Nginx, clients: int = 400) -> dict[int, str | None]:
+    """The colour that answers each of `clients` clients (told apart by X-Client)."""
+    seen = {}
+    for client in range(clients):
+        connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=5)
+        try:
+            connection.request("GET", "/", headers={"X-Client": f"client-{client}"})
+            response = connection.getresponse()
+            response.read()
+            seen[client] = response.getheader("X-Bluegreen-Colour")
+        finally:
+            connection.close()
+    return seen
+
+
+def test_a_canary_moves_a_share_of_clients_each_for_good_and_a_switch_ends_it(
+    run_module, nginx: Nginx, backends: dict[str, list[str]]
+) -> None:
+    canary = nginx.prefix / "bluegreen" / "sampleapp.canary"
+
+    five = run_module(nginx_color.main, module_args(nginx, backends, colour="green", canary=5))
+
+    assert five["failed"] is False, five["msg"]
+    assert (five["changed"], five["active_colour"], five["probes"]) == (True, "blue", 0)
+    assert five["canary"] == {"colour": "green", "percent": 5}
+    assert sorted(p.name for p in (canary / "green").iterdir()) == [f"c0{i}" for i in range(5)]
+    first = colour_of_each_client(nginx)
+    on_green = {client for client, colour in first.items() if colour == "green"}
+    assert 8 <= len(on_green) <= 32, len(on_green)  # 5 % of 400 clients, give or take
+    assert colour_of_each_client(nginx) == first  # each client stays where it is
+
+    half = run_module(nginx_color.main, module_args(nginx, backends, colour="green", canary=50))
+
+    assert (half["previous_canary"], half["canary"]["percent"]) == (five["canary"], 50)
+    second = colour_of_each_client(nginx)
+    assert all(second[client] == "green" for client in on_green)
+    assert 160 <= sum(colour == "green" for colour in second.values()) <= 240
+
+    back = run_module(nginx_color.main, module_args(nginx, backends, colour="blue"))
+
+    assert (back["changed"], back["previous_colour"], back["canary"]) == (True, "blue", None)
+    assert set(colour_of_each_client(nginx, 100).values()) == {"blue"}
+    assert list((canary / "green").iterdir()) == []
+
+    run_module(nginx_color.main, module_args(nginx, backends, colour="green", canary=30))
+    switched = run_module(nginx_color.main, module_args(nginx, backends, colour="green"))
+
+    assert (switched["active_colour"], switched["previous_canary"]["percent"]) == ("green", 30)
+    assert set(colour_of_each_client(nginx, 100).values()) == {"green"}
+    assert list((canary / "green").iterdir()) == []
+    assert nginx.reloads() == 0
+
+
+def test_a_canary_of_the_live_colour_is_refused(
+    run_module, nginx: Nginx, backends: dict[str, list[str]]
+) -> None:
+    refused = run_module(nginx_color.main, module_args(nginx, backends, colour="blue", canary=5))
+
+    assert refused["failed"] is True
+    assert "blue is live already" in refused["msg"]
+    assert not (nginx.prefix / "bluegreen" / "sampleapp.canary").exists()
 
 
 class KeepAliveClients:
