@@ -3046,7 +3046,9 @@ class CanarySettings:
 
     def validate(self) -> None:
         if not 0 < self.alpha < 0.5:
-            raise GoldenSignalsError(f"alpha is {self.alpha:g}: give a level in (0, 0.5), e.g. 0.01")
+            raise GoldenSignalsError(
+                f"alpha is {self.alpha:g}: give a level in (0, 0.5), e.g. 0.01"
+            )
         if self.latency_ratio < 1:
             raise GoldenSignalsError(
                 f"latency_ratio is {self.latency_ratio:g}: give 1 or more, e.g. 1.5 (the new "

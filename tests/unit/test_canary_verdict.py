@@ -62,12 +62,13 @@ def test_a_rank_test_of_identical_constant_samples_finds_nothing() -> None:
 
 
 def test_counts_outside_their_totals_are_refused() -> None:
-    with pytest.raises(GoldenSignalsError, match="within 0..10"):
+    with pytest.raises(GoldenSignalsError, match=r"within 0\.\.10"):
         fisher_greater(11, 10, 0, 10)
 
 
 @pytest.mark.parametrize(
-    ("counts", "median"), [({}, None), ({3: 1}, 3), ({1: 1, 5: 1}, 3), ({1: 2, 9: 1}, 1), ({2: 5, 4: 5}, 3)]
+    ("counts", "median"),
+    [({}, None), ({3: 1}, 3), ({1: 1, 5: 1}, 3), ({1: 2, 9: 1}, 1), ({2: 5, 4: 5}, 3)],
 )
 def test_the_median_of_a_histogram(counts: dict[int, int], median: float | None) -> None:
     assert histogram_median(counts) == median
@@ -107,6 +108,10 @@ def window(host: str, colours: dict[str, tuple[list[int], int]], seconds: float 
     }
 
 
+def two(host: str, green: tuple[list[int], int], blue: tuple[list[int], int]) -> dict:
+    return window(host, {"green": green, "blue": blue})
+
+
 def latencies(rng: random.Random, n: int, centre: float) -> list[int]:
     return [max(1, round(rng.gauss(centre, centre / 4))) for _ in range(n)]
 
@@ -114,8 +119,8 @@ def latencies(rng: random.Random, n: int, centre: float) -> list[int]:
 def test_a_colour_twice_as_slow_fails_the_step_naming_the_test_its_samples_and_p() -> None:
     rng = random.Random(1)
     windows = [
-        window("lb1", {"green": (latencies(rng, 40, 8), 0), "blue": (latencies(rng, 760, 4), 0)}),
-        window("lb2", {"green": (latencies(rng, 45, 8), 0), "blue": (latencies(rng, 755, 4), 0)}),
+        two("lb1", (latencies(rng, 40, 8), 0), (latencies(rng, 760, 4), 0)),
+        two("lb2", (latencies(rng, 45, 8), 0), (latencies(rng, 755, 4), 0)),
     ]
     verdict = canary_verdict(windows, "green", "blue", 5, SETTINGS)
     assert verdict["action"] == "fail"
@@ -131,18 +136,14 @@ def test_the_same_version_on_both_colours_passes() -> None:
     rng = random.Random(2)
     passed = 0
     for _ in range(50):
-        windows = [
-            window("lb1", {"green": (latencies(rng, 120, 5), 0), "blue": (latencies(rng, 900, 5), 1)})
-        ]
+        windows = [two("lb1", (latencies(rng, 120, 5), 0), (latencies(rng, 900, 5), 1))]
         passed += canary_verdict(windows, "green", "blue", 12, SETTINGS)["action"] == "pass"
     assert passed == 50
 
 
 def test_slower_beyond_chance_but_by_little_passes_and_says_so() -> None:
     rng = random.Random(3)
-    windows = [
-        window("lb1", {"green": (latencies(rng, 3000, 11), 0), "blue": (latencies(rng, 3000, 10), 0)})
-    ]
+    windows = [two("lb1", (latencies(rng, 3000, 11), 0), (latencies(rng, 3000, 10), 0))]
     verdict = canary_verdict(windows, "green", "blue", 50, SETTINGS)
     assert verdict["action"] == "pass"
     assert "slower beyond chance, but below 1.5x" in verdict["reason"]
@@ -150,18 +151,18 @@ def test_slower_beyond_chance_but_by_little_passes_and_says_so() -> None:
 
 def test_more_errors_beyond_chance_fail_the_step_and_a_single_one_does_not() -> None:
     rng = random.Random(4)
-    bad = [window("lb1", {"green": (latencies(rng, 60, 5), 6), "blue": (latencies(rng, 940, 5), 1)})]
+    bad = [two("lb1", (latencies(rng, 60, 5), 6), (latencies(rng, 940, 5), 1))]
     verdict = canary_verdict(bad, "green", "blue", 5, SETTINGS)
     assert verdict["action"] == "fail"
     assert verdict["tests"][1]["verdict"] == "fail"
     assert "Fisher's exact test" in verdict["reason"] and "6 of 60" in verdict["reason"]
-    one = [window("lb1", {"green": (latencies(rng, 60, 5), 1), "blue": (latencies(rng, 940, 5), 0)})]
+    one = [two("lb1", (latencies(rng, 60, 5), 1), (latencies(rng, 940, 5), 0))]
     assert canary_verdict(one, "green", "blue", 5, SETTINGS)["action"] == "pass"
 
 
 def test_too_few_requests_of_the_new_colour_is_inconclusive_never_passed() -> None:
     rng = random.Random(5)
-    windows = [window("lb1", {"green": (latencies(rng, 12, 5), 0), "blue": (latencies(rng, 500, 5), 0)})]
+    windows = [two("lb1", (latencies(rng, 12, 5), 0), (latencies(rng, 500, 5), 0))]
     verdict = canary_verdict(windows, "green", "blue", 5, SETTINGS)
     assert verdict["action"] == INCONCLUSIVE
     assert "fewer than 30 requests of green" in verdict["reason"]
@@ -172,7 +173,7 @@ def test_too_few_requests_of_the_new_colour_is_inconclusive_never_passed() -> No
 def test_a_load_balancer_without_a_window_makes_the_step_inconclusive() -> None:
     rng = random.Random(6)
     windows = [
-        window("lb1", {"green": (latencies(rng, 100, 5), 0), "blue": (latencies(rng, 900, 5), 0)}),
+        two("lb1", (latencies(rng, 100, 5), 0), (latencies(rng, 900, 5), 0)),
         {"host": "lb2", "failed": True, "msg": "unreachable"},
     ]
     verdict = canary_verdict(windows, "green", "blue", 10, SETTINGS)
@@ -182,7 +183,7 @@ def test_a_load_balancer_without_a_window_makes_the_step_inconclusive() -> None:
 
 def test_a_measured_share_far_from_the_step_is_reported() -> None:
     rng = random.Random(7)
-    windows = [window("lb1", {"green": (latencies(rng, 300, 5), 0), "blue": (latencies(rng, 700, 5), 0)})]
+    windows = [two("lb1", (latencies(rng, 300, 5), 0), (latencies(rng, 700, 5), 0))]
     verdict = canary_verdict(windows, "green", "blue", 5, SETTINGS)
     assert verdict["share_measured"] == 30.0
     assert "25.0 points from the step's 5 %" in verdict["reason"]
@@ -190,9 +191,13 @@ def test_a_measured_share_far_from_the_step_is_reported() -> None:
 
 @pytest.mark.parametrize(
     ("settings", "problem"),
-    [(CanarySettings(alpha=0.7), "alpha"), (CanarySettings(latency_ratio=0.9), "latency_ratio"),
-     (CanarySettings(min_requests=1), "min_requests"), (CanarySettings(share_tolerance=0), "share_tolerance")],
-)  # fmt: skip
+    [
+        (CanarySettings(alpha=0.7), "alpha"),
+        (CanarySettings(latency_ratio=0.9), "latency_ratio"),
+        (CanarySettings(min_requests=1), "min_requests"),
+        (CanarySettings(share_tolerance=0), "share_tolerance"),
+    ],
+)
 def test_bad_canary_settings_are_refused(settings: CanarySettings, problem: str) -> None:
     with pytest.raises(GoldenSignalsError, match=problem):
         canary_verdict([window("lb1", {})], "green", "blue", 5, settings)
