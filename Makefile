@@ -16,7 +16,7 @@ DEMO_VERSIONS := 1.0.0 2.0.0
 SAMPLE_VERSIONS := 1.0.0 2.0.0 2.1.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500 \
   2.0.3+errors30.after200req 2.0.4+slow1500.after200req 2.0.5+migfail 2.0.6+breaking \
   2.0.7+cpu20.after200req 2.0.8+leak1.after200req 2.0.9+tracebacks.after200req \
-  2.0.10+lag70.after200req 2.0.11+dependency
+  2.0.10+lag70.after200req 2.0.11+dependency 2.0.12+lag100
 DJANGO_VERSIONS := 1.0.0 2.0.0
 # A Wagtail site nobody on this project wrote: what `wagtail start` makes from PyPI's
 # wagtail (examples/third-party/wagtailsite/inventory-vars.yml), and the same site upgraded to 7.1.

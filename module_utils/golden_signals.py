@@ -3034,6 +3034,24 @@ def histogram_median(counts: Mapping[int, int]) -> float | None:
     return None
 
 
+def histogram_trimmed_mean(counts: Mapping[int, int], trim: float = 0.1) -> float | None:
+    """The mean of the values counted in a histogram without the lowest and the highest
+    `trim` share of them (a cold start's few slow requests do not decide it; at whole
+    milliseconds a median moves in steps of one, a trimmed mean does not)."""
+    n = sum(counts.values())
+    if n == 0:
+        return None
+    cut = int(n * trim)
+    keep_from, keep_to = cut, n - cut  # ranks [keep_from, keep_to) are kept
+    total = 0.0
+    seen = 0
+    for value in sorted(counts):
+        low, high = seen, seen + counts[value]
+        total += value * max(0, min(high, keep_to) - max(low, keep_from))
+        seen = high
+    return total / (keep_to - keep_from)
+
+
 @dataclass(frozen=True)
 class CanarySettings:
     """How a canary step is judged (bluegreen_analysis_canary_*)."""
@@ -3052,7 +3070,7 @@ class CanarySettings:
         if self.latency_ratio < 1:
             raise GoldenSignalsError(
                 f"latency_ratio is {self.latency_ratio:g}: give 1 or more, e.g. 1.5 (the new "
-                "colour's median at least 1.5 times the old one's)"
+                "colour's trimmed mean latency at least 1.5 times the old one's)"
             )
         if not 0 <= self.error_rate_margin < 1:
             raise GoldenSignalsError(
@@ -3118,8 +3136,8 @@ def canary_verdict(
     traffic and `compare_colour` the rest, over the same window on every load balancer.
 
     fail when a test finds the new colour worse beyond chance (p below alpha) and by a
-    margin that matters (its median latency at least latency_ratio times the old one's and
-    1 ms more; its error rate more than error_rate_margin above the old one's);
+    margin that matters (its latency's 10 %-trimmed mean at least latency_ratio times the
+    old one's; its error rate more than error_rate_margin above the old one's);
     inconclusive when a load balancer gave no window or either colour served fewer than
     min_requests; pass otherwise. The verdict names each test, its sample sizes and p-value.
     """
@@ -3143,6 +3161,7 @@ def canary_verdict(
         },
         "seconds": max((w.seconds or 0.0) for w in windows),
         "tests": [],
+        "too_few": False,
     }
     head = f"step {percent} %: {colour} served {n_new} requests, {compare_colour} {n_old}"
     if share is not None:
@@ -3154,6 +3173,7 @@ def canary_verdict(
         return {
             **result,
             "action": INCONCLUSIVE,
+            "too_few": True,
             "reason": f"{head}: fewer than {settings.min_requests} requests of "
             f"{' and '.join(short)}, too few to compare",
         }
@@ -3184,15 +3204,15 @@ def _latency_test(
     settings: CanarySettings,
 ) -> dict[str, Any]:
     test = mann_whitney_greater(new, old)
-    median_new, median_old = histogram_median(new) or 0.0, histogram_median(old) or 0.0
-    ratio = median_new / median_old if median_old else (math.inf if median_new else 1.0)
+    mean_new, mean_old = histogram_trimmed_mean(new) or 0.0, histogram_trimmed_mean(old) or 0.0
+    ratio = mean_new / mean_old if mean_old else (math.inf if mean_new else 1.0)
     slower = test.p_value < settings.alpha
-    matters = ratio >= settings.latency_ratio and median_new - median_old >= 1
-    verdict = "fail" if slower and matters else "pass"
+    verdict = "fail" if slower and ratio >= settings.latency_ratio else "pass"
     ratio_text = f"{ratio:.2f}x" if math.isfinite(ratio) else "above 0 ms against 0 ms"
     reason = (
-        f"latency: median {median_new:g} ms on {colour} against {median_old:g} ms on "
-        f"{compare_colour} ({ratio_text}); {CANARY_TEST_LATENCY}, n={test.n_a}/{test.n_b}, "
+        f"latency: trimmed mean {mean_new:.2f} ms on {colour} against {mean_old:.2f} ms on "
+        f"{compare_colour} ({ratio_text}; medians {histogram_median(new):g} and "
+        f"{histogram_median(old):g} ms); {CANARY_TEST_LATENCY}, n={test.n_a}/{test.n_b}, "
         f"U={test.u:g}, {_p_text(test.p_value)}"
     )
     if verdict == "fail":
@@ -3207,6 +3227,7 @@ def _latency_test(
         "z": round(test.z, 3),
         "p_value": test.p_value,
         "effect": round(test.effect, 4),
+        "trimmed_mean_ms": {colour: round(mean_new, 3), compare_colour: round(mean_old, 3)},
         "ratio": round(ratio, 3) if math.isfinite(ratio) else None,
         "verdict": verdict,
         "reason": reason,

@@ -10,7 +10,8 @@ runs, given the run record the earlier plays left on the controller:
       -> snapshot (PostgreSQL) | sqlite_plan -> window_open -> window_snapshot
          -> window_migrate -> window_restore (failed migration) -> window_close
       -> idle_restore (a failure on SQLite) -> deploy -> pre_switch_analysis
-      -> switch -> analysis -> auto_rollback (bad signals) -> finish
+      -> canary (steps asked for) -> switch -> analysis -> auto_rollback (bad signals)
+      -> finish
 
 A step that does not run says why, in the words the play prints. The decisions taken
 between steps live here too: whether the version is live already (``release_plan``),
@@ -50,6 +51,7 @@ RELEASE_STEPS = (
     "idle_restore",
     "deploy",
     "pre_switch_analysis",
+    "canary",
     "switch",
     "analysis",
     "auto_rollback",
@@ -78,6 +80,9 @@ class RunRecord:
     keep_maintenance: bool = False
     switched: bool = False
     pre_switch_analysis: bool = True
+    # Canary steps were asked for, and a colour serves users to compare the new one with.
+    canary: bool = False
+    served_before: bool = False
     analysis: bool = True
     # A rollback: with data, what recovering an interrupted release did, whether only
     # that was asked (Ctrl-C), and the data rollback's facts (see module_utils/data_rollback).
@@ -196,6 +201,14 @@ RULES: dict[str, Rule] = {
     "deploy": Rule((NOT_FAILED, CHANGES)),
     "pre_switch_analysis": Rule(
         (NOT_FAILED, CHANGES, (lambda r: r.pre_switch_analysis, "pre-switch analysis is off"))
+    ),
+    "canary": Rule(
+        (
+            NOT_FAILED,
+            CHANGES,
+            (lambda r: r.canary, "no canary steps were asked for"),
+            (lambda r: r.served_before, "a first release: no colour serves users to compare with"),
+        )
     ),
     "switch": Rule((NOT_FAILED, CHANGES)),
     "analysis": Rule(
@@ -396,6 +409,8 @@ def record_from_params(params: Mapping[str, Any]) -> RunRecord:
         keep_maintenance=flag("keep_maintenance"),
         switched=flag("switched"),
         pre_switch_analysis=flag("pre_switch_analysis"),
+        canary=flag("canary"),
+        served_before=flag("served_before"),
         analysis=flag("analysis"),
         data_rollback=flag("data_rollback"),
         recover_action=text("recover_action"),
@@ -643,6 +658,8 @@ def record_from_facts(
         "keep_maintenance": fact("bluegreen_release_keep_maintenance", False),
         "switched": fact("bluegreen_release_switched", False),
         "pre_switch_analysis": pre_switch_analysis,
+        "canary": bool(fact("bluegreen_release_canary_steps")),
+        "served_before": bool(fact("bluegreen_release_live_version", "")),
         "analysis": analysis,
         "data_rollback": cli.get("rollback_data", False),
         "recover_action": recover.get("action") or "",

@@ -42,6 +42,7 @@ from bluegreen.progress import make_progress
 from bluegreen.project import project_root
 from bluegreen.runner import PlaybookResult, inventory_name, run_playbook
 from bluegreen.settings import config_path, default_map, load_config, parse_duration
+from bluegreen_module_utils.golden_signals import GoldenSignalsError, canary_steps_from_params
 from bluegreen_module_utils.release_contract import (
     CLOSING_LABELS,
     EXIT_CODE_MEANINGS,
@@ -293,6 +294,18 @@ def _project(ctx: typer.Context) -> Path:
     return project_root(explicit=_settings(ctx).project_dir)
 
 
+def _canary_steps(text: str | None) -> dict[str, list[int]]:
+    """The release's `canary` input from --canary ({} without it: the inventory decides)."""
+    if text is None:
+        return {}
+    if text.strip().lower() == "none":
+        return {"canary": []}
+    try:
+        return {"canary": canary_steps_from_params(text, "--canary")}
+    except GoldenSignalsError as exc:
+        raise InputError(str(exc)) from exc
+
+
 def _check_version(version: str) -> str:
     if not _VERSION.match(version):
         raise InputError(
@@ -493,6 +506,7 @@ def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
         "bluegreen release --version 1.4.2 --wait 10m",
         "bluegreen release --version 1.4.2 --app sampleapp -i lab",
         "bluegreen release --version 3.0.0 --allow-breaking-migrations",
+        "bluegreen release --version 1.4.2 --canary 5,25,50",
     )
 )
 def release(
@@ -527,6 +541,16 @@ def release(
             "default) although the old colour still runs on the schema.",
         ),
     ] = False,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            "--canary",
+            metavar="STEPS",
+            help="Before the switch, send these shares of clients (percent, e.g. 5,25,50) to "
+            "the new colour in turn, each step judged against the live colour; none: switch "
+            "at once. Default: the inventory's bluegreen_analysis_canary_steps.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
 ) -> None:
@@ -546,6 +570,7 @@ def release(
             **lock_extravars(wait, app_name),
             **{key: value for key, value in policy.items() if value},
             **({"allow_breaking_migrations": True} if allow_breaking_migrations else {}),
+            **_canary_steps(canary),
         }
         project = _project(ctx)
         result = _run("release", project, extravars, inventory, json_output, verbose)

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -173,3 +177,128 @@ def test_a_production_fleet_pauses_an_unmeasured_release_until_promoted(fleet: N
     row = next(r for r in history["releases"] if r["release_id"] == release_id)
     assert row["state"] == "promoted"
     assert target not in history["rollback_refused_versions"]
+
+
+class CanaryClients:
+    """Virtual clients, each with its own canary cookie, asking for 20 ms of work through
+    both load balancers on new connections until stopped; every answer is kept with its
+    client. (Work of a known length: at whole milliseconds, `/`'s 1 or 2 ms cannot show a
+    service twice as slow as twice as slow.)"""
+
+    def __init__(self, clients: int = 400, threads: int = 6, per_second: float = 60) -> None:
+        self.clients = clients
+        self.stop = threading.Event()
+        self.interval = threads / per_second
+        self.answers: list[tuple[float, int, int, str | None, str | None]] = []
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self.run, args=(n, threads), daemon=True)
+            for n in range(threads)
+        ]
+
+    def run(self, first: int, step: int) -> None:
+        client, deadline = first, time.monotonic() + 900
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            base = LB_URLS[client % 2]
+            headers = {"Connection": "close", "Cookie": f"bluegreen_sampleapp=client-{client}"}
+            try:
+                request = urllib.request.Request(base + "/work?ms=20", headers=headers)
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    answer = (response.status, response.headers.get("X-Bluegreen-Version"))
+            except urllib.error.HTTPError as exc:
+                answer = (exc.code, None)
+            except OSError:
+                answer = (0, None)
+            with self.lock:
+                self.answers.append((time.time(), client, answer[0], answer[1], base))
+            client = (client + step) % self.clients
+            time.sleep(self.interval)
+
+    def versions_by_client(self) -> dict[int, list[str | None]]:
+        """Each client's versions in the order it saw them."""
+        seen: dict[int, list[str | None]] = {}
+        for _at, client, _status, version, _base in sorted(self.answers):
+            seen.setdefault(client, []).append(version)
+        return seen
+
+    def __enter__(self) -> CanaryClients:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=15)
+
+
+CANARY = {"bluegreen_analysis_canary_interval": 10}
+
+
+def canary_records(release_id: str) -> list[dict]:
+    journal = shell("lb1", "cat /var/lib/bluegreen/sampleapp/journal.jsonl", FLEET)["stdout"]
+    records = [json.loads(line) for line in journal.splitlines() if line.strip()]
+    # A step's verdict (a failed step is also recorded as the failure of each load balancer).
+    return [
+        r
+        for r in records
+        if r["release_id"] == release_id and r["step"] == "canary" and "percent" in r["evidence"]
+    ]
+
+
+def canary_files() -> list[str]:
+    return [
+        shell(lb, "ls /etc/nginx/bluegreen/sampleapp.canary/*/ 2>/dev/null || true", FLEET)[
+            "stdout"
+        ].strip()
+        for lb in ("lb1", "lb2")
+    ]
+
+
+def test_a_canary_stops_a_version_twice_as_slow_at_its_first_step(fleet: None) -> None:
+    before = live(LB_URLS[0])
+    assert before.version in ("1.0.0", "2.0.0")
+
+    with inventory_vars(FLEET, CANARY), CanaryClients() as clients:
+        stopped = bluegreen(
+            "release", "--version", "2.0.12+lag100", "--canary", "10,50", "-i", FLEET
+        )
+
+    # Under every fixed threshold (a few milliseconds more), yet twice the old colour's time.
+    assert (stopped.exit_code, stopped.outcome) == (4, "rolled_back"), stopped.report
+    assert "canary step 10 %" in stopped.message, stopped.message
+    assert "Mann-Whitney U" in stopped.message and "n=" in stopped.message, stopped.message
+    steps = canary_records(stopped.report["custom_stats"]["bluegreen_release_id"])
+    assert [(r["evidence"]["percent"], r["outcome"]) for r in steps] == [(10, "failed")], steps
+    latency = steps[0]["evidence"]["tests"][0]
+    assert latency["verdict"] == "fail" and latency["p_value"] < 0.01, latency
+    assert serving() == [(200, before.colour, before.version)] * 2
+    assert canary_files() == ["", ""]
+    # The slow version served only its share, and only while the step lasted.
+    slow = [a for a in clients.answers if a[3] == "2.0.12+lag100"]
+    assert 0 < len(slow) < 0.25 * len(clients.answers), (len(slow), len(clients.answers))
+    assert all(status == 200 for _at, _client, status, _version, _base in clients.answers)
+
+
+def test_a_canary_takes_a_healthy_version_through_every_step_each_client_on_one_side(
+    fleet: None,
+) -> None:
+    before = live(LB_URLS[0]).version
+    target = "1.0.0" if before == "2.0.0" else "2.0.0"
+
+    with inventory_vars(FLEET, CANARY), CanaryClients() as clients:
+        released = bluegreen("release", "--version", target, "--canary", "10,50", "-i", FLEET)
+
+    assert released.exit_code == 0, released.report
+    steps = canary_records(released.report["custom_stats"]["bluegreen_release_id"])
+    assert [(r["evidence"]["percent"], r["outcome"]) for r in steps] == [(10, "ok"), (50, "ok")]
+    for record in steps:
+        share = record["evidence"]["share_measured"]
+        assert abs(share - record["evidence"]["percent"]) <= 10, record["evidence"]
+    assert [answer[2] for answer in serving()] == [target] * 2
+    assert canary_files() == ["", ""]
+    # Sticky: a client that reached the new version never went back to the old one.
+    for client, versions in clients.versions_by_client().items():
+        first_new = versions.index(target) if target in versions else len(versions)
+        assert before not in versions[first_new:], (client, versions)
+    assert all(status == 200 for _at, _client, status, _version, _base in clients.answers)

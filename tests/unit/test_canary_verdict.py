@@ -18,6 +18,7 @@ from ansible.module_utils.golden_signals import (
     canary_verdict,
     fisher_greater,
     histogram_median,
+    histogram_trimmed_mean,
     mann_whitney_greater,
 )
 
@@ -74,6 +75,26 @@ def test_the_median_of_a_histogram(counts: dict[int, int], median: float | None)
     assert histogram_median(counts) == median
 
 
+def test_the_trimmed_mean_leaves_out_a_tenth_at_each_end() -> None:
+    counts = {1: 5, 2: 4, 900: 1}  # ten requests, one cold start
+    assert histogram_trimmed_mean(counts) == pytest.approx((4 * 1 + 4 * 2) / 8)
+    assert histogram_trimmed_mean({3: 1}) == 3
+    assert histogram_trimmed_mean({}) is None
+
+
+def test_twice_as_slow_at_the_millisecond_floor_is_told_by_the_trimmed_mean() -> None:
+    # As nginx logs a 1 ms service made twice as slow: the medians tie at 2 ms.
+    new = {1: 10, 2: 25, 3: 15}
+    old = {1: 200, 2: 300, 3: 24}
+    verdict = canary_verdict([window_of("lb1", new, old)], "green", "blue", 10, SETTINGS)
+    assert verdict["median_ms"] == {"green": 2, "blue": 2}
+    assert verdict["action"] == "pass"  # 2.1 against 1.65 ms: slower, not 1.5x
+    slow = {2: 10, 3: 25, 4: 15}
+    verdict = canary_verdict([window_of("lb1", slow, old)], "green", "blue", 10, SETTINGS)
+    assert verdict["action"] == "fail", verdict["reason"]
+    assert "trimmed mean" in verdict["reason"]
+
+
 @pytest.mark.parametrize(
     ("given", "steps"),
     [("5,25,50", [5, 25, 50]), ([10, "50%"], [10, 50]), (None, []), ("", []), ([], [])],
@@ -110,6 +131,21 @@ def window(host: str, colours: dict[str, tuple[list[int], int]], seconds: float 
 
 def two(host: str, green: tuple[list[int], int], blue: tuple[list[int], int]) -> dict:
     return window(host, {"green": green, "blue": blue})
+
+
+def window_of(host: str, green: dict[int, int], blue: dict[int, int]) -> dict:
+    return {
+        "host": host,
+        "window": {"since": 1.0, "until": 31.0, "seconds": 30.0},
+        "colours": {
+            colour: {
+                "requests": sum(counts.values()),
+                "statuses": {"200": sum(counts.values())},
+                "latency_ms": {str(ms): n for ms, n in counts.items()},
+            }
+            for colour, counts in (("green", green), ("blue", blue))
+        },
+    }
 
 
 def latencies(rng: random.Random, n: int, centre: float) -> list[int]:
@@ -166,6 +202,7 @@ def test_too_few_requests_of_the_new_colour_is_inconclusive_never_passed() -> No
     verdict = canary_verdict(windows, "green", "blue", 5, SETTINGS)
     assert verdict["action"] == INCONCLUSIVE
     assert "fewer than 30 requests of green" in verdict["reason"]
+    assert verdict["too_few"] is True
     nothing = canary_verdict([window("lb1", {})], "green", "blue", 5, SETTINGS)
     assert nothing["action"] == INCONCLUSIVE and nothing["share_measured"] is None
 
@@ -179,6 +216,7 @@ def test_a_load_balancer_without_a_window_makes_the_step_inconclusive() -> None:
     verdict = canary_verdict(windows, "green", "blue", 10, SETTINGS)
     assert verdict["action"] == INCONCLUSIVE
     assert "load balancer lb2 gave no window (unreachable)" in verdict["reason"]
+    assert verdict["too_few"] is False
 
 
 def test_a_measured_share_far_from_the_step_is_reported() -> None:

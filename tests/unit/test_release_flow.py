@@ -128,7 +128,27 @@ STEP_TABLE = [
         False,
         "pre-switch analysis is off",
     ),
+    ("canary", replace(PG_RECORD, canary=True, served_before=True), True, ""),
+    ("canary", PG_RECORD, False, "no canary steps were asked for"),
+    (
+        "canary",
+        replace(PG_RECORD, canary=True, served_before=False),
+        False,
+        "a first release: no colour serves users to compare with",
+    ),
+    (
+        "canary",
+        failed(replace(PG_RECORD, canary=True, served_before=True), "deploy"),
+        False,
+        "an earlier step failed",
+    ),
     ("switch", failed(PG_RECORD, "pre_switch_analysis"), False, "an earlier step failed"),
+    (
+        "switch",
+        failed(replace(PG_RECORD, canary=True, served_before=True), "canary"),
+        False,
+        "an earlier step failed",
+    ),
     ("analysis", replace(PG_RECORD, switched=True), True, ""),
     ("analysis", PG_RECORD, False, "traffic did not move"),
     (
@@ -220,7 +240,8 @@ def walk(
         ran.append(step)
         if step == fail_at:
             record = replace(record, failed_step=RECORDED_AS.get(step, step))
-            if step == "switch":
+            # A failed canary step, like a switch cut short, sends its share back.
+            if step in ("switch", "canary"):
                 switched, switched_back = True, not switch_back_fails
             continue
         record = succeeded(record, step, needs_window)
@@ -242,8 +263,10 @@ def walk(
 
 PG = RunRecord()
 SQLITE = RunRecord(sqlite=True)
+CANARY = RunRecord(canary=True, served_before=True)
 PG_STEPS = ["preflight", "lock", "recover_find", "lb", "database", "plan", "snapshot", "deploy"]
 PG_SWITCH = [*PG_STEPS, "pre_switch_analysis", "switch"]
+CANARY_SWITCH = [*PG_STEPS, "pre_switch_analysis", "canary", "switch"]
 SQLITE_STEPS = ["preflight", "lock", "recover_find", "lb", "database", "plan", "sqlite_plan"]
 WINDOW = ["window_open", "window_snapshot", "window_migrate"]
 AFTER_DEPLOY = ["deploy", "pre_switch_analysis", "switch", "analysis", "finish"]
@@ -262,6 +285,16 @@ FAILURE_TABLE = [
     (PG, "deploy", True, [*PG_STEPS, "finish"], "failed_before_switch", 3),
     (PG, "pre_switch_analysis", True, [*PG_SWITCH[:-1], "finish"], "failed_before_switch", 3),
     (PG, "switch", True, [*PG_SWITCH, "finish"], "rolled_back", 4),
+    (CANARY, None, True, [*CANARY_SWITCH, "analysis", "finish"], "released", 0),
+    (CANARY, "canary", True, [*CANARY_SWITCH[:-1], "finish"], "rolled_back", 4),
+    (
+        replace(CANARY, served_before=False),
+        None,
+        True,
+        [*PG_SWITCH, "analysis", "finish"],
+        "released",
+        0,
+    ),
     (PG, "analysis", True, [*PG_SWITCH, "analysis", "auto_rollback", "finish"], "rolled_back", 4),
     (SQLITE, None, True, [*SQLITE_STEPS, *WINDOW, "window_close", *AFTER_DEPLOY], "released", 0),
     (SQLITE, None, False, [*SQLITE_STEPS, "window_snapshot", *AFTER_DEPLOY], "released", 0),
