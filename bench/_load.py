@@ -151,17 +151,29 @@ def inventory_dir(inventory: str) -> Path:
 
 def inventory_url(inventory: str) -> str:
     """The URL of nginx in a lab inventory: the host port that port 80 is published on."""
+    urls = inventory_urls(inventory)
+    if not urls:
+        raise BenchError(f"no host of {inventory} publishes port 80; pass --url")
+    return urls[0]
+
+
+def inventory_urls(inventory: str) -> list[str]:
+    """The URL of nginx on every host of a lab inventory that publishes port 80, in order."""
     hosts_file = inventory_dir(inventory) / "hosts.yml"
     try:
         tree = yaml.safe_load(hosts_file.read_text(encoding="utf-8")) or {}
     except OSError as exc:
-        raise BenchError(f"cannot read {hosts_file}: {exc}; pass --url") from exc
-    for host_vars in _host_vars(tree.get("all", {})):
-        published = (host_vars or {}).get("bluegreen_lab_published_ports") or {}
-        for container_port, host_port in published.items():
-            if int(container_port) == 80:
-                return f"http://127.0.0.1:{int(host_port)}"
-    raise BenchError(f"no host in {hosts_file} publishes port 80; pass --url")
+        raise BenchError(f"cannot read {hosts_file}: {exc}") from exc
+    published = [
+        (host_vars or {}).get("bluegreen_lab_published_ports") or {}
+        for host_vars in _host_vars(tree.get("all", {}))
+    ]
+    return [
+        f"http://127.0.0.1:{int(host_port)}"
+        for ports in published
+        for container_port, host_port in ports.items()
+        if int(container_port) == 80
+    ]
 
 
 def first_lb(inventory: str) -> str:

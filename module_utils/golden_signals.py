@@ -3160,6 +3160,9 @@ def canary_verdict(
             compare_colour: histogram_median(latency_old),
         },
         "seconds": max((w.seconds or 0.0) for w in windows),
+        # The window as the load balancers' logs bound it (epoch seconds).
+        "since": min((w.since for w in windows if w.since is not None), default=None),
+        "until": max((w.until for w in windows if w.until is not None), default=None),
         "tests": [],
         "too_few": False,
     }

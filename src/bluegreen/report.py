@@ -44,6 +44,7 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
     ("smoke", "Smoke routes", "deploy"),
     ("version", "Version header", "deploy"),
     ("pre_switch_signals", "Golden signals before the switch", "pre_switch_analysis"),
+    ("canary", "Canary steps, each against the live colour", "canary"),
     ("switch", "Traffic switch on every load balancer", "switch"),
     ("post_switch_signals", "Golden signals after the switch", "analysis"),
 )
@@ -74,6 +75,7 @@ FAILED_STEPS: dict[str, str] = {
     "snapshot": "backup",
     "switch": "switch",
     "pre_switch_analysis": "pre_switch_signals",
+    "canary": "canary",
 }
 
 # Journal steps that end a command, and what each outcome means, are the contract's
@@ -370,6 +372,18 @@ def _switch_check(records: Sequence[Mapping[str, Any]]) -> Check | None:
     return Check("switch", "", PASSED, summary, _time(record), "switch", ev)
 
 
+def _canary_check(records: Sequence[Mapping[str, Any]]) -> Check | None:
+    """Every canary step's verdict (none: the release switched at once)."""
+    steps = [r for r in records if r.get("step") == "canary" and "percent" in _evidence(r)]
+    if not steps:
+        return None
+    failed = [r for r in steps if r.get("outcome") != "ok"]
+    summary = "; ".join(str(r.get("message")) for r in (failed or steps))
+    evidence = {"steps": [_evidence(r) for r in steps]}
+    status = FAILED if failed else PASSED
+    return Check("canary", "", status, summary, _time(steps[-1]), "canary", evidence)
+
+
 def _failure(records: Sequence[Mapping[str, Any]]) -> dict | None:
     """The first failed step of the release (the one that stopped it), if any."""
     for record in records:
@@ -401,6 +415,7 @@ def readiness(records: Sequence[Mapping[str, Any]]) -> list[Check]:
         "artifact": _artifact_check(records),
         "backup": _backup_check(records),
         "pre_switch_signals": _analysis_check(records, "pre_switch_analysis", "pre_switch_signals"),
+        "canary": _canary_check(records),
         "switch": _switch_check(records),
         "post_switch_signals": _analysis_check(records, "analysis", "post_switch_signals"),
     }

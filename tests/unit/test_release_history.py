@@ -249,6 +249,18 @@ def test_recovery_sends_a_split_switch_back_to_the_previous_colour() -> None:
     assert "lb1=green, lb2=blue" in action.reason
 
 
+def test_recovery_sends_a_canary_a_dead_controller_left_back_to_the_previous_colour() -> None:
+    # As roles/bluegreen_recover names a load balancer whose canary files are still there.
+    live = {
+        "lb1": "blue with 25 % of clients on green",
+        "lb2": "blue with 25 % of clients on green",
+    }
+    action = recovery_action(interrupted("deploy"), live, "release")
+
+    assert (action.action, action.traffic_colour) == ("rollback", "blue")
+    assert "lb1=blue with 25 % of clients on green" in action.reason
+
+
 def test_a_torn_last_line_does_not_hide_the_releases_before_it() -> None:
     records = [*released("r1", "2.0.0"), {"garbage": True}]
 
