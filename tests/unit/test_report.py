@@ -361,3 +361,28 @@ def test_a_rollback_on_the_comparison_with_the_old_colour_shows_both_sides() -> 
 def test_a_release_without_a_comparison_shows_none(released: dict) -> None:
     assert released["signals"]["post_switch"]["comparison"] is None
     assert "Compared with" not in render_markdown(released)
+
+
+def test_each_canary_step_is_evidence_of_the_canary_check() -> None:
+    report = build_report(entries("canary_released"), inventory="lab-fleet")
+    canary = checks(report)["canary"]
+
+    assert canary["status"] == "passed"
+    assert [step["percent"] for step in canary["evidence"]["steps"]] == [10, 50]
+    assert "Mann-Whitney U" in canary["summary"] and "Fisher's exact test" in canary["summary"]
+    assert checks(report)["switch"]["status"] == "passed"
+
+
+def test_a_canary_stopped_at_its_first_step_fails_its_check_and_never_switches() -> None:
+    report = build_report(entries("canary_stopped"), inventory="lab-fleet")
+    canary = checks(report)["canary"]
+
+    assert canary["status"] == "failed"
+    assert canary["summary"].startswith("fail: step 10 %")
+    assert "slower beyond chance" in canary["summary"]
+    assert checks(report)["switch"]["status"] == "not run"
+    assert checks(report)["post_switch_signals"]["status"] == "not run"
+
+
+def test_a_release_without_a_canary_leaves_its_check_not_run(released: dict) -> None:
+    assert checks(released)["canary"]["status"] == "not run"
