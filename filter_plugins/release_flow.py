@@ -21,6 +21,7 @@ try:  # In the collection bluegreen.release.
     )
     from ansible_collections.bluegreen.release.plugins.module_utils.release_flow import (
         maintenance_request,
+        promote_refusal,
         record_from_facts,
         record_from_params,
         rollback_target_refusal,
@@ -31,6 +32,7 @@ except ImportError:  # In the tree: the bluegreen package maps module_utils/ (py
     from bluegreen_module_utils.python_requirement import python_requirement_problem
     from bluegreen_module_utils.release_flow import (
         maintenance_request,
+        promote_refusal,
         record_from_facts,
         record_from_params,
         rollback_target_refusal,
@@ -110,6 +112,12 @@ def bluegreen_rollback_target_refusal(
     return rollback_target_refusal(colour, runs_by_host or {}, refused_versions or {})
 
 
+def bluegreen_promote_refusal(read: Mapping[str, Any], service: str, now: str) -> str:
+    """Why a promote changes nothing ('' when it goes on): nothing paused or held, or a
+    hold past its expiry (module_utils/release_flow.py's promote_refusal)."""
+    return promote_refusal(read, service, now)
+
+
 class FilterModule:
     """bluegreen's filters."""
 
@@ -123,4 +131,5 @@ class FilterModule:
             "bluegreen_verify_report": bluegreen_verify_report,
             "bluegreen_python_requirement_problem": bluegreen_python_requirement_problem,
             "bluegreen_rollback_target_refusal": bluegreen_rollback_target_refusal,
+            "bluegreen_promote_refusal": bluegreen_promote_refusal,
         }

@@ -24,7 +24,7 @@ options:
       - The command that ended with O(outcome); its exit code depends on it.
     type: str
     default: release
-    choices: [release, rollback, promote, backup, restore, maintenance, lock]
+    choices: [release, rollback, promote, abort, backup, restore, maintenance, lock]
   outcome:
     description:
       - The outcome to look up. An outcome the contract does not know (or an empty one)

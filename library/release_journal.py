@@ -339,6 +339,13 @@ paused:
       or C(bluegreen rollback)), as in RV(releases); V(null) when none does.
   returned: success and O(state=read)
   type: dict
+held:
+  description:
+    - The release held before its switch that waits for a person (C(bluegreen promote)
+      switches it, C(bluegreen abort) ends it), as in RV(releases), with C(held_until);
+      V(null) when none does.
+  returned: success and O(state=read)
+  type: dict
 version_states:
   description:
     - Each version's newest release, not counting ones that found it live already. Its
@@ -365,6 +372,7 @@ from datetime import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_history import (
+    held_release,
     last_verified,
     paused_release,
     recovery_action,
@@ -423,6 +431,7 @@ def read(module: AnsibleModule) -> None:
         last_verified=verified.as_dict() if verified else None,
         version_states=version_states(summaries),
         paused=paused.as_dict() if (paused := paused_release(summaries)) else None,
+        held=held.as_dict() if (held := held_release(summaries)) else None,
         skipped_lines=[
             {"line_number": line.line_number, "reason": line.reason} for line in records.skipped
         ],

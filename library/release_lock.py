@@ -87,6 +87,19 @@ options:
         V(paused) in O(state)); without it such a lock is refused, naming what to do.
     type: bool
     default: false
+  takeover_held:
+    description:
+      - With O(takeover_lock_id), take over the lock of a release held before its switch
+        (see O(held_until)); without it such a lock is refused, naming what to do. Only
+        C(bluegreen promote) and C(bluegreen abort) finish a held release.
+    type: bool
+    default: false
+  held_until:
+    description:
+      - With O(state=paused), the lock's release is held before its switch (traffic never
+        moved) until this time (ISO 8601, UTC), when its hold expires. The lock records
+        it, and only a task given O(takeover_held) takes it over.
+    type: str
   controller:
     description:
       - With O(takeover_lock_id), the name of the controller asking (as recorded in
@@ -366,7 +379,12 @@ def take_over(module: AnsibleModule, now: datetime) -> dict:
         )
         stale = lock_is_stale(observed, now, params["lease_seconds"])
         decision = decide_takeover(
-            observed, params["takeover_lock_id"], gone, stale, params["takeover_paused"]
+            observed,
+            params["takeover_lock_id"],
+            gone,
+            stale,
+            params["takeover_paused"],
+            params["takeover_held"],
         )
         if decision.action == "refuse":
             refuse(
@@ -412,7 +430,11 @@ def pause(module: AnsibleModule, now: datetime) -> dict:
             observed,
             now,
         )
-    record = paused_record(observed.holder or {}, now) if decision.changed else observed.holder
+    record = (
+        paused_record(observed.holder or {}, now, params["held_until"])
+        if decision.changed
+        else observed.holder
+    )
     if decision.changed and not module.check_mode:
         write_owner(module, path, record or {})
     return dict(
@@ -520,6 +542,8 @@ def main() -> None:
             force=dict(type="bool", default=False),
             takeover_lock_id=dict(type="str"),
             takeover_paused=dict(type="bool", default=False),
+            takeover_held=dict(type="bool", default=False),
+            held_until=dict(type="str"),
             controller=dict(type="str"),
             holder_process_started=dict(type="str"),
             lease_seconds=dict(type="int", default=3600),

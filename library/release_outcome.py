@@ -27,7 +27,7 @@ options:
       - The command being finished.
     type: str
     required: true
-    choices: [release, rollback, promote, backup, restore]
+    choices: [release, rollback, promote, abort, backup, restore]
   failure:
     description:
       - The failed step as the failure entry point of the C(bluegreen_release) role recorded
@@ -54,7 +54,7 @@ options:
     description:
       - The outcome when the command succeeded and changed something.
     type: str
-    choices: [released, rolled_back, promoted, backed_up, restored]
+    choices: [released, rolled_back, promoted, aborted, backed_up, restored, held]
     default: released
   success_message:
     description:

@@ -67,6 +67,11 @@ UNVERIFIED = "unverified"
 # The same, held for a person (policy pause): live, lock held, until `bluegreen promote`
 # keeps it or `bluegreen rollback` sends traffic back.
 PAUSED = "paused"
+# Deployed and judged on the idle colour, held before its switch for a person
+# (`--pause-before-switch`): traffic never moved, lock held, until `bluegreen promote`
+# switches it or `bluegreen abort` ends it.
+HELD = "held"
+ABORTED = "aborted"
 
 # A run the operator stopped (Ctrl-C): the CLI reports this outcome itself, with the exit
 # code of what the recovery of the stopped command did (release_history's RecoveryAction).
@@ -105,6 +110,7 @@ COMMANDS: dict[str, Command] = {
                 "released": ExitCode.OK,
                 UNVERIFIED: ExitCode.OK,
                 PAUSED: ExitCode.PAUSED,
+                HELD: ExitCode.PAUSED,
                 UNCHANGED: ExitCode.OK,
                 FAILED_BEFORE_SWITCH: ExitCode.FAILED_BEFORE_SWITCH,
                 "rolled_back": ExitCode.ROLLED_BACK,
@@ -129,16 +135,34 @@ COMMANDS: dict[str, Command] = {
             moves_traffic=True,
         ),
         # Keeps a paused release (its colour stays live) and frees the lock: moves nothing.
+        # A release held before its switch is finished instead: the promote runs its
+        # switch and post-switch analysis, and ends as that release would have.
         Command(
             "promote",
             {
                 "promoted": ExitCode.OK,
+                "released": ExitCode.OK,
+                UNVERIFIED: ExitCode.OK,
+                PAUSED: ExitCode.PAUSED,
+                "rolled_back": ExitCode.ROLLED_BACK,
                 "refused": ExitCode.USAGE,
                 FAILED_BEFORE_SWITCH: ExitCode.FAILED,
                 FAILED: ExitCode.FAILED,
             },
             closing_step="promote",
             success_outcome="promoted",
+        ),
+        # Ends a release held before its switch: traffic never moved; frees the lock.
+        Command(
+            "abort",
+            {
+                ABORTED: ExitCode.OK,
+                "refused": ExitCode.USAGE,
+                FAILED_BEFORE_SWITCH: ExitCode.FAILED,
+                FAILED: ExitCode.FAILED,
+            },
+            closing_step="abort",
+            success_outcome=ABORTED,
         ),
         # A backup or a restore moves no traffic: failing "before the switch" is failing.
         Command(
@@ -211,6 +235,8 @@ STATES: tuple[str, ...] = (
     "verified",
     "unverified",
     "paused",
+    "held",
+    "aborted",
     "promoted",
     "rolled-back",
     "bad",
@@ -242,6 +268,7 @@ EVENTS: dict[str, Event] = {
         Event("rollback", "ROLLED BACK", "warning", "warning"),
         Event("unverified", "went live UNVERIFIED", "warning", "warning"),
         Event("paused", "PAUSED, waiting for a person", "warning", "warning"),
+        Event("held", "HELD before its switch, waiting for a person", "warning", "warning"),
     )
 }
 # An outcome nobody knows is announced as a failure: it may hide one.
@@ -277,6 +304,20 @@ OUTCOMES: dict[str, Outcome] = {
             "paused: the new version serves all traffic but nothing measured it healthy; "
             "the release holds the lock until `bluegreen promote` or `bluegreen rollback`",
             "paused",
+            "neutral",
+        ),
+        Outcome(
+            HELD,
+            "held: the new version is deployed and judged on the idle colour, traffic has not "
+            "moved; the release holds the lock until `bluegreen promote` switches it or "
+            "`bluegreen abort` ends it",
+            "held",
+            "neutral",
+        ),
+        Outcome(
+            ABORTED,
+            "aborted: a person ended the release held before its switch; traffic never moved",
+            "success",
             "neutral",
         ),
         Outcome(

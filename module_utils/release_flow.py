@@ -10,6 +10,8 @@ runs, given the run record the earlier plays left on the controller:
       -> snapshot (PostgreSQL) | sqlite_plan -> window_open -> window_snapshot
          -> window_migrate -> window_restore (failed migration) -> window_close
       -> idle_restore (a failure on SQLite) -> deploy -> pre_switch_analysis
+      -> hold (asked for: the release ends here, held for a person; `bluegreen promote`
+         goes on with the steps below under the same release id)
       -> canary (steps asked for) -> switch -> analysis -> auto_rollback (bad signals)
       -> finish
 
@@ -51,6 +53,7 @@ RELEASE_STEPS = (
     "idle_restore",
     "deploy",
     "pre_switch_analysis",
+    "hold",
     "canary",
     "switch",
     "analysis",
@@ -83,6 +86,9 @@ class RunRecord:
     # Canary steps were asked for, and a colour serves users to compare the new one with.
     canary: bool = False
     served_before: bool = False
+    # A hold before the switch was asked for, and the hold step held the release.
+    hold: bool = False
+    held: bool = False
     analysis: bool = True
     # A rollback: with data, what recovering an interrupted release did, whether only
     # that was asked (Ctrl-C), and the data rollback's facts (see module_utils/data_rollback).
@@ -160,6 +166,7 @@ ON_SQLITE = (lambda r: r.sqlite, "the database is not SQLite")
 NOT_SQLITE = (lambda r: not r.sqlite, "the database is SQLite (snapshot taken inside the window)")
 INSTALLED = (lambda r: r.installed, "the release was not installed for a SQLite migration")
 IN_WINDOW = (lambda r: r.window, "the migration needs no maintenance window")
+NOT_HELD = (lambda r: not r.held, "the release is held before its switch for a person")
 
 RULES: dict[str, Rule] = {
     "preflight": Rule(),
@@ -202,15 +209,19 @@ RULES: dict[str, Rule] = {
     "pre_switch_analysis": Rule(
         (NOT_FAILED, CHANGES, (lambda r: r.pre_switch_analysis, "pre-switch analysis is off"))
     ),
+    "hold": Rule(
+        (NOT_FAILED, CHANGES, (lambda r: r.hold, "no hold before the switch was asked for"))
+    ),
     "canary": Rule(
         (
             NOT_FAILED,
             CHANGES,
+            NOT_HELD,
             (lambda r: r.canary, "no canary steps were asked for"),
             (lambda r: r.served_before, "a first release: no colour serves users to compare with"),
         )
     ),
-    "switch": Rule((NOT_FAILED, CHANGES)),
+    "switch": Rule((NOT_FAILED, CHANGES, NOT_HELD)),
     "analysis": Rule(
         (
             NOT_FAILED,
@@ -223,6 +234,11 @@ RULES: dict[str, Rule] = {
     ),
     "finish": Rule(),
 }
+
+
+# The steps of playbooks/traffic.yml, which release.yml and promote.yml import.
+TRAFFIC_STEPS = ("canary", "switch", "analysis", "auto_rollback")
+KEEPS_PAUSED = (lambda r: False, "promoting a paused release moves no traffic")
 
 
 def _mode_is(*modes: str) -> tuple[Callable[[RunRecord], bool], str]:
@@ -346,7 +362,14 @@ COMMAND_RULES: dict[str, dict[str, Rule]] = {
     "rollback": {**ROLLBACK_RULES, **RECOVER_RULES},
     "restore": RESTORE_RULES,
     "maintenance": {"lock": Rule((NOT_FAILED,)), "maintenance_toggle": Rule((NOT_FAILED,))},
-    "promote": {"lock": Rule((NOT_FAILED,)), "finish": Rule()},
+    # A paused release's promote moves no traffic; a held release's promote goes on as
+    # that release (bluegreen_release_command release), whose rules its traffic plays ask.
+    "promote": {
+        "lock": Rule((NOT_FAILED,)),
+        **{step: Rule((KEEPS_PAUSED,)) for step in TRAFFIC_STEPS},
+        "finish": Rule(),
+    },
+    "abort": {"lock": Rule((NOT_FAILED,)), "finish": Rule()},
 }
 COMMAND_STEPS: dict[str, tuple[str, ...]] = {
     "release": RELEASE_STEPS,
@@ -363,7 +386,8 @@ COMMAND_STEPS: dict[str, tuple[str, ...]] = {
     ),
     "restore": tuple(RESTORE_RULES),
     "maintenance": ("lock", "maintenance_toggle"),
-    "promote": ("lock", "finish"),
+    "promote": ("lock", *TRAFFIC_STEPS, "finish"),
+    "abort": ("lock", "finish"),
 }
 
 
@@ -411,6 +435,8 @@ def record_from_params(params: Mapping[str, Any]) -> RunRecord:
         pre_switch_analysis=flag("pre_switch_analysis"),
         canary=flag("canary"),
         served_before=flag("served_before"),
+        hold=flag("hold"),
+        held=flag("held"),
         analysis=flag("analysis"),
         data_rollback=flag("data_rollback"),
         recover_action=text("recover_action"),
@@ -660,6 +686,8 @@ def record_from_facts(
         "pre_switch_analysis": pre_switch_analysis,
         "canary": bool(fact("bluegreen_release_canary_steps")),
         "served_before": bool(fact("bluegreen_release_live_version", "")),
+        "hold": bool(fact("bluegreen_release_hold", False)),
+        "held": bool(fact("bluegreen_release_held", False)),
         "analysis": analysis,
         "data_rollback": cli.get("rollback_data", False),
         "recover_action": recover.get("action") or "",
@@ -678,6 +706,28 @@ def record_from_facts(
         "listing": fact("bluegreen_release_restore_list", False),
         "confirmed": fact("bluegreen_release_restore_confirmed", False),
     }
+
+
+def promote_refusal(read: Mapping[str, Any], service: str, now: str) -> str:
+    """Why `bluegreen promote` changes nothing ('' when it goes on), from the journal's
+    read (its ``paused`` and ``held`` releases); ``now`` as ISO 8601 UTC, like the hold's
+    expiry. A hold past its expiry is refused: what was judged may be stale by now."""
+    if read.get("paused"):
+        return ""
+    held = read.get("held")
+    if not held:
+        return (
+            f"nothing is paused or held: no release of {service} waits for a person "
+            "(`bluegreen history` shows each release's state); nothing was changed"
+        )
+    until = str(held.get("held_until") or "")
+    if until and now > until:
+        return (
+            f"release {held.get('release_id')} of {held.get('version')} was held before its "
+            f"switch until {until}, and that hold has expired: what was judged then may be "
+            "stale. Run `bluegreen abort`, then release it again; nothing was changed"
+        )
+    return ""
 
 
 def rollback_target_refusal(

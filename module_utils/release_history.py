@@ -10,6 +10,8 @@ into one summary per release, with the release state machine of DESIGN.md:
        |           |    |                               analysis was inconclusive or off)
        |           |    +-> paused -> promoted | rolled-back   (the same, held for a
        |           |                                    person: promote or rollback)
+       +-> held -> (promote) active -> ... | aborted   (held before its switch for a
+       |                                                person: promote or abort)
        +-----------+-> bad           (a failed deploy, migration or analysis)
 
 plus ``failed`` for a release that stopped before anything of it ran (preflight, lock,
@@ -31,7 +33,13 @@ from typing import Any
 
 # The closing steps are release_contract's (its STATES are the states folded here): the
 # CLI and the report read the same table.
-from ansible.module_utils.release_contract import CLOSING_STEPS, FAILURE_OUTCOMES, UNVERIFIED
+from ansible.module_utils.release_contract import (
+    ABORTED,
+    CLOSING_STEPS,
+    FAILURE_OUTCOMES,
+    HELD,
+    UNVERIFIED,
+)
 
 # States of a release whose version went live and stayed live when it ended.
 LIVE_STATES = ("verified", "unverified", "paused", "promoted")
@@ -61,8 +69,14 @@ class ReleaseSummary:
     # release_install's artifact), when the failure record names one.
     failed_check: str | None = None
     recovered_by: str | None = None
-    # For a promote: the paused release it kept.
+    # For a promote: the paused release it kept; for an abort: the held release it ended.
     promoted: str | None = None
+    aborted: str | None = None
+    # For a release held before its switch: when its hold expires, its canary steps and
+    # the version live when it was held (what its promote goes on with).
+    held_until: str | None = None
+    canary_steps: list[int] = field(default_factory=list)
+    live_version: str | None = None
     # Passed its post-switch analysis (or was kept by policy) at some point.
     verified: bool = False
     # What each host of the target colour ran before: where a recovery puts it back.
@@ -146,6 +160,10 @@ def _summarize(release_id: str, records: Sequence[Mapping[str, Any]]) -> Release
             summary.failed_step = step
             summary.failed_check = evidence.get("check") or None
         _follow_window(summary, step, record, evidence)
+        # A release held before its switch goes on under its own id when promoted: what
+        # it journals after the hold reopens it (an interrupted promote is recovered).
+        if summary.outcome == HELD and step not in CLOSING_STEPS:
+            summary.outcome = summary.finished_at = None
         # Only the last play's record carries the outcome; a release's automatic rollback
         # or a restore inside it journal the same step names without one.
         if step in CLOSING_STEPS and "outcome" in evidence:
@@ -157,6 +175,10 @@ def _summarize(release_id: str, records: Sequence[Mapping[str, Any]]) -> Release
             summary.colour = evidence.get("colour") or summary.colour
             summary.previous_colour = evidence.get("previous_colour") or summary.previous_colour
             summary.promoted = evidence.get("promoted") or summary.promoted
+            summary.aborted = evidence.get("aborted") or summary.aborted
+            summary.held_until = evidence.get("held_until") or summary.held_until
+            summary.canary_steps = list(evidence.get("canary_steps") or summary.canary_steps)
+            summary.live_version = evidence.get("live_version", summary.live_version)
     summary.state = _state(summary, records)
     summary.verified = summary.state == "verified" and summary.command == "release"
     return summary
@@ -200,6 +222,8 @@ def _state(summary: ReleaseSummary, records: Sequence[Mapping[str, Any]]) -> str
         return "unverified"
     if summary.outcome == "paused":
         return "paused"
+    if summary.outcome == HELD:
+        return "held"
     if summary.outcome == "unchanged":
         return "unchanged"
     if summary.outcome == "rolled_back":
@@ -239,6 +263,16 @@ def _apply_promotions(summaries: Mapping[str, ReleaseSummary]) -> None:
             target.state = "promoted"
 
 
+def _apply_aborts(summaries: Mapping[str, ReleaseSummary]) -> None:
+    """An abort ends the held release it names: traffic never moved to it."""
+    for summary in summaries.values():
+        if summary.command != "abort" or summary.outcome != ABORTED:
+            continue
+        target = summaries.get(str(summary.aborted))
+        if target is not None and target.state == "held":
+            target.state = "aborted"
+
+
 def _apply_rollbacks(summaries: Sequence[ReleaseSummary]) -> None:
     """A manual rollback takes traffic from the release live on its colour."""
     for index, summary in enumerate(summaries):
@@ -257,6 +291,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[ReleaseSummary]:
     summaries = {rid: _summarize(rid, recs) for rid, recs in _grouped(record_list).items()}
     _apply_recoveries(summaries, record_list)
     _apply_promotions(summaries)
+    _apply_aborts(summaries)
     ordered = list(summaries.values())
     _apply_rollbacks(ordered)
     for summary in ordered:
@@ -281,6 +316,11 @@ def unfinished_release(
         if lock_id is None or summary.lock_id == lock_id:
             return summary
     return None
+
+
+def held_release(summaries: Sequence[ReleaseSummary]) -> ReleaseSummary | None:
+    """The release held before its switch (`bluegreen promote` or abort), if any."""
+    return next((s for s in reversed(summaries) if s.state == "held"), None)
 
 
 def paused_release(summaries: Sequence[ReleaseSummary]) -> ReleaseSummary | None:

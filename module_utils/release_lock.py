@@ -57,6 +57,11 @@ class ObservedLock:
         """Held by a release that went live unverified and waits for a person."""
         return self.holder is not None and isinstance(self.holder.get("paused"), dict)
 
+    @property
+    def held(self) -> bool:
+        """Paused before its switch: traffic never moved, promote or abort finish it."""
+        return self.paused and bool((self.holder or {}).get("paused", {}).get("held"))
+
 
 @dataclass(frozen=True)
 class LockDecision:
@@ -172,15 +177,20 @@ def decide_takeover(
     holder_gone: bool,
     stale: bool,
     takeover_paused: bool = False,
+    takeover_held: bool = False,
 ) -> LockDecision:
     """Take over the lock of a dead release: only the lock that was examined (its id),
     and only when its owner is known to be gone or it outlived its lease. A paused
     release's lock is taken over only by a command that finishes it (promote, rollback),
-    never because its controller has gone: pausing is how it ends."""
+    never because its controller has gone: pausing is how it ends. A release held
+    before its switch is finished by promote or abort only (`takeover_held`): a
+    rollback has nothing of it to undo."""
     if not observed.exists:
         return LockDecision("acquire")
     if observed.lock_id != takeover_lock_id:
         return LockDecision("refuse")
+    if observed.held:
+        return LockDecision("takeover" if takeover_held else "refuse")
     if observed.paused:
         return LockDecision("takeover" if takeover_paused else "refuse")
     return LockDecision("takeover" if holder_gone or stale else "refuse")
@@ -193,14 +203,27 @@ def decide_pause(observed: ObservedLock, lock_id: str | None) -> LockDecision:
     return LockDecision("keep" if observed.paused else "pause")
 
 
-def paused_record(holder: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """owner.json of a lock its release keeps while it waits for a person."""
-    return {**holder, "paused": {"since": format_utc(now)}}
+def paused_record(
+    holder: Mapping[str, Any], now: datetime, held_until: str | None = None
+) -> dict[str, Any]:
+    """owner.json of a lock its release keeps while it waits for a person; `held_until`
+    for a release held before its switch (until its hold expires)."""
+    paused: dict[str, Any] = {"since": format_utc(now)}
+    if held_until is not None:
+        paused.update(held=True, until=held_until)
+    return {**holder, "paused": paused}
 
 
 def paused_advice(observed: ObservedLock) -> str:
-    """What to do about a paused release's lock."""
-    since = (observed.holder or {}).get("paused", {}).get("since", "an unknown time")
+    """What to do about a paused (or held) release's lock."""
+    paused = (observed.holder or {}).get("paused", {})
+    since = paused.get("since", "an unknown time")
+    if observed.held:
+        return (
+            f"that release is HELD before its switch for a person since {since} (until "
+            f"{paused.get('until', 'an unknown time')}): run `bluegreen promote` to switch "
+            "traffic to it or `bluegreen abort` to end it"
+        )
     return (
         f"that release went live unverified and is PAUSED for a person since {since}: run "
         "`bluegreen promote` to keep it or `bluegreen rollback` to send traffic back"

@@ -30,6 +30,7 @@ from ansible.module_utils.release_contract import (
     FAILED,
     FAILED_BEFORE_SWITCH,
     FINISHED_COMMANDS,
+    HELD,
     PAUSED,
     UNCHANGED,
     UNVERIFIED,
@@ -38,10 +39,12 @@ from ansible.module_utils.release_contract import (
 # The commands this file finishes, and the outcomes it can decide (release_contract has
 # each one's exit code and label).
 COMMANDS = FINISHED_COMMANDS
-SUCCESS_OUTCOMES = tuple(
-    dict.fromkeys(str(CONTRACT_COMMANDS[name].success_outcome) for name in COMMANDS)
+# A release held before its switch ends its run well too, without moving traffic.
+SUCCESS_OUTCOMES = (
+    *dict.fromkeys(str(CONTRACT_COMMANDS[name].success_outcome) for name in COMMANDS),
+    HELD,
 )
-OUTCOMES = (*SUCCESS_OUTCOMES, UNVERIFIED, PAUSED, UNCHANGED, FAILED_BEFORE_SWITCH, FAILED)
+OUTCOMES = (*SUCCESS_OUTCOMES, UNVERIFIED, PAUSED, HELD, UNCHANGED, FAILED_BEFORE_SWITCH, FAILED)
 
 
 @dataclass(frozen=True)

@@ -507,6 +507,7 @@ def _finish(command: str, result: PlaybookResult, json_output: bool) -> None:
         "bluegreen release --version 1.4.2 --app sampleapp -i lab",
         "bluegreen release --version 3.0.0 --allow-breaking-migrations",
         "bluegreen release --version 1.4.2 --canary 5,25,50",
+        "bluegreen release --version 1.4.2 --pause-before-switch",
     )
 )
 def release(
@@ -541,6 +542,15 @@ def release(
             "default) although the old colour still runs on the schema.",
         ),
     ] = False,
+    pause_before_switch: Annotated[
+        bool,
+        typer.Option(
+            "--pause-before-switch",
+            help="Deploy, check and judge the idle colour, then hold before the switch (lock "
+            "held) until `bluegreen promote` switches it or `bluegreen abort` ends it. "
+            "Default: the inventory's bluegreen_release_pause_before_switch.",
+        ),
+    ] = False,
     canary: Annotated[
         str | None,
         typer.Option(
@@ -560,7 +570,8 @@ def release(
     resumed when it had switched, rolled back otherwise; the outcome says which.
     Ctrl-C asks, then stops and puts traffic on the colour verified before.
     Exits 0 when released (or already live), 3 when it failed before the switch
-    (traffic unchanged), 4 when it switched and then rolled back, 1 otherwise.
+    (traffic unchanged), 4 when it switched and then rolled back, 5 when it holds or
+    pauses for a person, 1 otherwise.
     """
     with _reported(ctx, json_output):
         _check_version(version)
@@ -571,6 +582,7 @@ def release(
             **{key: value for key, value in policy.items() if value},
             **({"allow_breaking_migrations": True} if allow_breaking_migrations else {}),
             **_canary_steps(canary),
+            **({"pause_before_switch": True} if pause_before_switch else {}),
         }
         project = _project(ctx)
         result = _run("release", project, extravars, inventory, json_output, verbose)
@@ -673,24 +685,51 @@ def promote(
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
 ) -> None:
-    """Keep the release that is paused for a person, and free the release lock.
+    """Finish the release that waits for a person: keep a paused one, switch a held one.
 
-    A release pauses when its post-switch analysis measured nothing healthy and the
-    inventory's policy is to pause (the default for production inventories): its colour
-    serves all traffic, but nobody has vouched for it. Promote keeps it (it becomes a
-    rollback target); `bluegreen rollback` sends traffic back instead. Exits 0 when
-    promoted, 2 when nothing is paused, 1 otherwise.
+    Paused: the release went live but its post-switch analysis measured nothing healthy
+    and the inventory's policy is to pause (the default for production inventories).
+    Promote keeps it (it becomes a rollback target) and frees the lock; `bluegreen
+    rollback` sends traffic back instead. Held (`release --pause-before-switch`): the
+    release was deployed, checked and judged on the idle colour and stopped before its
+    switch. Promote goes on with it: its canary steps, the switch and the post-switch
+    analysis, ending as the release would have; a hold past its expiry is refused.
+    `bluegreen abort` ends it instead. Exits 0 when promoted or released, 4 when the
+    held release was rolled back, 5 when it paused, 2 when nothing waits or the hold
+    expired, 1 otherwise.
+    """
+    with _reported(ctx, json_output):
+        project = _project(ctx)
+        result = _run(
+            "promote", project, lock_extravars(None, app_name), inventory, json_output, verbose
+        )
+        reports = write_release_reports(project, inventory, result)
+        if reports:
+            result.custom_stats["bluegreen_reports"] = [str(path) for path in reports]
+        _finish("promote", result, json_output)
+
+
+@app.command(
+    epilog=_examples("bluegreen abort", "bluegreen abort -i lab --json"),
+)
+def abort(
+    ctx: typer.Context,
+    inventory: InventoryOption = None,
+    app_name: AppOption = None,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = 0,
+) -> None:
+    """End the release held before its switch, and free the release lock.
+
+    Traffic never moved to it and does not now; its colour keeps the version installed,
+    never live (a rollback refuses it, the next release replaces it). Exits 0 when
+    aborted, 2 when nothing is held, 1 otherwise.
     """
     with _reported(ctx, json_output):
         result = _run(
-            "promote",
-            _project(ctx),
-            lock_extravars(None, app_name),
-            inventory,
-            json_output,
-            verbose,
+            "abort", _project(ctx), lock_extravars(None, app_name), inventory, json_output, verbose
         )
-        _finish("promote", result, json_output)
+        _finish("abort", result, json_output)
 
 
 @app.command(
@@ -967,6 +1006,8 @@ HISTORY_STATE_STYLES = {
     "verified": "green",
     "unverified": "bold yellow",
     "paused": "bold yellow",
+    "held": "bold yellow",
+    "aborted": "dim",
     "promoted": "green",
     "rolled-back": "yellow",
     "bad": "bold red",

@@ -506,6 +506,12 @@ def rollback_advice(
     elif outcome in ("failed_before_switch", "unchanged"):
         note = f"traffic never moved (it is on {previous or colour}); nothing to roll back"
         command = playbook = None
+    elif outcome == "held":
+        note = (
+            f"traffic never moved (it is on {previous}); `bluegreen abort -i {inventory}` ends "
+            "the held release, `bluegreen promote` switches it"
+        )
+        command = playbook = None
     else:
         note = (
             f"check where traffic is first (`bluegreen status -i {inventory}`); if it is on"

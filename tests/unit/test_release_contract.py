@@ -82,7 +82,15 @@ def test_every_closing_step_is_a_command() -> None:
 
 def test_the_commands_playbooks_close_with_a_journal_step_of_their_name() -> None:
     # recover closes another command's release, not its own: it is no closing step.
-    assert CLOSING_STEPS == ("release", "rollback", "promote", "backup", "restore", "maintenance")
+    assert CLOSING_STEPS == (
+        "release",
+        "rollback",
+        "promote",
+        "abort",
+        "backup",
+        "restore",
+        "maintenance",
+    )
 
 
 def test_every_outcome_of_every_command_has_a_label_and_an_event() -> None:
@@ -100,7 +108,16 @@ CONTRACT = [
     ("release", "released", 0, "success"),
     ("release", "unverified", 0, "unverified"),
     ("release", "paused", 5, "paused"),
+    ("release", "held", 5, "held"),
     ("promote", "promoted", 0, "success"),
+    ("promote", "released", 0, "success"),
+    ("promote", "unverified", 0, "unverified"),
+    ("promote", "paused", 5, "paused"),
+    ("promote", "rolled_back", 4, "rollback"),
+    ("abort", "aborted", 0, "success"),
+    ("abort", "refused", 2, "failure"),
+    ("abort", "failed_before_switch", 1, "failure"),
+    ("abort", "failed", 1, "failure"),
     ("promote", "refused", 2, "failure"),
     ("promote", "failed_before_switch", 1, "failure"),
     ("promote", "failed", 1, "failure"),

@@ -128,6 +128,26 @@ STEP_TABLE = [
         False,
         "pre-switch analysis is off",
     ),
+    ("hold", replace(PG_RECORD, hold=True), True, ""),
+    ("hold", PG_RECORD, False, "no hold before the switch was asked for"),
+    (
+        "hold",
+        failed(replace(PG_RECORD, hold=True), "pre_switch_analysis"),
+        False,
+        "an earlier step failed",
+    ),
+    (
+        "switch",
+        replace(PG_RECORD, hold=True, held=True),
+        False,
+        "the release is held before its switch for a person",
+    ),
+    (
+        "canary",
+        replace(PG_RECORD, canary=True, served_before=True, held=True),
+        False,
+        "the release is held before its switch for a person",
+    ),
     ("canary", replace(PG_RECORD, canary=True, served_before=True), True, ""),
     ("canary", PG_RECORD, False, "no canary steps were asked for"),
     (
@@ -220,6 +240,7 @@ def succeeded(record: RunRecord, step: str, needs_window: bool) -> RunRecord:
         "sqlite_plan": {"installed": True, "window": needs_window},
         "window_open": {"maintenance_was_on": False},
         "switch": {"switched": True},
+        "hold": {"held": True},
     }
     return replace(record, **effects.get(step, {}))
 
@@ -256,6 +277,8 @@ def walk(
         unchanged=record.unchanged,
         # The post-switch analysis passed where it ran (its verdicts have tests of their own).
         analysis={"decision": {"action": "pass", "verdict": "ok"}} if "analysis" in ran else None,
+        # The hold step makes the release end held (steps/hold.yml sets it).
+        success_outcome="held" if record.held else "released",
     )
     outcome = release_outcome(facts)
     return {"ran": ran, "outcome": outcome, "exit": OUTCOME_EXIT_CODES["release"][outcome]}
@@ -286,6 +309,7 @@ FAILURE_TABLE = [
     (PG, "pre_switch_analysis", True, [*PG_SWITCH[:-1], "finish"], "failed_before_switch", 3),
     (PG, "switch", True, [*PG_SWITCH, "finish"], "rolled_back", 4),
     (CANARY, None, True, [*CANARY_SWITCH, "analysis", "finish"], "released", 0),
+    (replace(CANARY, hold=True), None, True, [*PG_SWITCH[:-1], "hold", "finish"], "held", 5),
     (CANARY, "canary", True, [*CANARY_SWITCH[:-1], "finish"], "rolled_back", 4),
     (
         replace(CANARY, served_before=False),
