@@ -37,7 +37,7 @@ options:
         its preflight); empty for the outcome's.
     type: str
     default: ""
-    choices: ["", start, success, failure, rollback, unverified, paused]
+    choices: ["", start, success, failure, rollback, unverified, paused, held]
 extends_documentation_fragment:
   - action_common_attributes
 attributes:
