@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from ansible.module_utils.release_flow import promote_refusal
 from ansible.module_utils.release_history import (
+    held_release,
     last_verified,
     paused_release,
     recovery_action,
@@ -355,3 +357,97 @@ def test_a_rollback_of_a_paused_release_ends_it_rolled_back() -> None:
 
     assert states(records)["r2"] == "rolled-back"
     assert paused_release(summarize(records)) is None
+
+
+def held_release_records(release_id: str = "r1") -> list[dict]:
+    """A release deployed, judged and held before its switch, as the journal has it."""
+    return [
+        lock(release_id, "2.0.0"),
+        record(release_id, "deploy"),
+        record(release_id, "hold", held_until="2026-11-23T02:00:00Z"),
+        record(
+            release_id,
+            "release",
+            outcome="held",
+            version="2.0.0",
+            colour="green",
+            previous_colour="blue",
+            held_until="2026-11-23T02:00:00Z",
+            canary_steps=[10, 50],
+            live_version="1.0.0",
+        ),
+    ]
+
+
+def test_a_held_release_waits_with_what_its_promote_goes_on_with() -> None:
+    (held,) = summarize(held_release_records())
+
+    assert held.state == "held" and not held.verified
+    assert (held.held_until, held.canary_steps, held.live_version) == (
+        "2026-11-23T02:00:00Z",
+        [10, 50],
+        "1.0.0",
+    )
+    assert held_release([held]) is held
+    assert unfinished_release(held_release_records()) is None  # closed, not interrupted
+    assert "2.0.0" in rollback_refused_versions([held])  # never verified: nothing judged it live
+
+
+def test_a_promoted_held_release_reopens_and_ends_as_the_release_it_is() -> None:
+    promoted = [
+        *held_release_records(),
+        lock("r1", "2.0.0"),
+        record("r1", "switch"),
+        record("r1", "analysis"),
+        record("r1", "release", outcome="released", version="2.0.0", colour="green"),
+    ]
+    (release,) = summarize(promoted)
+    assert (release.state, release.verified) == ("verified", True)
+    # Its promote dying after the switch leaves it interrupted, for the next command.
+    cut_short = promoted[:-2]
+    assert unfinished_release(cut_short).release_id == "r1"
+
+
+def test_an_abort_ends_the_held_release() -> None:
+    records = [
+        *held_release_records(),
+        record("a1", "lock", command="abort", lock_id="lock-a1"),
+        record("a1", "abort", outcome="aborted", aborted="r1"),
+    ]
+    held, abort = summarize(records)
+    assert (held.state, abort.state) == ("aborted", "done")
+    assert held_release([held, abort]) is None
+
+
+HELD = {"release_id": "r1", "version": "2.0.0", "held_until": "2026-11-23T02:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("read", "now", "refusal"),
+    [
+        ({"paused": {"release_id": "p"}, "held": None}, "2026-11-22T00:00:00Z", ""),
+        (
+            {"paused": None, "held": {"held_until": "2026-11-23T02:00:00Z"}},
+            "2026-11-23T01:59:59Z",
+            "",
+        ),
+        ({"paused": None, "held": None}, "2026-11-22T00:00:00Z", "nothing is paused or held"),
+        (
+            {
+                "paused": None,
+                "held": {
+                    "release_id": "r1",
+                    "version": "2.0.0",
+                    "held_until": "2026-11-23T02:00:00Z",
+                },
+            },
+            "2026-11-23T02:00:01Z",
+            "that hold has expired",
+        ),
+    ],
+)
+def test_a_promote_is_refused_when_nothing_waits_or_the_hold_expired(
+    read: dict, now: str, refusal: str
+) -> None:
+    said = promote_refusal(read, "sampleapp", now)
+    assert (refusal in said) if refusal else said == ""

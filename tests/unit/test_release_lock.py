@@ -32,6 +32,8 @@ from ansible.module_utils.release_lock import (
     observe_lock,
     owner_process_gone,
     owner_record,
+    paused_advice,
+    paused_record,
     release_refused_message,
     takeover_refused_message,
 )
@@ -618,3 +620,18 @@ def test_a_paused_lock_never_goes_stale() -> None:
     assert not lock_is_stale(paused, NOW, 60)
     assert decide_takeover(paused, "L", holder_gone=True, stale=True).action == "refuse"
     assert decide_takeover(paused, "L", False, False, takeover_paused=True).action == "takeover"
+
+
+def test_a_held_lock_is_taken_over_by_promote_or_abort_only() -> None:
+    holder = {"lock_id": "L", "acquired_at": "2026-11-20T00:00:00Z", "lease_seconds": 60}
+    record = paused_record(holder, NOW, held_until="2026-11-21T00:00:00Z")
+    held = observe_lock(True, json.dumps(record), None)
+
+    assert held.paused and held.held and not lock_is_stale(held, NOW, 60)
+    assert record["paused"]["until"] == "2026-11-21T00:00:00Z"
+    # A rollback (takeover_paused) has nothing of it to undo; promote and abort finish it.
+    assert decide_takeover(held, "L", True, True, takeover_paused=True).action == "refuse"
+    assert decide_takeover(held, "L", False, False, takeover_held=True).action == "takeover"
+    advice = paused_advice(held)
+    assert "HELD before its switch" in advice and "bluegreen abort" in advice
+    assert "2026-11-21T00:00:00Z" in advice
