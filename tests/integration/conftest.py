@@ -40,6 +40,7 @@ INVENTORY_COMMANDS = {
     "release",
     "rollback",
     "promote",
+    "abort",
     "status",
     "verify",
     "backup",

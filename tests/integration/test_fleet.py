@@ -302,3 +302,51 @@ def test_a_canary_takes_a_healthy_version_through_every_step_each_client_on_one_
         first_new = versions.index(target) if target in versions else len(versions)
         assert before not in versions[first_new:], (client, versions)
     assert all(status == 200 for _at, _client, status, _version, _base in clients.answers)
+
+
+def test_a_release_held_before_its_switch_waits_for_promote_or_abort(fleet: None) -> None:
+    before = live(LB_URLS[0])
+    target = "1.0.0" if before.version == "2.0.0" else "2.0.0"
+    idle = "green" if before.colour == "blue" else "blue"
+
+    held = bluegreen("release", "--version", target, "--pause-before-switch", "-i", FLEET)
+
+    assert (held.exit_code, held.outcome) == (5, "held"), held.report
+    assert "HELD before its switch" in held.message and "bluegreen abort" in held.message
+    assert serving() == [(200, before.colour, before.version)] * 2  # nobody sees it yet
+    health = json.loads(
+        shell(f"app-{idle}-1", f"curl -s localhost:{PORTS[idle]}/health", FLEET)["stdout"]
+    )
+    assert health["version"] == target  # deployed, checked and judged, waiting
+    assert bluegreen("lock", "status", "-i", FLEET).outcome == "locked"
+    # A rollback has nothing of it to undo: refused, naming the two ways out.
+    refused = bluegreen("rollback", "-i", FLEET)
+    assert refused.exit_code == 3 and "bluegreen promote" in refused.message, refused.report
+    assert "bluegreen abort" in refused.message
+
+    promoted = bluegreen("promote", "-i", FLEET)
+
+    # It goes on as the release it is: switched, then judged (nobody sends traffic here).
+    assert promoted.exit_code == 0, promoted.report
+    assert promoted.outcome in ("released", "unverified"), promoted.report
+    assert serving() == [(200, idle, target)] * 2
+    assert bluegreen("lock", "status", "-i", FLEET).outcome == "free"
+    release_id = held.report["custom_stats"]["bluegreen_release_id"]
+    history = bluegreen("history", "-i", FLEET).report["history"]
+    row = next(r for r in history["releases"] if r["release_id"] == release_id)
+    assert row["state"] in ("verified", "unverified"), row
+
+    # Held again, and ended by a person instead: traffic never moves.
+    again = bluegreen(
+        "release", "--version", str(before.version), "--pause-before-switch", "-i", FLEET
+    )
+    assert (again.exit_code, again.outcome) == (5, "held"), again.report
+    aborted = bluegreen("abort", "-i", FLEET)
+    assert (aborted.exit_code, aborted.outcome) == (0, "aborted"), aborted.report
+    assert serving() == [(200, idle, target)] * 2
+    assert bluegreen("lock", "status", "-i", FLEET).outcome == "free"
+    nothing = bluegreen("promote", "-i", FLEET)
+    assert nothing.exit_code == 2 and "nothing is paused or held" in nothing.message
+    history = bluegreen("history", "-i", FLEET).report["history"]
+    again_id = again.report["custom_stats"]["bluegreen_release_id"]
+    assert next(r for r in history["releases"] if r["release_id"] == again_id)["state"] == "aborted"
