@@ -4,7 +4,6 @@ and checked on the controller (module_utils/nginx_tls.py, through the role's fil
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
@@ -222,15 +221,11 @@ def test_https_on_the_plain_http_port_is_refused(pki: Path) -> None:
     ]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
-    locked = tmp_path / "app.key"
-    locked.write_text("x")
-    locked.chmod(0)
-    given = Given("k", "k_file", "private key", "", str(locked), None)
+def test_a_folder_given_as_a_file_says_so(tmp_path: Path) -> None:
+    given = Given("k", "k_file", "private key", "", str(tmp_path), None)
     assert given.source_problems() == [
-        f"k_file '{locked}' cannot be read on the controller: Permission denied; fix the path "
-        "or its permissions"
+        f"k_file '{tmp_path}' cannot be read on the controller: not a regular file; fix the "
+        "path or its permissions"
     ]
 
 
