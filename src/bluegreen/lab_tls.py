@@ -11,6 +11,7 @@ again when it is missing, was signed by another CA, or expires within RENEW_BEFO
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
 import os
 from collections.abc import Callable, Iterable
@@ -33,9 +34,18 @@ LOOPBACK_ADDRESSES: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 def ensure_lab_tls(directory: Path, hosts: Iterable[str], log: Callable[[str], None]) -> None:
-    """The CA and a valid server certificate for each of ``hosts`` under ``directory``."""
-    now = datetime.datetime.now(datetime.UTC)
+    """The CA and a valid server certificate for each of ``hosts`` under ``directory``.
+
+    Under an exclusive lock: test groups bring their labs up at the same time, and two
+    CAs made at once would leave one's key beside the other's certificate."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _ensure_certificates(directory, hosts, log)
+
+
+def _ensure_certificates(directory: Path, hosts: Iterable[str], log: Callable[[str], None]) -> None:
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, ca_cert = _ensure_ca(directory, now, log)
     for host in hosts:
         certificate = directory / f"{host}.crt"
@@ -56,9 +66,12 @@ def _ensure_ca(
     key_file, cert_file = directory / "ca.key", directory / "ca.crt"
     if key_file.exists() and cert_file.exists():
         cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        if cert.not_valid_after_utc - RENEW_BEFORE > now:
-            key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        if (
+            isinstance(key, ec.EllipticCurvePrivateKey)
+            and key.public_key() == cert.public_key()
+            and cert.not_valid_after_utc - RENEW_BEFORE > now
+        ):
             return key, cert
     key = ec.generate_private_key(ec.SECP256R1())
     write_private_key(key_file, key)

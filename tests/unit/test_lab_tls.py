@@ -60,6 +60,16 @@ def test_a_certificate_of_another_ca_or_near_its_end_is_made_again(tmp_path: Pat
     assert needs_new_certificate(own, ca, own.not_valid_after_utc - RENEW_BEFORE)
 
 
+def test_a_ca_key_that_is_not_the_certificates_makes_a_new_ca(tmp_path: Path) -> None:
+    made(tmp_path / "a", ["single1"])
+    made(tmp_path / "b", ["single1"])
+    (tmp_path / "a" / "ca.key").write_bytes((tmp_path / "b" / "ca.key").read_bytes())
+    said = made(tmp_path / "a", ["single1"])
+    assert len(said) == 2
+    ca = certificate(tmp_path / "a" / "ca.crt")
+    certificate(tmp_path / "a" / "single1.crt").verify_directly_issued_by(ca)
+
+
 def test_a_client_that_trusts_the_lab_ca_gets_through_and_one_that_does_not_is_refused(
     tmp_path: Path,
 ) -> None:
