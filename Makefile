@@ -160,7 +160,7 @@ second-labs:
 	  -e 's/\{80: 8080\}/{80: 8084}/' -e 's/\{5432: 15432\}/{5432: 15433}/' \
 	  inventories/scratch-lab2/hosts.yml
 	@cp -r inventories/lab-single inventories/scratch-single2
-	@sed -i -E -e 's/ansible_port: 2211/ansible_port: 2241/' -e 's/\{80: 8081\}/{80: 8085}/' \
+	@sed -i -E -e 's/ansible_port: 2211/ansible_port: 2241/' -e 's/\{80: 8081, 443: 8443\}/{80: 8085, 443: 8445}/' \
 	  inventories/scratch-single2/hosts.yml
 
 # Tests start from fresh lab containers (the image is cached): releases installed by an

@@ -11,12 +11,16 @@ Times are wall-clock seconds (``time.time()``) so that they compare with the rel
 journal, which Ansible stamps from the same host clock.
 
 The rest runs the ``bluegreen`` CLI, reads the release journal from the primary load
-balancer (``ansible.builtin.slurp``) and finds the URL nginx is published on.
+balancer (``ansible.builtin.slurp``) and finds the URL nginx is published on. An https URL
+(``--https``: the port 443 is published on) is checked against one CA file only, the lab's
+by default (``--ca-file``), so a bench over TLS measures what a verifying client sees.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import functools
 import http.client
 import ipaddress
 import json
@@ -25,6 +29,7 @@ import os
 import random
 import re
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -48,6 +53,10 @@ COLOUR_HEADER = "X-Bluegreen-Colour"
 JOURNAL = "/var/lib/bluegreen/sampleapp/journal.jsonl"
 NEW = "new"
 KEEPALIVE = "keepalive"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# Made by `bluegreen lab up` for the lab hosts that publish HTTPS.
+LAB_CA = PROJECT / "state" / "lab" / "tls" / "ca.crt"
+_trusted_ca = LAB_CA
 
 
 class BenchError(RuntimeError):
@@ -126,8 +135,8 @@ class PopulationStats:
 def loopback_target(url: str) -> tuple[str, int]:
     """Host and port of ``url``, refusing anything but a loopback address."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise BenchError(f"--url {url!r}: give it as http://127.0.0.1:PORT")
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise BenchError(f"--url {url!r}: give it as http://127.0.0.1:PORT or https://...")
     host = parts.hostname
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -135,7 +144,47 @@ def loopback_target(url: str) -> tuple[str, int]:
         loopback = False
     if not loopback:
         raise BenchError(f"--url {url!r}: benchmarks send traffic only to 127.0.0.1")
-    return host, parts.port or 80
+    return host, parts.port or DEFAULT_PORTS[parts.scheme]
+
+
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """--https and --ca-file, for the benches that send traffic through nginx."""
+    parser.add_argument(
+        "--https", action="store_true", help="through HTTPS: the port 443 is published on"
+    )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=LAB_CA,
+        help="the only CA trusted for https URLs (default: the lab CA, state/lab/tls/ca.crt)",
+    )
+
+
+def target_url(args: argparse.Namespace) -> str:
+    """The nginx URL of a bench: --url, else the inventory's published port (443 with
+    --https); an https URL trusts --ca-file only."""
+    global _trusted_ca
+    _trusted_ca = args.ca_file
+    url = args.url or inventory_url(args.inventory, https=args.https)
+    if urlsplit(url).scheme == "https":
+        tls_context(_trusted_ca)  # a missing CA file stops the bench before any client starts
+    return url
+
+
+@functools.cache
+def tls_context(ca_file: Path) -> ssl.SSLContext:
+    if not ca_file.is_file():
+        raise BenchError(f"no CA file {ca_file}: `bluegreen lab up` makes the lab's; or --ca-file")
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def connect(url: str, timeout: float) -> http.client.HTTPConnection:
+    """A new (not yet opened) connection to ``url``'s loopback host, over TLS for https."""
+    host, port = loopback_target(url)
+    if urlsplit(url).scheme == "https":
+        context = tls_context(_trusted_ca)
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
 def inventory_dir(inventory: str) -> Path:
@@ -149,30 +198,34 @@ def inventory_dir(inventory: str) -> Path:
     raise BenchError(f"inventory {inventory!r} is neither a name under inventories/ nor a folder")
 
 
-def inventory_url(inventory: str) -> str:
-    """The URL of nginx in a lab inventory: the host port that port 80 is published on."""
-    urls = inventory_urls(inventory)
+def inventory_url(inventory: str, https: bool = False) -> str:
+    """The URL of nginx in a lab inventory: the host port that port 80 (443 for HTTPS) is
+    published on."""
+    urls = inventory_urls(inventory, https)
     if not urls:
-        raise BenchError(f"no host of {inventory} publishes port 80; pass --url")
+        port = DEFAULT_PORTS["https" if https else "http"]
+        raise BenchError(f"no host of {inventory} publishes port {port}; pass --url")
     return urls[0]
 
 
-def inventory_urls(inventory: str) -> list[str]:
-    """The URL of nginx on every host of a lab inventory that publishes port 80, in order."""
+def inventory_urls(inventory: str, https: bool = False) -> list[str]:
+    """The URL of nginx on every host of a lab inventory that publishes port 80 (443 for
+    HTTPS), in order."""
+    scheme = "https" if https else "http"
     hosts_file = inventory_dir(inventory) / "hosts.yml"
     try:
         tree = yaml.safe_load(hosts_file.read_text(encoding="utf-8")) or {}
     except OSError as exc:
-        raise BenchError(f"cannot read {hosts_file}: {exc}") from exc
+        raise BenchError(f"cannot read {hosts_file}: {exc}; pass --url") from exc
     published = [
         (host_vars or {}).get("bluegreen_lab_published_ports") or {}
         for host_vars in _host_vars(tree.get("all", {}))
     ]
     return [
-        f"http://127.0.0.1:{int(host_port)}"
+        f"{scheme}://127.0.0.1:{int(host_port)}"
         for ports in published
         for container_port, host_port in ports.items()
-        if int(container_port) == 80
+        if int(container_port) == DEFAULT_PORTS[scheme]
     ]
 
 
@@ -207,7 +260,7 @@ class Load:
 
     def __init__(self, spec: LoadSpec, seed: int = 1) -> None:
         self.spec = spec
-        self.host, self.port = loopback_target(spec.url)
+        loopback_target(spec.url)  # refuses a URL that is not loopback before any client starts
         self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -247,7 +300,7 @@ class Load:
             if self._stop.is_set() or time.monotonic() >= deadline:
                 break
             if population == NEW or conn is None:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.spec.timeout)
+                conn = connect(self.spec.url, self.spec.timeout)
             sample = self._request(conn, population, rng, sequence)
             self.samples.append(sample)
             if population == NEW or sample.failed:
@@ -502,13 +555,12 @@ def switch_record(journal: Iterable[dict], release_id: str | None) -> dict | Non
 
 def live_colour(url: str, timeout: float = 5.0) -> str | None:
     """The colour nginx answers with right now, on a fresh connection."""
-    return answering_colour(*loopback_target(url), timeout=timeout)
+    return answering_colour(url, timeout)
 
 
 def live_version(url: str, timeout: float = 5.0) -> str | None:
     """The version nginx answers with right now, on a fresh connection."""
-    host, port = loopback_target(url)
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = connect(url, timeout)
     try:
         conn.request("GET", "/", headers={"Connection": "close"})
         response = conn.getresponse()
@@ -520,9 +572,9 @@ def live_version(url: str, timeout: float = 5.0) -> str | None:
         conn.close()
 
 
-def answering_colour(host: str, port: int, timeout: float) -> str | None:
+def answering_colour(url: str, timeout: float) -> str | None:
     """The colour of a 2xx answer to GET / on a new connection; None for anything else."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = connect(url, timeout)
     try:
         conn.request("GET", "/", headers={"Connection": "close"})
         response = conn.getresponse()
@@ -593,7 +645,8 @@ class Writer:
     def __init__(
         self, url: str, tag: str, clients: int = 2, rate: float = 5.0, timeout: float = 10.0
     ) -> None:
-        self.host, self.port = loopback_target(url)
+        loopback_target(url)
+        self.url = url
         self.tag = tag
         self.clients = clients
         self.rate = rate
@@ -629,7 +682,7 @@ class Writer:
             self._stop.wait(interval)
 
     def _post(self, body: str) -> Write:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn = connect(self.url, self.timeout)
         started = time.time()
         try:
             payload = json.dumps({"body": body}).encode()
@@ -656,7 +709,7 @@ class NoteReader:
     """Reads notes back through nginx on one keep-alive connection (thousands of them)."""
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.host, self.port = loopback_target(url)
+        loopback_target(url)
         self.url = url
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
@@ -665,7 +718,7 @@ class NoteReader:
         """The body stored under ``note_id`` now; None when there is no such note."""
         for _ in range(5):
             if self._conn is None:
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                self._conn = connect(self.url, self.timeout)
             try:
                 self._conn.request("GET", f"/notes/{note_id}")
                 response = self._conn.getresponse()

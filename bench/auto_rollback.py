@@ -34,8 +34,8 @@ from _load import (
     BenchError,
     Load,
     LoadSpec,
+    add_tls_options,
     flip_time,
-    inventory_url,
     live_colour,
     log,
     parse_time,
@@ -45,6 +45,7 @@ from _load import (
     run_cli,
     shell,
     switch_record,
+    target_url,
     team_settings,
 )
 from rich.console import Console
@@ -137,6 +138,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--inventory", default="lab")
     parser.add_argument("--url", default=None)
+    add_tls_options(parser)
     parser.add_argument("--good", default="2.0.0", help="known-good version (default 2.0.0)")
     parser.add_argument("--faults", nargs="+", default=list(FAULTS))
     parser.add_argument("--clients", type=int, default=16, help="new-connection clients (16)")
@@ -151,7 +153,7 @@ def main() -> int:
         "dependency faults then go live)",
     )
     args = parser.parse_args()
-    url = args.url or inventory_url(args.inventory)
+    url = target_url(args)
     rows = []
     with team_settings(args.inventory, args.caps):
         for version in args.faults:

@@ -47,12 +47,13 @@ from _load import (
     BenchError,
     Load,
     LoadSpec,
+    add_tls_options,
     first_lb,
     inventory_dir,
-    inventory_url,
     live_colour,
     log,
     population_stats,
+    target_url,
     tool,
 )
 
@@ -295,6 +296,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--inventory", default="lab-single")
     parser.add_argument("--url", help="nginx URL; default: port 80 as published in hosts.yml")
+    add_tls_options(parser)
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the window")
     parser.add_argument("--clients", type=int, default=4, help="clients of each kind")
     parser.add_argument("--rate", type=float, default=10.0, help="requests/s of each client")
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"benchmark": "lb_signals", "inventory": args.inventory}
     try:
         if not args.skip_accuracy:
-            result["accuracy"] = accuracy(args, args.url or inventory_url(args.inventory))
+            result["accuracy"] = accuracy(args, target_url(args))
             log(f"accuracy: {result['accuracy']}")
         if not args.skip_cost:
             result["cost"] = cost(args)

@@ -23,10 +23,11 @@ from _load import (
     BenchError,
     Load,
     LoadSpec,
-    inventory_url,
+    add_tls_options,
     live_version,
     log,
     run_cli,
+    target_url,
     team_settings,
 )
 from rich.console import Console
@@ -54,6 +55,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--inventory", default="lab")
     parser.add_argument("--url", default=None)
+    add_tls_options(parser)
     parser.add_argument("--versions", nargs=2, default=["2.0.0", "2.1.0"])
     parser.add_argument("--releases", type=int, default=10)
     parser.add_argument("--clients", type=int, default=8, help="new-connection clients (8)")
@@ -61,7 +63,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-caps", dest="caps", action="store_false")
     args = parser.parse_args()
-    url = args.url or inventory_url(args.inventory)
+    url = target_url(args)
     rows = []
     # Start with the version that is not live, so that every release really switches.
     if live_version(url) == args.versions[0]:

@@ -35,9 +35,9 @@ from _load import (
     CommandRun,
     Writer,
     check_writes,
+    connect,
     inventory_url,
     log,
-    loopback_target,
     run_cli,
 )
 
@@ -69,8 +69,7 @@ def health(url: str) -> dict:
     """The live colour's /health answer through nginx (it bypasses maintenance mode)."""
     import http.client
 
-    host, port = loopback_target(url)
-    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn = connect(url, 10)
     try:
         conn.request("GET", "/health", headers={"Connection": "close"})
         response = conn.getresponse()

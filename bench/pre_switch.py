@@ -28,13 +28,14 @@ from _load import (
     BenchError,
     Load,
     LoadSpec,
-    inventory_url,
+    add_tls_options,
     live_colour,
     live_version,
     log,
     parse_time,
     read_journal,
     run_cli,
+    target_url,
 )
 from rich.console import Console
 from rich.table import Table
@@ -83,6 +84,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--inventory", default="lab")
     parser.add_argument("--url", default=None)
+    add_tls_options(parser)
     parser.add_argument("--versions", nargs=2, default=["1.0.0", "2.0.0"])
     parser.add_argument("--releases", type=int, default=4)
     parser.add_argument("--slow", default="2.0.4+slow1500", help="build refused before the switch")
@@ -90,7 +92,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=5.0, help="requests/s per client (5)")
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
-    url = args.url or inventory_url(args.inventory)
+    url = target_url(args)
     if live_version(url) == args.versions[0]:
         args.versions.reverse()
     rows = []

@@ -37,8 +37,8 @@ from _load import (
     CommandRun,
     Load,
     LoadSpec,
+    add_tls_options,
     answering_colour,
-    inventory_url,
     live_colour,
     log,
     loopback_target,
@@ -49,6 +49,7 @@ from _load import (
     read_journal,
     run_cli,
     switch_record,
+    target_url,
 )
 from rich.console import Console
 from rich.table import Table
@@ -80,13 +81,12 @@ class Probe:
     failed: int = 0
 
     def run(self) -> None:
-        host, port = loopback_target(self.url)
         deadline = time.monotonic() + self.max_seconds
         for _ in range(int(self.max_seconds / self.interval) + 1):
             if time.monotonic() >= deadline or self.give_up.is_set():
                 break
             started = time.time()
-            colour = answering_colour(host, port, self.timeout)
+            colour = answering_colour(self.url, self.timeout)
             self.answers += 1
             if colour == self.colour:
                 if self.streak_length == 0:
@@ -131,6 +131,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-i", "--inventory", default="lab", help="inventory name or path")
     parser.add_argument("--url", help="nginx URL; default: port 80 as published in hosts.yml")
+    add_tls_options(parser)
     parser.add_argument("--runs", type=int, default=3, help="rollbacks to measure")
     parser.add_argument("--baseline", default="1.0.0", help="released first when not warm")
     parser.add_argument("--version", default="2.0.0", help="released second when not warm")
@@ -153,7 +154,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        url = args.url or inventory_url(args.inventory)
+        url = target_url(args)
         loopback_target(url)
         return run(args, url)
     except BenchError as exc:

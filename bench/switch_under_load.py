@@ -32,9 +32,9 @@ from _load import (
     LoadSpec,
     PopulationStats,
     Sample,
+    add_tls_options,
     first_answer,
     flip_time,
-    inventory_url,
     log,
     loopback_target,
     maximum,
@@ -44,6 +44,7 @@ from _load import (
     read_journal,
     run_cli,
     switch_record,
+    target_url,
 )
 from rich.console import Console
 from rich.table import Table
@@ -74,6 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-i", "--inventory", default="lab", help="inventory name or path")
     parser.add_argument("--url", help="nginx URL; default: port 80 as published in hosts.yml")
+    add_tls_options(parser)
     parser.add_argument("--switches", type=int, default=10, help="switch commands to run")
     parser.add_argument("--version", default="2.0.0", help="version A, released each time")
     parser.add_argument("--baseline", default="1.0.0", help="version B, released first")
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     began = time.time()
     try:
-        url = args.url or inventory_url(args.inventory)
+        url = target_url(args)
         loopback_target(url)
         return run(args, url, began)
     except BenchError as exc:

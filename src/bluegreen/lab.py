@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from bluegreen.errors import BluegreenError, InputError
+from bluegreen.lab_tls import ensure_lab_tls
 from bluegreen.runner import inventory_name, resolve_inventory
 
 LABEL = "bluegreen.lab"
@@ -59,6 +60,8 @@ IMAGE_DISABLED_SERVICES: tuple[str, ...] = ("nginx", "postgresql")
 IMAGE_RECIPE_VERSION = "1"
 
 SSH_READY_TIMEOUT_S = 90.0
+# A lab host that publishes this port serves HTTPS: it gets a certificate of the lab CA.
+HTTPS_PORT = 443
 
 
 class LabError(BluegreenError):
@@ -193,6 +196,11 @@ class Lab:
         hosts = self.hosts(inventories)
         tag = self.ensure_image()
         public_key = self.ensure_ssh_key()
+        ensure_lab_tls(
+            self.state_dir / "tls",
+            sorted({host.name for host in hosts if HTTPS_PORT in host.published_ports}),
+            self.log,
+        )
         for network in sorted({host.network for host in hosts}):
             self.ensure_network(network)
         for host in hosts:
@@ -317,6 +325,10 @@ class Lab:
             )
             container.remove(force=True, v=True)
             container = None
+        if container is not None and published_ports(container.attrs) != host.published_ports:
+            self.log(f"{host.name}: published ports changed, recreating {host.container_name}")
+            container.remove(force=True, v=True)
+            container = None
         if container is None:
             self.log(f"{host.name}: starting container {host.container_name}")
             self._run_container(host, tag)
@@ -400,6 +412,17 @@ def build_image(tag: str) -> None:
         raise LabError(f"mmdebstrap failed (exit {build.returncode}): {build_stderr[-2000:]}")
     if imported.returncode != 0:
         raise LabError(f"docker import failed: {imported.stderr.strip()}")
+
+
+def published_ports(attrs: dict) -> dict[int, int]:
+    """The ports a lab container publishes besides SSH (container port: host port), from
+    its Docker attributes."""
+    bindings = (attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    return {
+        int(inside.split("/")[0]): int(outside[0]["HostPort"])
+        for inside, outside in bindings.items()
+        if outside and inside != "22/tcp"
+    }
 
 
 def ssh_answers(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:

@@ -124,7 +124,7 @@ def test_ansible_and_python_dependencies_are_pyprojects(context: Path) -> None:
     assert sorted(map(Requirement, install_refs.split()), key=str) == sorted(
         [wanted["ansible-core"], wanted["ansible-runner"]], key=str
     )
-    assert python.keys() == {"pyyaml", "jinja2"}
+    assert python.keys() == {"pyyaml", "jinja2", "cryptography"}
     for name, requirement in python.items():
         assert requirement.specifier == wanted[name].specifier, name
 
