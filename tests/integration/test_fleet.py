@@ -232,7 +232,9 @@ class CanaryClients:
             thread.join(timeout=15)
 
 
-CANARY = {"bluegreen_analysis_canary_interval": 10}
+# Short steps; a loaded CI machine may send fewer requests than asked, so a step needs 20
+# of the new colour's (a 2x slower build is told from 20 with p far below 0.01).
+CANARY = {"bluegreen_analysis_canary_interval": 10, "bluegreen_analysis_canary_min_requests": 20}
 
 
 def canary_records(release_id: str) -> list[dict]:
