@@ -81,7 +81,11 @@ def test_a_version_bad_in_one_signal_of_its_own_is_rolled_back_naming_it(
     for other in {"process_memory", "log_errors"} - {signal}:
         assert signals[other]["verdict"] in ("ok", "warning"), signals[other]
     if signal == "cpu_per_request":
-        assert signals["cpu_per_request"]["value"] > 20, signals["cpu_per_request"]
+        # Each worker burns its 20 ms only from its own 200th request on, so the window
+        # that tripped may mix requests from before that (a CI run measured 15.1 ms): above
+        # the cap it is judged by, and well above a healthy colour's few ms.
+        cap = CAPS["bluegreen_analysis_thresholds"]["cpu_per_request"]["critical"]
+        assert signals["cpu_per_request"]["value"] > cap, signals["cpu_per_request"]
     if signal == "log_errors":
         excerpt = signals["log_errors"]["hosts"][idle]["excerpts"][0]
         assert excerpt[-1].startswith("RuntimeError: injected fault tracebacks"), excerpt
