@@ -703,7 +703,10 @@ def promote(
         result = _run(
             "promote", project, lock_extravars(None, app_name), inventory, json_output, verbose
         )
-        reports = write_release_reports(project, inventory, result)
+        # Only a held release that went on has a release to report (from its start to this
+        # end); keeping a paused one, or a refusal, journals no release of its own.
+        went_on = result.custom_stats.get("bluegreen_outcome") not in (None, "promoted", "refused")
+        reports = write_release_reports(project, inventory, result) if went_on else []
         if reports:
             result.custom_stats["bluegreen_reports"] = [str(path) for path in reports]
         _finish("promote", result, json_output)
