@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    LAB,
     LAB_URL,
     ROOT,
     Outcome,
@@ -14,6 +15,7 @@ from conftest import (
     ansible,
     bluegreen,
     ensure_live,
+    inventory_vars,
     live,
     request,
     shell,
@@ -279,6 +281,22 @@ def test_broken_nginx_configuration_is_refused_before_anything_changes() -> None
     assert (after.colour, after.version) == (before.colour, "2.0.0")
     flag = shell("lb1", "test -e /etc/nginx/bluegreen/sampleapp.green-live")
     assert (flag["rc"] == 0) == (before.colour == "green")
+
+
+def test_a_role_input_of_the_wrong_type_is_refused_before_the_lock_naming_it() -> None:
+    # No include validates its role at run time: the one check of every role input the
+    # inventory sets (role_inputs, the first task of every command) must catch it.
+    before = colour_versions()
+    with inventory_vars(LAB, {"bluegreen_analysis_count": "three", "bluegreen_lb_keepalive": []}):
+        result = bluegreen("release", "--version", "2.0.0")
+
+    assert (result.exit_code, result.outcome) == (2, "refused"), result.report
+    assert "'bluegreen_analysis_count' is of type str" in result.message, result.message
+    assert "(bluegreen_analysis's main) [on app-blue, app-green, db1, lb1]" in result.message
+    assert "bluegreen_lb_keepalive" in result.message, result.message
+    assert "Fix the inventory" in result.message
+    assert colour_versions() == before
+    assert shell("lb1", f"test -e {LOCK} && echo held || echo free")["stdout"] == "free"
 
 
 def test_missing_artifact_is_refused_before_anything_changes() -> None:
