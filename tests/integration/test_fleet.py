@@ -52,16 +52,19 @@ def test_one_idle_host_that_cannot_start_stops_the_fleet_release_before_the_swit
     broken = f"app-{idle}-2"
     # Another process holds the idle colour's port on one host (the colour's own unit,
     # warm from an earlier release, stopped first): its unit crashes at start.
+    # Under the suite's load the server may take seconds to bind: wait for the port (up
+    # to 30 s), and free it whatever happens, or the next tests find it taken.
     port = PORTS[idle]
-    taken = shell(
-        broken,
-        f"systemctl stop sampleapp@{idle}; "
-        f"setsid nohup python3 -m http.server {port} >/dev/null 2>&1 & sleep 1; "
-        f"ss -ltnpH '( sport = :{port} )'",
-        FLEET,
-    )
-    assert "python3" in taken["stdout"] and "gunicorn" not in taken["stdout"], taken
     try:
+        taken = shell(
+            broken,
+            f"systemctl stop sampleapp@{idle}; "
+            f"setsid nohup python3 -m http.server {port} >/dev/null 2>&1 & "
+            f"for _ in $(seq 150); do ss -ltnH '( sport = :{port} )' | grep -q . && break; "
+            f"sleep 0.2; done; ss -ltnpH '( sport = :{port} )'",
+            FLEET,
+        )
+        assert "python3" in taken["stdout"] and "gunicorn" not in taken["stdout"], taken
         failed = bluegreen("release", "--version", "2.0.0", "-i", FLEET)
     finally:
         shell(broken, "pkill -f 'http.server' || true", FLEET)
