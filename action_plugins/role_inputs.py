@@ -19,8 +19,12 @@ from ansible.errors import AnsibleError, AnsibleUndefinedVariable
 from ansible.plugins.action import ActionBase
 
 try:  # In the collection bluegreen.release.
+    from ansible_collections.bluegreen.release.plugins.module_utils import (
+        release_journal as journal,
+    )
     from ansible_collections.bluegreen.release.plugins.module_utils import role_inputs
 except ImportError:  # In the tree: the bluegreen package maps module_utils/ (pyproject).
+    from bluegreen_module_utils import release_journal as journal
     from bluegreen_module_utils import role_inputs
 
 
@@ -71,7 +75,11 @@ class ActionModule(ActionBase):
         problems_by_host: dict[str, list[str]] = {}
         for host in hosts:
             values, unreadable = values_of(task_vars["hostvars"][host], names)
-            problems = unreadable + role_inputs.input_problems(specs, values)
+            # A validator's message may quote a value: never a no_log one.
+            problems = journal.redact(
+                unreadable + role_inputs.input_problems(specs, values),
+                role_inputs.secret_values(specs, values),
+            )
             if problems:
                 problems_by_host[host] = problems
         result["changed"] = False

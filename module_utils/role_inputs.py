@@ -36,13 +36,6 @@ def entry_points(specs_by_role: Mapping[str, Mapping[str, Any]]) -> Iterable[tup
             yield f"{role}'s {entry}", dict((spec or {}).get("options") or {})
 
 
-def redacted(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced (a validator's message may quote a value)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "********")
-    return text
-
-
 def input_problems(
     specs_by_role: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any]
 ) -> list[str]:
@@ -57,15 +50,26 @@ def input_problems(
         result = ArgumentSpecValidator(without_required(options)).validate(
             given, validate_role_argument_spec=True
         )
-        secrets = [
-            str(given[name]) for name in given if options[name].get("no_log") and given[name]
-        ]
         for message in result.error_messages:
-            text = redacted(message, secrets)
-            if text not in seen:
-                seen.add(text)
-                problems.append(f"{text} ({where})")
+            if message not in seen:
+                seen.add(message)
+                problems.append(f"{message} ({where})")
     return problems
+
+
+def secret_values(
+    specs_by_role: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any]
+) -> list[str]:
+    """The values set for options some entry point marks no_log: a validator's message
+    may quote a value, so the problems are redacted of these before anyone sees them."""
+    return sorted(
+        {
+            str(values[name])
+            for _, options in entry_points(specs_by_role)
+            for name, option in options.items()
+            if option.get("no_log") and values.get(name)
+        }
+    )
 
 
 def message_of(problems_by_host: Mapping[str, list[str]]) -> str:

@@ -10,7 +10,13 @@ import sys
 from pathlib import Path
 
 import yaml
-from ansible.module_utils.role_inputs import input_problems, message_of, without_required
+from ansible.module_utils.release_journal import redact
+from ansible.module_utils.role_inputs import (
+    input_problems,
+    message_of,
+    secret_values,
+    without_required,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
@@ -62,7 +68,9 @@ def test_required_is_lifted_only_at_the_top() -> None:
 
 
 def test_a_secret_value_never_appears_in_a_problem() -> None:
-    [problem] = input_problems(SPECS, {"bluegreen_x_password": "hunter2-secret"})
+    values = {"bluegreen_x_password": "hunter2-secret", "bluegreen_x_mode": "fast"}
+    assert secret_values(SPECS, values) == ["hunter2-secret"]
+    [problem] = redact(input_problems(SPECS, values), secret_values(SPECS, values))
     assert "hunter2-secret" not in problem and "********" in problem
 
 
