@@ -246,6 +246,9 @@ def _mode_is(*modes: str) -> tuple[Callable[[RunRecord], bool], str]:
 
 
 NOT_DATA = (lambda r: not r.data_rollback, "the data rollback does this step itself")
+# rollback.yml imports rollback_data.yml's plays in every rollback: without --with-data
+# they must match no host, not run a skipped task on each (0.7 s before traffic moved).
+DATA_ONLY = (lambda r: r.data_rollback, "only a rollback with --with-data moves the data")
 
 
 def _recovers(*actions: str) -> tuple[Callable[[RunRecord], bool], str]:
@@ -301,19 +304,20 @@ ROLLBACK_RULES: dict[str, Rule] = {
         )
     ),
     "rollback_switch": Rule(ROLLS_BACK_TRAFFIC),
-    "data_options": Rule(),
-    "data_lock": Rule((NOT_FAILED,)),
-    "data_hosts": Rule((NOT_FAILED,)),
+    "data_options": Rule((DATA_ONLY,)),
+    "data_lock": Rule((NOT_FAILED, DATA_ONLY)),
+    "data_hosts": Rule((NOT_FAILED, DATA_ONLY)),
     "data_plan": Rule(
         (
             NOT_FAILED,
+            DATA_ONLY,
             (lambda r: r.target_revision_known, "no revision of the previous release is known"),
         )
     ),
     "data_snapshot": Rule(
-        (NOT_FAILED, (lambda r: r.needs_snapshot, "a downgrade takes the schema back"))
+        (NOT_FAILED, DATA_ONLY, (lambda r: r.needs_snapshot, "a downgrade takes the schema back"))
     ),
-    "data_way": Rule((NOT_FAILED,)),
+    "data_way": Rule((NOT_FAILED, DATA_ONLY)),
     "data_quiesce": Rule(
         (
             NOT_FAILED,

@@ -623,19 +623,29 @@ ROLLBACK_TABLE = [
         False,
         "the data rollback does this step itself",
     ),
-    ("data_plan", {}, False, "no revision of the previous release is known"),
-    ("data_plan", {"target_revision_known": True}, True, ""),
+    # Without --with-data, rollback_data.yml's plays match no host.
+    *(
+        (step, {}, False, "only a rollback with --with-data moves the data")
+        for step in ("data_options", "data_lock", "data_hosts", "data_plan", "data_way")
+    ),
+    ("data_plan", {"data_rollback": True}, False, "no revision of the previous release is known"),
+    ("data_plan", {"data_rollback": True, "target_revision_known": True}, True, ""),
     (
         "data_snapshot",
-        {"data_plan": {"direction": "downgrade", "pending": [{}]}},
+        {"data_rollback": True, "data_plan": {"direction": "downgrade", "pending": [{}]}},
         False,
         "a downgrade takes the schema back",
     ),
-    ("data_snapshot", {"data_plan": IRREVERSIBLE_PLAN}, True, ""),
-    ("data_snapshot", {"data_plan": {"direction": "downgrade"}, "method": "restore"}, True, ""),
+    ("data_snapshot", {"data_rollback": True, "data_plan": IRREVERSIBLE_PLAN}, True, ""),
     (
         "data_snapshot",
-        {"data_plan": {"direction": "none"}, "method": "restore"},
+        {"data_rollback": True, "data_plan": {"direction": "downgrade"}, "method": "restore"},
+        True,
+        "",
+    ),
+    (
+        "data_snapshot",
+        {"data_rollback": True, "data_plan": {"direction": "none"}, "method": "restore"},
         False,
         "a downgrade takes the schema back",
     ),
