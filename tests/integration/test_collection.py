@@ -1,10 +1,10 @@
-"""A team's own playbook, outside this repository, releases the sample service on the lab
-with the bluegreen.release collection installed from its tarball.
+"""A team's own playbook, outside this repository, releases the sample service on the
+single-host lab with the bluegreen.release collection installed from its tarball.
 
 Nothing of the tree's Ansible setup helps: the collection is built and installed into a
 temporary directory, the playbook lives there, and ANSIBLE_CONFIG names a file of its own
 that holds only what reaching the lab takes (the SSH settings the tree's ansible.cfg has).
-The lab's inventory is used as it is: it says which hosts, ports and key.
+The single-host lab's inventory is used as it is: it says which hosts, ports and key.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import JOURNAL_PATH, LAB, ROOT, ensure_live, live, shell
+from conftest import JOURNAL_PATH, ROOT, SINGLE, SINGLE_URL, ensure_live, live, shell
 
 from bluegreen.collection import build
 
-# Group lab: its tests finish about seven minutes before those of lab2 and the single-host
-# groups (test-artifacts/integration-*.log), and this costs one release between 1.0.0 and
-# 2.0.0 from whichever is live, as test_policy's releases do.
-pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab"), pytest.mark.usefixtures("lab")]
+# The single-host lab: nothing here needs two app hosts, and the groups of the multi-host
+# lab (lab, lab2) are the suite's longest (test-artifacts/integration-*.log). This costs one
+# release between 1.0.0 and 2.0.0 from whichever is live.
+pytestmark = [pytest.mark.lab, pytest.mark.lab_group("single"), pytest.mark.usefixtures("lab")]
 
 BIN = Path(sys.executable).parent
 
@@ -93,9 +93,9 @@ def other_than(version: str | None) -> str:
 def test_a_playbook_outside_the_tree_releases_the_service_with_the_collection(
     tmp_path: Path,
 ) -> None:
-    if live().status != 200:
-        ensure_live("2.0.0")
-    before = live()
+    if live(SINGLE_URL).status != 200:
+        ensure_live("2.0.0", SINGLE)
+    before = live(SINGLE_URL)
     version = other_than(before.version)
 
     collections = tmp_path / "collections"
@@ -125,7 +125,7 @@ def test_a_playbook_outside_the_tree_releases_the_service_with_the_collection(
             str(BIN / "ansible-playbook"),
             "release.yml",
             "-i",
-            str(ROOT / "inventories" / LAB),
+            str(ROOT / "inventories" / SINGLE),
             "-e",
             json.dumps(
                 {
@@ -147,7 +147,7 @@ def test_a_playbook_outside_the_tree_releases_the_service_with_the_collection(
     stats = json.loads(completed.stdout)["global_custom_stats"]
     # The lab is quiet: nothing measured the new colour, so it went live unverified.
     assert stats["bluegreen_outcome"] == "unverified", stats.get("bluegreen_message")
-    after = live()
+    after = live(SINGLE_URL)
     assert after.version == version
     assert after.colour != before.colour
     assert stats["team_live_colour"] == after.colour
@@ -159,8 +159,8 @@ def test_a_playbook_outside_the_tree_releases_the_service_with_the_collection(
         version,
         "unverified",
     )
-    lines = shell("lb1", f"cat {JOURNAL_PATH}")["stdout_lines"]
+    lines = shell("single1", f"cat {JOURNAL_PATH}", SINGLE)["stdout_lines"]
     steps = [r["step"] for r in map(json.loads, lines) if r["release_id"] == release_id]
     assert {"lock", "deploy", "switch", "release"} <= set(steps), steps
-    controller = tmp_path / "state" / "journal" / LAB / "sampleapp.jsonl"
+    controller = tmp_path / "state" / "journal" / SINGLE / "sampleapp.jsonl"
     assert release_id in controller.read_text()
