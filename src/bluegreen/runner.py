@@ -289,20 +289,25 @@ def problem_summary(
     return f"ansible-playbook exited with code {rc}{log_hint}"
 
 
-DEFAULT_STRATEGY = "mitogen_linear"
+DEFAULT_STRATEGY = "bluegreen_mitogen_linear"
 STRATEGY_VARIABLE = "BLUEGREEN_ANSIBLE_STRATEGY"
+# bluegreen's own strategy plugins (src/bluegreen/strategy_plugins): Mitogen's linear
+# strategy with its module-dependency scan's compiles kept for the command's run.
+OWN_STRATEGIES = Path(__file__).parent / "strategy_plugins"
 
 
 def strategy_envvars(choice: str | None) -> dict[str, str]:
     """The Ansible strategy a command runs with: Mitogen for Ansible's linear strategy
-    unless ``choice`` (``BLUEGREEN_ANSIBLE_STRATEGY``) names another, e.g. ``linear``.
+    (``bluegreen_mitogen_linear``, see its plugin) unless ``choice``
+    (``BLUEGREEN_ANSIBLE_STRATEGY``) names another, e.g. ``linear`` or Mitogen's own
+    ``mitogen_linear``.
 
     Mitogen keeps one Python interpreter per host for the whole run instead of starting
     one per task over SSH; a release runs ~50 remote tasks, and that start-up was half of
     its time (docs/benchmarks.md, "Ansible's overhead"). Its plugin directory is found
     from the installed package, so no path is written into ansible.cfg."""
     strategy = choice or DEFAULT_STRATEGY
-    if not strategy.startswith("mitogen_"):
+    if "mitogen_" not in strategy:
         return {"ANSIBLE_STRATEGY": strategy}
     try:
         import ansible_mitogen
@@ -311,8 +316,9 @@ def strategy_envvars(choice: str | None) -> dict[str, str]:
             f"{STRATEGY_VARIABLE}={strategy} needs Mitogen for Ansible, which is not installed: "
             f"install it (pip install mitogen) or set {STRATEGY_VARIABLE}=linear"
         ) from exc
-    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
-    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": strategy}
+    mitogens = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    plugins = os.pathsep.join([str(OWN_STRATEGIES), str(mitogens)])
+    return {"ANSIBLE_STRATEGY_PLUGINS": plugins, "ANSIBLE_STRATEGY": strategy}
 
 
 def _envvars(project: Path) -> dict[str, str]:

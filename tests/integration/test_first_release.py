@@ -6,8 +6,9 @@ empty SQLite file.
 One test, in order, because each release builds on the last: a failed first release
 (nothing served before it), the first real release, a refused release (breaking
 migration) while 1.0.0 serves, a second release, then a re-release of the warm version
-with a changed environment (its after_install hook sees it), and a release stopped by a
-before_switch hook that fails.
+with a changed environment (its after_install hook sees it), a release stopped by a
+before_switch hook that fails, and a rollback: the after_switch and after_rollback hooks
+run on the colour traffic moved to, in its environment.
 """
 
 from __future__ import annotations
@@ -106,8 +107,12 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     status, colour, version = public()
     assert (status, version) == (200, "1.0.0") and colour != warm
     assert environ(main_pid(colour))["RELEASE_MARK"] == "three"
-    plan = SERVICE.journal(again.report["custom_stats"]["bluegreen_release_id"])["plan"]
-    assert plan["evidence"]["reconfigured"] == [HOST], plan
+    again_steps = SERVICE.journal(again.report["custom_stats"]["bluegreen_release_id"])
+    assert again_steps["plan"]["evidence"]["reconfigured"] == [HOST], again_steps["plan"]
+    # Its after_switch hook ran on the colour traffic moved to, in that colour's environment.
+    assert on_host(f"cat /var/lib/{APP}/after-switch-{colour}").strip() == "three"
+    hook = again_steps["hook"]["evidence"]
+    assert (hook["name"], hook["ok"]) == ("mark-after-switch", True), hook
     warm = colour
 
     # A breaking migration (2.0.6 drops the column 2.0.0 added, which the live schema
@@ -138,3 +143,13 @@ def test_failures_before_the_switch_leave_users_where_they_were_and_env_changes_
     assert (hook["name"], hook["ok"], hook["exit_code"]) == ("refuse-hookfail", False, 1), hook
     idle = "blue" if warm == "green" else "green"
     assert on_host(f"cat /var/lib/{APP}/hook-mark-{idle}").strip() == "hookfail"
+
+    # A rollback to the other colour (its 1.0.0 went live unverified, as the analysis is
+    # off here): the after_rollback hook runs there, in that colour's environment.
+    back = bluegreen("rollback", "--allow-unverified", "-i", SERVICE.inventory)
+    assert back.exit_code == 0, back.report
+    assert public() == (200, idle, "1.0.0")
+    mark = environ(main_pid(idle))["RELEASE_MARK"]
+    assert on_host(f"cat /var/lib/{APP}/after-rollback-{idle}").strip() == mark
+    hook = SERVICE.journal(back.report["custom_stats"]["bluegreen_release_id"])["hook"]["evidence"]
+    assert (hook["name"], hook["ok"]) == ("mark-after-rollback", True), hook

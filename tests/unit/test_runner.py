@@ -247,7 +247,7 @@ PLAYBOOK = """\
 """
 
 
-@pytest.mark.parametrize("strategy", ["mitogen_linear", "linear"])
+@pytest.mark.parametrize("strategy", ["bluegreen_mitogen_linear", "mitogen_linear", "linear"])
 def test_real_run_reports_custom_stats_and_a_failing_task_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: str
 ) -> None:
@@ -322,11 +322,14 @@ def test_the_commands_inputs_go_under_one_variable_and_role_settings_stay_on_top
     }
 
 
-def test_commands_run_with_mitogens_strategy_found_in_the_installed_package() -> None:
+def test_commands_run_with_mitogens_strategy_found_in_the_installed_packages() -> None:
     env = strategy_envvars(None)
 
-    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
-    assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_linear.py").is_file()
+    assert env["ANSIBLE_STRATEGY"] == "bluegreen_mitogen_linear"
+    own, mitogens = map(Path, env["ANSIBLE_STRATEGY_PLUGINS"].split(os.pathsep))
+    assert (own / "bluegreen_mitogen_linear.py").is_file()
+    assert (mitogens / "mitogen_linear.py").is_file()
+    assert strategy_envvars("mitogen_linear")["ANSIBLE_STRATEGY"] == "mitogen_linear"
 
 
 def test_another_strategy_is_taken_as_named_with_no_plugin_path() -> None:
@@ -340,3 +343,15 @@ def test_mitogen_asked_for_but_missing_is_bad_input_naming_the_fix(
 
     with pytest.raises(InputError, match=r"pip install mitogen.*BLUEGREEN_ANSIBLE_STRATEGY=linear"):
         strategy_envvars("mitogen_free")
+
+
+def test_the_strategy_compiles_each_scanned_file_once_per_command() -> None:
+    import ansible_mitogen.module_finder
+
+    from bluegreen.strategy_plugins import bluegreen_mitogen_linear as plugin
+
+    assert ansible_mitogen.module_finder.compile is plugin.compiled
+    first = plugin.compiled(b"import os\n", "a.py", "exec")
+    assert plugin.compiled(b"import os\n", "a.py", "exec") is first
+    changed = plugin.compiled(b"import sys\n", "a.py", "exec")
+    assert changed is not first and "sys" in changed.co_names

@@ -1,0 +1,1 @@
+"""Ansible strategy plugins the commands run with (bluegreen.runner.strategy_envvars)."""
