@@ -100,6 +100,12 @@ options:
     description:
       - The revision the previous release was deployed on.
     type: str
+  target_after_live:
+    description:
+      - With O(decide=way), whether the colour to go back to was deployed after the live
+        one (O(decide=releases) returns it); such a data rollback is refused.
+    type: bool
+    default: false
   mode:
     description:
       - With O(decide=message), the way the data went back.
@@ -113,7 +119,7 @@ options:
     default: ""
   target_version:
     description:
-      - With O(decide=message), the version that colour runs.
+      - With O(decide=message) or O(decide=way), the version the colour to go back to runs.
     type: str
     default: ""
   previous:
@@ -218,6 +224,12 @@ maintenance_since:
   description: With O(decide=releases), since when maintenance mode is on on every load balancer.
   returned: when decide is releases
   type: str
+target_after_live:
+  description:
+    - With O(decide=releases), whether the colour to go back to was deployed after the live
+      one, so that traffic already went back from it without its data.
+  returned: when decide is releases
+  type: bool
 snapshot:
   description:
     - With O(decide=snapshot), the live release's snapshot (none when it is not kept); with
@@ -245,7 +257,9 @@ failure:
   returned: when decide is way
   type: str
 refusal:
-  description: With O(decide=way), why the restore is refused (empty when it is not).
+  description:
+    - With O(decide=way), why the data rollback is refused (empty when it is not), a
+      restore that would lose acknowledged writes or a colour deployed after the live one.
   returned: when decide is way
   type: str
 message:
@@ -301,6 +315,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     accept_data_loss=dict(type="bool", default=False),
     live_version=dict(type="str", default=""),
     target_revision=dict(type="str"),
+    target_after_live=dict(type="bool", default=False),
     mode=dict(type="str", choices=["switch", "downgrade", "restore"], default="switch"),
     target_colour=dict(type="str", default=""),
     target_version=dict(type="str", default=""),
@@ -328,6 +343,7 @@ def decided(p: dict[str, Any]) -> dict[str, Any]:
             "live_release": releases.live,
             "target_release": releases.target,
             "target_revision": releases.target_revision,
+            "target_after_live": releases.target_after_live,
             "maintenance_since": maintenance_since(mtimes, p["load_balancers"]),
         }
     if decide == "snapshot":
@@ -341,6 +357,8 @@ def decided(p: dict[str, Any]) -> dict[str, Any]:
             p["accept_data_loss"],
             p["live_version"],
             p["target_revision"],
+            p["target_after_live"],
+            p["target_version"],
         )
         return way.as_dict()
     if decide == "restore_request":

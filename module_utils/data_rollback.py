@@ -44,6 +44,9 @@ class Releases:
 
     live: Mapping[str, Any] | None
     target: Mapping[str, Any] | None
+    # The colour to go back to was deployed after the live one: traffic already went back
+    # from it without its data (a plain or an automatic rollback).
+    target_after_live: bool = False
 
     @property
     def target_revision(self) -> str | None:
@@ -62,9 +65,27 @@ def deployed_releases(records: Iterable[Mapping[str, Any]], live_colour: str) ->
     def colour(record: Mapping[str, Any]) -> Any:
         return (record.get("evidence") or {}).get("colour")
 
-    live = [r for r in deploys if colour(r) == live_colour]
-    target = [r for r in deploys if colour(r) != live_colour]
-    return Releases(live[-1] if live else None, target[-1] if target else None)
+    live = [i for i, r in enumerate(deploys) if colour(r) == live_colour]
+    target = [i for i, r in enumerate(deploys) if colour(r) != live_colour]
+    return Releases(
+        deploys[live[-1]] if live else None,
+        deploys[target[-1]] if target else None,
+        bool(live and target and target[-1] > live[-1]),
+    )
+
+
+def forward_refusal(live_version: str, target_version: str) -> str:
+    """Why ``rollback --with-data`` must not go to a colour deployed after the live one."""
+    target = target_version or "the release to go back to"
+    live = live_version or "the live release"
+    return (
+        f"the colour to go back to runs {target}, deployed after the live {live}: traffic"
+        " already went back from it without its data (a plain or an automatic rollback), so"
+        f" a data rollback would go forward, not back. The schema is where it was when"
+        f" traffic went back, and {live} runs on it. To go forward, release it again"
+        f" (bluegreen release --version {target_version or '<version>'}); to move traffic"
+        " only, bluegreen rollback. Nothing was changed"
+    )
 
 
 def maintenance_since(flag_mtimes: Sequence[float | None], load_balancers: int) -> str | None:
@@ -87,7 +108,8 @@ class DataRollback:
     why_restore: str
     # A refusal that is a failed plan (exit 3): the method cannot work at all.
     failure: str
-    # A refusal that is bad input (exit 2): the restore would lose acknowledged writes.
+    # A refusal that is bad input (exit 2): the restore would lose acknowledged writes,
+    # or the colour to go back to was deployed after the live one.
     refusal: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,9 +130,14 @@ def data_rollback(
     accept_data_loss: bool,
     live_version: str,
     target_revision: str | None,
+    target_after_live: bool = False,
+    target_version: str = "",
 ) -> DataRollback:
     """How the data goes back, from the plan of the live release's migrations down to
-    the previous release's revision and the snapshot taken before the live release."""
+    the previous release's revision and the snapshot taken before the live release; a
+    colour deployed after the live one is refused (going there is not going back)."""
+    if target_after_live:
+        return DataRollback("switch", False, "", "", forward_refusal(live_version, target_version))
     plan = plan or {}
     irreversible = [p for p in plan.get("pending") or [] if p.get("irreversible")]
     if plan.get("direction", "none") != "downgrade":

@@ -97,6 +97,7 @@ class RunRecord:
     recover_only: bool = False
     method: str = "auto"
     target_revision_known: bool = False
+    target_after_live: bool = False
     plan_direction: str = "none"
     irreversible: bool = False
     data_mode: str = ""
@@ -312,6 +313,10 @@ ROLLBACK_RULES: dict[str, Rule] = {
             NOT_FAILED,
             DATA_ONLY,
             (lambda r: r.target_revision_known, "no revision of the previous release is known"),
+            (
+                lambda r: not r.target_after_live,
+                "the colour to go back to was deployed after the live one",
+            ),
         )
     ),
     "data_snapshot": Rule(
@@ -447,6 +452,7 @@ def record_from_params(params: Mapping[str, Any]) -> RunRecord:
         recover_only=flag("recover_only"),
         method=text("method") or defaults.method,
         target_revision_known=flag("target_revision_known"),
+        target_after_live=flag("target_after_live"),
         plan_direction=str(plan.get("direction") or defaults.plan_direction),
         irreversible=any(step.get("irreversible") for step in plan.get("pending") or []),
         data_mode=text("data_mode"),
@@ -698,6 +704,7 @@ def record_from_facts(
         "recover_only": cli.get("recover_only", False),
         "method": cli.get("rollback_data_method") or "auto",
         "target_revision_known": fact("bluegreen_release_rollback_target_revision") is not None,
+        "target_after_live": fact("bluegreen_release_rollback_target_after_live", False),
         "data_plan": fact("bluegreen_release_rollback_plan") or {},
         "data_mode": fact("bluegreen_release_rollback_mode", ""),
         "refused": fact("bluegreen_release_rollback_refused", False),

@@ -131,5 +131,12 @@ def upgrade_rollback_with_data_and_without() -> None:
     back = bluegreen("rollback", "--allow-unverified", "-i", SERVICE.inventory)
     assert back.exit_code == 0, back.report
     assert applied_migrations() == before + len(WAGTAIL_7_1)
+    # Traffic went back without the data: 1.1.0 was deployed after the live 1.0.0, so a
+    # data rollback now would go forward. Refused as bad input, naming the way forward.
+    forward = bluegreen("rollback", "--with-data", "-i", SERVICE.inventory)
+    assert forward.exit_code == 2, forward.report
+    assert "runs 1.1.0, deployed after the live 1.0.0" in forward.message, forward.message
+    assert "bluegreen release --version 1.1.0" in forward.message, forward.message
+    assert applied_migrations() == before + len(WAGTAIL_7_1)
     status, body = page("/")
     assert status == 200 and "Welcome to your new Wagtail site" in body

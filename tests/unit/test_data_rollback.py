@@ -104,6 +104,24 @@ def test_the_releases_are_the_newest_deploys_to_each_colour() -> None:
     assert releases.target_revision == "0001,0002"
     assert deployed_releases([deploy("green", "r1", None)], "blue").target_revision is None
     assert deployed_releases([], "blue").target is None
+    # r4 went to green after blue's r2, yet blue is live: traffic already came back.
+    assert releases.target_after_live is True
+    assert deployed_releases(records[:2], "blue").target_after_live is False
+    assert deployed_releases(records[:2], "green").target_after_live is True
+    assert deployed_releases([deploy("green", "r1", None)], "blue").target_after_live is False
+
+
+def test_a_colour_deployed_after_the_live_one_is_refused_naming_the_way_forward() -> None:
+    way = decide_way(
+        "auto", None, None, None, False, "1.0.0", "0002", target_after_live=True,
+        target_version="2.0.0",
+    )  # fmt: skip
+    assert way.refusal and not way.failure
+    assert "runs 2.0.0, deployed after the live 1.0.0" in way.refusal
+    assert "bluegreen release --version 2.0.0" in way.refusal
+    assert way.refusal.endswith("Nothing was changed")
+    # Even a plan that could go down is not taken: going there is going forward.
+    assert decide_way("auto", DOWN, None, None, False, "1.0.0", "0001", True, "2.0.0").refusal
 
 
 def test_maintenance_counts_only_when_on_everywhere_rounded_up() -> None:
@@ -160,6 +178,22 @@ def test_the_module_chooses_the_way(run_module) -> None:
         {"decide": "way", "plan": DOWN, "live_version": "2.0.0", "target_revision": "0001"},
     )
     assert (result["mode"], result["failure"], result["refusal"]) == ("downgrade", "", "")
+    forward = run_module(
+        data_rollback.main,
+        {
+            "decide": "way",
+            "live_version": "1.0.0",
+            "target_revision": "0002",
+            "target_after_live": True,
+            "target_version": "2.0.0",
+        },
+    )
+    assert "deployed after the live 1.0.0" in forward["refusal"]
+    releases = run_module(
+        data_rollback.main,
+        {"decide": "releases", "records": [deploy("blue", "r1", "0001")], "live_colour": "blue"},
+    )
+    assert releases["target_after_live"] is False
 
 
 MANIFEST = {"started": "2026-12-05T10:00:00Z", "release_id": "r2", "revision": "0002"}

@@ -631,6 +631,12 @@ ROLLBACK_TABLE = [
     ("data_plan", {"data_rollback": True}, False, "no revision of the previous release is known"),
     ("data_plan", {"data_rollback": True, "target_revision_known": True}, True, ""),
     (
+        "data_plan",
+        {"data_rollback": True, "target_revision_known": True, "target_after_live": True},
+        False,
+        "the colour to go back to was deployed after the live one",
+    ),
+    (
         "data_snapshot",
         {"data_rollback": True, "data_plan": {"direction": "downgrade", "pending": [{}]}},
         False,
