@@ -14,7 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+# The one rule for a service's name (the CLI's build and project scan use it too): it names
+# the unit, the user, the directories and the nginx upstreams.
+SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 
 def port_problems(ports: Any, colours: Sequence[str]) -> list[str]:
@@ -32,7 +34,7 @@ def port_problems(ports: Any, colours: Sequence[str]) -> list[str]:
 def name_problems(name: Any, expected: Any = None) -> list[str]:
     """What is wrong with ``name`` (bluegreen_service_name), and whether it is the service
     the command asked for with --app (``expected``, None when it named none)."""
-    if not isinstance(name, str) or not SERVICE_NAME.match(name):
+    if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
         return [
             "bluegreen_service_name must be lower case letters, digits, '_' or '-', a letter"
             f" first (it is {name!r})"

@@ -100,6 +100,7 @@ from packaging.version import InvalidVersion, Version
 
 from bluegreen.errors import BluegreenError, InputError
 from bluegreen_module_utils.python_requirement import python_requirement_problem
+from bluegreen_module_utils.service_shape import SERVICE_NAME
 
 MANIFEST_NAME = "bluegreen-artifact.json"
 MANIFEST_FORMAT = 1
@@ -149,7 +150,6 @@ _PIN_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 _TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(?:#.*)?$")
 _VERSION_LINE = re.compile(r"""^(\s*version\s*=\s*)("[^"\n]*"|'[^'\n]*')(\s*(?:#.*)?)$""")
 # The same rule as bluegreen_service_name: the name becomes units, paths and upstreams.
-_SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _PYTHON_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 _MANYLINUX = re.compile(r"manylinux(?:2014|_2_(\d+))_(x86_64|aarch64)")
 # pip settings that choose where packages come from, and uv's spelling of each.
@@ -275,7 +275,7 @@ def normalized_version(version: str) -> str:
 
 def service_name(name: str) -> str:
     """``name`` when it can name a service (lower case, digits, - and _, a letter first)."""
-    if not _SERVICE_NAME.fullmatch(name):
+    if not SERVICE_NAME.fullmatch(name):
         raise ProjectError(
             f"--name {name!r} cannot name a service: use lower case letters, digits, - and _, "
             "starting with a letter (e.g. mysite); it must equal bluegreen_service_name"
@@ -840,7 +840,7 @@ def _manylinux(platform: str) -> tuple[int, str]:
 
 def _suggested_name(project_dir: Path) -> str:
     suggestion = re.sub(r"[^a-z0-9_-]+", "-", project_dir.name.lower()).strip("-_")
-    return suggestion if _SERVICE_NAME.fullmatch(suggestion) else "mysite"
+    return suggestion if SERVICE_NAME.fullmatch(suggestion) else "mysite"
 
 
 def _same_name(one: str, other: str) -> bool:

@@ -29,6 +29,7 @@ from packaging.version import InvalidVersion, Version
 
 from bluegreen.build import DEFAULT_PYTHON_VERSION, LOCK_FILES, ProjectError, locked_pins
 from bluegreen_module_utils.python_requirement import python_requirement_problem
+from bluegreen_module_utils.service_shape import SERVICE_NAME
 
 T = TypeVar("T")
 
@@ -102,7 +103,6 @@ _ROUTE_CALLS = frozenset(
     {"route", "get", "head", "api_route", "add_url_rule", "path", "re_path", "url", "Route"}
 )
 _DEV_REQUIREMENTS = re.compile(r"dev|test|lint|doc|ci", re.IGNORECASE)
-_SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ class ProjectScan:
 def service_name_for(text: str) -> str:
     """``text`` as a service name: lower case letters, digits, - and _, a letter first."""
     name = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
-    return name if _SERVICE_NAME.fullmatch(name) else f"service-{name}".rstrip("-")
+    return name if SERVICE_NAME.fullmatch(name) else f"service-{name}".rstrip("-")
 
 
 def pyproject_table(root: Path) -> dict[str, Any]:
