@@ -355,3 +355,29 @@ def test_the_strategy_compiles_each_scanned_file_once_per_command() -> None:
     assert plugin.compiled(b"import os\n", "a.py", "exec") is first
     changed = plugin.compiled(b"import sys\n", "a.py", "exec")
     assert changed is not first and "sys" in changed.co_names
+
+
+def test_the_strategy_wakes_when_a_result_is_appended_not_at_its_next_poll() -> None:
+    import threading
+
+    from bluegreen.strategy_plugins import bluegreen_mitogen_linear as plugin
+
+    condition = threading.Condition(threading.Lock())
+    results = plugin.NotifyingResults(condition, ["earlier"])
+    woke: list[bool] = []
+    waiting = threading.Event()
+
+    def waiter() -> None:
+        with condition:
+            waiting.set()  # the lock is free again only once wait() sleeps
+            woke.append(condition.wait(30))  # False: it slept until the timeout
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert waiting.wait(10)
+    with condition:  # as Ansible's results thread appends, the waiter asleep
+        results.append("result")
+    thread.join(5)
+
+    assert list(results) == ["earlier", "result"]
+    assert woke == [True], "the waiter slept until its timeout: append did not wake it"
