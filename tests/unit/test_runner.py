@@ -381,3 +381,15 @@ def test_the_strategy_wakes_when_a_result_is_appended_not_at_its_next_poll() -> 
 
     assert list(results) == ["earlier", "result"]
     assert woke == [True], "the waiter slept until its timeout: append did not wake it"
+
+
+def test_a_result_appended_without_the_lock_is_kept_for_the_next_check() -> None:
+    import threading
+
+    from bluegreen.strategy_plugins import bluegreen_mitogen_linear as plugin
+
+    results = plugin.NotifyingResults(threading.Condition(threading.Lock()))
+
+    results.append("result")
+
+    assert list(results) == ["result"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from contextlib import suppress
 from threading import Condition
 from types import CodeType
 from typing import Any
@@ -68,7 +69,10 @@ class NotifyingResults(deque):
 
     def append(self, item: Any) -> None:
         super().append(item)
-        self.condition.notify_all()
+        # Appended without the lock (not what Ansible does today), notify_all raises: the
+        # strategy still finds the result at its next check, IDLE_CHECK_S later.
+        with suppress(RuntimeError):
+            self.condition.notify_all()
 
 
 class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ignore[misc,valid-type]
