@@ -56,10 +56,17 @@ def notify(url: str, smtp_port: int, token: str) -> dict:
 
 
 def files_containing(folder: Path, needles: list[bytes]) -> list[str]:
+    # The other test groups' commands run beside this one and remove their runner
+    # folders when they end: os.walk skips a folder gone mid-walk (rglob raised, ci of
+    # stop 27), and a file gone before it is read cannot hold this test's canaries.
     found = []
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = Path(parent, name)
+            try:
+                data = path.read_bytes() if not path.is_symlink() else b""
+            except FileNotFoundError:
+                continue
             found += [f"{path}: {n.decode()}" for n in needles if n in data]
     return found
 
