@@ -42,7 +42,6 @@ from bluegreen.progress import make_progress
 from bluegreen.project import project_root
 from bluegreen.runner import PlaybookResult, inventory_name, run_playbook
 from bluegreen.settings import config_path, default_map, load_config, parse_duration
-from bluegreen_module_utils.golden_signals import GoldenSignalsError, canary_steps_from_params
 from bluegreen_module_utils.release_contract import (
     CLOSING_LABELS,
     EXIT_CODE_MEANINGS,
@@ -300,6 +299,10 @@ def _canary_steps(text: str | None) -> dict[str, list[int]]:
         return {}
     if text.strip().lower() == "none":
         return {"canary": []}
+    # Imported here: the analysis's module (and prometheus_client under it) took 60 ms of
+    # every command's start-up, a rollback's among them.
+    from bluegreen_module_utils.golden_signals import GoldenSignalsError, canary_steps_from_params
+
     try:
         return {"canary": canary_steps_from_params(text, "--canary")}
     except GoldenSignalsError as exc:

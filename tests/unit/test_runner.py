@@ -393,3 +393,107 @@ def test_a_result_appended_without_the_lock_is_kept_for_the_next_check() -> None
     results.append("result")
 
     assert list(results) == ["result"]
+
+
+IN_PROCESS_PLAYBOOK = """\
+- name: Tasks that never leave the controller, on two hosts
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Name each host's own fact
+      ansible.builtin.set_fact:
+        own: "{{ inventory_hostname }}-{{ item }}"
+        pid_here: "{{ 'ansible-playbook' | bluegreen_controller_pid }}"
+      loop: [1]
+    - name: Include tasks for each host
+      ansible.builtin.include_tasks: included.yml
+    - name: Read the pid in a worker
+      ansible.builtin.command: echo {{ 'ansible-playbook' | bluegreen_controller_pid }}
+      register: in_worker
+      changed_when: false
+    - name: Report what each host kept
+      ansible.builtin.set_stats:
+        aggregate: true
+        data:
+          seen: >-
+            {{ {inventory_hostname: [own, included, pid_here | int, in_worker.stdout | int]} }}
+    - name: Fail on one host only, with a message
+      ansible.builtin.assert:
+        that: inventory_hostname != 'second'
+        fail_msg: "second refused"
+"""
+
+
+def test_the_strategy_runs_controller_tasks_in_its_process_each_host_with_its_own_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BLUEGREEN_ANSIBLE_STRATEGY", "bluegreen_mitogen_linear")
+    project = make_project(tmp_path / "ops")
+    filters = Path(__file__).resolve().parents[2] / "filter_plugins"
+    (project / "ansible.cfg").write_text(
+        f"[defaults]\nretry_files_enabled = False\nfilter_plugins = {filters}\n"
+    )
+    (project / "inventories" / "local").mkdir()
+    (project / "inventories" / "local" / "hosts.yml").write_text(
+        "all:\n  vars:\n    ansible_connection: local\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "  hosts:\n    first: {}\n    second: {}\n"
+    )
+    (project / "playbooks" / "probe.yml").write_text(IN_PROCESS_PLAYBOOK)
+    (project / "playbooks" / "included.yml").write_text(
+        "- name: Set a fact in an included file\n"
+        "  ansible.builtin.set_fact:\n    included: '{{ own }}-included'\n"
+    )
+
+    result = run_playbook(project, "playbooks/probe.yml", inventory="local")
+
+    seen = result.custom_stats["seen"]
+    assert [seen["first"][:2], seen["second"][:2]] == [
+        ["first-1", "first-1-included"],
+        ["second-1", "second-1-included"],
+    ]
+    # The same ansible-playbook process, named from a task run in it and from a worker.
+    pids = {pid for values in seen.values() for pid in values[2:]}
+    assert len(pids) == 1 and pids != {os.getpid()}
+    failed = Failure("second", "Fail on one host only, with a message", "second refused")
+    assert result.failures == [failed]
+
+
+def test_only_includes_and_actions_needing_no_connection_run_in_the_strategys_process() -> None:
+    from types import SimpleNamespace
+
+    from ansible.plugins.loader import init_plugin_loader
+
+    from bluegreen.strategy_plugins import bluegreen_mitogen_linear as plugin
+
+    init_plugin_loader()  # as ansible-playbook does before any strategy runs
+
+    def task(action: str, async_val: int = 0) -> SimpleNamespace:
+        return SimpleNamespace(action=action, async_val=async_val, collections=[])
+
+    assert plugin.runs_in_process(task("ansible.builtin.set_fact"))
+    assert plugin.runs_in_process(task("assert"))
+    assert plugin.runs_in_process(task("include_role"))
+    assert plugin.runs_in_process(task("ansible.builtin.include_tasks"))
+    assert not plugin.runs_in_process(task("ansible.builtin.command"))  # a module, no plugin
+    assert not plugin.runs_in_process(task("ansible.builtin.template"))  # a plugin, connected
+    assert not plugin.runs_in_process(task("ansible.builtin.assert", async_val=30))
+
+
+def test_the_controller_pid_is_this_process_here_and_its_parent_in_a_forked_child() -> None:
+    import importlib.util
+    import multiprocessing
+
+    path = Path(__file__).resolve().parents[2] / "filter_plugins" / "controller_process.py"
+    spec = importlib.util.spec_from_file_location("controller_process", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.bluegreen_controller_pid() == os.getpid()
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=lambda: queue.put(module.bluegreen_controller_pid()))
+    child.start()
+    child.join(30)
+    assert queue.get(timeout=5) == os.getpid()

@@ -16,7 +16,14 @@ every ``internal_poll_interval`` (1 ms), CPU that grows with every second a task
 under the suite's load a release's controller CPU went from 20.5 to 16.0 s without it
 (docs/benchmarks.md, session 17). Here the strategy sleeps on
 the queue's condition until a result arrives, woken by the thread that appends it.
-Otherwise this is Mitogen's ``mitogen_linear``.
+
+Ansible forks a worker for every task on every host, even for one that never leaves the
+controller (set_fact, assert, an include): about 25 ms each from an 80 MB process on
+these machines, more than the task's own work. Here such a task (an include, or an
+action whose plugin declares ``_requires_connection = False``) runs in the strategy's
+process, on a copy of the task as a worker has one, and its result goes through the same
+queue. A rollback moved traffic 2.9 s after its start instead of 3.2 to 3.4
+(docs/benchmarks.md, session 18). Otherwise this is Mitogen's ``mitogen_linear``.
 """
 
 from __future__ import annotations
@@ -31,7 +38,13 @@ from typing import Any
 import ansible_mitogen.loaders
 import ansible_mitogen.module_finder
 import ansible_mitogen.strategy
+from ansible import constants as C
+from ansible._internal import _task
+from ansible._internal._errors import _error_utils
 from ansible.errors import AnsibleError
+from ansible.executor.task_executor import TaskExecutor
+from ansible.executor.task_result import _RawTaskResult
+from ansible.plugins import loader as plugin_loader
 
 _COMPILED: dict[tuple[Any, str, str], CodeType] = {}
 
@@ -76,6 +89,22 @@ class NotifyingResults(deque):
             self.condition.notify_all()
 
 
+def runs_in_process(task: Any) -> bool:
+    """Whether ``task`` runs in the strategy's own process rather than in a forked worker:
+    an include, or an action whose plugin says it needs no connection to its host
+    (Ansible's own ``_requires_connection = False``: set_fact, assert, debug, fail,
+    set_stats, ...; and role_inputs). Such a task's work is templating, and the worker
+    forked for it (about 25 ms on these machines, from an 80 MB process) cost more."""
+    if task.async_val:
+        return False
+    if task.action in C._ACTION_ALL_INCLUDES:
+        return True
+    handler = ansible_mitogen.loaders.action_loader.get(
+        task.action, class_only=True, collection_list=task.collections
+    )
+    return handler is not None and not getattr(handler, "_requires_connection", True)
+
+
 class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ignore[misc,valid-type]
     """Mitogen's linear strategy (ansible_mitogen's ``mitogen_linear``), waking on results."""
 
@@ -83,6 +112,50 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
         super().__init__(*args, **kwargs)
         with self._results_lock:
             self._results = NotifyingResults(self._results_lock, self._results)
+
+    def _queue_task(self, host: Any, task: Any, task_vars: Any, play_context: Any) -> None:
+        """Ansible's queueing, except that a task that never leaves the controller runs
+        here at once, its result sent through the same queue a worker's goes through."""
+        if not runs_in_process(task):
+            return super()._queue_task(host, task, task_vars, play_context)
+        self._queued_task_cache[(host.name, task._uuid)] = {
+            "host": host,
+            "task": task,
+            "task_vars": task_vars,
+            "play_context": play_context,
+        }
+        self._tqm.send_callback("v2_runner_on_start", host, task)
+        # A worker's task is a forked copy: the executor squashes and templates it in place.
+        own_task = task.copy()
+        try:
+            with _task.TaskContext(own_task):
+                result = TaskExecutor(
+                    host,
+                    own_task,
+                    task_vars,
+                    play_context,
+                    self._loader,
+                    plugin_loader.get_plugin_loader_namespace(),
+                    self._final_q,
+                    self._variable_manager,
+                ).run()
+        except Exception as exc:
+            result = _error_utils.result_dict_from_exception(exc)
+        self._pending_results += 1
+        try:
+            self._final_q.send_task_result(
+                _RawTaskResult(
+                    host=host, task=own_task, return_data=result, task_fields=own_task.dump_attrs()
+                )
+            )
+        except (
+            Exception
+        ) as exc:  # a result that cannot be pickled: its error instead, as a worker does
+            error = _error_utils.result_dict_from_exception(exc)
+            self._final_q.send_task_result(
+                _RawTaskResult(host=host, task=own_task, return_data=error, task_fields={})
+            )
+        return None
 
     def _wait_on_pending_results(self, iterator: Any) -> list[Any]:
         """Ansible's loop (results until none is pending), sleeping on the queue's
