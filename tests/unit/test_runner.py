@@ -399,6 +399,8 @@ IN_PROCESS_PLAYBOOK = """\
 - name: Tasks that never leave the controller, on two hosts
   hosts: all
   gather_facts: false
+  vars:
+    bluegreen_strategy_connect_ahead: "{{ ['second'] }}"
   tasks:
     - name: Name each host's own fact
       ansible.builtin.set_fact:
@@ -445,8 +447,16 @@ def test_the_strategy_runs_controller_tasks_in_its_process_each_host_with_its_ow
         "  ansible.builtin.set_fact:\n    included: '{{ own }}-included'\n"
     )
 
-    result = run_playbook(project, "playbooks/probe.yml", inventory="local")
+    verbose: list[str] = []
+    result = run_playbook(
+        project,
+        "playbooks/probe.yml",
+        inventory="local",
+        verbosity=3,
+        on_event=lambda event: verbose.append(str(event.get("stdout", ""))),
+    )
 
+    assert any("opening the connection to second ahead" in line for line in verbose)
     seen = result.custom_stats["seen"]
     assert [seen["first"][:2], seen["second"][:2]] == [
         ["first-1", "first-1-included"],
@@ -497,3 +507,18 @@ def test_the_controller_pid_is_this_process_here_and_its_parent_in_a_forked_chil
     child.start()
     child.join(30)
     assert queue.get(timeout=5) == os.getpid()
+
+
+def test_each_host_named_to_connect_ahead_is_opened_once_if_the_inventory_has_it() -> None:
+    from bluegreen.strategy_plugins import bluegreen_mitogen_linear as plugin
+
+    known = ["lb1", "lb2", "app-blue"]
+    assert plugin.hosts_to_connect_ahead(["lb1", "lb2", "lb1"], known) == ["lb1", "lb2"]
+    assert plugin.hosts_to_connect_ahead("lb2", known) == ["lb2"]
+    assert plugin.hosts_to_connect_ahead(["nowhere"], known) == []
+    assert plugin.hosts_to_connect_ahead(None, known) == []
+    plugin._AHEAD_HOSTS.add("lb1")
+    try:
+        assert plugin.hosts_to_connect_ahead(["lb1", "lb2"], known) == ["lb2"]
+    finally:
+        plugin._AHEAD_HOSTS.discard("lb1")

@@ -39,12 +39,20 @@ import ansible_mitogen.loaders
 import ansible_mitogen.module_finder
 import ansible_mitogen.strategy
 from ansible import constants as C
+from ansible import context
 from ansible._internal import _task
 from ansible._internal._errors import _error_utils
 from ansible.errors import AnsibleError
+from ansible.executor.process.worker import WorkerProcess
 from ansible.executor.task_executor import TaskExecutor
 from ansible.executor.task_result import _RawTaskResult
+from ansible.playbook.block import Block
+from ansible.playbook.task import Task
 from ansible.plugins import loader as plugin_loader
+from ansible.template import Templar
+from ansible.utils.display import Display
+
+display = Display()
 
 _COMPILED: dict[tuple[Any, str, str], CodeType] = {}
 
@@ -105,6 +113,46 @@ def runs_in_process(task: Any) -> bool:
     return handler is not None and not getattr(handler, "_requires_connection", True)
 
 
+# The play variable naming the hosts whose connection opens while the controller works.
+CONNECT_AHEAD = "bluegreen_strategy_connect_ahead"
+
+# Hosts whose connection this ansible-playbook process opened (or is opening) ahead; kept
+# across plays (a strategy object lives for one play).
+_AHEAD_HOSTS: set[str] = set()
+
+
+def hosts_to_connect_ahead(names: Any, known: Iterable[str]) -> list[str]:
+    """The inventory hosts in ``names`` (a name or a list, as the play variable gives
+    them) that have no connection opened ahead yet, in order, each once."""
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list | tuple):
+        return []
+    wanted = [str(name) for name in names if str(name) not in _AHEAD_HOSTS]
+    known_names = set(known)
+    return list(dict.fromkeys(name for name in wanted if name in known_names))
+
+
+class Discarded:
+    """The result queue of a worker whose result nobody waits for: what it sends (its
+    result, its display) is dropped."""
+
+    def send_task_result(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def send_callback(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def send_display(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def send_prompt(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def put(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ignore[misc,valid-type]
     """Mitogen's linear strategy (ansible_mitogen's ``mitogen_linear``), waking on results."""
 
@@ -116,6 +164,8 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
     def _queue_task(self, host: Any, task: Any, task_vars: Any, play_context: Any) -> None:
         """Ansible's queueing, except that a task that never leaves the controller runs
         here at once, its result sent through the same queue a worker's goes through."""
+        if CONNECT_AHEAD in task_vars:
+            self._connect_ahead(task, task_vars, play_context)
         if not runs_in_process(task):
             return super()._queue_task(host, task, task_vars, play_context)
         self._queued_task_cache[(host.name, task._uuid)] = {
@@ -156,6 +206,51 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
                 _RawTaskResult(host=host, task=own_task, return_data=error, task_fields={})
             )
         return None
+
+    def _connect_ahead(self, task: Any, task_vars: Any, play_context: Any) -> None:
+        """Open the connection to each host the play names in CONNECT_AHEAD while the
+        controller runs the tasks that need no host (the inventory's checks): a worker
+        forked to ping it, whose result nobody waits for. Mitogen's first connection to a
+        host (SSH, then its interpreter bootstrapped) took 0.9 s of a rollback's 2.9
+        before the lock; the first task on that host then finds it open (Mitogen's
+        connection service hands every worker the one context per host, waiting for one
+        being opened). A connection that fails here is not reported: the task that needs
+        it fails with the reason."""
+        play = task.get_play()
+        names = Templar(loader=self._loader, variables=task_vars).template(task_vars[CONNECT_AHEAD])
+        for name in hosts_to_connect_ahead(names, self._inventory.hosts):
+            _AHEAD_HOSTS.add(name)
+            host = self._inventory.get_host(name)
+            probe = Task.load(
+                {"name": "Open the connection ahead", "action": "ansible.builtin.ping"},
+                block=Block(play=play),
+                variable_manager=self._variable_manager,
+                loader=self._loader,
+            )
+            probe_vars = self._variable_manager.get_vars(
+                play=play,
+                host=host,
+                task=probe,
+                _hosts=self._hosts_cache,
+                _hosts_all=self._hosts_cache_all,
+            )
+            self.add_tqm_variables(probe_vars, play=play)
+            worker = WorkerProcess(
+                final_q=Discarded(),
+                task_vars=probe_vars,
+                host=host,
+                task=probe,
+                play_context=play_context,
+                loader=self._loader,
+                variable_manager=self._variable_manager,
+                shared_loader_obj=plugin_loader.get_plugin_loader_namespace(),
+                worker_id=-1,
+                cliargs=context.CLIARGS,
+            )
+            # A daemon: ansible-playbook ends it at exit rather than wait for it.
+            worker.daemon = True
+            display.vvv(f"opening the connection to {name} ahead", host=name)
+            worker.start()
 
     def _wait_on_pending_results(self, iterator: Any) -> list[Any]:
         """Ansible's loop (results until none is pending), sleeping on the queue's
