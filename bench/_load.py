@@ -772,22 +772,23 @@ def check_writes(url: str, writes: Sequence[Write]) -> WriteTally:
         reader.close()
 
 
-def run_module(
+def run_module_on_each(
     inventory: str,
-    host: str,
+    pattern: str,
     module: str,
     args: dict[str, Any],
     become_user: str | None = None,
     timeout: float = 1800,
-) -> dict[str, Any]:
-    """Run one module (the project's own too) on a lab host; its result, failed or not."""
+) -> dict[str, dict[str, Any]]:
+    """Run one module (the project's own too) on every lab host ``pattern`` matches: each
+    host's result, failed or not."""
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
     )
-    argv = [tool("ansible"), host, "-i", str(inventory_dir(inventory))]
+    argv = [tool("ansible"), pattern, "-i", str(inventory_dir(inventory))]
     argv += ["-m", module, "-a", json.dumps(args)]
     if become_user:
         argv += ["--become", "--become-user", become_user]
@@ -796,13 +797,24 @@ def run_module(
     )
     try:
         hosts = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]
-        (result,) = hosts.values()
     except (ValueError, KeyError, IndexError) as exc:
         raise BenchError(
-            f"{module} on {host} of {inventory} gave no result: {done.stdout[-300:]}"
+            f"{module} on {pattern} of {inventory} gave no result: {done.stdout[-300:]}"
             f"{done.stderr[-300:]}"
         ) from exc
-    return result
+    if not hosts:
+        raise BenchError(f"{module}: no host of {inventory} matches {pattern}")
+    return dict(hosts)
+
+
+def run_module(inventory: str, host: str, *module_and_args: Any, **options: Any) -> dict[str, Any]:
+    """Run one module (the project's own too) on one lab host; its result, failed or not.
+    Arguments and options as run_module_on_each's."""
+    results = run_module_on_each(inventory, host, *module_and_args, **options)
+    module = module_and_args[0]
+    if len(results) != 1:
+        raise BenchError(f"{module}: {host} of {inventory} names {len(results)} hosts, not one")
+    return next(iter(results.values()))
 
 
 # Where a command's time goes, from ansible-runner's job events.

@@ -60,7 +60,7 @@ from _load import (
     print_profile,
     read_journal,
     run_cli,
-    run_module,
+    run_module_on_each,
     tool,
 )
 from rich.console import Console
@@ -279,14 +279,15 @@ def task_floors(inventory: str, host: str, count: int, strategy: str) -> dict[st
 
 
 def remove_release(inventory: str, version: str) -> None:
-    result = run_module(
+    results = run_module_on_each(
         inventory,
         "app",
         "ansible.builtin.file",
         {"path": f"/opt/sampleapp/releases/{version}", "state": "absent"},
     )
-    if result.get("failed"):
-        raise BenchError(f"could not remove release {version}: {result.get('msg')}")
+    failed = {host: r.get("msg") for host, r in results.items() if r.get("failed")}
+    if failed:
+        raise BenchError(f"could not remove release {version}: {failed}")
 
 
 def idle_colour(release: CommandRun) -> str:
