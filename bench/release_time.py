@@ -15,9 +15,9 @@ not the analysis windows'. Each run:
    installs it (a new version, not one installed by an earlier run);
 3. times ``bluegreen release --version`` (``release_s``) and reads its journal records
    (seconds per step) and its job events (seconds per play, costliest tasks);
-4. times the plain deploy (``plain_s``) on the first app host, over ssh with no Ansible:
-   copy the artifact, unpack it, create a virtualenv, install offline from its wheelhouse,
-   point the idle colour's link at it, restart the colour's unit, wait for its health
+4. times the plain deploy (``plain_s``) on the idle colour's first app host, over ssh with
+   no Ansible: copy the artifact, unpack it, create a virtualenv, install offline from its
+   wheelhouse, point the idle colour's link at it, restart the colour's unit, wait for its health
    check. This is what ansistrano and a hand-written script do, without a lock, a plan,
    a snapshot, a journal or a switch.
 
@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     inventory = bench_inventory(args.inventory)
-    host = first_app_host(inventory)
+    hosts = app_hosts(inventory)
+    host = hosts[0]
     strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
     floors = {
         name: task_floors(inventory, host["name"], args.floor_tasks, name) for name in strategies
@@ -158,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
         for name in strategies:
             current = release_once(args, inventory, name)
             if current.release.exit_code == 0:
-                current.plain_s = plain_deploy(host, args.version, idle_colour(current.release))
+                colour = idle_colour(current.release)
+                current.plain_s = plain_deploy(host_of(hosts, colour), args.version, colour)
             add_steps(current, inventory)
             add_overhead(current, floors[name])
             runs[name].append(current)
@@ -216,8 +218,16 @@ def bench_inventory(name: str) -> str:
     return str(copy)
 
 
-def first_app_host(inventory: str) -> dict[str, Any]:
-    """Name, ssh address, port, user, key and the service's variables of ``app[0]``."""
+def host_of(hosts: list[dict[str, Any]], colour: str) -> dict[str, Any]:
+    """The first app host that runs ``colour`` (a host naming no colours runs both)."""
+    for host in hosts:
+        if colour in host["vars"].get("bluegreen_service_colours", ["blue", "green"]):
+            return host
+    raise BenchError(f"no app host runs the {colour} colour")
+
+
+def app_hosts(inventory: str) -> list[dict[str, Any]]:
+    """Name, ssh address, port, user, key and the service's variables of each app host."""
     listing = subprocess.run(
         [tool("ansible-inventory"), "-i", inventory, "--list"],
         cwd=PROJECT,
@@ -229,13 +239,16 @@ def first_app_host(inventory: str) -> dict[str, Any]:
     names = tree.get("app", {}).get("hosts") or []
     if not names:
         raise BenchError(f"{inventory} has no host in group app")
-    hostvars = tree["_meta"]["hostvars"][names[0]]
+    return [host_entry(name, tree["_meta"]["hostvars"][name], inventory) for name in names]
+
+
+def host_entry(name: str, hostvars: dict[str, Any], inventory: str) -> dict[str, Any]:
     key = str(hostvars["ansible_ssh_private_key_file"]).replace(
         "{{ inventory_dir }}", str(Path(inventory).resolve())
     )
     return {
-        "name": names[0],
-        "address": hostvars.get("ansible_host", names[0]),
+        "name": name,
+        "address": hostvars.get("ansible_host", name),
         "port": int(hostvars.get("ansible_port", 22)),
         "user": hostvars.get("ansible_user", "root"),
         "key": str(Path(key).resolve()),
