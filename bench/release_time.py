@@ -5,6 +5,7 @@ the same host, measured in the same run.
     .venv/bin/python bench/release_time.py -i lab-single
     .venv/bin/python bench/release_time.py -i lab --runs 3
     .venv/bin/python bench/release_time.py --strategies mitogen_linear,linear
+    .venv/bin/python bench/release_time.py -i lab --compare-inventory lab-fleet --runs 2
 
 Works on a copy of the inventory (``inventories/scratch-bench-<name>``, git-ignored) with
 the golden-signal analysis switched off, so the figures are Ansible's and the service's,
@@ -28,8 +29,11 @@ controller, an action that runs in the controller's process), each from a playbo
 release counted at its kind's cost. With ``--strategies`` naming several Ansible
 strategies (``BLUEGREEN_ANSIBLE_STRATEGY``), each run releases once under each, in turn,
 so the machine's noise falls on all of them alike; the figures of the first lead the
-JSON, the others are under ``by_strategy``. The last line is one JSON object; the exit
-code is 1 when a command failed.
+JSON, the others are under ``by_strategy``. With ``--compare-inventory`` (a fleet, say
+3 + 3 app hosts against ``-i``'s 1 + 1), each run also releases that inventory, right
+after, under the first strategy: its figures are under ``compared`` and ``fleet_ratio``
+is its ``release_s`` over the first inventory's (target 1.5). The last line is one JSON
+object; the exit code is 1 when a command failed.
 """
 
 from __future__ import annotations
@@ -125,6 +129,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per command")
     parser.add_argument("--top", type=int, default=12, help="costliest tasks shown")
     parser.add_argument(
+        "--compare-inventory",
+        help="a second inventory (e.g. lab-fleet) released in every run after the first, "
+        "under the first strategy: fleet_ratio is its release_s over the first's",
+    )
+    parser.add_argument(
         "--strategies",
         default=os.environ.get(STRATEGY_VARIABLE) or DEFAULT_STRATEGY,
         help="comma-separated Ansible strategies compared side by side (the CLI's by default)",
@@ -141,43 +150,78 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def run(args: argparse.Namespace) -> int:
-    inventory = bench_inventory(args.inventory)
-    hosts = app_hosts(inventory)
-    host = hosts[0]
+@dataclass
+class Setup:
+    """One inventory under one strategy, released in every run."""
+
+    label: str
+    inventory: str
+    hosts: list[dict[str, Any]]
+    strategy: str
+    floors: dict[str, float] = field(default_factory=dict)
+
+
+def setups_of(args: argparse.Namespace) -> list[Setup]:
+    """The main inventory under each strategy, then the compared inventory (if any) under
+    the first; each with its task floors measured."""
     strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
-    floors = {
-        name: task_floors(inventory, host["name"], args.floor_tasks, name) for name in strategies
-    }
-    for name, kinds in floors.items():
-        log(
-            f"{name}: one task that does nothing costs "
-            + ", ".join(f"{kind} {seconds:.3f} s" for kind, seconds in kinds.items())
+    inventory = bench_inventory(args.inventory)
+    setups = [Setup(name, inventory, app_hosts(inventory), name) for name in strategies]
+    if args.compare_inventory:
+        other = bench_inventory(args.compare_inventory)
+        label = f"{args.compare_inventory} ({strategies[0]})"
+        setups.append(Setup(label, other, app_hosts(other), strategies[0]))
+    for setup in setups:
+        setup.floors = task_floors(
+            setup.inventory, setup.hosts[0]["name"], args.floor_tasks, setup.strategy
         )
-    runs: dict[str, list[Run]] = {name: [] for name in strategies}
+        log(
+            f"{setup.label}: one task that does nothing costs "
+            + ", ".join(f"{kind} {seconds:.3f} s" for kind, seconds in setup.floors.items())
+        )
+    return setups
+
+
+def run(args: argparse.Namespace) -> int:
+    setups = setups_of(args)
+    runs: dict[str, list[Run]] = {setup.label: [] for setup in setups}
     for number in range(1, args.runs + 1):
-        for name in strategies:
-            current = release_once(args, inventory, name)
+        for setup in setups:
+            current = release_once(args, setup.inventory, setup.strategy)
             if current.release.exit_code == 0:
                 colour = idle_colour(current.release)
-                current.plain_s = plain_deploy(host_of(hosts, colour), args.version, colour)
-            add_steps(current, inventory)
-            add_overhead(current, floors[name])
-            runs[name].append(current)
+                current.plain_s = plain_deploy(host_of(setup.hosts, colour), args.version, colour)
+            add_steps(current, setup.inventory)
+            add_overhead(current, setup.floors)
+            runs[setup.label].append(current)
             log(
-                f"{number}/{args.runs} {name}: release {args.version} exit "
+                f"{number}/{args.runs} {setup.label}: release {args.version} exit "
                 f"{current.release.exit_code} in {current.release_s:.1f} s; plain deploy "
                 f"{_s(current.plain_s)} s; Ansible overhead about {current.overhead_s:.1f} s"
             )
-    for name in strategies:
-        print_runs(name, runs[name])
-    print_profile([r.release for r in runs[strategies[0]]], args.top)
-    summaries = {name: summarize(args, runs[name], floors[name]) for name in strategies}
-    summary = summaries[strategies[0]] | {"strategy": strategies[0]}
+    for setup in setups:
+        print_runs(setup.label, runs[setup.label])
+    first = setups[0].label
+    print_profile([r.release for r in runs[first]], args.top)
+    summaries = {s.label: summarize(args, runs[s.label], s.floors) for s in setups}
+    summary = summaries[first] | {"strategy": first}
+    strategies = [s for s in setups if s.inventory == setups[0].inventory]
     if len(strategies) > 1:
         summary["by_strategy"] = {
-            name: {key: summaries[name][key] for key in COMPARED} for name in strategies
+            s.label: {key: summaries[s.label][key] for key in COMPARED} for s in strategies
         }
+    if args.compare_inventory:
+        compared = summaries[setups[-1].label]
+        summary["compared"] = {
+            "inventory": args.compare_inventory,
+            **{key: compared[key] for key in (*COMPARED, "per_run_release_s")},
+        }
+        summary["target_fleet_ratio"] = TARGET_RATIO
+        summary["fleet_ratio"] = _round(
+            compared["release_s"] / summary["release_s"]
+            if compared["release_s"] and summary["release_s"]
+            else None
+        )
     print(json.dumps(summary))
     failed = sum(s["failed_runs"] for s in summaries.values())
     return 0 if failed == 0 else 1
