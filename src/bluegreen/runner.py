@@ -321,7 +321,25 @@ def strategy_envvars(choice: str | None) -> dict[str, str]:
     return {"ANSIBLE_STRATEGY_PLUGINS": plugins, "ANSIBLE_STRATEGY": strategy}
 
 
+def ssh_socket_folder() -> Path:
+    """Where ansible.cfg's ``ControlPath`` keeps the SSH master sockets (``~/.ansible``),
+    made when missing. ssh reads ``~`` from the user database, not ``$HOME`` (which is
+    where Ansible makes its own ``~/.ansible/tmp``), and refuses to connect at all when
+    the folder is missing: every host would look unreachable."""
+    import pwd
+
+    folder = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ansible"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise BluegreenError(
+            f"cannot make {folder}, where SSH keeps its connections to the hosts: {exc}"
+        ) from exc
+    return folder
+
+
 def _envvars(project: Path) -> dict[str, str]:
+    ssh_socket_folder()
     env = {
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
         # The controller's copy of the journal goes to <project>/state/journal/.

@@ -522,3 +522,21 @@ def test_each_host_named_to_connect_ahead_is_opened_once_if_the_inventory_has_it
         assert plugin.hosts_to_connect_ahead(["lb1", "lb2"], known) == ["lb2"]
     finally:
         plugin._AHEAD_HOSTS.discard("lb1")
+
+
+def test_the_ssh_socket_folder_is_made_in_the_users_home_from_the_user_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pwd
+    from types import SimpleNamespace
+
+    from bluegreen.runner import ssh_socket_folder
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: SimpleNamespace(pw_dir=str(home)))
+    monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
+
+    assert ssh_socket_folder() == home / ".ansible"
+    assert (home / ".ansible").is_dir()
+    assert ssh_socket_folder() == home / ".ansible"  # made once, then found
