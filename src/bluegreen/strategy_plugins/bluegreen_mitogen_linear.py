@@ -177,11 +177,28 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
         self._tqm.send_callback("v2_runner_on_start", host, task)
         # A worker's task is a forked copy: the executor squashes and templates it in place.
         own_task = task.copy()
+        result = self._result_here(host, own_task, task_vars, play_context)
+        self._pending_results += 1
         try:
-            with _task.TaskContext(own_task):
-                result = TaskExecutor(
+            fields = own_task.dump_attrs()
+            self._final_q.send_task_result(
+                _RawTaskResult(host=host, task=own_task, return_data=result, task_fields=fields)
+            )
+        except Exception as exc:
+            # A result that cannot be pickled: its error instead, as a worker sends it.
+            error = _error_utils.result_dict_from_exception(exc)
+            self._final_q.send_task_result(
+                _RawTaskResult(host=host, task=own_task, return_data=error, task_fields={})
+            )
+        return None
+
+    def _result_here(self, host: Any, task: Any, task_vars: Any, play_context: Any) -> Any:
+        """What a worker's executor would return for ``task``, run in this process."""
+        try:
+            with _task.TaskContext(task):
+                return TaskExecutor(
                     host,
-                    own_task,
+                    task,
                     task_vars,
                     play_context,
                     self._loader,
@@ -190,22 +207,7 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
                     self._variable_manager,
                 ).run()
         except Exception as exc:
-            result = _error_utils.result_dict_from_exception(exc)
-        self._pending_results += 1
-        try:
-            self._final_q.send_task_result(
-                _RawTaskResult(
-                    host=host, task=own_task, return_data=result, task_fields=own_task.dump_attrs()
-                )
-            )
-        except (
-            Exception
-        ) as exc:  # a result that cannot be pickled: its error instead, as a worker does
-            error = _error_utils.result_dict_from_exception(exc)
-            self._final_q.send_task_result(
-                _RawTaskResult(host=host, task=own_task, return_data=error, task_fields={})
-            )
-        return None
+            return _error_utils.result_dict_from_exception(exc)
 
     def _connect_ahead(self, task: Any, task_vars: Any, play_context: Any) -> None:
         """Open the connection to each host the play names in CONNECT_AHEAD while the
