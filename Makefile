@@ -10,7 +10,7 @@ BLUEGREEN := $(BIN)/bluegreen
 # What the demo needs on the controller; the tests also run a real nginx, promtool and a
 # browser that renders the HTML report.
 DEMO_PACKAGES := docker.io mmdebstrap openssh-client
-TEST_PACKAGES := nginx-light prometheus chromium
+TEST_PACKAGES := nginx-light prometheus chromium age
 SYSTEM_PACKAGES := $(DEMO_PACKAGES) $(TEST_PACKAGES)
 DEMO_VERSIONS := 1.0.0 2.0.0
 SAMPLE_VERSIONS := 1.0.0 2.0.0 2.1.0 2.0.1+crash 2.0.2+http500 2.0.3+errors30.after8 2.0.4+slow1500 \

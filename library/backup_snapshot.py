@@ -35,6 +35,12 @@ description:
     with C(PRAGMA integrity_check), and with O(swap=true) renamed over the live file while the old
     file is kept as C(<path>.before-<id>). Files are extracted into an empty directory.
   - Every restore first verifies the snapshot as O(state=verified) does.
+  - "With O(encrypt_to) the snapshot is encrypted at rest with C(age): the dump, the SQLite copy
+    or the archive goes through a pipe into C(age --encrypt) and only the ciphertext is written
+    (a SQLite copy is made in memory first). The manifest records the recipients and the
+    sha256 of the ciphertext. Verification and restore decrypt for real with O(identity), which
+    reaches C(age) through a pipe and is never written to a file; a PostgreSQL archive is read
+    from that pipe, so its restore runs with one job."
 version_added: "0.1.0"
 options:
   state:
@@ -207,6 +213,23 @@ options:
       - Not supported for O(engine=files).
     type: bool
     default: false
+  encrypt_to:
+    description:
+      - With O(state=present), encrypt the snapshot to these C(age) recipients (public keys,
+        C(age1...), or C(ssh-ed25519)/C(ssh-rsa) public keys). Any one of their identities can
+        decrypt it. Empty writes a plain snapshot, readable only by its owner (modes 0700/0600).
+      - A private key given here is refused without being shown.
+      - Not with O(pg_format=directory), which writes a file per table.
+    type: list
+    elements: str
+    default: []
+  identity:
+    description:
+      - The content (not the path) of an C(age) identity file of one of the snapshot's
+        recipients, needed to verify or restore an encrypted snapshot, and to verify one right
+        after it is taken.
+      - Sent to C(age) through a pipe; never written to disk, never logged.
+    type: str
 extends_documentation_fragment:
   - action_common_attributes
 attributes:
@@ -228,6 +251,7 @@ notes:
     Python's C(sqlite3) module, C(tar) and C(gzip), and for PostgreSQL the client tools
     C(pg_dump), C(pg_restore) and C(psql) of the server's major version or newer
     (Debian C(postgresql-client)).
+  - Encrypted snapshots need C(age) on the host (Debian package C(age)).
   - With C(become_user=postgres), O(dest) must be writable by C(postgres); create it first
     (see the examples).
   - "A PostgreSQL restore brings back what C(pg_dump) stores for one database: schema, data,
@@ -318,6 +342,18 @@ EXAMPLES = r"""
   become: true
   become_user: postgres
   register: sampleapp_restore
+
+- name: Snapshot, encrypted to the operations team's two keys, and verify it decrypting
+  backup_snapshot:
+    engine: postgresql
+    database: sampleapp
+    dest: /var/backups/bluegreen/sampleapp
+    encrypt_to:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+      - age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg
+    identity: "{{ vault_backup_age_identity }}"
+  become: true
+  become_user: postgres
 
 - name: Keep the ten newest snapshots, and always the one of the last verified release
   backup_snapshot:
@@ -518,8 +554,12 @@ import shutil
 import socket
 import sqlite3
 import stat
+import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -547,18 +587,22 @@ from ansible.module_utils.backup_snapshot import (
     count_sessions_sql,
     create_database_sql,
     database_properties,
+    encryption_record,
     file_entries,
     first_line,
     format_utc,
     generate_snapshot_id,
     integrity_problems,
+    is_encrypted,
     is_partial_dir_name,
     manifest_problems,
+    missing_identity_message,
     partial_dir_name,
     pg_restore_plan,
     retention_plan,
     revision_query,
     row_count_problems,
+    secret_looking,
     sqlite_restore_plan,
     stale_partials,
     summarise,
@@ -604,6 +648,8 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     verify=dict(type="bool", default=True),
     restore_target=dict(type="str"),
     swap=dict(type="bool", default=False),
+    encrypt_to=dict(type="list", elements="str", default=[]),
+    identity=dict(type="str", no_log=True),
 )
 REQUIRED_IF = [
     ("state", "present", ("engine",)),
@@ -628,6 +674,7 @@ PACKAGE_HINTS = {
     "psql": "postgresql-client",
     "tar": "tar",
     "gzip": "gzip",
+    "age": "age",
 }
 
 
@@ -673,11 +720,13 @@ def run(
     *,
     advice: str = "",
     env: dict[str, str] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> str:
-    """Run `args`; its stdout, or SnapshotError with the command's stderr and `advice`."""
+    """Run `args`; its stdout, or SnapshotError with the command's stderr and `advice`.
+    `pass_fds` are the pipe ends an encrypted snapshot's /dev/fd/N path names."""
     try:
         rc, stdout, stderr = module.run_command(
-            args, environ_update=env or {}, handle_exceptions=False
+            args, environ_update=env or {}, handle_exceptions=False, pass_fds=pass_fds or None
         )
     except OSError as exc:
         raise SnapshotError(f"{what}: cannot run {args[0]}: {exc}", cmd=args) from exc
@@ -691,6 +740,201 @@ def run(
             stderr=stderr,
         )
     return stdout
+
+
+# Encryption (age): plaintext only ever in pipes and memory
+
+
+def identity_pipe(identity: str) -> int:
+    """The read end of a pipe holding `identity`, which age reads as /dev/fd/N: no file."""
+    read_fd, write_fd = os.pipe()
+    try:
+        # Shorter than a pipe's buffer (build_request refuses longer), so this never blocks.
+        os.write(write_fd, identity.encode())
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
+def age_error(what: str, rc: int, stderr: bytes) -> SnapshotError:
+    error = stderr.decode(errors="replace").strip() or "no error output"
+    return SnapshotError(
+        f"{what} failed (exit {rc}): {error}; the ciphertext is damaged, truncated, or not "
+        "for this identity",
+        rc=rc,
+    )
+
+
+@contextmanager
+def encrypting_sink(
+    module: AnsibleModule, recipients: tuple[str, ...], target: str
+) -> Iterator[str]:
+    """A path to write plaintext to (/dev/fd/N: a pipe into `age --encrypt`, which writes
+    `target`); the caller passes N to the writer with pass_fds."""
+    args = [tool(module, "age"), "--encrypt", "--output", target]
+    for recipient in recipients:
+        args += ["--recipient", recipient]
+    read_fd, write_fd = os.pipe()
+    try:
+        process = subprocess.Popen(
+            args, stdin=read_fd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+    except OSError:
+        os.close(write_fd)
+        raise
+    finally:
+        os.close(read_fd)
+    try:
+        yield f"/dev/fd/{write_fd}"
+    finally:
+        os.close(write_fd)
+        stderr = process.communicate()[1]
+    if process.returncode != 0:
+        raise age_error(f"age --encrypt into {target}", process.returncode, stderr)
+
+
+@contextmanager
+def artifact_output(module: AnsibleModule, request: Request, target: str) -> Iterator[str]:
+    """Where a tool writes the artifact: `target` itself, or with encrypt_to a pipe into age."""
+    if not request.encrypt_to:
+        yield target
+        return
+    with encrypting_sink(module, request.encrypt_to, target) as sink:
+        yield sink
+
+
+def encryption_versions(module: AnsibleModule, request: Request) -> dict[str, str]:
+    return {"age": version_of(module, tool(module, "age"))} if request.encrypt_to else {}
+
+
+def identity_for(manifest: dict[str, Any], identity: str | None) -> str | None:
+    """The identity an encrypted snapshot needs (SnapshotError without one); None if plain."""
+    if not is_encrypted(manifest):
+        return None
+    if identity is None:
+        raise SnapshotError(missing_identity_message(manifest["snapshot_id"], manifest))
+    return identity
+
+
+def sqlite_snapshot_connection(
+    module: AnsibleModule, path: str, identity: str | None
+) -> sqlite3.Connection:
+    """The snapshot file opened read-only, or its decrypted copy in memory."""
+    if identity is None:
+        return sqlite3.connect(sqlite_uri(path, immutable=True), uri=True)
+    connection = sqlite3.connect(":memory:")
+    connection.deserialize(decrypted_bytes(module, identity, path))
+    return connection
+
+
+def sink_fd(path: str) -> tuple[int, ...]:
+    """The descriptor a /dev/fd/N path names, for pass_fds; none for a real path."""
+    return (int(path.rsplit("/", 1)[1]),) if path.startswith("/dev/fd/") else ()
+
+
+def encrypt_bytes(
+    module: AnsibleModule, recipients: tuple[str, ...], data: bytes, target: str
+) -> None:
+    with encrypting_sink(module, recipients, target) as sink, open(sink, "wb") as handle:
+        handle.write(data)
+
+
+def decrypt_command(module: AnsibleModule, key_fd: int, path: str) -> list[str]:
+    return [tool(module, "age"), "--decrypt", "--identity", f"/dev/fd/{key_fd}", path]
+
+
+def decrypted_bytes(module: AnsibleModule, identity: str, path: str) -> bytes:
+    """The whole plaintext of `path`, in memory (a SQLite snapshot is read this way)."""
+    key_fd = identity_pipe(identity)
+    try:
+        done = subprocess.run(
+            decrypt_command(module, key_fd, path),
+            capture_output=True,
+            pass_fds=(key_fd,),
+            check=False,
+        )
+    finally:
+        os.close(key_fd)
+    if done.returncode != 0:
+        raise age_error(f"age --decrypt of {os.path.basename(path)}", done.returncode, done.stderr)
+    return done.stdout
+
+
+def pump(source: Any, sink: Any, spilled: list[int]) -> None:
+    """Copy `source` into `sink`; once the sink is closed, read the rest of `source` anyway,
+    so age authenticates every chunk to the end."""
+    while chunk := source.read(HASH_CHUNK_BYTES):
+        if sink is not None:
+            try:
+                sink.write(chunk)
+            except (BrokenPipeError, ValueError):
+                sink = None
+                spilled.append(len(chunk))
+        else:
+            spilled.append(len(chunk))
+    if sink is not None:
+        with suppress(BrokenPipeError):
+            sink.close()
+
+
+def run_decrypted(
+    module: AnsibleModule,
+    identity: str,
+    path: str,
+    args: list[str],
+    what: str,
+    *,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run `args` with the plaintext of `path` on its standard input; its stdout.
+
+    age always decrypts to the end (what the command does not read is discarded), so a
+    pass succeeds only when every byte of the ciphertext is authentic."""
+    key_fd = identity_pipe(identity)
+    try:
+        age = subprocess.Popen(
+            decrypt_command(module, key_fd, path),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(key_fd,),
+        )
+    finally:
+        os.close(key_fd)
+    try:
+        command = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+    except OSError as exc:
+        age.kill()
+        age.communicate()
+        raise SnapshotError(f"{what}: cannot run {args[0]}: {exc}", cmd=args) from exc
+    spilled: list[int] = []
+    outputs: dict[str, bytes] = {}
+    threads = [
+        threading.Thread(target=pump, args=(age.stdout, command.stdin, spilled)),
+        threading.Thread(target=lambda: outputs.update(out=command.stdout.read())),
+        threading.Thread(target=lambda: outputs.update(err=command.stderr.read())),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    command.wait()
+    stdout, stderr = outputs["out"], outputs["err"]
+    age_stderr = age.communicate()[1]
+    if age.returncode != 0:
+        raise age_error(f"{what}: age --decrypt", age.returncode, age_stderr)
+    if command.returncode != 0:
+        error = stderr.decode(errors="replace").strip() or "no error output"
+        raise SnapshotError(
+            f"{what} failed (exit {command.returncode}): {error}", cmd=args, rc=command.returncode
+        )
+    return stdout.decode(errors="replace")
 
 
 def version_of(module: AnsibleModule, binary: str) -> str:
@@ -911,7 +1155,22 @@ def sqlite_copy(source: sqlite3.Connection, target_path: str) -> None:
         target.close()
 
 
-def capture_sqlite(request: Request, partial: str) -> Capture:
+def sqlite_image(source: sqlite3.Connection) -> bytes:
+    """The whole database as one file's bytes, copied in memory in one backup step."""
+    memory = sqlite3.connect(":memory:")
+    try:
+        source.backup(memory)
+        image = bytearray(memory.serialize())
+    finally:
+        memory.close()
+    # The copy keeps a WAL source's file format versions (2, 2), which a database opened
+    # from memory cannot read: 1, 1 is rollback-journal mode, what PRAGMA journal_mode=DELETE
+    # writes to a file's header (sqlite.org/fileformat.html, offsets 18 and 19).
+    image[18:20] = b"\x01\x01"
+    return bytes(image)
+
+
+def capture_sqlite(module: AnsibleModule, request: Request, partial: str) -> Capture:
     path = request.sqlite_path
     assert path is not None
     if not os.path.isfile(path):
@@ -920,7 +1179,7 @@ def capture_sqlite(request: Request, partial: str) -> Capture:
             "database file (the DATABASE_URL of the service)"
         )
     info = os.stat(path)
-    artifact = artifact_name("sqlite")
+    artifact = artifact_name("sqlite", encrypted=bool(request.encrypt_to))
     source = sqlite3.connect(
         sqlite_uri(path), uri=True, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None
     )
@@ -929,7 +1188,13 @@ def capture_sqlite(request: Request, partial: str) -> Capture:
         # Counted inside the same read transaction the backup copies, so they describe the copy.
         tables = table_row_counts(source)
         journal_mode = source.execute("PRAGMA journal_mode").fetchone()[0]
-        sqlite_copy(source, os.path.join(partial, artifact))
+        if request.encrypt_to:
+            # The copy stays in memory: only its ciphertext reaches the disk.
+            encrypt_bytes(
+                module, request.encrypt_to, sqlite_image(source), os.path.join(partial, artifact)
+            )
+        else:
+            sqlite_copy(source, os.path.join(partial, artifact))
         source.execute("COMMIT")
     finally:
         source.close()
@@ -942,7 +1207,11 @@ def capture_sqlite(request: Request, partial: str) -> Capture:
             "gid": info.st_gid,
             "mode": f"{stat.S_IMODE(info.st_mode):04o}",
         },
-        tool_versions={"sqlite": sqlite3.sqlite_version, "python": sys.version.split()[0]},
+        tool_versions={
+            "sqlite": sqlite3.sqlite_version,
+            "python": sys.version.split()[0],
+            **encryption_versions(module, request),
+        },
         tables=tables,
     )
 
@@ -967,15 +1236,25 @@ def sqlite_read_problems(
     return problems, ([] if problems else checks)
 
 
-def verify_sqlite(directory: str, manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
+def verify_sqlite(
+    module: AnsibleModule, directory: str, manifest: dict[str, Any], identity: str | None
+) -> tuple[list[str], list[str]]:
     artifact = manifest["artifact"]
-    connection = sqlite3.connect(
-        sqlite_uri(os.path.join(directory, artifact), immutable=True), uri=True
-    )
     try:
-        return sqlite_read_problems(connection, artifact, manifest["tables"])
+        connection = sqlite_snapshot_connection(module, os.path.join(directory, artifact), identity)
+    except SnapshotError as exc:
+        return [str(exc)], []
+    try:
+        problems, checks = sqlite_read_problems(connection, artifact, manifest["tables"])
     finally:
         connection.close()
+    return problems, (decrypted_check(artifact, identity) + checks if checks else checks)
+
+
+def decrypted_check(artifact: str, identity: str | None) -> list[str]:
+    if identity is None:
+        return []
+    return [f"{artifact}: age decrypted and authenticated every byte with the given identity"]
 
 
 # Files (tar)
@@ -990,34 +1269,60 @@ def capture_files(module: AnsibleModule, request: Request, partial: str) -> Capt
             "service's files and configuration)"
         )
     tar = tool(module, "tar")
-    artifact = artifact_name("files")
+    artifact = artifact_name("files", encrypted=bool(request.encrypt_to))
     archive = os.path.join(partial, artifact)
-    run(
-        module,
-        [tar, "--create", "--gzip", "--file", archive, "--directory", "/", "--", *members],
-        f"tar of {', '.join(request.paths)}",
-        advice="a file that changed while tar read it makes the archive inconsistent: stop "
-        "what writes to it, or run again",
+    with artifact_output(module, request, archive) as output:
+        # Encrypted, the archive cannot be read back without the identity: tar names each
+        # member as it writes it instead.
+        verbose = ["--verbose"] if request.encrypt_to else []
+        written = run(
+            module,
+            [
+                tar,
+                "--create",
+                *verbose,
+                "--gzip",
+                "--file",
+                output,
+                "--directory",
+                "/",
+                "--",
+                *members,
+            ],
+            f"tar of {', '.join(request.paths)}",
+            advice="a file that changed while tar read it makes the archive inconsistent: stop "
+            "what writes to it, or run again",
+            pass_fds=sink_fd(output),
+        )
+    listing = (
+        written
+        if request.encrypt_to
+        else run(module, [tar, "--list", "--gzip", "--file", archive], f"tar --list {archive}")
     )
-    listing = run(module, [tar, "--list", "--gzip", "--file", archive], f"tar --list {archive}")
     return Capture(
         artifact=artifact,
         source={"paths": list(request.paths)},
         tool_versions={
             "tar": version_of(module, tar),
             "gzip": version_of(module, tool(module, "gzip")),
+            **encryption_versions(module, request),
         },
         members=len(listing.splitlines()),
     )
 
 
 def verify_files(
-    module: AnsibleModule, directory: str, manifest: dict[str, Any]
+    module: AnsibleModule, directory: str, manifest: dict[str, Any], identity: str | None
 ) -> tuple[list[str], list[str]]:
     artifact = manifest["artifact"]
-    args = [tool(module, "tar"), "--list", "--gzip", "--file", os.path.join(directory, artifact)]
+    path = os.path.join(directory, artifact)
     try:
-        listing = run(module, args, f"{artifact}: tar --list")
+        if identity is None:
+            args = [tool(module, "tar"), "--list", "--gzip", "--file", path]
+            listing = run(module, args, f"{artifact}: tar --list")
+        else:
+            args = [tool(module, "tar"), "--list", "--gzip", "--file", "-"]
+            listing = run_decrypted(module, identity, path, args, f"{artifact}: tar --list")
     except SnapshotError as exc:
         return [str(exc)], []
     members = len(listing.splitlines())
@@ -1025,7 +1330,10 @@ def verify_files(
         return [
             f"{artifact}: has {members} entries but the manifest records {manifest['members']}"
         ], []
-    return [], [f"{artifact}: tar --list read the whole archive, {members} entries as recorded"]
+    return [], [
+        *decrypted_check(artifact, identity),
+        f"{artifact}: tar --list read the whole archive, {members} entries as recorded",
+    ]
 
 
 # PostgreSQL
@@ -1053,19 +1361,24 @@ def capture_postgresql(module: AnsibleModule, request: Request, partial: str) ->
     properties = pg_properties(module, request.pg, database)
     revision = request.revision or pg_revision(module, request.pg, database)
     pg_dump = tool(module, "pg_dump")
-    artifact = artifact_name("postgresql", request.pg_format)
-    options = [f"--format={request.pg_format}", "--file", os.path.join(partial, artifact)]
-    if request.pg_format == "directory":
-        options += ["--jobs", str(request.jobs)]
-    if request.compress is not None:
-        options += ["--compress", str(request.compress)]
-    run(
-        module,
-        client_command(pg_dump, request.pg, database, *options),
-        f"pg_dump of database {database}",
-        advice="fix the cause above (connection, permissions, disk space) and run again",
-        env=client_environment(request.pg, APPLICATION_NAME),
-    )
+    artifact = artifact_name("postgresql", request.pg_format, encrypted=bool(request.encrypt_to))
+    with artifact_output(module, request, os.path.join(partial, artifact)) as output:
+        options = [f"--format={request.pg_format}", "--file", output]
+        if request.pg_format == "directory":
+            options += ["--jobs", str(request.jobs)]
+        if request.compress is not None:
+            options += ["--compress", str(request.compress)]
+        if request.encrypt_to:
+            # A pipe cannot be fsynced; the ciphertext age writes is, with every file.
+            options.append("--no-sync")
+        run(
+            module,
+            client_command(pg_dump, request.pg, database, *options),
+            f"pg_dump of database {database}",
+            advice="fix the cause above (connection, permissions, disk space) and run again",
+            env=client_environment(request.pg, APPLICATION_NAME),
+            pass_fds=sink_fd(output),
+        )
     return Capture(
         artifact=artifact,
         database=database,
@@ -1080,25 +1393,41 @@ def capture_postgresql(module: AnsibleModule, request: Request, partial: str) ->
             "pg_dump": version_of(module, pg_dump),
             "pg_restore": version_of(module, tool(module, "pg_restore")),
             "server": str(properties.get("server_version")),
+            **encryption_versions(module, request),
         },
         revision=revision,
     )
 
 
 def verify_postgresql(
-    module: AnsibleModule, directory: str, manifest: dict[str, Any]
+    module: AnsibleModule, directory: str, manifest: dict[str, Any], identity: str | None
 ) -> tuple[list[str], list[str]]:
     artifact = manifest["artifact"]
     path = os.path.join(directory, artifact)
     pg_restore = tool(module, "pg_restore")
     try:
-        listing = run(module, [pg_restore, "--list", path], f"{artifact}: pg_restore --list")
-        run(
-            module, [pg_restore, "--file", os.devnull, path], f"{artifact}: pg_restore -f /dev/null"
-        )
+        if identity is None:
+            listing = run(module, [pg_restore, "--list", path], f"{artifact}: pg_restore --list")
+            run(
+                module,
+                [pg_restore, "--file", os.devnull, path],
+                f"{artifact}: pg_restore -f /dev/null",
+            )
+        else:
+            listing = run_decrypted(
+                module, identity, path, [pg_restore, "--list"], f"{artifact}: pg_restore --list"
+            )
+            run_decrypted(
+                module,
+                identity,
+                path,
+                [pg_restore, "--file", os.devnull],
+                f"{artifact}: pg_restore -f /dev/null",
+            )
     except SnapshotError as exc:
         return [str(exc)], []
     return [], [
+        *decrypted_check(artifact, identity),
         f"{artifact}: pg_restore --list read the table of contents, "
         f"{toc_entry_count(listing)} entries",
         f"{artifact}: pg_restore -f /dev/null read and decoded the whole archive",
@@ -1109,9 +1438,14 @@ def verify_postgresql(
 
 
 def verify_snapshot(
-    module: AnsibleModule, directory: str, manifest: dict[str, Any], location: str
+    module: AnsibleModule,
+    directory: str,
+    manifest: dict[str, Any],
+    location: str,
+    identity: str | None,
 ) -> list[str]:
     """Read the snapshot back; the checks that passed, or SnapshotError naming what failed."""
+    key = identity_for(manifest, identity)
     expected = file_entries(manifest)
     problems = checksum_problems(expected, observe_files(directory, expected))
     checks: list[str] = []
@@ -1122,11 +1456,11 @@ def verify_snapshot(
         )
         engine = manifest["engine"]
         if engine == "postgresql":
-            problems, engine_checks = verify_postgresql(module, directory, manifest)
+            problems, engine_checks = verify_postgresql(module, directory, manifest, key)
         elif engine == "sqlite":
-            problems, engine_checks = verify_sqlite(directory, manifest)
+            problems, engine_checks = verify_sqlite(module, directory, manifest, key)
         else:
-            problems, engine_checks = verify_files(module, directory, manifest)
+            problems, engine_checks = verify_files(module, directory, manifest, key)
         checks += engine_checks
     if problems:
         raise SnapshotError(
@@ -1173,7 +1507,7 @@ def capture(
             duration_s=None,
             database=request.database,
             source={},
-            artifact=artifact_name(engine, request.pg_format),
+            artifact=artifact_name(engine, request.pg_format, encrypted=bool(request.encrypt_to)),
             files=[],
             tool_versions={},
         ),
@@ -1181,7 +1515,7 @@ def capture(
     if engine == "postgresql":
         taken = capture_postgresql(module, request, partial)
     elif engine == "sqlite":
-        taken = capture_sqlite(request, partial)
+        taken = capture_sqlite(module, request, partial)
     else:
         taken = capture_files(module, request, partial)
     restrict_permissions(partial)
@@ -1200,12 +1534,17 @@ def capture(
         tables=taken.tables,
         members=taken.members,
         verified=request.verify,
+        encryption=encryption_record(request.encrypt_to) if request.encrypt_to else None,
     )
     problems = manifest_problems(manifest, snapshot_id)
     if problems:
         raise SnapshotError(f"the snapshot is incomplete: {'; '.join(problems)}")
     write_manifest(partial, manifest)
-    checks = verify_snapshot(module, partial, manifest, partial) if request.verify else []
+    checks = (
+        verify_snapshot(module, partial, manifest, partial, request.identity)
+        if request.verify
+        else []
+    )
     return manifest, checks
 
 
@@ -1285,7 +1624,9 @@ def state_present(module: AnsibleModule, request: Request) -> dict[str, Any]:
                 f"{manifest['engine']}, not {request.engine}: choose another snapshot_id"
             )
         checks = (
-            verify_snapshot(module, snapshot_dir, manifest, snapshot_dir) if request.verify else []
+            verify_snapshot(module, snapshot_dir, manifest, snapshot_dir, request.identity)
+            if request.verify
+            else []
         )
         return dict(
             result,
@@ -1372,7 +1713,7 @@ def state_verified(module: AnsibleModule, request: Request) -> dict[str, Any]:
     assert snapshot_id is not None
     snapshot_dir, manifest = find_snapshot(request.dest, snapshot_id)
     check_engine(request, manifest, snapshot_id)
-    checks = verify_snapshot(module, snapshot_dir, manifest, snapshot_dir)
+    checks = verify_snapshot(module, snapshot_dir, manifest, snapshot_dir, request.identity)
     return dict(
         changed=False,
         msg=f"snapshot {snapshot_id} verified",
@@ -1455,10 +1796,15 @@ def quiesce_sqlite(live: str) -> None:
 
 
 def write_sqlite_restore(
-    manifest: dict[str, Any], snapshot_file: str, target: str, owner: os.stat_result | None
+    module: AnsibleModule,
+    manifest: dict[str, Any],
+    snapshot_file: str,
+    target: str,
+    owner: os.stat_result | None,
+    identity: str | None,
 ) -> list[str]:
     """Restore the snapshot into the new file `target` and check it; the checks that passed."""
-    source = sqlite3.connect(sqlite_uri(snapshot_file, immutable=True), uri=True)
+    source = sqlite_snapshot_connection(module, snapshot_file, identity)
     try:
         restored = sqlite3.connect(target, isolation_level=None)
         try:
@@ -1534,7 +1880,12 @@ def restore_sqlite(
     owner = os.stat(live) if live_exists else None
     try:
         checks = write_sqlite_restore(
-            manifest, os.path.join(snapshot_dir, manifest["artifact"]), plan.target, owner
+            module,
+            manifest,
+            os.path.join(snapshot_dir, manifest["artifact"]),
+            plan.target,
+            owner,
+            identity_for(manifest, request.identity),
         )
         if plan.swap and live_exists:
             quiesce_sqlite(live)
@@ -1651,23 +2002,36 @@ def restore_postgresql(
             f"{properties.get('collate')}): {exc}; nothing was changed",
             **exc.details,
         ) from exc
+    archive = os.path.join(snapshot_dir, manifest["artifact"])
+    identity = identity_for(manifest, request.identity)
     try:
-        run(
-            module,
-            [
-                *client_command(
-                    pg_restore,
-                    connection,
-                    plan.target,
-                    "--exit-on-error",
-                    "--jobs",
-                    str(request.jobs),
-                ),
-                os.path.join(snapshot_dir, manifest["artifact"]),
-            ],
-            f"pg_restore into {plan.target}",
-            env=client_environment(connection, APPLICATION_NAME),
-        )
+        if identity is None:
+            run(
+                module,
+                [
+                    *client_command(
+                        pg_restore,
+                        connection,
+                        plan.target,
+                        "--exit-on-error",
+                        "--jobs",
+                        str(request.jobs),
+                    ),
+                    archive,
+                ],
+                f"pg_restore into {plan.target}",
+                env=client_environment(connection, APPLICATION_NAME),
+            )
+        else:
+            # Read from age's pipe, which cannot seek: one job.
+            run_decrypted(
+                module,
+                identity,
+                archive,
+                client_command(pg_restore, connection, plan.target, "--exit-on-error"),
+                f"pg_restore into {plan.target}",
+                env=client_environment(connection, APPLICATION_NAME),
+            )
         psql(module, connection, plan.target, "ANALYZE")
     except SnapshotError as exc:
         try:
@@ -1730,12 +2094,30 @@ def restore_files(
     created = not os.path.exists(target)
     make_directories(target, DIRECTORY_MODE)
     archive = os.path.join(snapshot_dir, manifest["artifact"])
+    identity = identity_for(manifest, request.identity)
     try:
-        run(
-            module,
-            [tool(module, "tar"), "--extract", "--gzip", "--file", archive, "--directory", target],
-            f"tar --extract into {target}",
-        )
+        if identity is None:
+            run(
+                module,
+                [
+                    tool(module, "tar"),
+                    "--extract",
+                    "--gzip",
+                    "--file",
+                    archive,
+                    "--directory",
+                    target,
+                ],
+                f"tar --extract into {target}",
+            )
+        else:
+            run_decrypted(
+                module,
+                identity,
+                archive,
+                [tool(module, "tar"), "--extract", "--gzip", "--file", "-", "--directory", target],
+                f"tar --extract into {target}",
+            )
     except SnapshotError as exc:
         if created:
             remove_tree(target)
@@ -1748,7 +2130,7 @@ def state_restored(module: AnsibleModule, request: Request) -> dict[str, Any]:
     assert snapshot_id is not None
     snapshot_dir, manifest = find_snapshot(request.dest, snapshot_id)
     check_engine(request, manifest, snapshot_id)
-    checks = verify_snapshot(module, snapshot_dir, manifest, snapshot_dir)
+    checks = verify_snapshot(module, snapshot_dir, manifest, snapshot_dir, request.identity)
     restorers = {
         "postgresql": restore_postgresql,
         "sqlite": restore_sqlite,
@@ -1867,6 +2249,8 @@ def main() -> None:
         argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True
     )
     started = time.monotonic()
+    # A private key given as a recipient by mistake is masked in everything the task returns.
+    module.no_log_values.update(secret_looking(module.params["encrypt_to"] or []))
     try:
         request = build_request(module.params)
         result = HANDLERS[request.state](module, request)

@@ -13,6 +13,8 @@ import contextlib
 import http.server
 import importlib.util
 import json
+import shutil
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -79,3 +81,20 @@ def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Two age key pairs made by age-keygen: the team's and a stranger's."""
+    if shutil.which("age-keygen") is None:
+        pytest.fail("age-keygen is missing: `make deps` installs Debian's age package")
+    made = {}
+    for name in ("team", "stranger"):
+        identity = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True)
+        secret = identity.stdout
+        recipient = subprocess.run(
+            ["age-keygen", "-y"], input=secret, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        made[f"{name}_identity"] = secret
+        made[f"{name}_recipient"] = recipient
+    yield made

@@ -456,7 +456,7 @@ class TestSqliteRestore:
         snapshot_id: str,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        def full(manifest: dict, snapshot_file: str, target: str, owner: Any) -> list[str]:
+        def full(_: Any, manifest: dict, file: str, target: str, *__: Any) -> list[str]:
             Path(target).write_bytes(b"half a database")
             raise sqlite3.OperationalError("database or disk is full")
 

@@ -27,6 +27,8 @@ from urllib.parse import unquote, urlsplit
 
 import backup_snapshot
 import pytest
+from test_backup_snapshot_encrypted import flip_byte
+from test_backup_snapshot_module import rewrite_manifest_for
 
 CLUSTER_USER = "nobody"
 PORT = 5432
@@ -452,3 +454,42 @@ class TestRestore:
         assert f"the partly restored database {database}_restore_p2 was dropped" in result["msg"]
         assert server.databases(database) == {database}
         assert count(server, database, "orders") == 500
+
+
+class TestEncrypted:
+    """pg_dump through a pipe into age: only ciphertext on disk, verified and restored by
+    decrypting through pipes."""
+
+    def test_encrypted_dump_verifies_fails_when_damaged_and_restores(
+        self, run_module, server: Server, dest: Path, database: str, keys: dict[str, str]
+    ) -> None:
+        secret = {"encrypt_to": [keys["team_recipient"]], "identity": keys["team_identity"]}
+        taken = run_module(
+            backup_snapshot.main, snapshot_args(server, dest, database, snapshot_id="e1", **secret)
+        )
+        assert taken["failed"] is False, taken["msg"]
+        server.psql(database, "DELETE FROM orders")
+        restored = run_module(
+            backup_snapshot.main,
+            restore_args(server, dest, "e1", swap=True, jobs=2, identity=keys["team_identity"]),
+        )
+        cipher = dest / "e1" / "database.dump.age"
+        flip_byte(cipher, cipher.stat().st_size // 2)
+        rewrite_manifest_for(dest / "e1", "database.dump.age")
+        damaged = run_module(
+            backup_snapshot.main,
+            {"state": "verified", "dest": str(dest), "snapshot_id": "e1", **secret},
+        )
+
+        assert taken["failed"] is False, taken["msg"]
+        assert sorted(p.name for p in (dest / "e1").iterdir()) == [
+            "database.dump.age",
+            "manifest.json",
+        ]
+        assert b"PGDMP" not in cipher.read_bytes()
+        checks = "\n".join(taken["checks"])
+        assert "age decrypted and authenticated every byte" in checks
+        assert "pg_restore -f /dev/null read and decoded the whole archive" in checks
+        assert restored["failed"] is False, restored["msg"]
+        assert count(server, database, "orders") == 500
+        assert damaged["failed"] is True and "age --decrypt" in damaged["msg"]
