@@ -565,6 +565,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from ansible.module_utils.backup_encryption import (
+    encryption_record,
+    is_encrypted,
+    missing_identity_message,
+    secret_looking,
+)
 from ansible.module_utils.backup_snapshot import (
     DATABASE_PROPERTIES_SQL,
     ENGINES,
@@ -587,22 +593,18 @@ from ansible.module_utils.backup_snapshot import (
     count_sessions_sql,
     create_database_sql,
     database_properties,
-    encryption_record,
     file_entries,
     first_line,
     format_utc,
     generate_snapshot_id,
     integrity_problems,
-    is_encrypted,
     is_partial_dir_name,
     manifest_problems,
-    missing_identity_message,
     partial_dir_name,
     pg_restore_plan,
     retention_plan,
     revision_query,
     row_count_problems,
-    secret_looking,
     sqlite_restore_plan,
     stale_partials,
     summarise,
@@ -856,7 +858,7 @@ def decrypted_bytes(module: AnsibleModule, identity: str, path: str) -> bytes:
     finally:
         os.close(key_fd)
     if done.returncode != 0:
-        raise age_error(f"age --decrypt of {os.path.basename(path)}", done.returncode, done.stderr)
+        raise age_error(f"{os.path.basename(path)}: age --decrypt", done.returncode, done.stderr)
     return done.stdout
 
 

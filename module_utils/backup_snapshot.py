@@ -23,6 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible.module_utils.backup_encryption import (
+    ENCRYPTED_SUFFIX,
+    encryption_manifest_problems,
+    encryption_problems,
+    is_encrypted,
+)
 from ansible.module_utils.postgresql_access import PgConnection, quote_ident, quote_literal
 
 # Modules run on the managed host's Python, which ansible-core 2.19 allows down to 3.8,
@@ -45,16 +51,6 @@ ARTIFACTS = {
     ("sqlite", None): "database.sqlite3",
     ("files", None): "files.tar.gz",
 }
-# An encrypted snapshot's artifact is the age ciphertext of what would be the plain one.
-ENCRYPTION_TOOL = "age"
-ENCRYPTED_SUFFIX = ".age"
-# age's native recipients (bech32, lower case) and the SSH public keys it also takes.
-_AGE_RECIPIENT_RE = re.compile(r"age1[02-9ac-hj-np-z]{58}")
-_SSH_RECIPIENT_RE = re.compile(r"(ssh-ed25519|ssh-rsa) [A-Za-z0-9+/]+=*( \S.*)?")
-_AGE_IDENTITY_RE = re.compile(r"^AGE-SECRET-KEY-1[0-9A-Z]{58}$", re.MULTILINE)
-_SSH_IDENTITY_MARK = "-----BEGIN OPENSSH PRIVATE KEY-----"
-# The identity reaches age through a pipe, never a file: it must fit the pipe's buffer.
-IDENTITY_MAX_BYTES = 60000
 # How many lines of a failed PRAGMA integrity_check go into the error message.
 INTEGRITY_LINES_SHOWN = 5
 
@@ -234,82 +230,6 @@ def artifact_name(engine: str, pg_format: str | None = None, *, encrypted: bool 
     return name + ENCRYPTED_SUFFIX if encrypted else name
 
 
-# Encryption
-
-
-def looks_secret(value: str) -> bool:
-    return "SECRET-KEY" in value.upper() or "PRIVATE KEY" in value
-
-
-def secret_looking(values: Iterable[object]) -> list[str]:
-    """The values that look like private keys, to be masked in the task's output."""
-    return [value for value in values if isinstance(value, str) and looks_secret(value)]
-
-
-def recipient_problems(recipients: object) -> list[str]:
-    """What is wrong with encrypt_to, never quoting a value that may be a private key."""
-    if not isinstance(recipients, (list, tuple)):
-        return ["encrypt_to must be a list of age recipients (public keys, age1...)"]
-    problems = []
-    for index, recipient in enumerate(recipients):
-        where = f"encrypt_to[{index}]"
-        if not isinstance(recipient, str):
-            problems.append(f"{where} is not a string: give an age recipient (age1...)")
-        elif looks_secret(recipient):
-            problems.append(
-                f"{where} is a private key (an identity): encrypt_to takes the public "
-                "recipient, which `age-keygen -y <identity file>` prints; keep the identity "
-                "in the vault and never in the inventory's plain variables"
-            )
-        elif not (
-            _AGE_RECIPIENT_RE.fullmatch(recipient.strip())
-            or _SSH_RECIPIENT_RE.fullmatch(recipient.strip())
-        ):
-            problems.append(
-                f"{where} ({recipient.strip()[:24]}...) is not an age recipient: give the "
-                "public key age-keygen printed (age1 followed by 58 characters) or an "
-                "ssh-ed25519 / ssh-rsa public key"
-            )
-    if not problems and len(set(recipients)) != len(recipients):
-        problems.append("encrypt_to names the same recipient more than once")
-    return problems
-
-
-def identity_problems(identity: object) -> list[str]:
-    """What is wrong with an age identity, never quoting it."""
-    if not isinstance(identity, str) or not identity.strip():
-        return ["identity is empty: give the age identity (AGE-SECRET-KEY-1...) from the vault"]
-    if len(identity.encode()) > IDENTITY_MAX_BYTES:
-        return [f"identity is larger than {IDENTITY_MAX_BYTES} bytes: give one identity file"]
-    if not (_AGE_IDENTITY_RE.search(identity) or _SSH_IDENTITY_MARK in identity):
-        return [
-            "identity holds no age identity (a line AGE-SECRET-KEY-1...) and no OpenSSH "
-            "private key: give the content of the identity file age-keygen wrote, not its "
-            "path and not the public recipient"
-        ]
-    return []
-
-
-def encryption_record(recipients: Sequence[str]) -> dict[str, Any]:
-    """The manifest's `encryption`: the tool and who can decrypt; never a private key."""
-    return {"tool": ENCRYPTION_TOOL, "recipients": [r.strip() for r in recipients]}
-
-
-def is_encrypted(manifest: Mapping[str, Any]) -> bool:
-    return isinstance(manifest.get("encryption"), Mapping)
-
-
-def missing_identity_message(snapshot_id: str, manifest: Mapping[str, Any]) -> str:
-    recipients = ", ".join(
-        f"{r[:16]}..." for r in (manifest.get("encryption") or {}).get("recipients", [])
-    )
-    return (
-        f"snapshot {snapshot_id} is encrypted (age, to {recipients}): reading it back needs "
-        "the identity of one of its recipients; set identity (bluegreen_backup_identity, "
-        "in the vault) and run again; nothing was changed"
-    )
-
-
 # Requests
 
 
@@ -412,9 +332,12 @@ def build_request(params: Mapping[str, Any]) -> Request:
         encrypt_to=tuple(r.strip() for r in params.get("encrypt_to") or ()),
         identity=params.get("identity") or None,
     )
-    problems = recipient_problems(list(request.encrypt_to))
-    if request.identity is not None:
-        problems += identity_problems(request.identity)
+    problems = encryption_problems(
+        list(params.get("encrypt_to") or ()),
+        request.identity,
+        verify=request.verify and state == "present",
+        pg_format=request.pg_format,
+    )
     if problems:
         raise SnapshotError("; ".join(problems) + "; nothing was changed")
     if state == "present":
@@ -445,17 +368,6 @@ def _check_capture_request(request: Request) -> None:
         raise SnapshotError(f"pg_format applies to engine=postgresql only, not {request.engine}")
     if request.engine != "postgresql" and request.compress is not None:
         raise SnapshotError(f"compress applies to engine=postgresql only, not {request.engine}")
-    if request.encrypt_to and request.verify and request.identity is None:
-        raise SnapshotError(
-            "encrypt_to with verify needs identity, the age identity of one of the "
-            "recipients, to read the snapshot back (bluegreen_backup_identity, in the vault); "
-            "nothing was changed"
-        )
-    if request.encrypt_to and request.pg_format == "directory":
-        raise SnapshotError(
-            "pg_format=directory writes a file per table, which cannot be encrypted as one "
-            "stream without a plaintext copy on disk: use pg_format=custom with encrypt_to"
-        )
 
 
 # Manifest
@@ -606,21 +518,7 @@ def manifest_problems(data: object, snapshot_id: str | None = None) -> list[str]
         problems.append("members (the number of archive entries) is missing")
     if engine == "postgresql" and not isinstance(data.get("database"), str):
         problems.append("database is missing")
-    return problems + _encryption_problems(data)
-
-
-def _encryption_problems(data: Mapping[str, Any]) -> list[str]:
-    if "encryption" not in data:
-        return []
-    encryption = data["encryption"]
-    if not isinstance(encryption, Mapping) or encryption.get("tool") != ENCRYPTION_TOOL:
-        return [f"encryption is not a record of the {ENCRYPTION_TOOL} tool"]
-    recipients = encryption.get("recipients")
-    if not isinstance(recipients, list) or not recipients:
-        return ["encryption.recipients is missing or empty"]
-    if not str(data.get("artifact", "")).endswith(ENCRYPTED_SUFFIX):
-        return [f"the artifact of an encrypted snapshot must end with {ENCRYPTED_SUFFIX}"]
-    return []
+    return problems + encryption_manifest_problems(data)
 
 
 def validate_manifest(data: object, path: str, snapshot_id: str | None = None) -> dict[str, Any]:

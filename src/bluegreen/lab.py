@@ -11,6 +11,7 @@ exactly that and nothing else.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -36,6 +37,7 @@ SUITE = "bookworm"
 # Everything any role may need is baked into the image so that a lab release never
 # waits on a package download; the roles still declare their packages (a no-op here).
 IMAGE_PACKAGES: tuple[str, ...] = (
+    "age",
     "ca-certificates",
     "curl",
     "dbus",
@@ -207,6 +209,8 @@ class Lab:
             self.ensure_container(host, tag)
         for host in hosts:
             self.authorize_key(host, public_key)
+        if hosts:
+            self.ensure_age_key(hosts[0])
         for host in hosts:
             wait_for_ssh(host.ssh_port, SSH_READY_TIMEOUT_S)
             self.log(f"{host.name}: ssh on 127.0.0.1:{host.ssh_port} is ready")
@@ -367,6 +371,44 @@ class Lab:
             },
             stop_signal="SIGRTMIN+3",
         )
+
+    @property
+    def age_dir(self) -> Path:
+        return self.state_dir / "age"
+
+    def ensure_age_key(self, host: LabHost) -> None:
+        """The lab's age key pair, which the lab inventories encrypt snapshots to:
+        ``recipient.txt`` and ``identity.txt`` (0600) under state/lab/age/, made once by
+        age-keygen in a lab container (it prints the identity; nothing is left there)."""
+        self.age_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.age_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            identity_file, recipient_file = (
+                self.age_dir / "identity.txt",
+                self.age_dir / "recipient.txt",
+            )
+            if identity_file.is_file() and recipient_file.is_file():
+                return
+            container = self.client.containers.get(host.container_name)
+            made = container.exec_run(["age-keygen"], stdout=True, stderr=False)
+            text = made.output.decode()
+            recipient = next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in text.splitlines()
+                    if line.startswith("# public key:")
+                ),
+                None,
+            )
+            if made.exit_code != 0 or recipient is None:
+                raise LabError(f"{host.name}: age-keygen failed (exit {made.exit_code})")
+            descriptor = os.open(identity_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(text)
+            recipient_file.write_text(recipient + "\n")
+            self.log(
+                f"made the lab's age key pair (snapshots are encrypted to {recipient[:16]}...)"
+            )
 
     def authorize_key(self, host: LabHost, public_key: str) -> None:
         container = self.client.containers.get(host.container_name)

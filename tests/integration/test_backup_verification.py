@@ -5,6 +5,11 @@ database; then the test damages the backup file the way disks and interrupted co
 (truncation, one flipped byte) and asks backup_snapshot to verify it. A damaged backup
 whose manifest was rewritten to match must still fail: verification reads the backup
 (pg_restore, PRAGMA integrity_check), it does not only compare checksums.
+
+The lab inventories encrypt snapshots with age (group_vars/all/backup.yml): the same
+damage fails the verification of the ciphertext, whose real read is age's decryption; the
+database host holds no plaintext copy and never the identity, and a restore with the
+identity brings the data back.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import LAB, SINGLE, ansible, ensure_live, shell
+from conftest import LAB, ROOT, SINGLE, ansible, ensure_live, shell
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 
@@ -29,15 +34,30 @@ class Database:
     file: str  # the backup file inside a snapshot
     user: str  # who takes and reads snapshots (as the release does)
     base: str  # a directory that user may create snapshot directories in
+    encrypted: bool = False
 
     def snapshot_args(self) -> dict:
         if self.engine == "postgresql":
-            return {"engine": "postgresql", "database": APP}
-        return {"engine": "sqlite", "sqlite_path": f"/var/lib/{APP}/{APP}.db"}
+            engine = {"engine": "postgresql", "database": APP}
+        else:
+            engine = {"engine": "sqlite", "sqlite_path": f"/var/lib/{APP}/{APP}.db"}
+        return {**engine, **(ENCRYPTION if self.encrypted else {}), **self.keys()}
+
+    def keys(self) -> dict:
+        return IDENTITY if self.encrypted else {}
 
 
+# The inventory's own keys, templated on the host by Ansible: never on a command line.
+ENCRYPTION = {"encrypt_to": "{{ bluegreen_backup_encrypt_to }}"}
+IDENTITY = {"identity": "{{ bluegreen_backup_identity }}"}
 POSTGRESQL = Database(LAB, "db1", "postgresql", "database.dump", "postgres", "/var/lib/postgresql")
 SQLITE = Database(SINGLE, "single1", "sqlite", "database.sqlite3", "root", "/var/backups")
+POSTGRESQL_AGE = Database(
+    LAB, "db1", "postgresql", "database.dump.age", "postgres", "/var/lib/postgresql", True
+)
+SQLITE_AGE = Database(
+    SINGLE, "single1", "sqlite", "database.sqlite3.age", "root", "/var/backups", True
+)
 
 # Damage done on the host with its own Python: halve the file, or flip one byte in the middle.
 TRUNCATE = "import os,sys; p=sys.argv[1]; os.truncate(p, os.path.getsize(p) // 2)"
@@ -91,7 +111,9 @@ def on_host(database: Database, script: str, *args: str) -> None:
 
 
 def verify(database: Database, dest: str, snapshot_id: str) -> dict:
-    return backup(database, dest, {"state": "verified", "snapshot_id": snapshot_id})
+    return backup(
+        database, dest, {"state": "verified", "snapshot_id": snapshot_id, **database.keys()}
+    )
 
 
 def test_truncated_backup_fails_verification_naming_the_file(database: Database, dest: str) -> None:
@@ -121,6 +143,14 @@ def test_byte_flipped_backup_fails_verification_naming_the_checksums(
     assert "but the manifest records" in result["msg"]
 
 
+# Truncation and a flipped byte are caught by the checksums, encrypted or not; what the
+# manifest hides is caught by the real read, which for ciphertext is age's.
+@pytest.mark.parametrize(
+    "database",
+    [POSTGRESQL, SQLITE, POSTGRESQL_AGE, SQLITE_AGE],
+    ids=["postgresql", "sqlite", "postgresql-age", "sqlite-age"],
+    indirect=True,
+)
 def test_damage_hidden_from_the_manifest_fails_the_real_read(database: Database, dest: str) -> None:
     path = snapshot(database, dest, "hidden")
     on_host(database, TRUNCATE, path)
@@ -131,5 +161,64 @@ def test_damage_hidden_from_the_manifest_fails_the_real_read(database: Database,
     assert result["failed"] is True
     assert result["verified"] is False
     assert f"{database.file}: " in result["msg"]
-    reader = "pg_restore" if database.engine == "postgresql" else "integrity_check"
-    assert reader in result["msg"] or "cannot read it" in result["msg"]
+    if database.encrypted:
+        assert "age --decrypt" in result["msg"] and "damaged, truncated" in result["msg"]
+    else:
+        reader = "pg_restore" if database.engine == "postgresql" else "integrity_check"
+        assert reader in result["msg"] or "cannot read it" in result["msg"]
+
+
+def lab_identity_line() -> str:
+    """The secret line of the lab's age identity (state/lab/age/, made by `lab up`)."""
+    text = (ROOT / "state/lab/age/identity.txt").read_text()
+    return next(line for line in text.splitlines() if line.startswith("AGE-SECRET-KEY-1"))
+
+
+@pytest.mark.parametrize("database", [POSTGRESQL_AGE], ids=["postgresql-age"], indirect=True)
+def test_encrypted_snapshot_leaves_no_plaintext_or_key_on_the_host_and_restores(
+    database: Database, dest: str
+) -> None:
+    path = snapshot(database, dest, "sealed")
+    # Every file on db1 (not /proc, /sys, /dev): none holds the identity; the snapshot's
+    # folder holds no pg_dump archive (its magic PGDMP) and no row of the service.
+    secret = lab_identity_line()[-40:]
+    anywhere = shell(
+        database.host,
+        f"grep -rlF --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev -e '{secret}' / "
+        "2>/dev/null; true",
+        database.inventory,
+    )
+    in_dest = shell(
+        database.host,
+        f"grep -rlF -e PGDMP -e alembic_version {dest}; ls {dest}/sealed",
+        database.inventory,
+    )
+    modes = shell(database.host, f"stat -c '%a %U %n' {dest}/sealed {path}", database.inventory)
+    restored = backup(
+        database,
+        dest,
+        {
+            "state": "restored",
+            "snapshot_id": "sealed",
+            "restore_target": f"{APP}_sealed_check",
+            **database.keys(),
+        },
+    )
+    check = f"{APP}_sealed_check"
+    count = "SELECT count(*) FROM alembic_version"
+    rows = shell(
+        database.host,
+        f"su postgres -c \"psql -XtAq -d {check} -c '{count}'\"; "
+        f"su postgres -c \"psql -Xq -c 'DROP DATABASE IF EXISTS {check}'\"",
+        database.inventory,
+    )
+
+    assert anywhere["stdout"] == "", anywhere
+    assert in_dest["stdout"].split() == ["database.dump.age", "manifest.json"], in_dest
+    assert modes["stdout"].split("\n") == [
+        f"700 postgres {dest}/sealed",
+        f"600 postgres {path}",
+    ], modes
+    assert restored.get("failed") is not True, restored
+    assert any("age decrypted and authenticated every byte" in c for c in restored["checks"])
+    assert rows["stdout"].splitlines()[0] == "1", rows

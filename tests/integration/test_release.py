@@ -106,6 +106,8 @@ def test_release_moves_traffic_keeps_the_data_journals_every_step_and_reports_it
     snapshot, deploy, switch = by_step["snapshot"], by_step["deploy"], by_step["switch"]
     assert snapshot["evidence"]["verified"] is True
     assert snapshot["evidence"]["size_bytes"] > 0
+    # The lab encrypts its snapshots (group_vars/all/backup.yml): only ciphertext is kept.
+    assert [entry["path"] for entry in snapshot["evidence"]["files"]] == ["database.dump.age"]
     published = (ROOT / "artifacts/sampleapp-2.0.0.tar.gz.sha256").read_text().split()[0]
     assert deploy["evidence"]["artifact_sha256"] == published
     assert [answer["status"] for answer in deploy["evidence"]["smoke"]] == [200, 200]

@@ -14,9 +14,9 @@ from typing import Any
 
 import backup_snapshot
 import pytest
+from ansible.module_utils import backup_encryption
+from ansible.module_utils import backup_snapshot as rules
 from test_backup_snapshot_module import args, make_db, rewrite_manifest_for, rows, sqlite_args
-
-from bluegreen_module_utils import backup_snapshot as rules
 
 
 @pytest.fixture
@@ -249,8 +249,8 @@ def test_directory_format_cannot_be_encrypted() -> None:
 
 def test_ssh_recipients_are_accepted_and_listed_in_the_manifest_record() -> None:
     ssh = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHm2 ops@example"
-    assert rules.recipient_problems([ssh, "age1" + "q" * 58]) == []
-    assert rules.encryption_record([f" {ssh} "]) == {"tool": "age", "recipients": [ssh]}
-    assert rules.recipient_problems(["age1" + "q" * 58] * 2) == [
+    assert backup_encryption.recipient_problems([ssh, "age1" + "q" * 58]) == []
+    assert backup_encryption.encryption_record([f" {ssh} "]) == {"tool": "age", "recipients": [ssh]}
+    assert backup_encryption.recipient_problems(["age1" + "q" * 58] * 2) == [
         "encrypt_to names the same recipient more than once"
     ]
