@@ -957,3 +957,113 @@ def team_settings(inventory: str, caps: bool) -> Iterator[None]:
         shell(inventory, "db1", f"systemctl stop {CATALOG_UNIT} || true")
         for host in ("app-blue", "app-green"):
             point_catalog(inventory, host, None)
+
+
+# Page loads of a single-page frontend: what a browser does, checked for mixed versions.
+
+_PAGE_VERSION = re.compile(r'<meta name="sampleapp-version" content="([^"]+)"')
+_PAGE_ASSETS = re.compile(r'(?:src|href)="(/[^"]+/assets/[^"]+)"')
+_ASSET_VERSION = re.compile(r'SAMPLEAPP_FRONTEND_VERSION = "([^"]+)"|/\* sampleapp (\S+) \*/')
+
+
+@dataclass
+class PageLoad:
+    """One page load: the page's version and colour, and each asset's."""
+
+    started: float
+    page_version: str | None = None
+    page_colour: str | None = None
+    assets: list[tuple[str, int, str | None, str | None]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(status != 200 for _, status, _, _ in self.assets)
+
+    @property
+    def mixed(self) -> bool:
+        """An asset of another version than its page: what a switch must never cause."""
+        return any(
+            version != self.page_version for _, status, version, _ in self.assets if status == 200
+        )
+
+    @property
+    def cross_colour(self) -> int:
+        """Assets the other colour served (the page's colour no longer had them)."""
+        return sum(1 for _, _, _, colour in self.assets if colour and colour != self.page_colour)
+
+
+class PageLoads:
+    """``clients`` browsers loading ``path`` and its assets over keep-alive connections,
+    ``think_s`` apart, until stopped."""
+
+    def __init__(self, url: str, path: str, clients: int, think_s: float = 0.05) -> None:
+        self.url, self.path, self.clients, self.think_s = url, path, clients, think_s
+        self.loads: list[PageLoad] = []
+        self.retries = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def __enter__(self) -> PageLoads:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _get(
+        self, connection: http.client.HTTPConnection, path: str
+    ) -> tuple[int, str, str | None]:
+        """GET ``path``; as a browser does, once more on a new connection when a kept-alive
+        one was closed under the request (an nginx reload closes idle ones)."""
+        for attempt in (1, 2):
+            try:
+                connection.request("GET", path, headers={"Cache-Control": "no-cache"})
+                answer = connection.getresponse()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection.close()
+                if attempt == 2:
+                    raise
+                self.retries += 1
+        body = answer.read().decode(errors="replace")
+        return answer.status, body, answer.getheader("X-Bluegreen-Colour")
+
+    def _client(self) -> None:
+        connection = connect(self.url, timeout=10)
+        while not self._stop.is_set():
+            load = PageLoad(started=time.time())
+            try:
+                status, page, colour = self._get(connection, self.path)
+                load.page_colour = colour
+                found = _PAGE_VERSION.search(page)
+                load.page_version = found.group(1) if found else None
+                if status != 200 or not found:
+                    load.error = f"page: {status}"
+                for asset in _PAGE_ASSETS.findall(page):
+                    time.sleep(self.think_s)
+                    status, body, served_by = self._get(connection, asset)
+                    match = _ASSET_VERSION.search(body)
+                    version = (match.group(1) or match.group(2)) if match else None
+                    load.assets.append((asset, status, version, served_by))
+            except (OSError, http.client.HTTPException) as exc:
+                load.error = f"{type(exc).__name__}: {exc}"
+                connection.close()
+                connection = connect(self.url, timeout=10)
+            self.loads.append(load)
+            time.sleep(self.think_s)
+        connection.close()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "pages": len(self.loads),
+            "failed": sum(1 for load in self.loads if load.failed),
+            "mixed": sum(1 for load in self.loads if load.mixed),
+            "cross_colour_assets": sum(load.cross_colour for load in self.loads),
+            "versions": sorted({load.page_version for load in self.loads if load.page_version}),
+            "retried_on_closed_keepalive": self.retries,
+            "errors": sorted({load.error for load in self.loads if load.error})[:5],
+        }

@@ -9,7 +9,8 @@ runs, given the run record the earlier plays left on the controller:
     preflight -> lock -> recover_* (playbooks/recover.yml) -> lb -> database -> plan
       -> snapshot (PostgreSQL) | sqlite_plan -> window_open -> window_snapshot
          -> window_migrate -> window_restore (failed migration) -> window_close
-      -> idle_restore (a failure on SQLite) -> deploy -> pre_switch_analysis
+      -> idle_restore (a failure on SQLite) -> deploy -> frontend (load balancers)
+      -> pre_switch_analysis
       -> hold (asked for: the release ends here, held for a person; `bluegreen promote`
          goes on with the steps below under the same release id)
       -> canary (steps asked for) -> switch -> analysis -> auto_rollback (bad signals)
@@ -52,6 +53,7 @@ RELEASE_STEPS = (
     "window_close",
     "idle_restore",
     "deploy",
+    "frontend",
     "pre_switch_analysis",
     "hold",
     "canary",
@@ -207,6 +209,7 @@ RULES: dict[str, Rule] = {
         )
     ),
     "deploy": Rule((NOT_FAILED, CHANGES)),
+    "frontend": Rule((NOT_FAILED, CHANGES)),
     "pre_switch_analysis": Rule(
         (NOT_FAILED, CHANGES, (lambda r: r.pre_switch_analysis, "pre-switch analysis is off"))
     ),

@@ -118,6 +118,11 @@ LOCK_FILES = ("uv.lock", "poetry.lock", "pylock.toml")
 
 # Never part of a build, wherever they are in the tree (a virtualenv of any name is left
 # out too: see _ignorer).
+# Where a built frontend lands at the release root; the load balancers serve it from there.
+FRONTEND_DIR = "frontend"
+# A frontend's dependencies are installed by its own build command (npm ci...), not copied.
+FRONTEND_COPY_IGNORE = ("node_modules",)
+FRONTEND_BUILD_TIMEOUT_S = 1800
 COPY_IGNORE_ANYWHERE = (
     ".git",
     ".hg",
@@ -496,6 +501,14 @@ def build_artifact(
         if project_wheel is not None:
             shutil.copy2(project_wheel, wheelhouse / project_wheel.name)
 
+        frontend = declared_frontend(project.pyproject)
+        frontend_files: list[tuple[str, Path]] = []
+        if frontend is not None:
+            step(f"Building the frontend in {frontend.source}: {frontend.command}")
+            frontend_files = built_frontend(
+                project_dir, output_dir, frontend, built_version, workdir, epoch
+            )
+
         step(f"Writing {destination.name}")
         manifest = artifact_manifest(
             built_name,
@@ -508,6 +521,7 @@ def build_artifact(
             lock=lock.path.name if lock is not None else None,
             requires_python=requires_python,
             files=[relative for relative, _ in files],
+            frontend=[relative for relative, _ in frontend_files],
         )
         root = destination.name.removesuffix(".tar.gz")
         members: list[tuple[str, Path | bytes]] = [
@@ -516,7 +530,7 @@ def build_artifact(
                 (f"{root}/{WHEELHOUSE}/{w['filename']}", wheelhouse / w["filename"])
                 for w in manifest["wheels"]
             ),
-            *((f"{root}/{relative}", path) for relative, path in files),
+            *((f"{root}/{relative}", path) for relative, path in [*files, *frontend_files]),
         ]
         output_dir.mkdir(parents=True, exist_ok=True)
         write_tarball(destination, members, mtime=epoch)
@@ -544,6 +558,7 @@ def artifact_manifest(
     lock: str | None = None,
     requires_python: str | None = None,
     files: Sequence[str] = (),
+    frontend: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The content of bluegreen-artifact.json: what was built, for which target, checksums.
 
@@ -581,6 +596,9 @@ def artifact_manifest(
     manifest["lock"] = lock
     manifest["requires_python"] = requires_python
     manifest["files"] = sorted(files)
+    if frontend:
+        # The built frontend the load balancers serve from the colour's release.
+        manifest["frontend"] = {"dir": FRONTEND_DIR, "files": sorted(frontend)}
     manifest["wheels"] = [
         {"filename": wheel.name, "sha256": file_sha256(wheel), "size": wheel.stat().st_size}
         for wheel in sorted(wheelhouse.glob("*.whl"))
@@ -905,6 +923,104 @@ def _walked_files(
             if (here / f).is_file()
         ]
     return files
+
+
+@dataclass(frozen=True)
+class FrontendBuild:
+    """``[tool.bluegreen.frontend]``: the command that builds the frontend in ``source``
+    (relative to the project) and the directory it writes, ``dist`` (relative to source)."""
+
+    source: str
+    command: str
+    dist: str
+
+
+def declared_frontend(pyproject: Path | None) -> FrontendBuild | None:
+    """The frontend build pyproject.toml declares, or None; ProjectError naming the key."""
+    if pyproject is None:
+        return None
+    table = _parse_toml(pyproject.read_text(encoding="utf-8"))
+    frontend = table.get("tool", {}).get("bluegreen", {}).get("frontend")
+    if frontend is None:
+        return None
+    example = (
+        '[tool.bluegreen.frontend] source = "frontend", command = "npm ci && npm run build", '
+        'dist = "dist"'
+    )
+    if not isinstance(frontend, dict):
+        raise ProjectError(f"[tool.bluegreen.frontend] must be a table, e.g. {example}")
+    values = {key: frontend.get(key) for key in ("source", "command", "dist")}
+    missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
+    unknown = sorted(set(frontend) - set(values))
+    if missing or unknown:
+        problem = f"needs {', '.join(missing)}" if missing else f"has unknown {', '.join(unknown)}"
+        raise ProjectError(f"[tool.bluegreen.frontend] {problem}: e.g. {example}")
+    for key in ("source", "dist"):
+        relative = Path(os.path.normpath(values[key]))
+        if relative.is_absolute() or relative.parts[:1] in ((), (os.pardir,)):
+            raise ProjectError(
+                f"[tool.bluegreen.frontend] {key} {values[key]!r} must be a directory inside "
+                "the project (source) or the source (dist), given relative to it"
+            )
+    return FrontendBuild(**values)
+
+
+def built_frontend(
+    project_dir: Path,
+    output_dir: Path,
+    frontend: FrontendBuild,
+    version: str,
+    workdir: Path,
+    epoch: int,
+) -> list[tuple[str, Path]]:
+    """Build the frontend in a copy of its source (the project is never written to, and
+    parallel builds of several versions do not meet) with BLUEGREEN_VERSION and
+    SOURCE_DATE_EPOCH set; its built files, as ``frontend/<path>`` at the release root."""
+    source = project_dir / frontend.source
+    if not source.is_dir():
+        raise ProjectError(
+            f"[tool.bluegreen.frontend] source {frontend.source!r} is not a directory of "
+            f"{project_dir}: fix the path"
+        )
+    copy = workdir / "frontend-source"
+    project_ignore = _ignorer(project_dir, output_dir)
+    frontend_ignore = shutil.ignore_patterns(*FRONTEND_COPY_IGNORE)
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return set(project_ignore(directory, names)) | set(frontend_ignore(directory, names))
+
+    shutil.copytree(source, copy, ignore=ignore, symlinks=True)
+    environment = {**os.environ, "BLUEGREEN_VERSION": version, "SOURCE_DATE_EPOCH": str(epoch)}
+    try:
+        done = subprocess.run(
+            ["sh", "-c", frontend.command],
+            cwd=copy,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=FRONTEND_BUILD_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ProjectError(
+            f"the frontend build `{frontend.command}` ran longer than "
+            f"{FRONTEND_BUILD_TIMEOUT_S} s: run it by hand in {source} to see why"
+        ) from exc
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise ProjectError(
+            f"the frontend build `{frontend.command}` failed (exit {done.returncode}) in a copy "
+            f"of {source}:\n{tail}\nfix it (run it there by hand) and build again"
+        )
+    dist = copy / frontend.dist
+    files = _walked_files(dist, dist, lambda _directory, _names: set()) if dist.is_dir() else []
+    if not files:
+        raise ProjectError(
+            f"the frontend build `{frontend.command}` wrote no files into {frontend.dist}: "
+            "set [tool.bluegreen.frontend] dist to the directory it builds into (relative to "
+            f"{frontend.source})"
+        )
+    return [(f"{FRONTEND_DIR}/{relative}", path) for relative, path in files]
 
 
 def _declared_includes(pyproject: Path | None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,10 @@ from reports import (
     report,
     version_on,
 )
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _load import PageLoads
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_group("lab2"), pytest.mark.usefixtures("lab")]
 
@@ -76,7 +81,9 @@ def test_release_moves_traffic_keeps_the_data_journals_every_step_and_reports_it
     assert created.status == 201
     note_id = json.loads(created.body)["id"]
 
-    with SteadyTraffic(limit_s=1200):
+    # Browsers load the sample's frontend (/ui/) and its content-hashed assets all along:
+    # the switch must never give one a page of one version with a script of the other.
+    with SteadyTraffic(limit_s=1200), PageLoads(LAB_URL, "/ui/", clients=3) as pages:
         result = bluegreen("release", "--version", "2.0.0", timeout=1800)
 
     assert result.exit_code == 0, result.report
@@ -98,6 +105,7 @@ def test_release_moves_traffic_keeps_the_data_journals_every_step_and_reports_it
         "snapshot",
         "migrate",
         "deploy",
+        "frontend",
         "pre_switch_analysis",
         "switch",
         "analysis",
@@ -135,6 +143,11 @@ def test_release_moves_traffic_keeps_the_data_journals_every_step_and_reports_it
     assert judged["evidence"]["load"]["step"]["routes"] == ["GET /", "GET /notes?limit=1"]
     assert judged["evidence"]["comparison"] is None
     assert judged["finished_at"] < switch["started_at"]
+
+    page_loads = pages.summary()
+    assert (page_loads["mixed"], page_loads["failed"]) == (0, 0), page_loads
+    assert page_loads["versions"] == ["1.0.0", "2.0.0"], page_loads
+    assert by_step["frontend"]["evidence"]["version"] == "2.0.0"
 
     released_report_matches(result, "1.0.0", tmp_path)
 

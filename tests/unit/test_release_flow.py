@@ -121,6 +121,9 @@ STEP_TABLE = [
     ),
     ("deploy", PG_RECORD, True, ""),
     ("deploy", replace(PG_RECORD, unchanged=True), False, "the version is live already"),
+    ("frontend", PG_RECORD, True, ""),
+    ("frontend", replace(PG_RECORD, failed_step="deploy"), False, "an earlier step failed"),
+    ("frontend", replace(PG_RECORD, unchanged=True), False, "the version is live already"),
     ("pre_switch_analysis", PG_RECORD, True, ""),
     (
         "pre_switch_analysis",
@@ -288,11 +291,11 @@ PG = RunRecord()
 SQLITE = RunRecord(sqlite=True)
 CANARY = RunRecord(canary=True, served_before=True)
 PG_STEPS = ["preflight", "lock", "recover_find", "lb", "database", "plan", "snapshot", "deploy"]
-PG_SWITCH = [*PG_STEPS, "pre_switch_analysis", "switch"]
-CANARY_SWITCH = [*PG_STEPS, "pre_switch_analysis", "canary", "switch"]
+PG_SWITCH = [*PG_STEPS, "frontend", "pre_switch_analysis", "switch"]
+CANARY_SWITCH = [*PG_STEPS, "frontend", "pre_switch_analysis", "canary", "switch"]
 SQLITE_STEPS = ["preflight", "lock", "recover_find", "lb", "database", "plan", "sqlite_plan"]
 WINDOW = ["window_open", "window_snapshot", "window_migrate"]
-AFTER_DEPLOY = ["deploy", "pre_switch_analysis", "switch", "analysis", "finish"]
+AFTER_DEPLOY = ["deploy", "frontend", "pre_switch_analysis", "switch", "analysis", "finish"]
 
 FAILURE_TABLE = [
     # record, failing step, whether migrations need a window, steps run, outcome, exit code
@@ -306,6 +309,7 @@ FAILURE_TABLE = [
     (PG, "plan", True, [*PG_STEPS[:6], "finish"], "failed_before_switch", 3),
     (PG, "snapshot", True, [*PG_STEPS[:7], "finish"], "failed_before_switch", 3),
     (PG, "deploy", True, [*PG_STEPS, "finish"], "failed_before_switch", 3),
+    (PG, "frontend", True, [*PG_STEPS, "frontend", "finish"], "failed_before_switch", 3),
     (PG, "pre_switch_analysis", True, [*PG_SWITCH[:-1], "finish"], "failed_before_switch", 3),
     (PG, "switch", True, [*PG_SWITCH, "finish"], "rolled_back", 4),
     (CANARY, None, True, [*CANARY_SWITCH, "analysis", "finish"], "released", 0),
@@ -407,7 +411,7 @@ FAILURE_TABLE = [
         SQLITE,
         "switch",
         True,
-        [*SQLITE_STEPS, *WINDOW, "window_close", *AFTER_DEPLOY[:3], "finish"],
+        [*SQLITE_STEPS, *WINDOW, "window_close", *AFTER_DEPLOY[:4], "finish"],
         "rolled_back",
         4,
     ),
