@@ -35,7 +35,7 @@ def main() -> None:
     script_name = hashed_name("app", ".js", script)
     style_name = hashed_name("app", ".css", style)
     page = (
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\">\n"
+        '<!doctype html>\n<html><head><meta charset="utf-8">\n'
         f'<meta name="sampleapp-version" content="{version}">\n'
         f"<title>sampleapp {version}</title>\n"
         f'<link rel="stylesheet" href="{BASE}assets/{style_name}">\n'
