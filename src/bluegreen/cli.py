@@ -293,6 +293,17 @@ def _project(ctx: typer.Context) -> Path:
     return project_root(explicit=_settings(ctx).project_dir)
 
 
+def _serial(text: str) -> int | str:
+    """--serial as Ansible's play keyword takes it: a count of hosts, or a percentage."""
+    match = re.fullmatch(r"([1-9][0-9]{0,3})(%?)", text.strip())
+    if match is None or (match.group(2) and int(match.group(1)) > 100):
+        raise InputError(
+            f"--serial {text!r} is not a batch size: give a number of hosts (e.g. 1) or a "
+            "percentage of the idle colour's hosts (e.g. 34%)"
+        )
+    return text.strip() if match.group(2) else int(match.group(1))
+
+
 def _canary_steps(text: str | None) -> dict[str, list[int]]:
     """The release's `canary` input from --canary ({} without it: the inventory decides)."""
     if text is None:
@@ -564,6 +575,16 @@ def release(
             "at once. Default: the inventory's bluegreen_analysis_canary_steps.",
         ),
     ] = None,
+    serial: Annotated[
+        str | None,
+        typer.Option(
+            "--serial",
+            metavar="N|N%",
+            help="Deploy the idle colour N hosts (or N % of them) at a time, each batch "
+            "started and gated before the next; a failed batch stops the release before the "
+            "switch and leaves the later batches untouched. Default: all at once.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     verbose: VerboseOption = 0,
 ) -> None:
@@ -586,6 +607,7 @@ def release(
             **({"allow_breaking_migrations": True} if allow_breaking_migrations else {}),
             **_canary_steps(canary),
             **({"pause_before_switch": True} if pause_before_switch else {}),
+            **({"serial": _serial(serial)} if serial is not None else {}),
         }
         project = _project(ctx)
         result = _run("release", project, extravars, inventory, json_output, verbose)

@@ -1,7 +1,9 @@
 """A fleet: two load balancers, three app hosts per colour, PostgreSQL on its own host
 (inventories/lab-fleet). A release installs on every idle host, gates each one, and
 switches both load balancers once; one idle host whose colour cannot start stops the
-release before the switch, naming that host, and traffic stays where it was."""
+release before the switch, naming that host, and traffic stays where it was. With
+--serial the idle hosts are deployed a batch at a time: a failed batch leaves the later
+ones untouched while users are served throughout."""
 
 from __future__ import annotations
 
@@ -28,12 +30,54 @@ def fleet() -> None:
     labs_up(FLEET)
 
 
+class LiveTraffic:
+    """Requests through both load balancers on new connections, every 50 ms, until the
+    block ends; each answer as (status, version), 0 for none."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[int, str | None]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        count = 0
+        while not self.stop.is_set():
+            request = urllib.request.Request(
+                LB_URLS[count % 2] + "/", headers={"Connection": "close"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    self.answers.append(
+                        (response.status, response.headers.get("X-Bluegreen-Version"))
+                    )
+            except urllib.error.HTTPError as exc:
+                self.answers.append((exc.code, None))
+            except OSError:
+                self.answers.append((0, None))
+            count += 1
+            self.stop.wait(0.05)
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for status, version in self.answers:
+            counts[f"{status} {version}"] = counts.get(f"{status} {version}", 0) + 1
+        return counts
+
+    def __enter__(self) -> LiveTraffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=15)
+
+
 def serving() -> list[tuple[int, str | None, str | None]]:
     """What each load balancer answers: (status, colour, version)."""
     return [(a.status, a.colour, a.version) for a in map(live, LB_URLS)]
 
 
-def test_one_idle_host_that_cannot_start_stops_the_fleet_release_before_the_switch(
+def test_one_idle_host_that_cannot_start_stops_a_serial_fleet_release_before_the_switch(
     fleet: None,
 ) -> None:
     first = bluegreen("release", "--version", "1.0.0", "-i", FLEET)
@@ -65,7 +109,11 @@ def test_one_idle_host_that_cannot_start_stops_the_fleet_release_before_the_swit
             FLEET,
         )
         assert "python3" in taken["stdout"] and "gunicorn" not in taken["stdout"], taken
-        failed = bluegreen("release", "--version", "2.0.0", "-i", FLEET)
+        # One idle host at a time: app-<idle>-1 is deployed and gated, -2 fails, and -3 is
+        # never touched; users, on the live colour through both load balancers, are
+        # answered all along.
+        with LiveTraffic() as users:
+            failed = bluegreen("release", "--version", "2.0.0", "--serial", "1", "-i", FLEET)
     finally:
         shell(broken, "pkill -f 'http.server' || true", FLEET)
 
@@ -75,6 +123,15 @@ def test_one_idle_host_that_cannot_start_stops_the_fleet_release_before_the_swit
     assert "Address already in use" in failed.message, failed.message
     # Both load balancers still send everyone to the old colour.
     assert serving() == [(200, live_colour, "1.0.0")] * 2
+    assert users.answers and set(users.answers) == {(200, "1.0.0")}, users.summary()
+    installed = [
+        number
+        for number in (1, 2, 3)
+        if shell(f"app-{idle}-{number}", "test -d /opt/sampleapp/releases/2.0.0", FLEET)["rc"] == 0
+    ]
+    assert 1 in installed and 3 not in installed, installed  # the third batch never started
+    first = shell(f"app-{idle}-1", f"curl -s localhost:{PORTS[idle]}/health", FLEET)
+    assert json.loads(first["stdout"] or "{}").get("version") == "2.0.0", first
 
 
 FLAG = "/etc/nginx/bluegreen/sampleapp.green-live"

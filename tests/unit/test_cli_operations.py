@@ -70,6 +70,27 @@ def test_wait_and_app_become_extra_vars(project: Path, calls: list[dict]) -> Non
     }
 
 
+@pytest.mark.parametrize(("text", "serial"), [("1", 1), ("2", 2), ("34%", "34%")])
+def test_serial_becomes_the_deploy_plays_batch_size(
+    project: Path, calls: list[dict], text: str, serial: int | str
+) -> None:
+    out = runner.invoke(cli.app, ["release", "--version", "2.0.0", "--serial", text, "--json"])
+
+    assert out.exit_code == 0, out.output
+    assert calls[0]["extravars"] == {"app_version": "2.0.0", "serial": serial}
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "one", "150%", "1.5"])
+def test_a_bad_serial_is_a_usage_error_that_runs_nothing(
+    project: Path, calls: list[dict], text: str
+) -> None:
+    out = runner.invoke(cli.app, ["release", "--version", "2.0.0", "--serial", text, "--json"])
+
+    assert out.exit_code == ExitCode.USAGE
+    assert "is not a batch size" in json.loads(out.stdout)["message"]
+    assert calls == []
+
+
 def test_a_bad_wait_is_a_usage_error_that_runs_nothing(project: Path, calls: list[dict]) -> None:
     out = runner.invoke(cli.app, ["rollback", "--wait", "soon", "--json"])
 
