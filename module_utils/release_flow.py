@@ -9,7 +9,8 @@ runs, given the run record the earlier plays left on the controller:
     preflight -> lock -> recover_* (playbooks/recover.yml) -> lb -> database -> plan
       -> snapshot (PostgreSQL) | sqlite_plan -> window_open -> window_snapshot
          -> window_migrate -> window_restore (failed migration) -> window_close
-      -> idle_restore (a failure on SQLite) -> deploy -> frontend (load balancers)
+      -> idle_restore (a failure on SQLite) -> deploy
+      -> deploy_restore (a failed deploy: the hosts it had deployed) -> frontend (load balancers)
       -> pre_switch_analysis
       -> hold (asked for: the release ends here, held for a person; `bluegreen promote`
          goes on with the steps below under the same release id)
@@ -53,6 +54,7 @@ RELEASE_STEPS = (
     "window_close",
     "idle_restore",
     "deploy",
+    "deploy_restore",
     "frontend",
     "pre_switch_analysis",
     "hold",
@@ -209,6 +211,15 @@ RULES: dict[str, Rule] = {
         )
     ),
     "deploy": Rule((NOT_FAILED, CHANGES)),
+    "deploy_restore": Rule(
+        (
+            (lambda r: r.failed_step == "deploy", "the deploy did not fail"),
+            (
+                lambda r: not r.sqlite,
+                "a SQLite service runs on one host, which its failed step put back",
+            ),
+        )
+    ),
     "frontend": Rule((NOT_FAILED, CHANGES)),
     "pre_switch_analysis": Rule(
         (NOT_FAILED, CHANGES, (lambda r: r.pre_switch_analysis, "pre-switch analysis is off"))
