@@ -100,6 +100,11 @@ link:
     path: /var/lib/bluegreen/sampleapp/frontend/green
     before: releases/2.0.0
     after: releases/2.1.0
+colours:
+  description: What each colour's link names after this run (null for a colour without one).
+  returned: always
+  type: dict
+  sample: {blue: releases/2.0.0, green: releases/2.1.0}
 pruned:
   description: Releases removed because no colour's link names them.
   returned: always
@@ -250,6 +255,7 @@ def main() -> None:
         files=files,
         extracted=not installed,
         link={"path": link_path, "before": before, "after": after},
+        colours=links,
         pruned=pruned,
         diff={"before": f"{link_path} -> {before}\n", "after": f"{link_path} -> {after}\n"},
     )
