@@ -299,7 +299,12 @@ from ansible.module_utils.colour_state import (
     unit_name,
     version_mismatch_message,
 )
-from ansible.module_utils.file_system import file_sha256, read_text, write_text_atomic
+from ansible.module_utils.file_system import (
+    file_sha256,
+    read_text,
+    replace_symlink,
+    write_text_atomic,
+)
 from ansible.module_utils.smoke_routes import (
     ARGUMENT_SPEC_OPTIONS,
     SmokeRouteError,
@@ -329,15 +334,6 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "log_lines": {"type": "int", "default": 20},
     "host": {"type": "str"},
 }
-
-
-def point_link(link: str, target: str) -> None:
-    """Replace the link by rename, so the colour never has no link."""
-    temp = f"{link}.bluegreen-new"
-    if os.path.lexists(temp):
-        os.unlink(temp)
-    os.symlink(target, temp)
-    os.replace(temp, link)
 
 
 def systemctl(module: AnsibleModule, *args: str) -> str:
@@ -428,7 +424,7 @@ def main() -> None:
         module.exit_json(**result)
 
     if link_changed:
-        point_link(link, params["release_dir"])
+        replace_symlink(link, params["release_dir"])
     start(module, unit, restart=bool(reason))
     if record_changed:
         write_text_atomic(record_path, config_sha256 + "\n")

@@ -119,7 +119,12 @@ import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.file_system import file_sha256, make_directories, read_text
+from ansible.module_utils.file_system import (
+    file_sha256,
+    make_directories,
+    read_text,
+    replace_symlink,
+)
 from ansible.module_utils.frontend_release import (
     COLOURS,
     MARKER,
@@ -196,15 +201,6 @@ def install_release(module: AnsibleModule, release_dir: str, releases: str) -> i
     return files
 
 
-def point_link(path: str, target: str) -> None:
-    """``path`` -> ``target``, replaced in one rename: nginx never finds it missing."""
-    temporary = f"{path}.{os.getpid()}.new"
-    if os.path.lexists(temporary):
-        os.unlink(temporary)
-    os.symlink(target, temporary)
-    os.rename(temporary, path)
-
-
 def count_files(directory: str) -> int:
     return sum(len([f for f in names if f != MARKER]) for _, _, names in os.walk(directory))
 
@@ -235,7 +231,7 @@ def main() -> None:
     before = current_link(link_path)
     after = link_target(params["version"])
     if before != after and not module.check_mode:
-        point_link(link_path, after)
+        replace_symlink(link_path, after)
     links = {colour: current_link(os.path.join(root, colour)) for colour in COLOURS}
     if module.check_mode:
         links[params["colour"]] = after

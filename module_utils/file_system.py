@@ -65,3 +65,13 @@ def write_text_atomic(path: str, content: str, mode: int = 0o644) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_symlink(link: str, target: str) -> None:
+    """Point ``link`` at ``target`` by renaming a new link over it: a reader (nginx, a
+    systemd unit) finds the old link or the new one, never none."""
+    temporary = f"{link}.bluegreen-new"
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    os.symlink(target, temporary)
+    os.replace(temporary, link)

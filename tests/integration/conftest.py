@@ -18,7 +18,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,21 +266,37 @@ def ensure_live(version: str, inventory: str = LAB) -> None:
 
 
 class SteadyTraffic:
-    """A few clients reading through nginx until stopped (bounded in time)."""
+    """A few clients reading through nginx until stopped (bounded in time), in turn
+    through each of ``urls`` (the lab's load balancer by default); every answer is kept
+    as (status, version), 0 for none."""
 
     def __init__(
-        self, clients: int = 3, per_second: float = 15, limit_s: float = 900, path: str = "/"
+        self,
+        clients: int = 3,
+        per_second: float = 15,
+        limit_s: float = 900,
+        path: str = "/",
+        urls: Sequence[str] = (),
     ) -> None:
         self.path = path
+        self.urls = list(urls) or [LAB_URL]
+        self.answers: list[tuple[int, str | None]] = []
         self.stop = threading.Event()
         self.deadline = time.monotonic() + limit_s
         self.interval = 1 / per_second
         self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
 
     def run(self) -> None:
+        count = 0
         while not self.stop.is_set() and time.monotonic() < self.deadline:
-            request(LAB_URL, self.path)
+            answer = request(self.urls[count % len(self.urls)], self.path)
+            self.answers.append((answer.status, answer.version))
+            count += 1
             time.sleep(self.interval)
+
+    def summary(self) -> dict[str, int]:
+        """How many answers of each status and version."""
+        return dict(Counter(f"{status} {version}" for status, version in self.answers))
 
     def __enter__(self) -> SteadyTraffic:
         for thread in self.threads:

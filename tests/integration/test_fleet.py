@@ -16,7 +16,15 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from conftest import bluegreen, inventory_vars, labs_up, live, published_port, shell
+from conftest import (
+    SteadyTraffic,
+    bluegreen,
+    inventory_vars,
+    labs_up,
+    live,
+    published_port,
+    shell,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_group("fleet")]
 
@@ -37,48 +45,6 @@ def idle_version(host: str, colour: str) -> str | None:
         return json.loads(answer["stdout"] or "{}").get("version")
     except ValueError:
         return None
-
-
-class LiveTraffic:
-    """Requests through both load balancers on new connections, every 50 ms, until the
-    block ends; each answer as (status, version), 0 for none."""
-
-    def __init__(self) -> None:
-        self.answers: list[tuple[int, str | None]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        count = 0
-        while not self.stop.is_set():
-            request = urllib.request.Request(
-                LB_URLS[count % 2] + "/", headers={"Connection": "close"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    self.answers.append(
-                        (response.status, response.headers.get("X-Bluegreen-Version"))
-                    )
-            except urllib.error.HTTPError as exc:
-                self.answers.append((exc.code, None))
-            except OSError:
-                self.answers.append((0, None))
-            count += 1
-            self.stop.wait(0.05)
-
-    def summary(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for status, version in self.answers:
-            counts[f"{status} {version}"] = counts.get(f"{status} {version}", 0) + 1
-        return counts
-
-    def __enter__(self) -> LiveTraffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=15)
 
 
 def serving() -> list[tuple[int, str | None, str | None]]:
@@ -122,7 +88,7 @@ def test_one_idle_host_that_cannot_start_stops_a_serial_fleet_release_before_the
         # One idle host at a time: app-<idle>-1 is deployed and gated, -2 fails, and -3 is
         # never touched; users, on the live colour through both load balancers, are
         # answered all along.
-        with LiveTraffic() as users:
+        with SteadyTraffic(clients=1, per_second=20, urls=LB_URLS) as users:
             failed = bluegreen("release", "--version", "2.0.0", "--serial", "1", "-i", FLEET)
     finally:
         shell(broken, "pkill -f 'http.server' || true", FLEET)

@@ -50,6 +50,12 @@ def flip_byte(path: Path, at: int) -> None:
         handle.write(bytes([byte[0] ^ 0x01]))
 
 
+def sealed(run_module, dest: Path, live: Path, keys: dict[str, str]) -> Path:
+    """An encrypted snapshot r1 of ``live``; its ciphertext."""
+    run_module(backup_snapshot.main, sqlite_args(dest, live, snapshot_id="r1", **encrypted(keys)))
+    return dest / "r1" / "database.sqlite3.age"
+
+
 class TestEncryptedSqlite:
     def test_only_ciphertext_on_disk_and_the_manifest_records_it(
         self, run_module, dest: Path, live: Path, keys: dict[str, str]
@@ -77,10 +83,7 @@ class TestEncryptedSqlite:
     def test_verification_needs_the_identity_and_decrypts_for_real(
         self, run_module, dest: Path, live: Path, keys: dict[str, str]
     ) -> None:
-        run_module(
-            backup_snapshot.main, sqlite_args(dest, live, snapshot_id="r1", **encrypted(keys))
-        )
-        artifact = dest / "r1" / "database.sqlite3.age"
+        artifact = sealed(run_module, dest, live, keys)
 
         without = run_module(backup_snapshot.main, args(dest, state="verified", snapshot_id="r1"))
         stranger = run_module(
@@ -113,10 +116,7 @@ class TestEncryptedSqlite:
     def test_truncated_ciphertext_fails_verification(
         self, run_module, dest: Path, live: Path, keys: dict[str, str]
     ) -> None:
-        run_module(
-            backup_snapshot.main, sqlite_args(dest, live, snapshot_id="r1", **encrypted(keys))
-        )
-        artifact = dest / "r1" / "database.sqlite3.age"
+        artifact = sealed(run_module, dest, live, keys)
         with open(artifact, "r+b") as handle:
             handle.truncate(artifact.stat().st_size - 7)
 
@@ -136,9 +136,7 @@ class TestEncryptedSqlite:
     def test_restore_decrypts_and_swaps(
         self, run_module, dest: Path, live: Path, keys: dict[str, str]
     ) -> None:
-        run_module(
-            backup_snapshot.main, sqlite_args(dest, live, snapshot_id="r1", **encrypted(keys))
-        )
+        sealed(run_module, dest, live, keys)
         with contextlib.closing(sqlite3.connect(live, isolation_level=None)) as db:
             db.execute("DELETE FROM orders")
         assert rows(live, "orders") == 0
