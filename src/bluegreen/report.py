@@ -230,16 +230,26 @@ def _backup_check(records: Sequence[Mapping[str, Any]]) -> Check | None:
         "files": files,
         "verified": ev.get("verified"),
         "checks": list(ev.get("checks") or []),
+        "encryption": ev.get("encryption"),
     }
     checksums = ", ".join(f"{f['path']} sha256 {f['sha256']}" for f in files) or "no files"
     verified = ev.get("verified") is True
     summary = (
         f"snapshot {ev.get('snapshot_id')} ({_fmt_bytes(ev.get('size_bytes'))}): {checksums}; "
+        + _encryption_words(ev.get("encryption"))
         + ("verified by a real read" if verified else "NOT verified")
     )
     return Check(
         "backup", "", PASSED if verified else FAILED, summary, _time(record), "snapshot", evidence
     )
+
+
+def _encryption_words(encryption: object) -> str:
+    """How the snapshot is kept at rest, for the backup check's summary."""
+    if not isinstance(encryption, Mapping):
+        return "not encrypted (owner-only files); "
+    recipients = encryption.get("recipients") or []
+    return f"encrypted with {encryption.get('tool')} to {len(recipients)} recipient(s); "
 
 
 def _migration_check(records: Sequence[Mapping[str, Any]]) -> Check | None:

@@ -76,6 +76,7 @@ def test_every_check_of_a_successful_release_shows_its_evidence(released: dict) 
     assert found["backup"]["evidence"]["snapshot_id"] == snapshot["snapshot_id"]
     assert snapshot["files"][0]["sha256"] in found["backup"]["summary"]
     assert found["backup"]["time"] == records["snapshot"]["finished_at"]
+    assert "not encrypted (owner-only files)" in found["backup"]["summary"]
     assert found["version"]["evidence"] == records["deploy"]["evidence"]["version_check"]
     assert found["smoke"]["evidence"]["answers"] == records["deploy"]["evidence"]["smoke"]
     assert found["switch"]["status"] == PASSED
@@ -386,3 +387,16 @@ def test_a_canary_stopped_at_its_first_step_fails_its_check_and_never_switches()
 
 def test_a_release_without_a_canary_leaves_its_check_not_run(released: dict) -> None:
     assert checks(released)["canary"]["status"] == "not run"
+
+
+def test_an_encrypted_snapshot_says_so_in_the_backup_check() -> None:
+    records = entries("released")
+    for record in records:
+        if record["step"] == "snapshot":
+            record["evidence"]["encryption"] = {"tool": "age", "recipients": ["age1a", "age1b"]}
+
+    backup = checks(build_report(records, inventory="lab"))["backup"]
+
+    assert backup["status"] == PASSED
+    assert "encrypted with age to 2 recipient(s); verified by a real read" in backup["summary"]
+    assert backup["evidence"]["encryption"]["recipients"] == ["age1a", "age1b"]
