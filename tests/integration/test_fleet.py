@@ -38,6 +38,24 @@ def fleet() -> None:
     labs_up(FLEET)
 
 
+def journal(release_id: str) -> list[dict]:
+    """The journal records of one release, from the first load balancer."""
+    lines = shell("lb1", "cat /var/lib/bluegreen/sampleapp/journal.jsonl", FLEET)["stdout"]
+    records = [json.loads(line) for line in lines.splitlines() if line.strip()]
+    return [record for record in records if record["release_id"] == release_id]
+
+
+def colour_run(host: str, colour: str) -> str:
+    """The colour's release link and its unit's current run on the host: what a deploy
+    (or putting a colour back) changes."""
+    return shell(
+        host,
+        f"readlink /opt/sampleapp/colours/{colour}; "
+        f"systemctl show -p InvocationID --value sampleapp@{colour}",
+        FLEET,
+    )["stdout"]
+
+
 def idle_version(host: str, colour: str) -> str | None:
     """The version the colour answers with on the host itself, None when it does not."""
     answer = shell(host, f"curl -s localhost:{PORTS[colour]}/health", FLEET)
@@ -70,6 +88,7 @@ def test_one_idle_host_that_cannot_start_stops_a_serial_fleet_release_before_the
     idle = "green" if live_colour == "blue" else "blue"
     broken = f"app-{idle}-2"
     ran_before = idle_version(f"app-{idle}-1", idle)
+    before = {number: colour_run(f"app-{idle}-{number}", idle) for number in (1, 2, 3)}
     # Another process holds the idle colour's port on one host (the colour's own unit,
     # warm from an earlier release, stopped first): its unit crashes at start.
     # Under the suite's load the server may take seconds to bind: wait for the port (up
@@ -100,12 +119,15 @@ def test_one_idle_host_that_cannot_start_stops_a_serial_fleet_release_before_the
     # Both load balancers still send everyone to the old colour.
     assert serving() == [(200, live_colour, "1.0.0")] * 2
     assert users.answers and set(users.answers) == {(200, "1.0.0")}, users.summary()
-    installed = [
-        number
-        for number in (1, 2, 3)
-        if shell(f"app-{idle}-{number}", "test -d /opt/sampleapp/releases/2.0.0", FLEET)["rc"] == 0
+    after = {number: colour_run(f"app-{idle}-{number}", idle) for number in (1, 2, 3)}
+    assert after[3] == before[3], (before, after)  # the third batch never started
+    # The journal: the first batch deployed and gated, the second failed, nothing after.
+    deploys = [
+        (r["outcome"], sorted(r["evidence"].get("config_sha256") or {}) or r.get("host"))
+        for r in journal(failed.report["custom_stats"]["bluegreen_release_id"])
+        if r["step"] == "deploy"
     ]
-    assert 1 in installed and 3 not in installed, installed  # the third batch never started
+    assert deploys == [("ok", [f"app-{idle}-1"]), ("failed", broken)], deploys
     # The first batch had deployed 2.0.0: it went back to what it ran (on a fresh lab,
     # nothing: then it keeps 2.0.0, warm and unused).
     assert idle_version(f"app-{idle}-1", idle) == (ran_before or "2.0.0")
@@ -279,14 +301,8 @@ CANARY = {"bluegreen_analysis_canary_interval": 10, "bluegreen_analysis_canary_m
 
 
 def canary_records(release_id: str) -> list[dict]:
-    journal = shell("lb1", "cat /var/lib/bluegreen/sampleapp/journal.jsonl", FLEET)["stdout"]
-    records = [json.loads(line) for line in journal.splitlines() if line.strip()]
     # A step's verdict (a failed step is also recorded as the failure of each load balancer).
-    return [
-        r
-        for r in records
-        if r["release_id"] == release_id and r["step"] == "canary" and "percent" in r["evidence"]
-    ]
+    return [r for r in journal(release_id) if r["step"] == "canary" and "percent" in r["evidence"]]
 
 
 def canary_files() -> list[str]:
