@@ -767,12 +767,20 @@ def age_error(what: str, rc: int, stderr: bytes) -> SnapshotError:
     )
 
 
+@dataclass(frozen=True)
+class Output:
+    """Where a tool writes an artifact, and the descriptors it must inherit to do so."""
+
+    path: str
+    pass_fds: tuple[int, ...] = ()
+
+
 @contextmanager
 def encrypting_sink(
     module: AnsibleModule, recipients: tuple[str, ...], target: str
-) -> Iterator[str]:
-    """A path to write plaintext to (/dev/fd/N: a pipe into `age --encrypt`, which writes
-    `target`); the caller passes N to the writer with pass_fds."""
+) -> Iterator[Output]:
+    """Plaintext written to the yielded path (/dev/fd/N of a pipe) reaches `target` only
+    as `age --encrypt`'s ciphertext."""
     args = [tool(module, "age"), "--encrypt", "--output", target]
     for recipient in recipients:
         args += ["--recipient", recipient]
@@ -787,7 +795,7 @@ def encrypting_sink(
     finally:
         os.close(read_fd)
     try:
-        yield f"/dev/fd/{write_fd}"
+        yield Output(f"/dev/fd/{write_fd}", (write_fd,))
     finally:
         os.close(write_fd)
         stderr = process.communicate()[1]
@@ -796,10 +804,10 @@ def encrypting_sink(
 
 
 @contextmanager
-def artifact_output(module: AnsibleModule, request: Request, target: str) -> Iterator[str]:
+def artifact_output(module: AnsibleModule, request: Request, target: str) -> Iterator[Output]:
     """Where a tool writes the artifact: `target` itself, or with encrypt_to a pipe into age."""
     if not request.encrypt_to:
-        yield target
+        yield Output(target)
         return
     with encrypting_sink(module, request.encrypt_to, target) as sink:
         yield sink
@@ -829,15 +837,10 @@ def sqlite_snapshot_connection(
     return connection
 
 
-def sink_fd(path: str) -> tuple[int, ...]:
-    """The descriptor a /dev/fd/N path names, for pass_fds; none for a real path."""
-    return (int(path.rsplit("/", 1)[1]),) if path.startswith("/dev/fd/") else ()
-
-
 def encrypt_bytes(
     module: AnsibleModule, recipients: tuple[str, ...], data: bytes, target: str
 ) -> None:
-    with encrypting_sink(module, recipients, target) as sink, open(sink, "wb") as handle:
+    with encrypting_sink(module, recipients, target) as sink, open(sink.path, "wb") as handle:
         handle.write(data)
 
 
@@ -1285,7 +1288,7 @@ def capture_files(module: AnsibleModule, request: Request, partial: str) -> Capt
                 *verbose,
                 "--gzip",
                 "--file",
-                output,
+                output.path,
                 "--directory",
                 "/",
                 "--",
@@ -1294,7 +1297,7 @@ def capture_files(module: AnsibleModule, request: Request, partial: str) -> Capt
             f"tar of {', '.join(request.paths)}",
             advice="a file that changed while tar read it makes the archive inconsistent: stop "
             "what writes to it, or run again",
-            pass_fds=sink_fd(output),
+            pass_fds=output.pass_fds,
         )
     listing = (
         written
@@ -1365,7 +1368,7 @@ def capture_postgresql(module: AnsibleModule, request: Request, partial: str) ->
     pg_dump = tool(module, "pg_dump")
     artifact = artifact_name("postgresql", request.pg_format, encrypted=bool(request.encrypt_to))
     with artifact_output(module, request, os.path.join(partial, artifact)) as output:
-        options = [f"--format={request.pg_format}", "--file", output]
+        options = [f"--format={request.pg_format}", "--file", output.path]
         if request.pg_format == "directory":
             options += ["--jobs", str(request.jobs)]
         if request.compress is not None:
@@ -1379,7 +1382,7 @@ def capture_postgresql(module: AnsibleModule, request: Request, partial: str) ->
             f"pg_dump of database {database}",
             advice="fix the cause above (connection, permissions, disk space) and run again",
             env=client_environment(request.pg, APPLICATION_NAME),
-            pass_fds=sink_fd(output),
+            pass_fds=output.pass_fds,
         )
     return Capture(
         artifact=artifact,
