@@ -28,8 +28,12 @@ WAGTAIL_VERSIONS := 1.0.0 1.1.0
 IHATEMONEY_VERSIONS := 7.1.1 7.2.1
 LABS := lab lab-single lab-django lab-django-single lab-fleet
 DOCKERD_LOG := /var/log/bluegreen-dockerd.log
+# The base image of `bluegreen build --image` here, where no registry is reachable: Debian
+# 12 minbase with python3 and its venv (and the pip wheel the release installs run pip from).
+RUNTIME_IMAGE := bluegreen-runtime:bookworm
+IMAGE_VERSIONS := 1.0.0 2.0.0 2.0.3+errors30.after200req
 
-.PHONY: help host-limits deps demo-deps docker venv test-venv artifacts demo-artifacts lab-image wagtail-artifacts ihatemoney-artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean collection
+.PHONY: help host-limits deps demo-deps docker venv test-venv artifacts demo-artifacts lab-image wagtail-artifacts ihatemoney-artifacts lab second-labs fresh-lab demo test lint unit integration molecule bench clean collection runtime-image image-artifacts
 
 help:
 	@echo "make demo   - install what is missing, start the lab, release 1.0.0 then 2.0.0"
@@ -145,6 +149,33 @@ artifacts/ihatemoney-%.tar.gz: | venv
 	$(BLUEGREEN) build build/ihatemoney-$* --version "$*" --with gunicorn --with psycopg2-binary --force
 
 ihatemoney-artifacts: $(IHATEMONEY_VERSIONS:%=artifacts/ihatemoney-%.tar.gz)
+
+# Built once, locally (about 30 s); a failed build leaves no half image behind, which the
+# check would then take for a finished one.
+runtime-image: demo-deps
+	@docker image inspect $(RUNTIME_IMAGE) >/dev/null 2>&1 || { \
+	  echo "building $(RUNTIME_IMAGE) with mmdebstrap (about 30 s, once)"; \
+	  mmdebstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+	    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+	    --dpkgopt='path-exclude=/usr/share/locale/*' \
+	    --customize-hook='rm -rf "$$1"/var/lib/apt/lists/*' bookworm - \
+	  | docker import --change 'CMD ["python3"]' - $(RUNTIME_IMAGE) >/dev/null \
+	  || { docker image rm -f $(RUNTIME_IMAGE) >/dev/null 2>&1; exit 1; }; \
+	}
+
+# Sample versions with a container image in them, in a directory of their own (the same
+# file names as the artifacts above): with the Dockerfile bluegreen generates, but 2.0.0
+# with the sample's own, so that both are released. The container runtime's lab test also
+# releases the bad 2.0.3.
+artifacts/image/sampleapp-%.tar.gz: $(call example_sources,sampleapp) | venv runtime-image
+	$(BLUEGREEN) build examples/sampleapp --version "$*" --image --base-image $(RUNTIME_IMAGE) \
+	  --output artifacts/image --force
+
+artifacts/image/sampleapp-2.0.0.tar.gz: $(call example_sources,sampleapp) | venv runtime-image
+	$(BLUEGREEN) build examples/sampleapp --version 2.0.0 --image --base-image $(RUNTIME_IMAGE) \
+	  --dockerfile examples/sampleapp/Dockerfile --output artifacts/image --force
+
+image-artifacts: $(IMAGE_VERSIONS:%=artifacts/image/sampleapp-%.tar.gz)
 
 lab: deps venv
 	$(BLUEGREEN) lab up $(LABS)

@@ -149,6 +149,22 @@ options:
     description: Lines of the unit's journal quoted when the colour does not get healthy.
     type: int
     default: 20
+  container:
+    description:
+      - The container runtime's colour (bluegreen_service_runtime container), whose image's
+        HEALTHCHECK is one more gate after health, smoke and version: every container of
+        the Compose project must say C(healthy) within O(wait_healthy) seconds (counted from
+        the start). An image without a HEALTHCHECK passes the gate, and says so (RV(healthcheck)).
+    type: dict
+    suboptions:
+      engine:
+        description: The engine's command line program.
+        type: path
+        default: /usr/bin/docker
+      project:
+        description: The colour's Compose project (C(<name>-<colour>)).
+        type: str
+        required: true
   host:
     description: Name of the host in messages (the inventory name); the host's own name by default.
     type: str
@@ -210,6 +226,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+healthcheck:
+  description:
+    - The container runtime's gate; C(healthy), or C(none) when the image defines no
+      HEALTHCHECK, with each container's last check.
+  type: dict
+  returned: with O(container)
+  sample:
+    verdict: healthy
+    waited_s: 6.2
+    containers: [{name: sampleapp-green_web_1, status: healthy}]
 restarted:
   description: Whether the unit was (re)started.
   type: bool
@@ -287,6 +313,7 @@ check:
 import dataclasses
 import os
 import socket
+import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -298,6 +325,14 @@ from ansible.module_utils.colour_state import (
     unhealthy_message,
     unit_name,
     version_mismatch_message,
+)
+from ansible.module_utils.container_runtime import (
+    HEALTHY,
+    NO_HEALTHCHECK,
+    STARTING,
+    health_states,
+    health_verdict,
+    unhealthy_container_message,
 )
 from ansible.module_utils.file_system import (
     file_sha256,
@@ -332,6 +367,13 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     },
     "version_header": {"type": "str", "default": "X-Bluegreen-Version"},
     "log_lines": {"type": "int", "default": 20},
+    "container": {
+        "type": "dict",
+        "options": {
+            "engine": {"type": "path", "default": "/usr/bin/docker"},
+            "project": {"type": "str", "required": True},
+        },
+    },
     "host": {"type": "str"},
 }
 
@@ -390,6 +432,34 @@ def failure(module: AnsibleModule, unit: str, found: dict, host: str) -> tuple[s
     return ("version", version) if version else ("", "")
 
 
+def container_health(module: AnsibleModule, engine: str, project: str) -> list[dict[str, Any]]:
+    """Each container of the Compose project, with its HEALTHCHECK's state."""
+    rc, out, err = module.run_command(
+        [engine, "ps", "--quiet", "--filter", f"label=com.docker.compose.project={project}"]
+    )
+    if rc != 0:
+        module.fail_json(msg=f"{engine} ps failed (exit {rc}): {(err or out).strip()}")
+    ids = out.split()
+    if not ids:
+        return []
+    rc, out, _err = module.run_command([engine, "inspect", *ids])
+    return health_states(out) if rc == 0 else []
+
+
+def healthcheck_gate(module: AnsibleModule, started: float) -> dict[str, Any]:
+    """Wait until the image's HEALTHCHECK says healthy in every container, or stop at
+    unhealthy or when the wait is over; the verdict, how long it took, each container."""
+    params = module.params
+    engine, project = params["container"]["engine"], params["container"]["project"]
+    while True:
+        states = container_health(module, engine, project)
+        verdict = health_verdict(states)
+        waited = time.monotonic() - started
+        if verdict != STARTING or waited >= params["wait_healthy"]:
+            return {"verdict": verdict, "waited_s": round(waited, 1), "containers": states}
+        time.sleep(min(1.0, params["interval"]))
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
@@ -429,12 +499,24 @@ def main() -> None:
     if record_changed:
         write_text_atomic(record_path, config_sha256 + "\n")
 
+    started = time.monotonic()
     probe = dataclasses.replace(probe, restarts_baseline={colour: restarts_before})
     found = wait_for_colours(module, probe, [colour])
     result.update(found)
     check, message = failure(module, unit, found, host)
     if message:
         module.fail_json(msg=message, check=check, **result)
+    if params["container"]:
+        gate = healthcheck_gate(module, started)
+        result["healthcheck"] = gate
+        if gate["verdict"] not in (HEALTHY, NO_HEALTHCHECK):
+            module.fail_json(
+                msg=unhealthy_container_message(
+                    params["name"], colour, host, gate["containers"], gate["waited_s"]
+                ),
+                check="healthcheck",
+                **result,
+            )
     module.exit_json(**result)
 
 

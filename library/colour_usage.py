@@ -79,6 +79,17 @@ options:
         how many were read.
     type: int
     default: 20000
+  container_project:
+    description:
+      - The colour's Compose project in the container runtime (C(<name>-<colour>)): the CPU
+        time and memory are then its containers' cgroups' (the unit only runs Compose),
+        and a replaced container counts as a restart. The log is still the unit's journal,
+        where Compose writes what the containers print.
+    type: str
+  engine:
+    description: The container engine's command line program, with O(container_project).
+    type: path
+    default: /usr/bin/docker
 author:
   - bluegreen contributors
 """
@@ -150,10 +161,12 @@ log_problem:
   type: str
 """
 
+import dataclasses
 import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +179,7 @@ from ansible.module_utils.colour_usage import (
     cgroup_cpu_files,
     cgroup_cpu_ns,
     count_log_errors,
+    counter,
     disk_used_percent,
     journal_lines,
     mark_from,
@@ -176,6 +190,7 @@ from ansible.module_utils.colour_usage import (
     window,
     with_cgroup_cpu,
 )
+from ansible.module_utils.container_runtime import cgroup_paths, cgroup_usage_files
 from ansible.module_utils.env_file import parse_env_file
 from ansible.module_utils.env_file import secret_values as secret_looking_values
 from ansible.module_utils.release_journal import redact
@@ -188,7 +203,15 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "env_file": {"type": "path"},
     "secret_names": {"type": "list", "elements": "str", "default": [], "no_log": False},
     "max_log_lines": {"type": "int", "default": 20000},
+    "container_project": {"type": "str"},
+    "engine": {"type": "path", "default": "/usr/bin/docker"},
 }
+
+
+def colour_usage(module: AnsibleModule, unit: str) -> UnitUsage:
+    usage = read_unit(module, unit)
+    project = module.params["container_project"]
+    return with_containers(module, usage, project) if project else usage
 
 
 def read_unit(module: AnsibleModule, unit: str) -> UnitUsage:
@@ -208,6 +231,75 @@ def read_unit(module: AnsibleModule, unit: str) -> UnitUsage:
         if cpu_ns is not None:
             return with_cgroup_cpu(usage, path, cpu_ns)
     return usage
+
+
+def container_pids(module: AnsibleModule, project: str) -> list[tuple[str, int]]:
+    """(ID, main PID) of each running container of a Compose project."""
+    engine = module.params["engine"]
+    rc, out, err = module.run_command(
+        [
+            engine,
+            "ps",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+        ]
+    )
+    if rc != 0:
+        raise ColourUsageError(f"{engine} ps failed: {(err or out).strip()[:300]}")
+    ids = out.split()
+    if not ids:
+        return []
+    rc, out, err = module.run_command(
+        [engine, "inspect", "--format", "{{.Id}} {{.State.Pid}}", *ids]
+    )
+    if rc != 0:
+        raise ColourUsageError(f"{engine} inspect failed: {(err or out).strip()[:300]}")
+    found = []
+    for line in out.splitlines():
+        container, _, pid = line.partition(" ")
+        if pid.strip().isdigit() and int(pid) > 0:
+            found.append((container, int(pid)))
+    return found
+
+
+def first_counter(paths: list[str], read: Callable[[str, str], int | None]) -> int | None:
+    for path in paths:
+        try:
+            value = read(path, Path(path).read_text())
+        except OSError:
+            continue
+        if value is not None:
+            return value
+    return None
+
+
+def with_containers(module: AnsibleModule, usage: UnitUsage, project: str) -> UnitUsage:
+    """The colour's usage in the container runtime: the CPU time and memory of its
+    containers' cgroups (the unit only runs Compose), and an invocation that changes when
+    a container is replaced, whose counters start again."""
+    cpu_total, memory_total, ids = 0, 0, []
+    for container, pid in container_pids(module, project):
+        try:
+            paths = cgroup_paths(Path(f"/proc/{pid}/cgroup").read_text())
+        except OSError:
+            continue
+        files = cgroup_usage_files(paths)
+        cpu = first_counter(files["cpu"], cgroup_cpu_ns)
+        memory = first_counter(files["memory"], lambda _path, text: counter(text.strip()))
+        if cpu is None:
+            continue
+        ids.append(container[:12])
+        cpu_total += cpu
+        memory_total += memory or 0
+    return dataclasses.replace(
+        usage,
+        invocation=f"{usage.invocation}/{'+'.join(ids)}",
+        cpu_ns=cpu_total if ids else None,
+        memory_bytes=memory_total if ids else None,
+        cpu_source=f"containers of {project}",
+    )
 
 
 def journal(unit: str, args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -290,7 +382,7 @@ def main() -> None:
                 f"max_log_lines is {params['max_log_lines']}: give 1 or more journal lines"
             )
         if params["state"] == "mark":
-            usage = read_unit(module, unit)
+            usage = colour_usage(module, unit)
             module.exit_json(
                 changed=False, mark=mark_from(usage, time.time(), last_cursor(unit)).as_dict()
             )
@@ -299,7 +391,7 @@ def main() -> None:
                 "since is required with state=read: the mark of state=mark or of the last read"
             )
         since = parse_mark(params["since"], unit)
-        usage = read_unit(module, unit)
+        usage = colour_usage(module, unit)
         at = time.time()
         hidden = secrets(params["env_file"], params["secret_names"])
         log, problem, cursor = read_log(

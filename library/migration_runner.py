@@ -84,6 +84,34 @@ options:
       - Defaults to V([venv/bin/alembic]) or V([venv/bin/python, manage.py]).
     type: list
     elements: str
+  container:
+    description:
+      - Run the tool in a one-off container of the release's image (the container
+        runtime) instead of the release's virtualenv, C(docker run --rm) on the host's
+        network as O(container.user), with O(container.volumes) and the variables of
+        O(env_file) and O(environment) passed by name. The image's working directory is the
+        release's root, so O(command) names the same paths as for a virtualenv.
+      - The module then runs as root (the engine's socket), not as the service's user.
+    type: dict
+    suboptions:
+      engine:
+        description: The engine's command line program.
+        type: path
+        default: /usr/bin/docker
+      image:
+        description: The release's image (C(<name>:<version>)).
+        type: str
+        required: true
+      user:
+        description:
+          - The user the container runs as (the service's), by name on the host, or C(uid:gid).
+        type: str
+        required: true
+      volumes:
+        description: Volumes as C(docker run --volume) takes them (configuration, data).
+        type: list
+        elements: str
+        default: []
   env_file:
     description:
       - The colour's environment file (systemd C(EnvironmentFile) syntax, C(KEY="value")) with
@@ -486,6 +514,7 @@ stderr:
 import contextlib
 import fcntl
 import os
+import pwd
 import shutil
 import socket
 import sqlite3
@@ -508,6 +537,7 @@ from ansible.module_utils.alembic_migrations import (
     unknown_revision_note,
 )
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.container_runtime import one_off_argv
 from ansible.module_utils.database_url import Database, parse_database_url
 from ansible.module_utils.django_migrations import (
     django_helper_script,
@@ -581,6 +611,15 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
     lock_key=dict(type="int", no_log=False),
     lock_file=dict(type="path"),
     release=dict(type="str"),
+    container=dict(
+        type="dict",
+        options=dict(
+            engine=dict(type="path", default="/usr/bin/docker"),
+            image=dict(type="str", required=True),
+            user=dict(type="str", required=True),
+            volumes=dict(type="list", elements="str", default=[]),
+        ),
+    ),
 )
 # How often a waiting migrator tries the lock again.
 LOCK_POLL_SECONDS = 0.5
@@ -709,6 +748,21 @@ def resolve_program(program: str, chdir: str, search_path: str) -> str:
     return found
 
 
+def numeric_user(user: str) -> str:
+    """``uid:gid`` of a user named on this host (the container has no such name);
+    ``uid:gid`` given as such is kept."""
+    if ":" in user:
+        return user
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise MigrationError(
+            f"the user {user} the migration's container runs as does not exist on this host: "
+            "deploy the release first (bluegreen_deploy creates the service's user)"
+        ) from None
+    return f"{entry.pw_uid}:{entry.pw_gid}"
+
+
 class Runner:
     """Runs the tool's commands in the release directory with the colour's environment."""
 
@@ -718,6 +772,20 @@ class Runner:
         self.module = module
         self.chdir = request.chdir
         self.environment = dict(environment)
+        container = module.params.get("container")
+        if container:
+            # The tool runs in a one-off container of the release's image, whose layout is
+            # the release directory's; the values of the named variables reach it from
+            # this process's environment, never from the command line.
+            self.base = one_off_argv(
+                container["engine"],
+                container["image"],
+                user=numeric_user(container["user"]),
+                env_names=sorted(environment),
+                volumes=container["volumes"],
+                command=list(request.command),
+            )
+            return
         venv_bin = os.path.join(request.chdir, "venv", "bin")
         search_path = environment.get("PATH", os.environ.get("PATH", os.defpath))
         if os.path.isdir(venv_bin):

@@ -23,7 +23,14 @@ description:
     artifact) and an artifact kind it cannot install, and changes nothing then.
   - When pip fails, the message quotes pip's last lines, the Python the host runs and the
     one the artifact was built for, and the build command that fixes it.
-  - The decisions are in module_utils/release_install.py.
+  - With O(runtime=container) the release is an image instead of a virtualenv: the
+    artifact's C(image.tar) (C(docker save) output that C(bluegreen build --image) put
+    there) is streamed from the artifact into C(docker load), never unpacked to disk, its
+    ID checked against the one the manifest records, and tagged C(<artifact
+    name>:<version>); the rest of the artifact is unpacked as for a virtualenv (the
+    migrations' and hooks' files, the frontend). An installed release whose image the
+    engine no longer has (pruned) gets it loaded again.
+  - The decisions are in module_utils/release_install.py and module_utils/container_runtime.py.
 version_added: "0.1.0"
 options:
   name:
@@ -56,6 +63,22 @@ options:
       - Directory the release is installed into.
     type: path
     required: true
+  runtime:
+    description:
+      - What the colour runs the release in; see the description.
+    type: str
+    choices: [virtualenv, container]
+    default: virtualenv
+  engine:
+    description:
+      - The container engine's command line program, with O(runtime=container).
+    type: path
+    default: /usr/bin/docker
+  image:
+    description:
+      - The reference the loaded image is tagged with on the host (C(<name>:<version>),
+        as the colour's Compose file names it). Required with O(runtime=container).
+    type: str
   python:
     description:
       - Interpreter that creates the release's virtualenv.
@@ -127,8 +150,19 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import tarfile
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.container_runtime import (
+    CONTAINER,
+    IMAGE_MEMBER,
+    RUNTIMES,
+    VIRTUALENV,
+    image_load_problem,
+    loaded_image_id,
+)
 from ansible.module_utils.file_system import file_sha256, read_text, write_text_atomic
 from ansible.module_utils.release_install import (
     ABSENT,
@@ -188,17 +222,37 @@ def install(module: AnsibleModule, host: str, wheel: str | None) -> list[str]:
     os.makedirs(os.path.dirname(release_dir), mode=DIRECTORY_MODE, exist_ok=True)
     os.mkdir(release_dir)
     os.chmod(release_dir, DIRECTORY_MODE)
+    root = os.path.basename(params["artifact"]).removesuffix(".tar.gz")
     run(
         module,
-        ["tar", "-xzf", params["artifact"], "-C", release_dir, "--strip-components=1"],
+        [
+            "tar",
+            "-xzf",
+            params["artifact"],
+            "-C",
+            release_dir,
+            "--strip-components=1",
+            # The image goes to the engine, streamed (load_image), never to this disk.
+            "--anchored",
+            f"--exclude={root}/{IMAGE_MEMBER}",
+        ],
         f"unpacking {params['artifact']} into {release_dir}",
     )
-    manifest_text = read_text(os.path.join(release_dir, MANIFEST))
-    manifest = json.loads(manifest_text) if manifest_text else {}
-    problem = manifest_problem(manifest, os.path.basename(params["artifact"]))
+    manifest = read_manifest(release_dir)
+    problem = (
+        image_load_problem(manifest.get("image"), os.path.basename(params["artifact"]))
+        if params["runtime"] == CONTAINER
+        else manifest_problem(manifest, os.path.basename(params["artifact"]))
+    )
     if problem:
         shutil.rmtree(release_dir)
         module.fail_json(msg=problem, release_dir=release_dir)
+    if params["runtime"] == CONTAINER:
+        load_image(module, manifest["image"], root)
+        write_text_atomic(
+            os.path.join(release_dir, MARKER), params["sha256"].strip().lower() + "\n"
+        )
+        return []
     run(
         module,
         venv_arguments(params["python"], release_dir, wheel),
@@ -232,6 +286,79 @@ def install(module: AnsibleModule, host: str, wheel: str | None) -> list[str]:
     return output[-PIP_TAIL_LINES:]
 
 
+def read_manifest(release_dir: str) -> dict:
+    text = read_text(os.path.join(release_dir, MANIFEST))
+    return json.loads(text) if text else {}
+
+
+def engine_image_id(module: AnsibleModule, reference: str) -> str | None:
+    """The ID of the image the engine has under ``reference``, None when it has none."""
+    rc, out, _err = module.run_command(
+        [module.params["engine"], "image", "inspect", "--format", "{{.Id}}", reference]
+    )
+    return out.strip() if rc == 0 else None
+
+
+def load_image(module: AnsibleModule, image: dict, root: str) -> str:
+    """Stream the artifact's image into ``docker load``, check its ID, tag it; the tag."""
+    params = module.params
+    tag = params["image"]
+    member = f"{root}/{image.get('member', IMAGE_MEMBER)}"
+    with tarfile.open(params["artifact"], mode="r|gz") as artifact:
+        for entry in artifact:
+            if entry.name != member:
+                continue
+            source = artifact.extractfile(entry)
+            # docker load says little until the end: its output waits in a file, not a
+            # pipe that could fill while the image is still being written to it.
+            with tempfile.TemporaryFile() as output:
+                loader = subprocess.Popen(
+                    [params["engine"], "load"],
+                    stdin=subprocess.PIPE,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+                try:
+                    shutil.copyfileobj(source, loader.stdin, 1024 * 1024)
+                except BrokenPipeError:
+                    pass
+                finally:
+                    loader.stdin.close()
+                loader.wait()
+                output.seek(0)
+                said = output.read().decode(errors="replace")
+            if loader.returncode != 0:
+                module.fail_json(
+                    msg=f"docker load of {member} failed (exit {loader.returncode}): "
+                    f"{said.strip()[-2000:]}",
+                    release_dir=params["release_dir"],
+                )
+            break
+        else:
+            module.fail_json(
+                msg=f"{os.path.basename(params['artifact'])} has no {member}, though its "
+                "manifest names an image: build it again with `bluegreen build --image`",
+                release_dir=params["release_dir"],
+            )
+    reported = loaded_image_id(said)
+    loaded = reported or engine_image_id(module, image["tag"])
+    if loaded != image["id"]:
+        module.fail_json(
+            msg=f"the image loaded from {os.path.basename(params['artifact'])} has ID "
+            f"{loaded}, its manifest says {image['id']}: the artifact is not what was built. "
+            "Build it again and release under a new version.",
+            release_dir=params["release_dir"],
+        )
+    run(module, [params["engine"], "tag", image["id"], tag], f"tagging {image['id']} {tag}")
+    return tag
+
+
+def image_missing(module: AnsibleModule, release_dir: str) -> bool:
+    """Whether an installed container release's image is gone from the engine."""
+    image = read_manifest(release_dir).get("image") or {}
+    return engine_image_id(module, module.params["image"]) != image.get("id")
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -243,8 +370,12 @@ def main() -> None:
             "release_dir": {"type": "path", "required": True},
             "python": {"type": "path", "default": "/usr/bin/python3"},
             "pip_wheel": {"type": "path"},
+            "runtime": {"type": "str", "choices": list(RUNTIMES), "default": VIRTUALENV},
+            "engine": {"type": "path", "default": "/usr/bin/docker"},
+            "image": {"type": "str"},
             "host": {"type": "str"},
         },
+        required_if=[("runtime", CONTAINER, ["image"])],
         supports_check_mode=True,
     )
     params = module.params
@@ -258,6 +389,12 @@ def main() -> None:
         module.fail_json(msg=problem, release_dir=release_dir)
     marker = read_text(os.path.join(release_dir, MARKER))
     state = marker_state(marker, expected)
+    if state == INSTALLED and params["runtime"] == CONTAINER and image_missing(module, release_dir):
+        if module.check_mode:
+            module.exit_json(changed=True, state=INSTALLED, release_dir=release_dir)
+        root = os.path.basename(params["artifact"]).removesuffix(".tar.gz")
+        load_image(module, read_manifest(release_dir)["image"], root)
+        module.exit_json(changed=True, state=INSTALLED, release_dir=release_dir, reloaded=True)
     if state == INSTALLED:
         module.exit_json(changed=False, state=INSTALLED, release_dir=release_dir)
     if state != ABSENT:
@@ -271,7 +408,7 @@ def main() -> None:
         "before": {"path": release_dir, "installed": None},
         "after": {"path": release_dir, "installed": expected},
     }
-    wheel = pip_wheel(module)
+    wheel = pip_wheel(module) if params["runtime"] == VIRTUALENV else None
     if module.check_mode:
         module.exit_json(changed=True, state=ABSENT, release_dir=release_dir, diff=diff)
     pip_output = install(module, host, wheel)

@@ -63,6 +63,29 @@ clones sets ``SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)``.
 ``<name>`` is normalized as PEP 503 says: the distribution's name for a wheel project,
 the given name for a tree (``my_site`` gives ``my-site-1.0.0.tar.gz``); ``<version>`` is
 the normalized version (PEP 440, local label included: ``sampleapp-2.0.1+crash.tar.gz``).
+
+``--image`` (``image=True``) adds a container image of the release to the artifact::
+
+      <name>-<version>/
+        bluegreen-artifact.json                    with "image": what the image is (below)
+        image.tar                                  `docker save` of the image, uncompressed
+        wheelhouse/, ...                           the rest, as without --image
+
+The image holds the release directory a host would have: the tarball's files (its
+manifest without "image") at /app, and a virtualenv at /app/venv installed offline from
+/app/wheelhouse by the commands a host runs (module_utils/release_install.py). The docker
+CLI builds it from a base image given with ``--base-image`` or ``[tool.bluegreen.image]
+base`` (there is no default: bluegreen pulls nothing it was not told to), with the
+Dockerfile bluegreen generates (two stages, a system user of uid 10001, a HEALTHCHECK that
+GETs ``$BLUEGREEN_HEALTH_URL`` or ``http://127.0.0.1:$PORT/``) or the project's own
+(``--dockerfile``, ``[tool.bluegreen.image] dockerfile``), which gets the release tree as
+its build context and the build arguments BASE_IMAGE and BLUEGREEN_VERSION. The manifest's
+``image`` names the member, the image's ID and tag (``<name>:<version>``, a ``+`` written
+``-``), the base, the Dockerfile (``generated`` or its path in the project), the workdir
+(/app), the image's USER (``root`` when it sets none) and whether it has a HEALTHCHECK.
+The image's bytes are not reproducible (Docker stamps each layer and the image with the
+time it made them), so neither is the tarball of an artifact with one; everything else in
+it is the same as without ``--image``.
 """
 
 from __future__ import annotations
@@ -99,7 +122,10 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from bluegreen.errors import BluegreenError, InputError
+from bluegreen_module_utils.container_runtime import IMAGE_MEMBER, IMAGE_WORKDIR, ImageTagError
+from bluegreen_module_utils.container_runtime import image_tag as container_image_tag
 from bluegreen_module_utils.python_requirement import python_requirement_problem
+from bluegreen_module_utils.release_install import PIP_WHEEL_GLOBS, pip_arguments, venv_arguments
 from bluegreen_module_utils.service_shape import SERVICE_NAME
 
 MANIFEST_NAME = "bluegreen-artifact.json"
@@ -167,6 +193,44 @@ _PIP_INDEX_OPTIONS = {
 # Where pip download reads a setting from, first match wins.
 _PIP_CONFIG_SECTIONS = (":env:", "download", "global")
 
+# The container image of --image (see the module's docstring).
+# A system user no account of the hosts is likely to share.
+IMAGE_UID = 10001
+IMAGE_USER = "app"
+GENERATED_DOCKERFILE = "generated"
+IMAGE_SETTINGS = ("base", "dockerfile")
+HEALTHCHECK_OPTIONS = "--interval=5s --timeout=3s --start-period=30s --retries=3"
+# The pip wheel hosts run pip from (release_install's pip_wheel) is where Debian keeps it,
+# or in CPython's own ensurepip bundle (the python images); the install stage gives the
+# newest one path of its own, so that pip_arguments can name it before the build.
+_IMAGE_PIP_WHEELS = (
+    *PIP_WHEEL_GLOBS,
+    "/usr/lib/python3*/ensurepip/_bundled/pip-*.whl",
+    "/usr/local/lib/python3*/ensurepip/_bundled/pip-*.whl",
+)
+_IMAGE_PIP_WHEEL = "/tmp/pip.whl"
+# An image made by `docker import` (as make runtime-image makes one) has no PATH at all.
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The generated HEALTHCHECK. Redirects are not followed (a 3xx is the service answering),
+# nor proxies (Docker hands its configured ones to containers); an error prints one line,
+# which docker inspect keeps as the check's output, and exits 1.
+HEALTHCHECK_CODE = "; ".join(
+    (
+        "import os, sys, urllib.request as u",
+        "sys.excepthook = lambda kind, error, trace: print('health check failed:', error)",
+        "url = os.environ.get('BLUEGREEN_HEALTH_URL') or "
+        "'http://127.0.0.1:%s/' % os.environ.get('PORT', '8000')",
+        "answer = type('Answer', (u.HTTPErrorProcessor,), "
+        "{'http_response': lambda s, q, r: r, 'https_response': lambda s, q, r: r})",
+        "status = u.build_opener(answer, u.ProxyHandler({})).open(url, timeout=2).status",
+        "print(url, status)",
+        "sys.exit(0 if 200 <= status < 400 else 1)",
+    )
+)
+# Docker's grammar of a repository (one path component), a tag and (loosely) a reference.
+_DOCKER_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
+DOCKER_CHECK_TIMEOUT_S = 30
+
 
 class BuildError(BluegreenError):
     """An artifact could not be built."""
@@ -193,6 +257,21 @@ class PipError(BuildError):
         self.output = output
 
 
+class DockerError(BuildError):
+    """The docker CLI failed; the message carries the tail of its output and the command."""
+
+    def __init__(self, what: str, command: list[str], returncode: int, output: str) -> None:
+        tail = (
+            "\n".join(output.strip().splitlines()[-PIP_TAIL_LINES:]) or "(docker printed nothing)"
+        )
+        super().__init__(
+            f"{what} failed (docker exited {returncode}):\n{tail}\ncommand: {shlex.join(command)}"
+        )
+        self.command = command
+        self.returncode = returncode
+        self.output = output
+
+
 class ArtifactExists(BuildError, InputError):
     """The artifact for this name and version is already there and force was not given."""
 
@@ -213,6 +292,8 @@ class Artifact:
     path: Path
     sha256: str
     size: int
+    # The manifest's "image" when the artifact carries a container image.
+    image: dict[str, Any] | None = None
 
     @property
     def checksum_path(self) -> Path:
@@ -418,6 +499,9 @@ def build_artifact(
     force: bool = False,
     python: str | None = None,
     on_step: Callable[[str], None] | None = None,
+    image: bool = False,
+    base_image: str | None = None,
+    dockerfile: Path | None = None,
 ) -> Artifact:
     """Build ``<output_dir>/<name>-<version>.tar.gz`` from the project in ``project_dir``.
 
@@ -433,7 +517,9 @@ def build_artifact(
     unless ``force`` is set, in which case it is replaced. The tarball and its .sha256
     are written to temporary files and renamed, so a reader never sees half an artifact.
     ``python`` is the interpreter whose pip builds (default: this one); ``on_step`` is
-    told each step as it starts.
+    told each step as it starts. ``image`` adds a container image built from
+    ``base_image`` with the project's ``dockerfile`` (relative to the working directory),
+    each by default what ``[tool.bluegreen.image]`` says (see the module's docstring).
     """
     step = on_step or (lambda _message: None)
     project_dir = Path(project_dir).expanduser().resolve()
@@ -444,6 +530,10 @@ def build_artifact(
     extras = [requirement_text(text) for text in with_requirements]
     project = checked_project(project_dir, requested, wanted_name)
     lock = project_lock(project_dir)
+    wanted_image = requested_image(project_dir, image, base_image, dockerfile)
+    if wanted_image is not None and requested is not None:
+        # Refused before anything is built: a version no image can be tagged with.
+        image_tag(wanted_name or "x", requested)
 
     if project.kind == TREE:
         # checked_project refuses a tree project without a name and a version.
@@ -464,6 +554,12 @@ def build_artifact(
         if declared and (requested or declared[1]):
             destination = artifact_path(output_dir, declared[0], requested or declared[1])
             _refuse_existing(destination, force)
+    if wanted_image is not None and any(relative == IMAGE_MEMBER for relative, _ in files):
+        raise ProjectError(
+            f"{project_dir} has {IMAGE_MEMBER} at the release root, where an artifact built "
+            "with --image keeps its image: rename or move it"
+        )
+    docker = docker_cli() if wanted_image is not None else ""
     epoch = _source_epoch(project_dir, output_dir)
 
     python = python or sys.executable
@@ -509,7 +605,6 @@ def build_artifact(
                 project_dir, output_dir, frontend, built_version, workdir, epoch
             )
 
-        step(f"Writing {destination.name}")
         manifest = artifact_manifest(
             built_name,
             built_version,
@@ -523,14 +618,27 @@ def build_artifact(
             files=[relative for relative, _ in files],
             frontend=[relative for relative, _ in frontend_files],
         )
-        root = destination.name.removesuffix(".tar.gz")
-        members: list[tuple[str, Path | bytes]] = [
-            (f"{root}/{MANIFEST_NAME}", (json.dumps(manifest, indent=2) + "\n").encode()),
+        # The release directory's files besides the manifest, relative to it.
+        release: list[tuple[str, Path | bytes]] = [
             *(
-                (f"{root}/{WHEELHOUSE}/{w['filename']}", wheelhouse / w["filename"])
+                (f"{WHEELHOUSE}/{w['filename']}", wheelhouse / w["filename"])
                 for w in manifest["wheels"]
             ),
-            *((f"{root}/{relative}", path) for relative, path in [*files, *frontend_files]),
+            *files,
+            *frontend_files,
+        ]
+        if wanted_image is not None:
+            section, saved = release_image(
+                docker, wanted_image, project_dir, manifest, release, workdir, step
+            )
+            manifest["image"] = section
+            release.append((IMAGE_MEMBER, saved))
+
+        step(f"Writing {destination.name}")
+        root = destination.name.removesuffix(".tar.gz")
+        members = [
+            (f"{root}/{MANIFEST_NAME}", manifest_bytes(manifest)),
+            *((f"{root}/{relative}", content) for relative, content in release),
         ]
         output_dir.mkdir(parents=True, exist_ok=True)
         write_tarball(destination, members, mtime=epoch)
@@ -543,6 +651,7 @@ def build_artifact(
         path=destination,
         sha256=digest,
         size=destination.stat().st_size,
+        image=manifest.get("image"),
     )
 
 
@@ -604,6 +713,366 @@ def artifact_manifest(
         for wheel in sorted(wheelhouse.glob("*.whl"))
     ]
     return manifest
+
+
+def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How an artifact's image is built: from ``base``, with the project's Dockerfile at
+    ``dockerfile`` (relative to the project), or with the generated one (None)."""
+
+    base: str
+    dockerfile: str | None = None
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """What ``docker image inspect`` says of a built image."""
+
+    id: str
+    tag: str
+    user: str
+    workdir: str
+    healthcheck: bool
+
+
+def requested_image(
+    project_dir: Path, image: bool, base_image: str | None, dockerfile: Path | None
+) -> ImageOptions | None:
+    """How to build the image ``image`` asks for (None: no image), from the options given
+    and ``[tool.bluegreen.image]`` of the project's pyproject.toml."""
+    if not image:
+        given = [
+            option
+            for option, value in (("--base-image", base_image), ("--dockerfile", dockerfile))
+            if value is not None
+        ]
+        if given:
+            raise ProjectError(
+                f"{' and '.join(given)} only say how to build the container image of --image: "
+                "add --image to build one, or drop them"
+            )
+        return None
+    pyproject = project_dir / "pyproject.toml"
+    declared = declared_image(pyproject if pyproject.is_file() else None)
+    return image_options(project_dir, declared, base_image, dockerfile)
+
+
+def declared_image(pyproject: Path | None) -> dict[str, str]:
+    """``[tool.bluegreen.image]`` of pyproject.toml ({} when it has none)."""
+    if pyproject is None:
+        return {}
+    table = _parse_toml(pyproject.read_text(encoding="utf-8"))
+    declared = table.get("tool", {}).get("bluegreen", {}).get("image")
+    if declared is None:
+        return {}
+    example = (
+        '[tool.bluegreen.image] base = "bluegreen-runtime:bookworm", dockerfile = "Dockerfile"'
+    )
+    if not isinstance(declared, dict):
+        raise ProjectError(f"[tool.bluegreen.image] must be a table, e.g. {example}")
+    unknown = sorted(set(declared) - set(IMAGE_SETTINGS))
+    if unknown:
+        raise ProjectError(
+            f"[tool.bluegreen.image] has unknown {', '.join(unknown)}: it takes "
+            f"{' and '.join(IMAGE_SETTINGS)}, e.g. {example}"
+        )
+    for key, value in declared.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ProjectError(
+                f"[tool.bluegreen.image] {key} must be a non-empty string: {example}"
+            )
+    return dict(declared)
+
+
+def image_options(
+    project_dir: Path,
+    declared: Mapping[str, str],
+    base_image: str | None = None,
+    dockerfile: Path | None = None,
+) -> ImageOptions:
+    """The base image and Dockerfile of a build: the options given, else what the project
+    declares (``declared``: its ``[tool.bluegreen.image]``). ``dockerfile`` is relative to
+    the working directory, the declared one to the project; either must be in the project."""
+    base = base_image if base_image is not None else declared.get("base")
+    if not base:
+        raise ProjectError(
+            "--image needs a base image, and none was given: pass --base-image REF (e.g. "
+            "--base-image bluegreen-runtime:bookworm, which `make runtime-image` builds here), "
+            'or set base = "REF" under [tool.bluegreen.image] in the project\'s pyproject.toml; '
+            "bluegreen has no default, so that it never pulls an image it was not told to"
+        )
+    if not _DOCKER_REFERENCE.fullmatch(base):
+        raise ProjectError(
+            f"base image {base!r} is not an image reference: give one such as "
+            "bluegreen-runtime:bookworm, python:3.11-slim-bookworm or "
+            "registry.example/python@sha256:..."
+        )
+    if dockerfile is not None:
+        given, path = str(dockerfile), Path(dockerfile).expanduser().resolve()
+        where = "--dockerfile"
+    elif "dockerfile" in declared:
+        given, path = declared["dockerfile"], (project_dir / declared["dockerfile"]).resolve()
+        where = "[tool.bluegreen.image] dockerfile"
+    else:
+        return ImageOptions(base)
+    if not path.is_file():
+        raise ProjectError(
+            f"{where} {given}: {path} is not a file; name the project's Dockerfile "
+            f"({where} is relative to {'the working directory' if dockerfile else 'the project'}), "
+            "or leave it out for the generated one"
+        )
+    if not path.is_relative_to(project_dir):
+        raise ProjectError(
+            f"{where} {given} is not inside {project_dir}: the Dockerfile of an artifact is "
+            "part of its project (the manifest names it relative to the project); copy it there"
+        )
+    return ImageOptions(base, path.relative_to(project_dir).as_posix())
+
+
+def image_tag(name: str, version: str) -> str:
+    """``<name>:<version>`` as Docker accepts it, as the hosts tag the loaded image
+    (module_utils/container_runtime.py)."""
+    try:
+        return container_image_tag(name, version)
+    except ImageTagError as exc:
+        raise ProjectError(str(exc)) from exc
+
+
+def generated_dockerfile(manifest: Mapping[str, Any]) -> str:
+    """The Dockerfile of a project that has none, for the release ``manifest`` describes.
+
+    An install stage copies the release tree (the build context) to /app and installs its
+    virtualenv as a host does (release_install's commands, with the release at /app); the
+    final stage copies /app into a fresh base and runs as an unprivileged user.
+    """
+    name, version = manifest["normalized_name"], manifest["version"]
+    # python3 from PATH, not the hosts' /usr/bin/python3: the python images keep theirs in
+    # /usr/local/bin.
+    venv = venv_arguments("python3", IMAGE_WORKDIR, _IMAGE_PIP_WHEEL)
+    pip = pip_arguments(IMAGE_WORKDIR, manifest, name, version, _IMAGE_PIP_WHEEL)
+    wheels = " ".join(_IMAGE_PIP_WHEELS)
+    no_wheel = (
+        f"the base image keeps no pip wheel ({wheels}): base the image on one with "
+        "python3-venv (Debian) or on an official python image"
+    )
+    healthcheck = json.dumps([f"{IMAGE_WORKDIR}/venv/bin/python3", "-c", HEALTHCHECK_CODE])
+    refusal = json.dumps(
+        [
+            "python3",
+            "-c",
+            f"raise SystemExit('{name} {version}: run this image with the start command of "
+            "the service (bluegreen_service_start_command)')",
+        ]
+    )
+    return f"""\
+# Generated by bluegreen build {_builder_version()} for {name} {version}. The build context
+# is the release tree, as a host's release directory holds it.
+ARG BASE_IMAGE
+
+FROM ${{BASE_IMAGE}} AS install
+COPY . {IMAGE_WORKDIR}
+# The virtualenv as a host installs it (release_install): no pip of its own, pip run from
+# the base's pip wheel, offline, from the release's wheelhouse only.
+RUN set -eu; \\
+    wheel="$(for w in {wheels}; do [ -f "$w" ] && echo "${{w##*/}} $w"; done \\
+      | sort -V | tail -n 1 | cut -d ' ' -f 2)"; \\
+    if [ -z "$wheel" ]; then echo {shlex.quote(no_wheel)} >&2; exit 1; fi; \\
+    ln -s "$wheel" {_IMAGE_PIP_WHEEL}; \\
+    {shlex.join(venv)}; \\
+    {shlex.join(pip)}
+
+FROM ${{BASE_IMAGE}}
+ARG BLUEGREEN_VERSION
+LABEL org.opencontainers.image.title={json.dumps(name)} \\
+      org.opencontainers.image.version={json.dumps(version)}
+ENV PATH={IMAGE_WORKDIR}/venv/bin:${{PATH:-{_DEFAULT_PATH}}} \\
+    PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1 \\
+    BLUEGREEN_VERSION=${{BLUEGREEN_VERSION}}
+RUN groupadd --system --gid {IMAGE_UID} {IMAGE_USER} \\
+    && useradd --system --uid {IMAGE_UID} --gid {IMAGE_UID} --home-dir {IMAGE_WORKDIR} \\
+       --no-create-home --shell /usr/sbin/nologin {IMAGE_USER}
+# Owned by root: the service reads its release and never writes to it.
+COPY --from=install {IMAGE_WORKDIR} {IMAGE_WORKDIR}
+WORKDIR {IMAGE_WORKDIR}
+USER {IMAGE_UID}
+HEALTHCHECK {HEALTHCHECK_OPTIONS} CMD {healthcheck}
+# No start command of its own: the deployment always gives the service's, and this one
+# only says so (exit 1) when the image is run without one.
+CMD {refusal}
+"""
+
+
+def docker_build_arguments(
+    dockerfile: Path, context: Path, tag: str, base: str, version: str
+) -> list[str]:
+    """``docker build``'s arguments: never pulling (--pull=false), the release tree as the
+    context, BASE_IMAGE and BLUEGREEN_VERSION as build arguments."""
+    return [
+        "build",
+        "--pull=false",
+        "-q",
+        "-f",
+        str(dockerfile),
+        "--tag",
+        tag,
+        "--build-arg",
+        f"BASE_IMAGE={base}",
+        "--build-arg",
+        f"BLUEGREEN_VERSION={version}",
+        str(context),
+    ]
+
+
+def inspected_image(inspect_output: str, tag: str) -> BuiltImage:
+    """The image ``docker image inspect`` describes (its JSON output)."""
+    (found,) = json.loads(inspect_output)
+    config = found.get("Config") or {}
+    test = (config.get("Healthcheck") or {}).get("Test") or []
+    return BuiltImage(
+        id=found["Id"],
+        tag=tag,
+        # Docker's "" is the base's user, which no USER of any stage changed: root.
+        user=config.get("User") or "root",
+        workdir=config.get("WorkingDir") or "/",
+        healthcheck=bool(test) and test[0] != "NONE",
+    )
+
+
+def image_section(options: ImageOptions, image: BuiltImage) -> dict[str, Any]:
+    """The manifest's ``image``: what the artifact's image.tar holds."""
+    return {
+        "member": IMAGE_MEMBER,
+        "id": image.id,
+        "tag": image.tag,
+        "base": options.base,
+        "dockerfile": options.dockerfile or GENERATED_DOCKERFILE,
+        "workdir": IMAGE_WORKDIR,
+        "user": image.user,
+        "healthcheck": image.healthcheck,
+    }
+
+
+def docker_cli() -> str:
+    """The docker CLI, once its daemon has answered."""
+    docker = shutil.which("docker")
+    if docker is None:
+        raise BuildError(
+            "--image builds the container image with the docker CLI, which is not installed: "
+            "install Docker (`make docker`, or apt-get install docker.io), or build without --image"
+        )
+    command = [docker, "version", "--format", "{{.Server.Version}}"]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=DOCKER_CHECK_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        reason = f"no answer within {DOCKER_CHECK_TIMEOUT_S} s"
+    else:
+        if done.returncode == 0:
+            return docker
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        reason = lines[-1] if lines else f"exit {done.returncode}"
+    raise BuildError(
+        f"the Docker daemon does not answer `{shlex.join(command)}` ({reason}): start it "
+        "(`make docker`, or systemctl start docker) and check that this user may use it "
+        "(root, or the docker group), or build without --image"
+    )
+
+
+def release_image(
+    docker: str,
+    options: ImageOptions,
+    project_dir: Path,
+    manifest: Mapping[str, Any],
+    release: Sequence[tuple[str, Path | bytes]],
+    workdir: Path,
+    step: Callable[[str], None],
+) -> tuple[dict[str, Any], Path]:
+    """Build the image of the release (``manifest`` and the ``release`` files, relative to
+    the release directory) and save it: the manifest's ``image`` and the saved file."""
+    tag = image_tag(manifest["normalized_name"], manifest["version"])
+    context = release_tree(
+        workdir / "image-context", [(MANIFEST_NAME, manifest_bytes(manifest)), *release]
+    )
+    if options.dockerfile is None:
+        dockerfile = workdir / "Dockerfile.generated"
+        dockerfile.write_text(generated_dockerfile(manifest), encoding="utf-8")
+    else:
+        dockerfile = project_dir / options.dockerfile
+    step(f"Building the image {tag} from {options.base}")
+    image = built_image(docker, dockerfile, context, tag, options.base, manifest["version"])
+    if image.workdir != IMAGE_WORKDIR:
+        raise ProjectError(
+            f"the image {options.dockerfile} builds works in {image.workdir}, not in "
+            f"{IMAGE_WORKDIR} where the release is expected: COPY the build context (the release "
+            f"tree) to {IMAGE_WORKDIR}, install its venv at {IMAGE_WORKDIR}/venv and set "
+            f"WORKDIR {IMAGE_WORKDIR}"
+        )
+    step(f"Saving the image {tag} into the artifact")
+    saved = workdir / IMAGE_MEMBER
+    _docker(docker, ["save", "-o", str(saved), tag], f"saving the image {tag}")
+    return image_section(options, image), saved
+
+
+def built_image(
+    docker: str, dockerfile: Path, context: Path, tag: str, base: str, version: str
+) -> BuiltImage:
+    """Build ``tag``; a failure says when the base image is not on this machine."""
+    what = f"building the image {tag} from {base} with {dockerfile.name}"
+    try:
+        _docker(docker, docker_build_arguments(dockerfile, context, tag, base, version), what)
+    except DockerError as exc:
+        present = subprocess.run(
+            [docker, "image", "inspect", base], capture_output=True, check=False
+        )
+        if present.returncode == 0:
+            raise
+        raise DockerError(
+            f"{what} ({base} is not an image on this machine, and bluegreen pulls nothing: "
+            "`make runtime-image` builds bluegreen-runtime:bookworm; docker pull or docker "
+            "load another)",
+            exc.command,
+            exc.returncode,
+            exc.output,
+        ) from None
+    inspected = _docker(docker, ["image", "inspect", tag], f"inspecting the image {tag}")
+    return inspected_image(inspected, tag)
+
+
+def release_tree(directory: Path, files: Iterable[tuple[str, Path | bytes]]) -> Path:
+    """``directory`` holding ``files`` (path relative to it, and the file or its content)
+    with the modes a host's unpacked release has: 0755 for directories and executable
+    files, 0644 for the rest."""
+    for relative, content in files:
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+            executable = False
+        else:
+            shutil.copyfile(content, path)
+            executable = bool(content.stat().st_mode & 0o100)
+        path.chmod(0o755 if executable else 0o644)
+    for path in [directory, *directory.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)
+    return directory
+
+
+def _docker(docker: str, args: list[str], what: str) -> str:
+    """The output of ``docker args``; its failure raises DockerError."""
+    command = [docker, *args]
+    done = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise DockerError(what, command, done.returncode, done.stdout)
+    return done.stdout
 
 
 def checked_project(project_dir: Path, version: str | None, name: str | None) -> Project:

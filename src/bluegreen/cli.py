@@ -1453,6 +1453,8 @@ def report(
         "bluegreen build ~/src/shop-api --include alembic.ini --include migrations",
         "bluegreen build . --version 2.0.1 --python-version 3.12.3",
         "bluegreen build . --version 2.0.1 --force --json",
+        "bluegreen build examples/sampleapp --image --base-image bluegreen-runtime:bookworm",
+        "bluegreen build . --image --base-image python:3.11-slim-bookworm --dockerfile Dockerfile",
     )
 )
 def build(
@@ -1535,6 +1537,34 @@ def build(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing artifact of the same version.")
     ] = False,
+    image: Annotated[
+        bool,
+        typer.Option(
+            "--image",
+            help="Also build a container image of the release (at /app, its venv at "
+            "/app/venv) with docker, saved into the artifact as image.tar.",
+        ),
+    ] = False,
+    base_image: Annotated[
+        str | None,
+        typer.Option(
+            "--base-image",
+            metavar="REF",
+            help="The image's base, already on this machine or pullable; default: "
+            "\\[tool.bluegreen.image] base in pyproject.toml (one of the two is required).",
+        ),
+    ] = None,
+    dockerfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--dockerfile",
+            metavar="PATH",
+            help="The project's own Dockerfile (its build context is the release tree; it gets "
+            "BASE_IMAGE and BLUEGREEN_VERSION); default: \\[tool.bluegreen.image] dockerfile, "
+            "else a generated one.",
+            dir_okay=False,
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the artifact as one JSON object.")
     ] = False,
@@ -1546,6 +1576,9 @@ def build(
 
     A uv.lock, poetry.lock or pylock.toml holds each dependency to its locked version;
     one published only as an sdist is built here if its wheel fits the hosts.
+
+    With --image the artifact also carries a container image of the same release, which
+    docker builds here from a base image it never pulls unasked (image.tar, `docker save`).
     """
     with _reported(ctx, json_output):
         if version is not None:
@@ -1562,6 +1595,9 @@ def build(
                 ("include", include),
                 ("python_version", python_version),
                 ("platform", platform),
+                ("image", image or None),
+                ("base_image", base_image),
+                ("dockerfile", dockerfile),
             )
             if value is not None
         }
@@ -1576,6 +1612,12 @@ def build(
         for key in ("name", "version", "path", "sha256", "size"):
             value = fields.get(key)
             table.add_row(key, _size(value) if key == "size" else str(value))
+        built_image = fields.get("image")
+        if built_image:
+            # Docker's short ID: the full one is in the manifest and in --json.
+            table.add_row(
+                "image", f"{built_image['tag']} ({built_image['id'].removeprefix('sha256:')[:12]})"
+            )
         _console().print(table)
 
 

@@ -41,6 +41,10 @@ IMAGE_PACKAGES: tuple[str, ...] = (
     "ca-certificates",
     "curl",
     "dbus",
+    # The container runtime (bluegreen_service_runtime: container): Debian's engine and
+    # Compose, as the role installs them on a real host.
+    "docker-compose",
+    "docker.io",
     "iproute2",
     "nginx",
     "openssh-server",
@@ -57,9 +61,20 @@ IMAGE_PACKAGES: tuple[str, ...] = (
 )
 # Services the roles enable where they belong; off by default so each host runs only
 # what its role starts, as on a fresh production VM.
-IMAGE_DISABLED_SERVICES: tuple[str, ...] = ("nginx", "postgresql")
+IMAGE_DISABLED_SERVICES: tuple[str, ...] = (
+    "containerd",
+    "docker.service",
+    "docker.socket",
+    "nginx",
+    "postgresql",
+)
 # Bump when the build recipe changes in a way the package list does not show.
 IMAGE_RECIPE_VERSION = "1"
+
+# systemd as PID 1 without --privileged, which these machines refuse (SYS_ADMIN); a
+# Docker engine inside too, for the container runtime (NET_ADMIN for its networks,
+# SYS_PTRACE for `docker exec`, which the image HEALTHCHECK runs through).
+CAPABILITIES: tuple[str, ...] = ("SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE")
 
 SSH_READY_TIMEOUT_S = 90.0
 # A lab host that publishes this port serves HTTPS: it gets a certificate of the lab CA.
@@ -322,6 +337,12 @@ class Lab:
             self.log(f"{host.name}: lab image changed, recreating {host.container_name}")
             container.remove(force=True, v=True)
             container = None
+        if container is not None and set(container.attrs["HostConfig"].get("CapAdd") or []) != set(
+            CAPABILITIES
+        ):
+            self.log(f"{host.name}: capabilities changed, recreating {host.container_name}")
+            container.remove(force=True, v=True)
+            container = None
         networks = container.attrs["NetworkSettings"]["Networks"] if container else {}
         if container is not None and host.network not in networks:
             self.log(
@@ -343,6 +364,8 @@ class Lab:
             self.log(f"{host.name}: container {host.container_name} already running")
 
     def _run_container(self, host: LabHost, tag: str) -> None:
+        from docker.types import Mount
+
         ports = {"22/tcp": ("127.0.0.1", host.ssh_port)}
         ports |= {
             f"{inside}/tcp": ("127.0.0.1", outside)
@@ -354,10 +377,14 @@ class Lab:
             name=host.container_name,
             hostname=host.name,
             detach=True,
-            # systemd as PID 1 without --privileged, which these machines refuse.
-            cap_add=["SYS_ADMIN"],
+            # Without seccomp/AppArmor profiles, as a Docker engine inside needs; its
+            # images on a volume of their own (overlay2 needs a file system that is not
+            # itself an overlay).
+            cap_add=list(CAPABILITIES),
+            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
             cgroupns="host",
             volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
+            mounts=[Mount(target="/var/lib/docker", source=None, type="volume")],
             tmpfs={"/run": "", "/run/lock": ""},
             ports=ports,
             network=host.network,

@@ -75,6 +75,10 @@ class SideService:
         self.on_host(
             f"systemctl stop '{app}@blue' '{app}@green' 2>/dev/null; "
             f"systemctl disable '{app}@blue' '{app}@green' 2>/dev/null; "
+            # The container runtime's colours, should a stop have left one behind.
+            "if systemctl -q is-active docker; then for p in blue green; do "
+            f"docker ps -aq --filter label=com.docker.compose.project={app}-$p "
+            "| xargs -r docker rm -f; done; fi; "
             f"rm -rf /opt/{app} /var/lib/{app} /etc/{app} /var/lib/bluegreen/{app} "
             f"/var/www/bluegreen/{app} /etc/nginx/conf.d/{app}.conf /etc/nginx/bluegreen/{app}.* "
             f"/etc/systemd/system/{app}@.service /var/log/nginx/bluegreen-{app}.requests.log*; "
