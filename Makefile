@@ -191,7 +191,7 @@ second-labs:
 	  -e 's/\{80: 8080\}/{80: 8084}/' -e 's/\{5432: 15432\}/{5432: 15433}/' \
 	  inventories/scratch-lab2/hosts.yml
 	@cp -r inventories/lab-single inventories/scratch-single2
-	@sed -i -E -e 's/ansible_port: 2211/ansible_port: 2241/' -e 's/\{80: 8081, 443: 8443\}/{80: 8085, 443: 8445}/' \
+	@sed -i -E -e 's/ansible_port: 2211/ansible_port: 2241/' -e 's/\{80: 8081, 443: 8443, 8092: 18092\}/{80: 8085, 443: 8445, 8092: 18096}/' \
 	  inventories/scratch-single2/hosts.yml
 
 # Tests start from fresh lab containers (the image is cached): releases installed by an
@@ -231,7 +231,8 @@ unit: test-venv
 # group's output goes to test-artifacts/integration-<group>.log and is shown at the end.
 # Groups lab2 and single2 run their tests on the second copies of those labs.
 INTEGRATION_GROUPS := lab lab2 single single2 django fleet
-# The django group builds the Wagtail site's and ihatemoney's artifacts first, while the others run.
+# The django group builds the Wagtail site's and ihatemoney's artifacts first, and the
+# single group the container images, while the others run.
 integration: fresh-lab artifacts
 	@mkdir -p test-artifacts
 	@pids=""; for g in $(INTEGRATION_GROUPS); do \
@@ -241,6 +242,7 @@ integration: fresh-lab artifacts
 	    *) labs="" ;; \
 	  esac; \
 	  prepare=true; [ $$g = django ] && prepare="$(MAKE) --no-print-directory wagtail-artifacts ihatemoney-artifacts"; \
+	  [ $$g = single ] && prepare="$(MAKE) --no-print-directory image-artifacts"; \
 	  { $$prepare && env $$labs BLUEGREEN_TEST_GROUP=$$g $(BIN)/pytest -q -p no:cacheprovider --durations=0 -m "group_$$g" tests/integration; } \
 	    >test-artifacts/integration-$$g.log 2>&1 & pids="$$pids $$!:$$g"; \
 	done; status=0; \

@@ -28,6 +28,7 @@ import math
 import os
 import random
 import re
+import shutil
 import signal
 import ssl
 import statistics
@@ -198,20 +199,33 @@ def inventory_dir(inventory: str) -> Path:
     raise BenchError(f"inventory {inventory!r} is neither a name under inventories/ nor a folder")
 
 
-def inventory_url(inventory: str, https: bool = False) -> str:
-    """The URL of nginx in a lab inventory: the host port that port 80 (443 for HTTPS) is
-    published on."""
-    urls = inventory_urls(inventory, https)
+def side_inventory(lab: str, name: str, variables: Path) -> str:
+    """``inventories/scratch-<name>`` (not kept in git): the hosts of the lab ``lab`` with
+    ``variables`` for all of them, for a second service on that lab's containers; its name."""
+    source, inventory = inventory_dir(lab), PROJECT / "inventories" / f"scratch-{name}"
+    shutil.rmtree(inventory, ignore_errors=True)
+    (inventory / "group_vars").mkdir(parents=True)
+    shutil.copy(source / "hosts.yml", inventory / "hosts.yml")
+    shutil.copy(source / "group_vars" / "lab_hosts.yml", inventory / "group_vars")
+    shutil.copy(variables, inventory / "group_vars" / "all.yml")
+    return inventory.name
+
+
+def inventory_url(inventory: str, https: bool = False, port: int | None = None) -> str:
+    """The URL of nginx in a lab inventory: the host port that port 80 (443 for HTTPS, or
+    ``port``) is published on."""
+    urls = inventory_urls(inventory, https, port)
     if not urls:
-        port = DEFAULT_PORTS["https" if https else "http"]
+        port = port or DEFAULT_PORTS["https" if https else "http"]
         raise BenchError(f"no host of {inventory} publishes port {port}; pass --url")
     return urls[0]
 
 
-def inventory_urls(inventory: str, https: bool = False) -> list[str]:
+def inventory_urls(inventory: str, https: bool = False, port: int | None = None) -> list[str]:
     """The URL of nginx on every host of a lab inventory that publishes port 80 (443 for
-    HTTPS), in order."""
+    HTTPS, or ``port``), in order."""
     scheme = "https" if https else "http"
+    port = port or DEFAULT_PORTS[scheme]
     hosts_file = inventory_dir(inventory) / "hosts.yml"
     try:
         tree = yaml.safe_load(hosts_file.read_text(encoding="utf-8")) or {}
@@ -225,7 +239,7 @@ def inventory_urls(inventory: str, https: bool = False) -> list[str]:
         f"{scheme}://127.0.0.1:{int(host_port)}"
         for ports in published
         for container_port, host_port in ports.items()
-        if int(container_port) == DEFAULT_PORTS[scheme]
+        if int(container_port) == port
     ]
 
 

@@ -151,10 +151,11 @@ options:
     default: 20
   container:
     description:
-      - The container runtime's colour (bluegreen_service_runtime container), whose image's
+      - "The container runtime's colour (bluegreen_service_runtime container), whose image's
         HEALTHCHECK is one more gate after health, smoke and version: every container of
         the Compose project must say C(healthy) within O(wait_healthy) seconds (counted from
-        the start). An image without a HEALTHCHECK passes the gate, and says so (RV(healthcheck)).
+        the start), in a check run after the gate opened. An image without a HEALTHCHECK
+        passes the gate, and says so (RV(healthcheck))."
     type: dict
     suboptions:
       engine:
@@ -448,12 +449,14 @@ def container_health(module: AnsibleModule, engine: str, project: str) -> list[d
 
 def healthcheck_gate(module: AnsibleModule, started: float) -> dict[str, Any]:
     """Wait until the image's HEALTHCHECK says healthy in every container, or stop at
-    unhealthy or when the wait is over; the verdict, how long it took, each container."""
+    unhealthy or when the wait is over; the verdict, how long it took, each container.
+    Only checks run since the gate opened count."""
     params = module.params
     engine, project = params["container"]["engine"], params["container"]["project"]
+    opened = time.time()
     while True:
         states = container_health(module, engine, project)
-        verdict = health_verdict(states)
+        verdict = health_verdict(states, since=opened)
         waited = time.monotonic() - started
         if verdict != STARTING or waited >= params["wait_healthy"]:
             return {"verdict": verdict, "waited_s": round(waited, 1), "containers": states}

@@ -81,10 +81,10 @@ options:
     default: 20000
   container_project:
     description:
-      - The colour's Compose project in the container runtime (C(<name>-<colour>)): the CPU
+      - "The colour's Compose project in the container runtime (C(<name>-<colour>)): the CPU
         time and memory are then its containers' cgroups' (the unit only runs Compose),
         and a replaced container counts as a restart. The log is still the unit's journal,
-        where Compose writes what the containers print.
+        where Compose writes what the containers print."
     type: str
   engine:
     description: The container engine's command line program, with O(container_project).

@@ -23,13 +23,12 @@ description:
     artifact) and an artifact kind it cannot install, and changes nothing then.
   - When pip fails, the message quotes pip's last lines, the Python the host runs and the
     one the artifact was built for, and the build command that fixes it.
-  - With O(runtime=container) the release is an image instead of a virtualenv: the
+  - "With O(runtime=container) the release is an image instead of a virtualenv: the
     artifact's C(image.tar) (C(docker save) output that C(bluegreen build --image) put
     there) is streamed from the artifact into C(docker load), never unpacked to disk, its
-    ID checked against the one the manifest records, and tagged C(<artifact
-    name>:<version>); the rest of the artifact is unpacked as for a virtualenv (the
-    migrations' and hooks' files, the frontend). An installed release whose image the
-    engine no longer has (pruned) gets it loaded again.
+    ID checked against the one the manifest records, and tagged O(image); the rest of the
+    artifact is unpacked as for a virtualenv (the migrations' files, the frontend). An
+    installed release whose image the engine no longer has (pruned) gets it loaded again."
   - The decisions are in module_utils/release_install.py and module_utils/container_runtime.py.
 version_added: "0.1.0"
 options:

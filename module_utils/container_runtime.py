@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 VIRTUALENV = "virtualenv"
@@ -117,16 +118,35 @@ def health_states(inspected: str) -> list[dict[str, Any]]:
                 "status": health.get("Status", STARTING) if health else NO_HEALTHCHECK,
                 "exit_code": last.get("ExitCode"),
                 "output": str(last.get("Output", "")).strip(),
+                "checked_at": docker_time(str(last.get("Start", ""))),
             }
         )
     return states
 
 
-def health_verdict(states: Sequence[Mapping[str, Any]]) -> str:
+def docker_time(text: str) -> float | None:
+    """Seconds since the epoch of a Docker timestamp (RFC 3339, nanoseconds), or None."""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
+    if not match:
+        return None
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
+    return datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}").timestamp()
+
+
+def health_verdict(states: Sequence[Mapping[str, Any]], since: float | None = None) -> str:
     """``healthy`` when every container with a HEALTHCHECK says so (``none`` when no
     container has one), ``unhealthy`` as soon as one does, ``starting`` otherwise; no
-    container at all is ``starting``: the colour has not come up yet."""
+    container at all is ``starting``: the colour has not come up yet. With ``since``, a
+    verdict whose last check ran before then is still ``starting``: a colour that was not
+    restarted keeps what its checks said while, say, its schema was behind, until the
+    next check."""
     if not states:
+        return STARTING
+    if since is not None and any(
+        state["status"] != NO_HEALTHCHECK and (state.get("checked_at") or 0) < since
+        for state in states
+    ):
         return STARTING
     checked = [state["status"] for state in states if state["status"] != NO_HEALTHCHECK]
     if not checked:

@@ -8,11 +8,15 @@ the inventory (inventories/scratch-<name>, not kept in git) is the lab's hosts w
 from __future__ import annotations
 
 import json
-import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import ROOT, shell
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _load import side_inventory
 
 SERVICES = Path(__file__).resolve().parent / "services"
 # One user's requests to / through nginx, a new connection each, 50 ms apart, until
@@ -60,12 +64,7 @@ class SideService:
         return result["stdout"]
 
     def write_inventory(self) -> None:
-        source, inventory = ROOT / "inventories" / self.lab, ROOT / "inventories" / self.inventory
-        shutil.rmtree(inventory, ignore_errors=True)
-        (inventory / "group_vars").mkdir(parents=True)
-        shutil.copy(source / "hosts.yml", inventory / "hosts.yml")
-        shutil.copy(source / "group_vars" / "lab_hosts.yml", inventory / "group_vars")
-        shutil.copy(self.variables, inventory / "group_vars" / "all.yml")
+        side_inventory(self.lab, self.name, self.variables)
 
     def clear(self) -> None:
         """Write the inventory and remove every trace of the service from the host and

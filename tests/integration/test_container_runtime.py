@@ -14,10 +14,15 @@ that the post-switch analysis rolls back by itself.
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from conftest import ROOT, SINGLE, bluegreen
 from side_service import SideService
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _load import Writer, check_writes, inventory_url
 
 pytestmark = [
     pytest.mark.lab,
@@ -108,8 +113,11 @@ def run_releases() -> None:
     assert "${BLUEGREEN_IMAGE}" in compose and V1 not in compose
 
     # A second release with a migration: applied in a container of the 2.0.0 image
-    # (its project's own Dockerfile), the snapshot taken first; 1.0.0 stays warm.
-    second = release(V2)
+    # (its project's own Dockerfile), the snapshot taken first; 1.0.0 stays warm. Users
+    # write all along, through the port the lab publishes for the service's nginx site.
+    url = inventory_url(SINGLE, port=SERVICE.public_port)
+    with Writer(url, tag="container-release") as release_writes:
+        second = release(V2)
     assert second.exit_code == 0, second.report
     assert second.outcome == "released", second.report
     status, second_colour, version = public()
@@ -120,9 +128,14 @@ def run_releases() -> None:
     assert steps["analysis"]["outcome"] == "ok", steps["analysis"]
     assert containers(first_colour)[0]["Config"]["Image"] == f"sampleapp:{V1}"
 
-    # Back with the data: the snapshot taken before 2.0.0's migration is restored.
-    with_data = bluegreen("rollback", "--with-data", "-i", SERVICE.inventory)
+    # Back with the data: 2.0.0's migration undone (downgraded in a one-off container of
+    # its image, since every step can be), traffic on 1.0.0, no acknowledged write lost.
+    with Writer(url, tag="container-rollback") as rollback_writes:
+        with_data = bluegreen("rollback", "--with-data", "-i", SERVICE.inventory)
     assert with_data.exit_code == 0, with_data.report
+    for writes in (release_writes, rollback_writes):
+        tally = check_writes(url, writes.writes)
+        assert tally.acknowledged > 0 and tally.lost == 0, tally.as_dict()
     assert public()[::2] == (200, V1)
     assert revision() == V1_HEAD
 

@@ -18,6 +18,7 @@ from ansible.module_utils.container_runtime import (
     cgroup_usage_files,
     compose_document,
     compose_project,
+    docker_time,
     health_states,
     health_verdict,
     image_load_problem,
@@ -121,8 +122,20 @@ def test_health_states_read_status_and_last_check() -> None:
         )
     )
     assert states == [
-        {"name": "app-green_web_1", "status": UNHEALTHY, "exit_code": 1, "output": "refused"},
-        {"name": "app-green_web_2", "status": NO_HEALTHCHECK, "exit_code": None, "output": ""},
+        {
+            "name": "app-green_web_1",
+            "status": UNHEALTHY,
+            "exit_code": 1,
+            "output": "refused",
+            "checked_at": None,
+        },
+        {
+            "name": "app-green_web_2",
+            "status": NO_HEALTHCHECK,
+            "exit_code": None,
+            "output": "",
+            "checked_at": None,
+        },
     ]
 
 
@@ -192,3 +205,19 @@ def test_the_container_runtime_refuses_what_needs_a_virtualenv() -> None:
     assert len(problems) == 2
     assert problems[0].startswith("bluegreen_service_hooks")
     assert runtime_problems("container", [], "alembic") == []
+
+
+def test_a_verdict_from_checks_before_the_gate_opened_is_still_starting() -> None:
+    stale = {"status": UNHEALTHY, "checked_at": 100.0}
+    fresh = {"status": UNHEALTHY, "checked_at": 200.0}
+    assert health_verdict([stale], since=150.0) == STARTING
+    assert health_verdict([fresh], since=150.0) == UNHEALTHY
+    assert health_verdict([{"status": NO_HEALTHCHECK, "checked_at": None}], since=150.0) == (
+        NO_HEALTHCHECK
+    )
+
+
+def test_docker_times_with_nanoseconds_and_zones() -> None:
+    assert docker_time("1970-01-01T00:00:10.123456789Z") == pytest.approx(10.123456)
+    assert docker_time("1970-01-01T01:00:10+01:00") == 10.0
+    assert docker_time("") is None

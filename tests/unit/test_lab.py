@@ -43,7 +43,7 @@ def test_lab_hosts_follow_the_lab_inventory() -> None:
 def test_a_host_in_several_groups_is_one_container() -> None:
     hosts = hosts_from_inventory(ROOT / "inventories/lab-single/hosts.yml", "lab-single")
 
-    assert hosts == [LabHost("single1", "lab-single", 2211, {80: 8081, 443: 8443})]
+    assert hosts == [LabHost("single1", "lab-single", 2211, {80: 8081, 443: 8443, 8092: 18092})]
 
 
 def test_image_is_rebuilt_when_its_package_list_changes() -> None:
