@@ -139,16 +139,19 @@ artifacts/wagtailsite-1.1.0.tar.gz: | test-venv $(WAGTAIL_SITE)/manage.py
 
 wagtail-artifacts: $(WAGTAIL_VERSIONS:%=artifacts/wagtailsite-%.tar.gz)
 
-# Neither gunicorn nor a PostgreSQL driver is among its requirements.
-artifacts/ihatemoney-%.tar.gz: | venv
+# Neither gunicorn nor a PostgreSQL driver is among its requirements. Its lab test runs
+# it in the container runtime: the artifacts carry an image (the Dockerfile bluegreen
+# generates, on the local base image).
+artifacts/image/ihatemoney-%.tar.gz: | venv runtime-image
 	@echo "fetching ihatemoney $*'s sdist from the package index, then building it"
 	rm -rf build/ihatemoney-$* build/ihatemoney-sdist-$*
 	$(BIN)/pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
 	  'ihatemoney==$*' -d build/ihatemoney-sdist-$*
 	tar -xzf build/ihatemoney-sdist-$*/ihatemoney-$*.tar.gz -C build
-	$(BLUEGREEN) build build/ihatemoney-$* --version "$*" --with gunicorn --with psycopg2-binary --force
+	$(BLUEGREEN) build build/ihatemoney-$* --version "$*" --with gunicorn --with psycopg2-binary \
+	  --image --base-image $(RUNTIME_IMAGE) --output artifacts/image --force
 
-ihatemoney-artifacts: $(IHATEMONEY_VERSIONS:%=artifacts/ihatemoney-%.tar.gz)
+ihatemoney-artifacts: $(IHATEMONEY_VERSIONS:%=artifacts/image/ihatemoney-%.tar.gz)
 
 # Built once, locally (about 30 s); a failed build leaves no half image behind, which the
 # check would then take for a finished one.

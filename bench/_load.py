@@ -199,15 +199,30 @@ def inventory_dir(inventory: str) -> Path:
     raise BenchError(f"inventory {inventory!r} is neither a name under inventories/ nor a folder")
 
 
-def side_inventory(lab: str, name: str, variables: Path) -> str:
+def side_inventory(
+    lab: str, name: str, variables: Path, changes: Mapping[str, Any] | None = None
+) -> str:
     """``inventories/scratch-<name>`` (not kept in git): the hosts of the lab ``lab`` with
-    ``variables`` for all of them, for a second service on that lab's containers; its name."""
+    ``variables`` for all of them, for a second service on that lab's containers; its name.
+    ``changes`` replace variables of the file, and add to those that are mappings."""
     source, inventory = inventory_dir(lab), PROJECT / "inventories" / f"scratch-{name}"
     shutil.rmtree(inventory, ignore_errors=True)
     (inventory / "group_vars").mkdir(parents=True)
     shutil.copy(source / "hosts.yml", inventory / "hosts.yml")
     shutil.copy(source / "group_vars" / "lab_hosts.yml", inventory / "group_vars")
-    shutil.copy(variables, inventory / "group_vars" / "all.yml")
+    if not changes:
+        shutil.copy(variables, inventory / "group_vars" / "all.yml")
+        return inventory.name
+    values = yaml.safe_load(variables.read_text(encoding="utf-8")) or {}
+    for key, value in changes.items():
+        old = values.get(key)
+        values[key] = (
+            {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+        )
+    text = f"# {variables.name} with the changes of a test\n" + yaml.safe_dump(
+        values, sort_keys=False
+    )
+    (inventory / "group_vars" / "all.yml").write_text(text, encoding="utf-8")
     return inventory.name
 
 

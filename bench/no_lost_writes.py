@@ -15,7 +15,13 @@ a client retries them. Scenarios, in order (each leaves what the next one needs)
 - postgresql_rollback_with_data: ``rollback --with-data`` (0002 downgraded, traffic on 1.0.0);
 - sqlite_migration, sqlite_migration_fails, sqlite_rollback_with_data: the same on the
   single host with SQLite (the migration runs in a maintenance window; the failed one is
-  undone by restoring the snapshot taken inside it).
+  undone by restoring the snapshot taken inside it);
+- container_migration, container_rollback_with_data: the sample in the container runtime
+  (``containerapp``, tests/integration/services/containerapp.yml: one Compose project per
+  colour, migrations in a one-off container of the new image, SQLite) beside the single
+  host's own service, written to through the port that host publishes for its site
+  (``--container``; the inventory is written from the lab's, as its lab test writes it).
+  Its images come from ``make image-artifacts``.
 
 Prints one line per scenario and, last, one JSON object with ``acknowledged``, ``present``
 and ``lost`` per scenario. Exits 1 when a write was lost or a command did not end as
@@ -30,7 +36,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+import yaml
 from _load import (
+    PROJECT,
     BenchError,
     CommandRun,
     Writer,
@@ -39,6 +47,7 @@ from _load import (
     inventory_url,
     log,
     run_cli,
+    side_inventory,
 )
 
 BASE = "1.0.0"
@@ -62,7 +71,10 @@ SCENARIOS = [
     Scenario("sqlite_migration", "sqlite", ("release", "--version", NEW), 0),
     Scenario("sqlite_migration_fails", "sqlite", ("release", "--version", MIGFAIL), 3),
     Scenario("sqlite_rollback_with_data", "sqlite", ("rollback", "--with-data"), 0),
+    Scenario("container_migration", "container", ("release", "--version", NEW), 0),
+    Scenario("container_rollback_with_data", "container", ("rollback", "--with-data"), 0),
 ]
+CONTAINER_SERVICE = PROJECT / "tests" / "integration" / "services" / "containerapp.yml"
 
 
 def health(url: str) -> dict:
@@ -136,10 +148,26 @@ def run_scenario(
     return result
 
 
+def scenario_target(scenario: Scenario, options: argparse.Namespace) -> tuple[str, str]:
+    """The inventory a scenario runs on and the URL of its nginx site."""
+    if scenario.engine == "postgresql":
+        return options.lab, inventory_url(options.lab)
+    if scenario.engine == "sqlite":
+        return options.single, inventory_url(options.single)
+    inventory = side_inventory(options.container, "containerapp", CONTAINER_SERVICE)
+    port = yaml.safe_load(CONTAINER_SERVICE.read_text())["bluegreen_service_public_port"]
+    return inventory, inventory_url(inventory, port=int(port))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lab", default="lab", help="PostgreSQL lab inventory (default: lab)")
     parser.add_argument("--single", default="lab-single", help="SQLite lab inventory")
+    parser.add_argument(
+        "--container",
+        default="lab-single",
+        help="Lab whose host runs the container runtime's service (default: lab-single)",
+    )
     parser.add_argument("--only", action="append", help="Run only these scenarios (repeatable)")
     parser.add_argument("--timeout", type=float, default=2400, help="Seconds per command")
     parser.add_argument("--settle", type=float, default=3, help="Seconds of writes before/after")
@@ -151,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     prepared: set[str] = set()
     try:
         for scenario in wanted:
-            inventory = options.lab if scenario.engine == "postgresql" else options.single
-            url = inventory_url(inventory)
+            inventory, url = scenario_target(scenario, options)
             if inventory not in prepared and scenario.args[0] == "release" and NEW in scenario.args:
                 prepare(inventory, url, options.timeout)
             prepared.add(inventory)

@@ -46,6 +46,8 @@ class SideService:
     # The service's PostgreSQL database (and role) on the same host, dropped by clear();
     # None for a service on a SQLite file under /var/lib/<name>.
     postgresql: str | None = None
+    # Variables that replace (or, for mappings, add to) those of its variables file.
+    changes: dict | None = None
 
     @property
     def variables(self) -> Path:
@@ -64,7 +66,7 @@ class SideService:
         return result["stdout"]
 
     def write_inventory(self) -> None:
-        side_inventory(self.lab, self.name, self.variables)
+        side_inventory(self.lab, self.name, self.variables, self.changes)
 
     def clear(self) -> None:
         """Write the inventory and remove every trace of the service from the host and
