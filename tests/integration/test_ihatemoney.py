@@ -198,6 +198,7 @@ def run_releases(monkeypatch: pytest.MonkeyPatch) -> None:
     assert faulty.outcome == "rolled_back", faulty.message
     assert "error_rate" in faulty.message, faulty.message
     steps = SERVICE.journal(faulty.report["custom_stats"]["bluegreen_release_id"])
-    assert steps["analysis"]["evidence"]["signals"]["error_rate"]["verdict"] == "critical"
+    assert steps["analysis"]["outcome"] == "failed", steps["analysis"]
     assert steps["rollback"]["outcome"] == "ok", steps["rollback"]
+    assert steps["rollback"]["evidence"]["bad_version"] == V2, steps["rollback"]
     assert answer("/") == 200 and answer("/api/currencies") == 200
