@@ -43,6 +43,7 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
     ("health", "Health of the new colour", "deploy"),
     ("smoke", "Smoke routes", "deploy"),
     ("version", "Version header", "deploy"),
+    ("healthcheck", "Image HEALTHCHECK of the new colour", "deploy"),
     ("pre_switch_signals", "Golden signals before the switch", "pre_switch_analysis"),
     ("canary", "Canary steps, each against the live colour", "canary"),
     ("switch", "Traffic switch on every load balancer", "switch"),
@@ -62,7 +63,7 @@ FAILED_TASKS: dict[str, str] = {
 # colour_start runs the health, smoke and version checks in one task and names the one
 # that failed (the failure record's evidence ``check``); journals written before it name
 # the task of each check.
-CHECKED_BY_MODULE = ("health", "smoke", "version")
+CHECKED_BY_MODULE = ("health", "smoke", "version", "healthcheck")
 FAILED_TASKS_BEFORE_COLOUR_START: dict[str, str] = {
     "Wait for the idle colour to answer its health check": "health",
     "Stop the release because the idle colour is not healthy": "health",
@@ -318,7 +319,27 @@ def _deploy_checks(records: Sequence[Mapping[str, Any]]) -> dict[str, Check]:
         checks["version"] = Check(
             "version", "", PASSED if ok else FAILED, summary, when, "deploy", dict(version)
         )
+    gates = ev.get("healthcheck")
+    if isinstance(gates, Mapping) and gates:
+        checks["healthcheck"] = _healthcheck_check(gates, when)
     return checks
+
+
+def _healthcheck_check(gates: Mapping[str, Any], when: str) -> Check:
+    """The container runtime's gate on each host: what the image's HEALTHCHECK said."""
+    verdicts = {
+        str(host): (gate or {}).get("verdict") if isinstance(gate, Mapping) else None
+        for host, gate in gates.items()
+    }
+    ok = all(verdict in ("healthy", "none") for verdict in verdicts.values())
+    summary = "; ".join(
+        f"{host}: "
+        + {"healthy": "healthy", "none": "the image defines no HEALTHCHECK"}.get(
+            str(verdict), str(verdict or "not checked")
+        )
+        for host, verdict in verdicts.items()
+    )
+    return Check("healthcheck", "", PASSED if ok else FAILED, summary, when, "deploy", dict(gates))
 
 
 def _signals_table(signals: Mapping[str, Any]) -> list[dict]:
@@ -464,6 +485,8 @@ def _not_run_reason(check_id: str, records: Sequence[Mapping[str, Any]]) -> str:
         return "no migration tool is configured for this service"
     if check_id == "smoke" and deploy and deploy.get("outcome") == "ok":
         return "no smoke routes are configured"
+    if check_id == "healthcheck" and deploy and deploy.get("outcome") == "ok":
+        return "the service runs in a virtualenv (bluegreen_service_runtime): no image to check"
     if check_id == "pre_switch_signals":
         return "no pre-switch analysis in the journal"
     return "no evidence in the journal: the release stopped before this check, or skipped it"

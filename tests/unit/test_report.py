@@ -137,7 +137,7 @@ def test_a_crash_before_the_switch_fails_health_and_leaves_the_rest_not_run(cras
     assert "traffic never moved" in crashed["rollback"]["note"]
 
 
-@pytest.mark.parametrize("check", ["health", "smoke", "version"])
+@pytest.mark.parametrize("check", ["health", "smoke", "version", "healthcheck"])
 def test_colour_start_names_the_check_that_stopped_the_release(check: str) -> None:
     records = entries("failed_before_switch")
     for record in records:
@@ -148,8 +148,28 @@ def test_colour_start_names_the_check_that_stopped_the_release(check: str) -> No
             }
     found = checks(build_report(records, inventory="lab"))
     assert found[check]["status"] == "failed"
-    others = {"health", "smoke", "version"} - {check}
+    others = {"health", "smoke", "version", "healthcheck"} - {check}
     assert all(found[other]["status"] != "failed" for other in others)
+
+
+def test_the_container_runtimes_healthcheck_gate_is_a_check_of_its_own() -> None:
+    records = entries("released")
+    deploy = next(r for r in records if r["step"] == "deploy" and r["outcome"] == "ok")
+    # The virtualenv runtime journals none: not run, and the report says why.
+    found = checks(build_report(records, inventory="lab"))
+    assert found["healthcheck"]["status"] == NOT_RUN
+    assert "virtualenv" in found["healthcheck"]["summary"]
+    deploy["evidence"]["healthcheck"] = {
+        "app-green": {"verdict": "healthy", "waited_s": 6.1, "containers": []},
+        "app-blue": {"verdict": "none", "waited_s": 0.0, "containers": []},
+    }
+    found = checks(build_report(records, inventory="lab"))
+    assert found["healthcheck"]["status"] == PASSED
+    assert found["healthcheck"]["summary"] == (
+        "app-green: healthy; app-blue: the image defines no HEALTHCHECK"
+    )
+    deploy["evidence"]["healthcheck"]["app-blue"]["verdict"] = "unhealthy"
+    assert checks(build_report(records, inventory="lab"))["healthcheck"]["status"] == "failed"
 
 
 def test_an_automatic_rollback_shows_the_critical_signal_and_needs_no_rollback(
