@@ -237,6 +237,13 @@ healthcheck:
     verdict: healthy
     waited_s: 6.2
     containers: [{name: sampleapp-green_web_1, status: healthy}]
+previous_release_dir:
+  description:
+    - The release directory the colour's link named before this run (null for none), what
+      a failed release puts the colour back on, so it is not pruned meanwhile.
+  type: str
+  returned: always
+  sample: /opt/sampleapp/releases/1.0.0
 restarted:
   description: Whether the unit was (re)started.
   type: bool
@@ -479,7 +486,8 @@ def main() -> None:
     link = os.path.join(params["colours_dir"], colour)
     record_path = os.path.join(params["colours_dir"], f".{colour}.config-sha256")
 
-    link_changed = link_target(link) != params["release_dir"]
+    previous = link_target(link)
+    link_changed = previous != params["release_dir"]
     config_sha256 = config_checksum(
         params["release_dir"], [file_sha256(path) for path in params["config_files"]]
     )
@@ -492,6 +500,7 @@ def main() -> None:
         "restarted": bool(reason),
         "reason": reason,
         "config_sha256": config_sha256,
+        "previous_release_dir": previous,
     }
     if module.check_mode:
         module.exit_json(**result)

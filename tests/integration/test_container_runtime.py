@@ -157,3 +157,13 @@ def run_releases() -> None:
     assert public()[::2] == (200, V1)
     steps = steps_of(bad)
     assert steps["rollback"]["evidence"]["bad_version"] == BAD, steps["rollback"]
+
+    # Only what the colours run is kept (bluegreen_service_keep_releases 0): 2.0.0's
+    # release, artifact and image went when the bad release was deployed.
+    kept = on_host(f"ls /opt/{APP}/releases /opt/{APP}/artifacts").split()
+    assert sorted(kept) == sorted(
+        ["/opt/containerapp/releases:", V1, BAD, "/opt/containerapp/artifacts:"]
+        + [f"sampleapp-{version}.tar.gz" for version in (V1, BAD)]
+    ), kept
+    images = on_host("docker image ls --format '{{.Repository}}:{{.Tag}}' sampleapp").split()
+    assert sorted(images) == sorted([f"sampleapp:{V1}", "sampleapp:2.0.3-errors30.after200req"])
