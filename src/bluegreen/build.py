@@ -230,6 +230,7 @@ HEALTHCHECK_CODE = "; ".join(
 # Docker's grammar of a repository (one path component), a tag and (loosely) a reference.
 _DOCKER_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
 DOCKER_CHECK_TIMEOUT_S = 30
+GZIP_LEVEL = 6
 
 
 class BuildError(BluegreenError):
@@ -1293,10 +1294,14 @@ def write_tarball(
         entry.uname = entry.gname = ""
         return entry
 
-    # filename="" keeps the temporary file's name out of the gzip header.
+    # filename="" keeps the temporary file's name out of the gzip header. Level 6 (gzip's
+    # own default), not Python's 9: a sample image's 241 MB took 8.0 s instead of 32.0 s,
+    # for 81.7 MiB instead of 81.2 (docs/benchmarks.md).
     with (
         _atomic_file(destination) as raw,
-        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=mtime) as compressed,
+        gzip.GzipFile(
+            filename="", fileobj=raw, mode="wb", mtime=mtime, compresslevel=GZIP_LEVEL
+        ) as compressed,
         tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for name in sorted([*directories, *files]):

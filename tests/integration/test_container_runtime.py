@@ -149,6 +149,15 @@ def run_releases() -> None:
     assert public()[::2] == (200, V1)
     assert revision() == V2_HEAD
 
+    # An old release the host still has (0.9.0, as an earlier deploy would have left it:
+    # installed, its artifact, its image), which nothing runs any more.
+    on_host(
+        f"install -d /opt/{APP}/releases/0.9.0 && touch -d '2 days ago' "
+        f"/opt/{APP}/releases/0.9.0/.bluegreen-installed "
+        f"&& touch /opt/{APP}/artifacts/sampleapp-0.9.0.tar.gz "
+        f"&& docker tag sampleapp:{V1} sampleapp:0.9.0"
+    )
+
     # A release whose error rate goes bad under the traffic: rolled back by itself.
     bad = release(BAD)
     assert bad.exit_code == 4, bad.report
@@ -158,12 +167,14 @@ def run_releases() -> None:
     steps = steps_of(bad)
     assert steps["rollback"]["evidence"]["bad_version"] == BAD, steps["rollback"]
 
-    # Only what the colours run is kept (bluegreen_service_keep_releases 0): 2.0.0's
-    # release, artifact and image went when the bad release was deployed.
-    kept = on_host(f"ls /opt/{APP}/releases /opt/{APP}/artifacts").split()
-    assert sorted(kept) == sorted(
-        ["/opt/containerapp/releases:", V1, BAD, "/opt/containerapp/artifacts:"]
-        + [f"sampleapp-{version}.tar.gz" for version in (V1, BAD)]
-    ), kept
+    # Its deploy kept what the colours run (1.0.0, and the bad release until it goes) and
+    # what the idle colour ran before it (2.0.0, should it have been put back there), and
+    # nothing else (bluegreen_service_keep_releases 0): 0.9.0 went, release, artifact and image.
+    assert sorted(on_host(f"ls /opt/{APP}/releases").split()) == sorted([V1, V2, BAD])
+    assert sorted(on_host(f"ls /opt/{APP}/artifacts").split()) == sorted(
+        f"sampleapp-{version}.tar.gz" for version in (V1, V2, BAD)
+    )
     images = on_host("docker image ls --format '{{.Repository}}:{{.Tag}}' sampleapp").split()
-    assert sorted(images) == sorted([f"sampleapp:{V1}", "sampleapp:2.0.3-errors30.after200req"])
+    assert sorted(images) == sorted(
+        [f"sampleapp:{V1}", f"sampleapp:{V2}", "sampleapp:2.0.3-errors30.after200req"]
+    )
