@@ -96,6 +96,22 @@ class SideService:
             )
         (ROOT / "state" / "journal" / self.inventory / f"{app}.jsonl").unlink(missing_ok=True)
 
+    def public(self, path: str = "/") -> tuple[int, str, str]:
+        """Status, colour and version nginx answers for the service, asked on the host
+        (0 for no answer, "" for a header it did not send)."""
+        url = f"http://127.0.0.1:{self.public_port}{path}"
+        lines = self.on_host(f"curl -s -o /dev/null -D - --max-time 5 {url} || true").splitlines()
+        status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
+        headers = {
+            key.strip().lower(): value.strip()
+            for key, _, value in (line.partition(":") for line in lines[1:])
+        }
+        return (
+            status,
+            headers.get("x-bluegreen-colour", ""),
+            headers.get("x-bluegreen-version", ""),
+        )
+
     def journal(self, release_id: str) -> dict[str, dict]:
         """The journal records of one release, by step (the last record of each step)."""
         lines = self.on_host(f"cat /var/lib/bluegreen/{self.name}/journal.jsonl").splitlines()

@@ -37,18 +37,7 @@ V1, V2, BAD = "1.0.0", "2.0.0", "2.0.3+errors30.after200req"
 # The sample's Alembic heads: 1.0.0 creates the notes table, 2.0.0 adds a column.
 V1_HEAD, V2_HEAD = "0001", "0002"
 DATABASE = f"/var/lib/{APP}/{APP}.db"
-
-
-def public() -> tuple[int, str, str]:
-    """Status, colour and version nginx answers for the service, asked on the host."""
-    url = f"http://127.0.0.1:{SERVICE.public_port}/"
-    lines = on_host(f"curl -s -o /dev/null -D - --max-time 5 {url} || true").splitlines()
-    status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
-    headers = {
-        key.strip().lower(): value.strip()
-        for key, _, value in (line.partition(":") for line in lines[1:])
-    }
-    return status, headers.get("x-bluegreen-colour", ""), headers.get("x-bluegreen-version", "")
+public = SERVICE.public
 
 
 def revision() -> str:

@@ -27,18 +27,7 @@ SERVICE = SideService("firstapp", SINGLE, "single1", public_port=8091)
 HOST = SERVICE.host
 APP = SERVICE.name
 on_host = SERVICE.on_host
-
-
-def public(path: str = "/") -> tuple[int, str, str]:
-    """Status, colour and version that nginx answers for firstapp, asked on the host."""
-    url = f"http://127.0.0.1:{SERVICE.public_port}{path}"
-    out = on_host(f"curl -s -o /dev/null -D - --max-time 5 {url} || true")
-    lines = out.splitlines()
-    status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
-    headers = dict(
-        (k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:])
-    )
-    return status, headers.get("x-bluegreen-colour", ""), headers.get("x-bluegreen-version", "")
+public = SERVICE.public
 
 
 def main_pid(colour: str) -> int:

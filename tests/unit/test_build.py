@@ -281,6 +281,18 @@ def tiny_wheel(directory: Path, name: str, version: str, requires: tuple[str, ..
     return wheel
 
 
+def use_only_index(monkeypatch: pytest.MonkeyPatch, wheels: Path, tmp_path: Path) -> None:
+    """pip and uv find packages in ``wheels`` and nowhere else, whatever this machine's
+    configuration says."""
+    for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+
+
 @pytest.fixture
 def local_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Tiny wheels in a directory that pip and uv use as their only index.
@@ -302,13 +314,7 @@ def local_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     for name in ("needed_b", "arm_only", "win_only", "gunicorn"):
         tiny_wheel(wheels, name, "2.0")
-    for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    use_only_index(monkeypatch, wheels, tmp_path)
     return wheels
 
 

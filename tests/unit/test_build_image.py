@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import serving
-from test_build import tiny_wheel, write_site
+from test_build import tiny_wheel, use_only_index, write_site
 from typer.testing import CliRunner
 
 import bluegreen.build
@@ -378,13 +378,7 @@ def offline_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     tiny_wheel(wheels, "site_core", "1.0")
-    for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    use_only_index(monkeypatch, wheels, tmp_path)
 
 
 def docker_calls(state: Path) -> list[list[str]]:
